@@ -1,0 +1,171 @@
+// Package ipxe owns the iPXE binaries fleetboot hands to firmware (embedded at build time or read
+// from a directory) and the iPXE scripts it renders for machines.
+package ipxe
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Names of the iPXE binaries fleetboot knows. Which firmware gets which is decided in
+// internal/dhcp; these are the file names on TFTP and under /ipxe/ on HTTP.
+const (
+	// BIOSUndi is iPXE for legacy BIOS PXE: it drives the NIC through the PXE ROM's UNDI.
+	BIOSUndi = "undionly.kpxe"
+	// UEFISnp is iPXE for x86_64 UEFI: it drives the NIC through the firmware's SNP protocol.
+	UEFISnp = "snponly.efi"
+	// UEFIFull is iPXE for x86_64 UEFI with its own NIC drivers (Debian's ipxe-amd64.efi).
+	UEFIFull = "ipxe.efi"
+	// UEFIArm64Snp is an SNP-only arm64 build; Debian ships none, a user may provide one.
+	UEFIArm64Snp = "snponly-arm64.efi"
+	// UEFIArm64Full is Debian's arm64 iPXE with its own drivers.
+	UEFIArm64Full = "ipxe-arm64.efi"
+)
+
+// required lists the binaries without which fleetboot cannot boot the x86 fleet it promises.
+var required = []string{BIOSUndi, UEFISnp, UEFIFull}
+
+// known lists every binary name served, required or optional.
+var known = []string{BIOSUndi, UEFISnp, UEFIFull, UEFIArm64Snp, UEFIArm64Full}
+
+// ErrMissing is returned by LoadBinaries when a required binary is absent.
+var ErrMissing = errors.New("iPXE binaries missing")
+
+// Binary is one iPXE file held in memory (they are small: 0.1–1 MiB).
+type Binary struct {
+	Name    string
+	Data    []byte
+	SHA256  string
+	ModTime time.Time
+}
+
+// Binaries is the set of iPXE files available to serve, keyed by file name.
+type Binaries struct {
+	files   map[string]*Binary
+	Version string // e.g. "debian-trixie ipxe 1.21.1+…", from the VERSION file when present
+	Source  string // "embedded" or the directory they were read from
+}
+
+// LoadBinaries reads the known iPXE files from fsys (rooted at the directory that holds them).
+// It fails with ErrMissing, naming the files and how to get them, when a required one is absent.
+func LoadBinaries(fsys fs.FS, source string) (*Binaries, error) {
+	b := &Binaries{files: map[string]*Binary{}, Source: source}
+	var missing []string
+	for _, name := range known {
+		data, err := fs.ReadFile(fsys, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			if contains(required, name) {
+				missing = append(missing, name)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read iPXE binary %s from %s: %w", name, source, err)
+		}
+		if len(data) == 0 {
+			missing = append(missing, name+" (empty)")
+			continue
+		}
+		sum := sha256.Sum256(data)
+		b.files[name] = &Binary{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:]), ModTime: buildTime}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w from %s: %s; run `scripts/fetch-ipxe.sh` before `go build` "+
+			"(it takes them from Debian's ipxe package), or point --ipxe-dir at a directory that holds them",
+			ErrMissing, source, strings.Join(missing, ", "))
+	}
+	if v, err := fs.ReadFile(fsys, "VERSION"); err == nil {
+		b.Version = strings.TrimSpace(string(v))
+	}
+	return b, nil
+}
+
+// LoadBinariesFrom loads from dir when it is set, else from the embedded files.
+func LoadBinariesFrom(embedded fs.FS, dir string) (*Binaries, error) {
+	if dir != "" {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("--ipxe-dir: %w", err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("--ipxe-dir %s is not a directory", dir)
+		}
+		return LoadBinaries(os.DirFS(dir), dir)
+	}
+	sub, err := fs.Sub(embedded, "ipxe")
+	if err != nil {
+		return nil, fmt.Errorf("embedded iPXE files: %w", err)
+	}
+	return LoadBinaries(sub, "embedded")
+}
+
+// Get returns the named binary. Names are exact: no directories, no case folding.
+func (b *Binaries) Get(name string) (*Binary, bool) {
+	if b == nil {
+		return nil, false
+	}
+	f, ok := b.files[name]
+	return f, ok
+}
+
+// Has reports whether the named binary is available.
+func (b *Binaries) Has(name string) bool {
+	_, ok := b.Get(name)
+	return ok
+}
+
+// List returns the available binaries sorted by name.
+func (b *Binaries) List() []*Binary {
+	out := make([]*Binary, 0, len(b.files))
+	for _, f := range b.files {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Reader returns a fresh reader over the binary's bytes (for TFTP and http.ServeContent).
+func (f *Binary) Reader() *bytes.Reader { return bytes.NewReader(f.Data) }
+
+// Arm64 returns the name of the arm64 UEFI binary to offer, preferring an SNP-only build, or ""
+// when none is available (then arm64 clients get no boot offer).
+func (b *Binaries) Arm64() string {
+	for _, n := range []string{UEFIArm64Snp, UEFIArm64Full} {
+		if b.Has(n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// CleanName turns a requested path ("/snponly.efi", "snponly.efi") into a binary name, or ""
+// when it names anything else (directories, traversal, unknown files).
+func CleanName(p string) string {
+	p = strings.TrimPrefix(p, "/")
+	if p == "" || strings.ContainsAny(p, "/\\\x00") || path.Clean(p) != p {
+		return ""
+	}
+	return p
+}
+
+// buildTime stands in for the files' modification time (embedded files have none); a fixed
+// process-start time keeps Last-Modified stable for one run.
+var buildTime = time.Now().UTC().Truncate(time.Second)
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
