@@ -59,6 +59,9 @@ type Binaries struct {
 // It fails with ErrMissing, naming the files and how to get them, when a required one is absent.
 func LoadBinaries(fsys fs.FS, source string) (*Binaries, error) {
 	b := &Binaries{files: map[string]*Binary{}, Source: source}
+	// Embedded files have no modification time; the load time keeps Last-Modified stable for
+	// the life of the process.
+	loaded := time.Now().UTC().Truncate(time.Second)
 	var missing []string
 	for _, name := range known {
 		data, err := fs.ReadFile(fsys, name)
@@ -76,7 +79,7 @@ func LoadBinaries(fsys fs.FS, source string) (*Binaries, error) {
 			continue
 		}
 		sum := sha256.Sum256(data)
-		b.files[name] = &Binary{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:]), ModTime: buildTime}
+		b.files[name] = &Binary{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:]), ModTime: loaded}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w from %s: %s; run `scripts/fetch-ipxe.sh` before `go build` "+
@@ -151,15 +154,11 @@ func (b *Binaries) Arm64() string {
 // when it names anything else (directories, traversal, unknown files).
 func CleanName(p string) string {
 	p = strings.TrimPrefix(p, "/")
-	if p == "" || strings.ContainsAny(p, "/\\\x00") || path.Clean(p) != p {
+	if p == "" || p == "." || p == ".." || strings.ContainsAny(p, "/\\\x00") || path.Clean(p) != p {
 		return ""
 	}
 	return p
 }
-
-// buildTime stands in for the files' modification time (embedded files have none); a fixed
-// process-start time keeps Last-Modified stable for one run.
-var buildTime = time.Now().UTC().Truncate(time.Second)
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

@@ -1,0 +1,85 @@
+// Package boot decides what a machine that asks for its iPXE script should boot. The decision
+// is pure: who the machine is (its identity) and what is configured go in, a script kind and
+// its bytes come out.
+package boot
+
+import (
+	"context"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+)
+
+// Script kinds, also metric label values.
+const (
+	KindChain  = "chain"  // the machine did not say who it is yet: ask it to
+	KindTarget = "target" // boot a kernel
+	KindMenu   = "menu"   // nothing assigned: menu, local disk by default
+	KindLocal  = "local"  // boot from local disk at once
+)
+
+// Request is a machine asking for its script.
+type Request struct {
+	ipxe.Identity
+	// Remote is the address the HTTP request came from.
+	Remote netip.Addr
+}
+
+// Decision is the script to send and why.
+type Decision struct {
+	Kind   string
+	Label  string
+	Script []byte
+}
+
+// Target is a boot target configured by paths below the assets directory.
+type Target struct {
+	Label   string
+	Kernel  string   // path below <data>/assets
+	Initrds []string // paths below <data>/assets
+	Cmdline string
+}
+
+// Static boots every identified machine into one configured target, or shows the menu when no
+// target is configured. It is the policy until machines and profiles exist.
+type Static struct {
+	Scripts ipxe.ScriptConfig
+	// Target is nil when no default boot target is configured.
+	Target *Target
+}
+
+// Decide implements the policy.
+func (s *Static) Decide(_ context.Context, r Request) (Decision, error) {
+	if r.MAC == "" {
+		return Decision{Kind: KindChain, Script: ipxe.Chain(s.Scripts)}, nil
+	}
+	if s.Target == nil {
+		return Decision{Kind: KindMenu, Script: ipxe.Menu(s.Scripts, "fleetboot: no boot target for this machine")}, nil
+	}
+	t := AssetTarget(s.Scripts.HTTPBase, *s.Target)
+	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(s.Scripts, t)}, nil
+}
+
+// AssetTarget turns asset paths into the absolute URLs iPXE fetches.
+func AssetTarget(base string, t Target) ipxe.BootTarget {
+	taken := map[string]bool{}
+	bt := ipxe.BootTarget{Label: t.Label, Kernel: AssetURL(base, t.Kernel), Cmdline: t.Cmdline}
+	if bt.Label == "" {
+		bt.Label = t.Kernel
+	}
+	for i, p := range t.Initrds {
+		bt.Initrds = append(bt.Initrds, ipxe.Initrd{Name: ipxe.InitrdName(p, i, taken), URL: AssetURL(base, p)})
+	}
+	return bt
+}
+
+// AssetURL is the URL of a file below <data>/assets, each path segment escaped.
+func AssetURL(base, p string) string {
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return base + "/assets/" + strings.Join(segs, "/")
+}

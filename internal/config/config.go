@@ -1,0 +1,349 @@
+// Package config owns fleetboot's configuration: one documented struct, defaults applied in one
+// place (Default), loading from flags and FLEETBOOT_* environment variables (Bind), and
+// validation with messages that say what to do (Validate). Field comments are user docs: the
+// flag help is generated from the same text.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path"
+	"strings"
+	"time"
+)
+
+// DHCP modes.
+const (
+	DHCPProxy = "proxy"
+	DHCPFull  = "full"
+	DHCPOff   = "off"
+)
+
+// Config is everything `fleetboot serve` needs.
+type Config struct {
+	// DataDir holds the database, uploaded ISOs, assets and the API token.
+	DataDir string
+	// Interface is the network interface DHCP and TFTP serve on. Empty: the interface of the
+	// default route.
+	Interface string
+	// AdvertiseIP is the IPv4 address machines use to reach fleetboot (siaddr, DHCP server id,
+	// the host in every boot URL). Empty: the first IPv4 address of Interface.
+	AdvertiseIP string
+	// HTTPAddr is the HTTP listen address (boot scripts, files, API).
+	HTTPAddr string
+	// TFTPAddr is the TFTP listen address, or "off". Empty host: the advertised IP.
+	TFTPAddr string
+	// DHCPMode is proxy (answer only PXE/HTTP Boot/iPXE clients, hand out no addresses: a site
+	// DHCP server keeps doing that), full (authoritative DHCP server for --pool) or off (the site
+	// DHCP server points machines at fleetboot itself).
+	DHCPMode string
+	// Pool is the full-mode address range, "START-END".
+	Pool string
+	// Netmask for full mode. Empty: the interface's own mask.
+	Netmask string
+	// Router (default gateway) handed out in full mode. Optional.
+	Router string
+	// DNS servers handed out in full mode, comma-separated. Optional.
+	DNS []string
+	// DomainName handed out in full mode. Optional.
+	DomainName string
+	// LeaseTime for full-mode leases.
+	LeaseTime time.Duration
+	// IPXEDir, when set, is a directory holding the iPXE binaries to serve instead of the
+	// embedded ones.
+	IPXEDir string
+	// HTTPBootFile is the iPXE binary UEFI HTTP Boot x64 clients get: snponly.efi (uses the
+	// firmware's network driver; works on most hardware) or ipxe.efi (iPXE's own drivers).
+	HTTPBootFile string
+	// BootKernel, BootInitrd and BootCmdline name the default boot target: paths relative to
+	// <data>/assets (served at /assets/). Empty kernel: machines get the boot menu.
+	BootKernel  string
+	BootInitrd  []string
+	BootCmdline string
+	// MenuTimeout is how long the boot menu waits before booting from the local disk.
+	MenuTimeout time.Duration
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string
+	LogFormat string
+}
+
+// Default returns the configuration used when nothing is set: proxyDHCP on the default-route
+// interface, HTTP on :8080, TFTP on :69, data in ./data.
+func Default() Config {
+	return Config{
+		DataDir:      "./data",
+		HTTPAddr:     ":8080",
+		TFTPAddr:     ":69",
+		DHCPMode:     DHCPProxy,
+		LeaseTime:    time.Hour,
+		HTTPBootFile: "snponly.efi",
+		MenuTimeout:  10 * time.Second,
+		LogLevel:     "info",
+		LogFormat:    "text",
+	}
+}
+
+// Resolved holds what Validate derived from Config: addresses parsed and the interface found.
+type Resolved struct {
+	Interface  string
+	ServerIP   netip.Addr
+	Netmask    net.IPMask
+	HTTPPort   int
+	HTTPBase   string // "http://10.77.0.1:8080"
+	TFTPAddr   string // "" when off
+	PoolStart  netip.Addr
+	PoolEnd    netip.Addr
+	Router     netip.Addr
+	DNS        []netip.Addr
+	BootInitrd []string
+}
+
+// Validate checks the configuration and resolves interface and addresses. Messages name the
+// flag to fix.
+func (c Config) Validate() (*Resolved, error) {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	r := &Resolved{}
+
+	switch c.DHCPMode {
+	case DHCPProxy, DHCPFull, DHCPOff:
+	default:
+		bad("--dhcp must be proxy, full or off, not %q", c.DHCPMode)
+	}
+	if c.DataDir == "" {
+		bad("--data must name a directory")
+	}
+
+	// HTTP port: boot URLs carry it explicitly (UEFI HTTP Boot drops the port from Host).
+	_, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		bad("--http %q: want host:port or :port (%v)", c.HTTPAddr, err)
+	} else if p, err := parsePort(port); err != nil || p == 0 {
+		bad("--http %q: need a fixed port: machines are told it in their boot URLs", c.HTTPAddr)
+	} else {
+		r.HTTPPort = p
+	}
+
+	ifname := c.Interface
+	if ifname == "" {
+		ifname, err = DefaultRouteInterface()
+		if err != nil && c.AdvertiseIP == "" {
+			bad("no --interface given and %v; pass --interface (and --advertise-ip)", err)
+		}
+	}
+	r.Interface = ifname
+	var ifaceNet *net.IPNet
+	if ifname != "" {
+		ifaceNet, err = interfaceIPv4(ifname)
+		if err != nil && (c.AdvertiseIP == "" || c.DHCPMode != DHCPOff) {
+			bad("--interface %s: %v", ifname, err)
+		}
+	}
+	if c.AdvertiseIP != "" {
+		a, err := netip.ParseAddr(c.AdvertiseIP)
+		if err != nil || !a.Is4() {
+			bad("--advertise-ip %q is not an IPv4 address", c.AdvertiseIP)
+		} else {
+			r.ServerIP = a
+		}
+	} else if ifaceNet != nil {
+		r.ServerIP, _ = netip.AddrFromSlice(ifaceNet.IP.To4())
+	}
+	if ifaceNet != nil {
+		r.Netmask = ifaceNet.Mask
+	}
+	if c.Netmask != "" {
+		m := net.ParseIP(c.Netmask).To4()
+		mask := net.IPMask(m)
+		if ones, bits := mask.Size(); m == nil || (ones == 0 && bits == 0) {
+			bad("--netmask %q is not a dotted IPv4 netmask", c.Netmask)
+		} else {
+			r.Netmask = mask
+		}
+	}
+	if r.ServerIP.IsValid() {
+		r.HTTPBase = fmt.Sprintf("http://%s:%d", r.ServerIP, r.HTTPPort)
+	}
+
+	if c.TFTPAddr != "off" && c.TFTPAddr != "" {
+		host, port, err := net.SplitHostPort(c.TFTPAddr)
+		if err != nil {
+			bad("--tftp %q: want host:port, :port or off (%v)", c.TFTPAddr, err)
+		} else {
+			if host == "" && r.ServerIP.IsValid() {
+				host = r.ServerIP.String()
+			}
+			r.TFTPAddr = net.JoinHostPort(host, port)
+		}
+	}
+
+	if c.DHCPMode == DHCPFull {
+		if c.Pool == "" {
+			bad("--dhcp=full needs --pool START-END (e.g. --pool 10.0.0.100-10.0.0.199)")
+		} else if s, e, err := ParsePool(c.Pool); err != nil {
+			bad("--pool: %v", err)
+		} else {
+			r.PoolStart, r.PoolEnd = s, e
+			if r.Netmask != nil && r.ServerIP.IsValid() {
+				n := &net.IPNet{IP: r.ServerIP.AsSlice(), Mask: r.Netmask}
+				if !n.Contains(s.AsSlice()) || !n.Contains(e.AsSlice()) {
+					bad("--pool %s is outside %s/%d; fix --pool or --netmask", c.Pool, r.ServerIP, maskOnes(r.Netmask))
+				}
+			}
+		}
+		if r.Netmask == nil {
+			bad("--dhcp=full needs --netmask (the interface has no IPv4 mask to borrow)")
+		}
+		if c.LeaseTime < time.Minute {
+			bad("--lease-time %s is too short; use at least 1m", c.LeaseTime)
+		}
+	}
+	if c.DHCPMode != DHCPOff && ifname == "" {
+		bad("--dhcp=%s needs --interface", c.DHCPMode)
+	}
+	if c.Router != "" {
+		a, err := netip.ParseAddr(c.Router)
+		if err != nil || !a.Is4() {
+			bad("--router %q is not an IPv4 address", c.Router)
+		}
+		r.Router = a
+	}
+	for _, d := range c.DNS {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(d)
+		if err != nil || !a.Is4() {
+			bad("--dns %q is not an IPv4 address", d)
+			continue
+		}
+		r.DNS = append(r.DNS, a)
+	}
+	switch c.HTTPBootFile {
+	case "snponly.efi", "ipxe.efi":
+	default:
+		bad("--http-boot-file must be snponly.efi or ipxe.efi, not %q", c.HTTPBootFile)
+	}
+	if c.BootKernel != "" {
+		if err := checkAssetPath(c.BootKernel); err != nil {
+			bad("--boot-kernel: %v", err)
+		}
+	}
+	for _, p := range c.BootInitrd {
+		for _, q := range strings.Split(p, ",") {
+			if q = strings.TrimSpace(q); q == "" {
+				continue
+			}
+			if err := checkAssetPath(q); err != nil {
+				bad("--boot-initrd: %v", err)
+			}
+			r.BootInitrd = append(r.BootInitrd, q)
+		}
+	}
+	if c.BootKernel == "" && (len(r.BootInitrd) > 0 || c.BootCmdline != "") {
+		bad("--boot-initrd/--boot-cmdline need --boot-kernel")
+	}
+	if strings.ContainsAny(c.BootCmdline, "\n\r") {
+		bad("--boot-cmdline must be one line")
+	}
+	if c.MenuTimeout < 0 {
+		bad("--menu-timeout must not be negative")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("--log-level must be debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("--log-format must be text or json")
+	}
+	if !r.ServerIP.IsValid() && len(errs) == 0 {
+		bad("cannot tell which IPv4 address machines should use; pass --advertise-ip")
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return r, nil
+}
+
+// ParsePool parses "START-END" into two IPv4 addresses with START <= END.
+func ParsePool(s string) (netip.Addr, netip.Addr, error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return netip.Addr{}, netip.Addr{}, fmt.Errorf("%q: want START-END", s)
+	}
+	start, err1 := netip.ParseAddr(strings.TrimSpace(a))
+	end, err2 := netip.ParseAddr(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil || !start.Is4() || !end.Is4() {
+		return netip.Addr{}, netip.Addr{}, fmt.Errorf("%q: START and END must be IPv4 addresses", s)
+	}
+	if end.Less(start) {
+		return netip.Addr{}, netip.Addr{}, fmt.Errorf("%q: END is before START", s)
+	}
+	return start, end, nil
+}
+
+// checkAssetPath accepts a clean relative path below <data>/assets.
+func checkAssetPath(p string) error {
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\x00") || strings.Contains(p, "\\") {
+		return fmt.Errorf("%q must be a relative path below <data>/assets", p)
+	}
+	if c := path.Clean(p); c != p || c == ".." || strings.HasPrefix(c, "../") {
+		return fmt.Errorf("%q must be a clean relative path below <data>/assets", p)
+	}
+	return nil
+}
+
+func parsePort(s string) (int, error) {
+	var p int
+	if _, err := fmt.Sscanf(s, "%d", &p); err != nil || p < 0 || p > 65535 || fmt.Sprint(p) != s {
+		return 0, fmt.Errorf("bad port %q", s)
+	}
+	return p, nil
+}
+
+func maskOnes(m net.IPMask) int { o, _ := m.Size(); return o }
+
+// interfaceIPv4 returns the first IPv4 address (with mask) of the named interface.
+func interfaceIPv4(name string) (*net.IPNet, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return &net.IPNet{IP: n.IP.To4(), Mask: n.Mask}, nil
+		}
+	}
+	return nil, fmt.Errorf("has no IPv4 address")
+}
+
+// DefaultRouteInterface returns the interface of the IPv4 default route, read from
+// /proc/net/route (no netlink dependency needed for one line).
+func DefaultRouteInterface() (string, error) {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "", fmt.Errorf("read routes: %w", err)
+	}
+	return defaultRouteFrom(string(b))
+}
+
+func defaultRouteFrom(table string) (string, error) {
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) >= 8 && f[1] == "00000000" && f[7] == "00000000" {
+			return f[0], nil
+		}
+	}
+	return "", errors.New("there is no IPv4 default route")
+}

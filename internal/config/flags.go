@@ -1,0 +1,61 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// RegisterFlags binds c's fields to flags on fs. Call it on a Config from Default so the
+// defaults show in --help.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory: database, ISOs, assets, API token")
+	fs.StringVar(&c.Interface, "interface", c.Interface, "network interface for DHCP and TFTP (default: the interface of the default route)")
+	fs.StringVar(&c.AdvertiseIP, "advertise-ip", c.AdvertiseIP, "IPv4 address machines use to reach fleetboot (default: first IPv4 of --interface)")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (boot scripts, files, API); needs a fixed port")
+	fs.StringVar(&c.TFTPAddr, "tftp", c.TFTPAddr, `TFTP listen address for the iPXE binaries, or "off" (empty host: the advertised IP)`)
+	fs.StringVar(&c.DHCPMode, "dhcp", c.DHCPMode, "DHCP mode: proxy (boot options only; a site DHCP gives addresses), full (authoritative, needs --pool) or off")
+	fs.StringVar(&c.Pool, "pool", c.Pool, "full DHCP: address range START-END")
+	fs.StringVar(&c.Netmask, "netmask", c.Netmask, "full DHCP: netmask (default: the interface's)")
+	fs.StringVar(&c.Router, "router", c.Router, "full DHCP: default gateway to hand out")
+	fs.StringSliceVar(&c.DNS, "dns", c.DNS, "full DHCP: DNS servers to hand out (comma-separated)")
+	fs.StringVar(&c.DomainName, "domain", c.DomainName, "full DHCP: domain name to hand out")
+	fs.DurationVar(&c.LeaseTime, "lease-time", c.LeaseTime, "full DHCP: lease duration")
+	fs.StringVar(&c.IPXEDir, "ipxe-dir", c.IPXEDir, "serve the iPXE binaries from this directory instead of the embedded ones")
+	fs.StringVar(&c.HTTPBootFile, "http-boot-file", c.HTTPBootFile, "iPXE binary for UEFI HTTP Boot x64 clients: snponly.efi or ipxe.efi")
+	fs.StringVar(&c.BootKernel, "boot-kernel", c.BootKernel, "default boot target: kernel path below <data>/assets (empty: boot menu)")
+	fs.StringSliceVar(&c.BootInitrd, "boot-initrd", c.BootInitrd, "default boot target: initrd path(s) below <data>/assets")
+	fs.StringVar(&c.BootCmdline, "boot-cmdline", c.BootCmdline, "default boot target: kernel command line")
+	fs.DurationVar(&c.MenuTimeout, "menu-timeout", c.MenuTimeout, "boot menu timeout before booting from local disk")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+}
+
+// EnvName is the environment variable that sets a flag: --lease-time → FLEETBOOT_LEASE_TIME.
+func EnvName(flag string) string {
+	return "FLEETBOOT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// ApplyEnv sets every flag of fs not given on the command line from its FLEETBOOT_*
+// environment variable. Flags win over the environment.
+func ApplyEnv(fs *pflag.FlagSet) error {
+	var errs []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		v, ok := os.LookupEnv(EnvName(f.Name))
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v", EnvName(f.Name), v, err))
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/metrics"
+)
+
+// bootScript answers GET /boot.ipxe. Without ?mac= it is the DHCP filename every iPXE fetches
+// first, and the answer asks the machine to say who it is; with it, the decider picks.
+func (a *API) bootScript(c echo.Context) error {
+	id := ipxe.ParseIdentity(c.QueryParams())
+	req := boot.Request{Identity: id, Remote: remoteIP(c)}
+	d, err := a.cfg.Decider.Decide(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	a.m.BootScripts.WithLabelValues(d.Kind).Inc()
+	a.log.Info("boot script", "mac", id.MAC, "uuid", id.UUID, "arch", id.Arch, "platform", id.Platform,
+		"ip", req.Remote, "kind", d.Kind, "target", d.Label)
+	return serveScript(c, d.Script)
+}
+
+// observe logs each request at debug level and counts it per route group.
+func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		res := c.Response()
+		route := routeGroup(c.Request().URL.Path)
+		status := res.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		a.m.HTTPRequests.WithLabelValues(route, metrics.CodeClass(status)).Inc()
+		a.m.HTTPBytes.WithLabelValues(route).Add(float64(res.Size))
+		a.log.Debug("http", "method", c.Request().Method, "path", c.Request().URL.Path, "status", res.Status,
+			"bytes", res.Size, "ip", remoteIP(c), "dur", time.Since(start), "range", c.Request().Header.Get("Range"))
+		return nil
+	}
+}
+
+func routeGroup(p string) string {
+	switch {
+	case p == "/boot.ipxe":
+		return "boot"
+	case strings.HasPrefix(p, "/ipxe/"):
+		return "ipxe"
+	case strings.HasPrefix(p, "/assets/"):
+		return "assets"
+	case strings.HasPrefix(p, "/isos/"):
+		return "iso"
+	case strings.HasPrefix(p, "/api/"):
+		return "api"
+	}
+	return "other"
+}
+
+// remoteIP is the peer address of the connection. Forwarded headers are ignored on purpose:
+// machines talk to fleetboot directly, and a header must not let one claim another's address.
+func remoteIP(c echo.Context) netip.Addr {
+	host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}

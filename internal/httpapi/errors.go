@@ -1,0 +1,56 @@
+package httpapi
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// statusError carries an HTTP status with a message meant for the client.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func httpError(code int, msg string) error { return &statusError{code: code, msg: msg} }
+
+// handleError is the one place errors become HTTP statuses. API routes answer JSON
+// {"error": "..."}; boot paths answer plain text, which iPXE prints on the console.
+func (a *API) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var se *statusError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &se):
+		code, msg = se.code, se.msg
+	case errors.As(err, &he):
+		code = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(code)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		code, msg = http.StatusNotFound, "not found"
+	}
+	if code >= 500 {
+		a.log.Error("http request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(code)
+		return
+	}
+	if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+		c.JSON(code, map[string]string{"error": msg})
+		return
+	}
+	c.String(code, msg+"\n")
+}

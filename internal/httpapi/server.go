@@ -1,0 +1,69 @@
+// Package httpapi owns fleetboot's HTTP side: iPXE boot scripts, the iPXE binaries for UEFI
+// HTTP Boot, files (assets, later ISO contents) with Range and sendfile, health and metrics.
+// Routes and the mapping of errors to HTTP statuses live here and nowhere else.
+package httpapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/metrics"
+)
+
+// Decider picks the script for a machine (internal/boot implements it).
+type Decider interface {
+	Decide(ctx context.Context, r boot.Request) (boot.Decision, error)
+}
+
+// Config wires the API to the rest of fleetboot.
+type Config struct {
+	Scripts  ipxe.ScriptConfig
+	Binaries *ipxe.Binaries
+	// Assets is the directory served at /assets/ (<data>/assets); nil disables the route.
+	Assets  *os.Root
+	Decider Decider
+	Metrics *metrics.Metrics // nil: a private registry
+	Logger  *slog.Logger     // nil: discard
+}
+
+// API is the HTTP handler.
+type API struct {
+	cfg Config
+	e   *echo.Echo
+	log *slog.Logger
+	m   *metrics.Metrics
+}
+
+// New builds the routes.
+func New(cfg Config) *API {
+	a := &API{cfg: cfg, log: cfg.Logger, m: cfg.Metrics}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if a.m == nil {
+		a.m = metrics.New()
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.handleError
+	e.Use(a.observe)
+
+	getHead := []string{http.MethodGet, http.MethodHead}
+	e.Match(getHead, "/boot.ipxe", a.bootScript)
+	e.Match(getHead, "/ipxe/:file", a.ipxeFile)
+	e.Match(getHead, "/assets/*", a.asset)
+	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))
+	a.e = e
+	return a
+}
+
+// ServeHTTP makes API an http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.e.ServeHTTP(w, r) }

@@ -1,0 +1,220 @@
+package ipxe
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// The iPXE variables a machine reports about itself when it asks for its script. netX is the
+// network device iPXE opened last, i.e. the one that booted (net0 would be wrong on a
+// multi-port machine that boots from its second port). :hexhyp avoids ':' in the query.
+const identifyQuery = "mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}&ip=${netX/ip}"
+
+// BootTarget is what a machine should boot: a kernel, its initrds and its command line, all
+// as absolute URLs the machine can fetch over HTTP.
+type BootTarget struct {
+	// Label is shown on the console while loading ("default target", a profile name, …).
+	Label   string
+	Kernel  string
+	Initrds []Initrd
+	Cmdline string
+}
+
+// Initrd is one initrd and the name the kernel sees it under.
+type Initrd struct {
+	Name string
+	URL  string
+}
+
+// ScriptConfig is what every rendered script needs to know about the server.
+type ScriptConfig struct {
+	// HTTPBase is the server's base URL, e.g. "http://10.77.0.1:8080".
+	HTTPBase string
+	// MenuTimeout is how long the menu waits before booting from the local disk.
+	MenuTimeout time.Duration
+}
+
+// Chain renders the first script every iPXE gets from the DHCP filename: it asks for
+// /boot.ipxe again, this time saying who it is, because iPXE does not expand variables in a
+// DHCP filename.
+func Chain(c ScriptConfig) []byte {
+	return render(chainTmpl, c, nil)
+}
+
+// Autoexec renders autoexec.ipxe. Debian trixie's EFI iPXE fetches it from the server it was
+// loaded from (TFTP or HTTP) before its normal boot; running it skips the Ctrl-B prompt and
+// the IPv6 router-advertisement wait (`ifconf -c dhcp` configures DHCPv4 only). If it fails,
+// iPXE carries on with its normal DHCP boot, which reaches /boot.ipxe anyway.
+func Autoexec(c ScriptConfig) []byte {
+	return render(autoexecTmpl, c, nil)
+}
+
+// Boot renders the script that boots target. iPXE's EFI builds before 2021 need
+// `initrd=<name>` on the kernel command line to hand the initrd to the kernel (and Linux
+// kernels older than 5.8 need it too), so the names are always there.
+func Boot(c ScriptConfig, t BootTarget) []byte {
+	return render(bootTmpl, c, t)
+}
+
+// Menu renders the menu for machines with nothing assigned: boot from local disk (default,
+// after MenuTimeout), retry, or an iPXE shell. Local boot is `exit` under UEFI (the firmware
+// moves on to the next boot entry) and `sanboot --no-describe --drive 0x80` under BIOS (the
+// first hard disk).
+func Menu(c ScriptConfig, title string) []byte {
+	return render(menuTmpl, c, title)
+}
+
+// LocalBoot renders a script that boots from the local disk at once.
+func LocalBoot(c ScriptConfig) []byte {
+	return render(localTmpl, c, nil)
+}
+
+// InitrdName picks the name the kernel sees an initrd under: the file's base name, made
+// unique by an index when two initrds share one.
+func InitrdName(p string, i int, taken map[string]bool) string {
+	n := path.Base(p)
+	if n == "." || n == "/" || n == "" {
+		n = "initrd"
+	}
+	if taken[n] {
+		n = fmt.Sprintf("%d-%s", i, n)
+	}
+	taken[n] = true
+	return n
+}
+
+// ScriptURL is the URL of the identifying boot script, for links and docs.
+func ScriptURL(base string) string { return base + "/boot.ipxe?" + identifyQuery }
+
+// Identity is what a machine said about itself in the boot script query.
+type Identity struct {
+	MAC      string // lower case, colon-separated; "" when absent or malformed
+	UUID     string
+	Arch     string // iPXE ${buildarch}: i386, x86_64, arm64 …
+	Platform string // iPXE ${platform}: pcbios, efi
+	IP       string
+}
+
+// ParseIdentity reads the identifying query. Values iPXE could not expand arrive empty; bad
+// values are dropped rather than trusted.
+func ParseIdentity(q url.Values) Identity {
+	id := Identity{
+		MAC:      NormalizeMAC(q.Get("mac")),
+		UUID:     cleanToken(q.Get("uuid"), 36),
+		Arch:     cleanToken(q.Get("arch"), 16),
+		Platform: cleanToken(q.Get("platform"), 16),
+		IP:       cleanToken(q.Get("ip"), 15),
+	}
+	return id
+}
+
+// NormalizeMAC accepts aa:bb:…, aa-bb-… or aabbcc… (6 bytes) and returns aa:bb:cc:dd:ee:ff,
+// or "" when s is not a MAC address.
+func NormalizeMAC(s string) string {
+	s = strings.ToLower(strings.NewReplacer(":", "", "-", "", ".", "").Replace(strings.TrimSpace(s)))
+	if len(s) != 12 {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < 12; i += 2 {
+		if !isHex(s[i]) || !isHex(s[i+1]) {
+			return ""
+		}
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(s[i : i+2])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+// cleanToken keeps values that are short and made of safe characters; others become "".
+func cleanToken(s string, max int) string {
+	if len(s) > max {
+		return ""
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == ':') {
+			return ""
+		}
+	}
+	return s
+}
+
+type tmplData struct {
+	ScriptConfig
+	V any
+}
+
+func render(t *template.Template, c ScriptConfig, v any) []byte {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, tmplData{ScriptConfig: c, V: v}); err != nil {
+		// The templates are constants rendered with fixed types: an error is a bug here, not
+		// bad input. Say so in the script rather than panicking a server.
+		return []byte("#!ipxe\necho fleetboot: internal error rendering script: " + oneLine(err.Error()) + "\nshell\n")
+	}
+	return buf.Bytes()
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
+
+var funcs = template.FuncMap{
+	"ms":      func(d time.Duration) int64 { return d.Milliseconds() },
+	"query":   func() string { return identifyQuery },
+	"oneline": oneLine,
+}
+
+var chainTmpl = template.Must(template.New("chain").Funcs(funcs).Parse(`#!ipxe
+chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || shell
+`))
+
+var autoexecTmpl = template.Must(template.New("autoexec").Funcs(funcs).Parse(`#!ipxe
+ifconf -c dhcp && chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}}
+`))
+
+var bootTmpl = template.Must(template.New("boot").Funcs(funcs).Parse(`#!ipxe
+echo fleetboot: booting {{oneline .V.Label}}
+kernel {{.V.Kernel}}{{range .V.Initrds}} initrd={{.Name}}{{end}}{{if .V.Cmdline}} {{oneline .V.Cmdline}}{{end}} || goto failed
+{{- range .V.Initrds}}
+initrd --name {{.Name}} {{.URL}} || goto failed
+{{- end}}
+boot || goto failed
+:failed
+echo fleetboot: could not boot {{oneline .V.Label}} - local disk in 10 s, any key for a shell
+prompt --timeout 10000 && shell ||
+iseq ${platform} efi && exit ||
+sanboot --no-describe --drive 0x80
+`))
+
+var menuTmpl = template.Must(template.New("menu").Funcs(funcs).Parse(`#!ipxe
+:menu
+menu {{oneline .V}}
+item --gap -- fleetboot ${netX/mac} (${platform}/${buildarch})
+item local Boot from local disk
+item retry Ask fleetboot again
+item shell iPXE shell
+choose --timeout {{ms .MenuTimeout}} --default local target || goto local
+goto ${target}
+:retry
+chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || goto menu
+:shell
+shell
+goto menu
+:local
+echo fleetboot: booting from local disk
+iseq ${platform} efi && exit ||
+sanboot --no-describe --drive 0x80 || goto menu
+`))
+
+var localTmpl = template.Must(template.New("local").Funcs(funcs).Parse(`#!ipxe
+echo fleetboot: booting from local disk
+iseq ${platform} efi && exit ||
+sanboot --no-describe --drive 0x80
+`))
