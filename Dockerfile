@@ -1,0 +1,29 @@
+# fleetboot container image.
+#
+#   docker build -t fleetboot .
+#   docker run --net=host --cap-add=NET_ADMIN --cap-add=NET_RAW -v /srv/fleetboot:/data fleetboot \
+#       serve --interface eth0 --dhcp proxy
+#
+# DHCP and TFTP need the host's network (--net=host): broadcast DHCP does not cross Docker's NAT.
+# The iPXE binaries come from Debian's ipxe package at build time (scripts/fetch-ipxe.sh) and are
+# embedded in the binary; nothing third-party is committed to the repository.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates debian-archive-keyring \
+    && rm -rf /var/lib/apt/lists/*
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN bash scripts/fetch-ipxe.sh \
+    && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleetboot ./cmd/fleetboot \
+    && /out/fleetboot version
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/fleetboot /usr/local/bin/fleetboot
+VOLUME /data
+EXPOSE 67/udp 69/udp 4011/udp 8080/tcp
+ENTRYPOINT ["/usr/local/bin/fleetboot"]
+CMD ["serve", "--data", "/data"]
