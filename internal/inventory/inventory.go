@@ -1,0 +1,212 @@
+// Package inventory owns what fleetboot knows about machines, install profiles, assignment
+// rules and each machine's event timeline, persisted in the embedded database. A machine is
+// identified by its MAC address (lower-case, colon-separated); its UUID (SMBIOS, DHCP option
+// 97) is recorded when seen. State moves discovered → install-pending → installing → installed;
+// Transition is the only way to change it, and every change is an event.
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+// State is where a machine is in its install life.
+type State string
+
+// Machine states.
+const (
+	// Discovered: seen on the network, nothing to install.
+	Discovered State = "discovered"
+	// InstallPending: the next network boot installs the assigned profile.
+	InstallPending State = "install-pending"
+	// Installing: the installer was handed out; waiting for the done callback.
+	Installing State = "installing"
+	// Installed: the installer reported done; the machine boots from its disk.
+	Installed State = "installed"
+)
+
+// ValidState reports whether s is a known state.
+func ValidState(s State) bool {
+	switch s {
+	case Discovered, InstallPending, Installing, Installed:
+		return true
+	}
+	return false
+}
+
+// Errors callers map to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Machine is one machine.
+type Machine struct {
+	MAC          string            `json:"mac"`
+	UUID         string            `json:"uuid,omitempty"`
+	Hostname     string            `json:"hostname,omitempty"`
+	Labels       map[string]string `json:"labels"`
+	Profile      string            `json:"profile,omitempty"`
+	State        State             `json:"state"`
+	Arch         string            `json:"arch,omitempty"`
+	Platform     string            `json:"platform,omitempty"`
+	Firmware     string            `json:"firmware,omitempty"`
+	IP           string            `json:"ip,omitempty"`
+	FirstSeen    time.Time         `json:"first_seen"`
+	LastSeen     time.Time         `json:"last_seen"`
+	StateChanged time.Time         `json:"state_changed"`
+}
+
+// Profile is an install: an ISO, one of its boot entries, extra kernel arguments and an
+// optional unattended-install template.
+type Profile struct {
+	Name      string            `json:"name"`
+	ISO       string            `json:"iso"`
+	Entry     string            `json:"entry,omitempty"`
+	ExtraArgs string            `json:"extra_args,omitempty"`
+	Template  string            `json:"template,omitempty"`
+	Kind      string            `json:"template_kind,omitempty"`
+	Vars      map[string]string `json:"vars,omitempty"`
+	SSHKeys   []string          `json:"ssh_keys,omitempty"`
+	Created   time.Time         `json:"created"`
+	Updated   time.Time         `json:"updated"`
+}
+
+// Rule assigns a profile to machines that match it: every label given must match, and the MAC
+// must start with MACPrefix when one is given. Lower Priority wins; ties go to the older rule.
+type Rule struct {
+	ID        int64             `json:"id"`
+	Priority  int               `json:"priority"`
+	MACPrefix string            `json:"mac_prefix,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Profile   string            `json:"profile"`
+	// Install sets matching machines to install-pending (otherwise they only get the profile
+	// assigned, for an operator to start).
+	Install bool      `json:"install"`
+	Created time.Time `json:"created"`
+}
+
+// Event is one step in a machine's timeline.
+type Event struct {
+	ID     int64     `json:"id"`
+	MAC    string    `json:"mac"`
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Sighting is a machine seen booting.
+type Sighting struct {
+	MAC      string
+	UUID     string
+	Arch     string
+	Platform string
+	Firmware string
+	IP       string
+}
+
+// Inventory is the persisted inventory.
+type Inventory struct {
+	db *sql.DB
+	// mu serialises read-modify-write sequences (state transitions, sightings): SQLite
+	// serialises writers anyway, this keeps check-then-write atomic without retry loops.
+	mu  sync.Mutex
+	now func() time.Time
+}
+
+var migrations = []string{
+	`CREATE TABLE profiles (
+		name TEXT PRIMARY KEY,
+		iso TEXT NOT NULL,
+		entry TEXT NOT NULL DEFAULT '',
+		extra_args TEXT NOT NULL DEFAULT '',
+		template TEXT NOT NULL DEFAULT '',
+		template_kind TEXT NOT NULL DEFAULT '',
+		vars TEXT NOT NULL DEFAULT '{}',
+		ssh_keys TEXT NOT NULL DEFAULT '[]',
+		created TEXT NOT NULL,
+		updated TEXT NOT NULL);
+	CREATE TABLE machines (
+		mac TEXT PRIMARY KEY,
+		uuid TEXT NOT NULL DEFAULT '',
+		hostname TEXT NOT NULL DEFAULT '',
+		labels TEXT NOT NULL DEFAULT '{}',
+		profile TEXT REFERENCES profiles(name) ON UPDATE CASCADE ON DELETE RESTRICT,
+		state TEXT NOT NULL,
+		arch TEXT NOT NULL DEFAULT '',
+		platform TEXT NOT NULL DEFAULT '',
+		firmware TEXT NOT NULL DEFAULT '',
+		ip TEXT NOT NULL DEFAULT '',
+		first_seen TEXT NOT NULL,
+		last_seen TEXT NOT NULL,
+		state_changed TEXT NOT NULL);
+	CREATE INDEX machines_uuid ON machines(uuid) WHERE uuid != '';
+	CREATE TABLE rules (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		priority INTEGER NOT NULL DEFAULT 100,
+		mac_prefix TEXT NOT NULL DEFAULT '',
+		labels TEXT NOT NULL DEFAULT '{}',
+		profile TEXT NOT NULL REFERENCES profiles(name) ON UPDATE CASCADE ON DELETE RESTRICT,
+		install INTEGER NOT NULL DEFAULT 0,
+		created TEXT NOT NULL);
+	CREATE TABLE events (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		mac TEXT NOT NULL,
+		time TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		detail TEXT NOT NULL DEFAULT '');
+	CREATE INDEX events_mac_time ON events(mac, id);`,
+}
+
+// Open applies the inventory's migrations and returns it.
+func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
+	if err := st.Migrate(ctx, "inventory", migrations); err != nil {
+		return nil, err
+	}
+	return &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+const timeFmt = time.RFC3339Nano
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeFmt) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(timeFmt, s)
+	return t
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
+	macPfx  = regexp.MustCompile(`^([0-9a-f]{2})(:[0-9a-f]{2}){0,5}$`)
+)
+
+// ValidName reports whether s can name a profile: letters, digits, '.', '_', '-', at most 63.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+func checkLabels(l map[string]string) error {
+	for k, v := range l {
+		if !labelRE.MatchString(k) {
+			return fmt.Errorf("%w: label key %q: use letters, digits, '.', '_', '-', '/'", ErrInvalid, k)
+		}
+		if len(v) > 253 || strings.ContainsAny(v, "\x00\n\r") {
+			return fmt.Errorf("%w: label %s has a bad value", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,195 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+func openInv(t *testing.T) (*Inventory, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	inv, err := Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv, dir
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestOneShotInstallStateMachine(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	if _, _, err := inv.PutProfile(ctx, &Profile{Name: "deb12", ISO: "iso1"}); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:00:00:01"
+	m, created, err := inv.See(ctx, Sighting{MAC: mac, Arch: "x86_64", Platform: "efi", IP: "10.0.0.5"})
+	if err != nil || !created || m.State != Discovered {
+		t.Fatalf("first sighting: %+v %v %v", m, created, err)
+	}
+	// Pending needs a profile.
+	if _, err := inv.UpdateMachine(ctx, mac, MachineUpdate{State: ptr(InstallPending)}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("pending without profile: %v", err)
+	}
+	m, err = inv.UpdateMachine(ctx, mac, MachineUpdate{Profile: ptr("deb12"), State: ptr(InstallPending)})
+	if err != nil || m.State != InstallPending || m.Profile != "deb12" {
+		t.Fatalf("assign: %+v %v", m, err)
+	}
+	// The boot path takes pending → installing exactly once.
+	if _, err := inv.Transition(ctx, mac, []State{InstallPending}, Installing, "script served"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.Transition(ctx, mac, []State{InstallPending}, Installing, "again"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second pending→installing: %v", err)
+	}
+	// Done callback.
+	m, err = inv.Transition(ctx, mac, []State{Installing}, Installed, "installer done")
+	if err != nil || m.State != Installed {
+		t.Fatalf("done: %+v %v", m, err)
+	}
+	// A second done is a conflict, not a silent success.
+	if _, err := inv.Transition(ctx, mac, []State{Installing}, Installed, "dup"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("dup done: %v", err)
+	}
+	// Re-install = pending again.
+	if m, err = inv.UpdateMachine(ctx, mac, MachineUpdate{State: ptr(InstallPending)}); err != nil || m.State != InstallPending {
+		t.Fatalf("reinstall: %+v %v", m, err)
+	}
+	ev, err := inv.Events(ctx, mac, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range ev {
+		kinds = append(kinds, e.Kind+":"+e.Detail)
+	}
+	want := []string{
+		"discovered:arch=x86_64 platform=efi ip=10.0.0.5",
+		"profile:assigned deb12",
+		"state:discovered → install-pending: set by operator",
+		"state:install-pending → installing: script served",
+		"state:installing → installed: installer done",
+		"state:installed → install-pending: set by operator",
+	}
+	if len(kinds) != len(want) {
+		t.Fatalf("events %q", kinds)
+	}
+	for i := range want {
+		if kinds[i] != want[i] {
+			t.Errorf("event %d = %q, want %q", i, kinds[i], want[i])
+		}
+	}
+}
+
+func TestSightingKeepsKnownFieldsAndRefreshesLastSeen(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	const mac = "52:54:00:00:00:02"
+	inv.See(ctx, Sighting{MAC: mac, UUID: "u-1", Arch: "x86_64"})
+	m, created, err := inv.See(ctx, Sighting{MAC: mac, IP: "10.0.0.9"})
+	if err != nil || created || m.UUID != "u-1" || m.Arch != "x86_64" || m.IP != "10.0.0.9" {
+		t.Fatalf("%+v %v %v", m, created, err)
+	}
+}
+
+func TestRulesAssignByMACPrefixAndLabels(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	inv.PutProfile(ctx, &Profile{Name: "rack1", ISO: "a"})
+	inv.PutProfile(ctx, &Profile{Name: "gpu", ISO: "b"})
+	if _, _, err := inv.AddRule(ctx, Rule{Profile: "rack1"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("match-all rule accepted: %v", err)
+	}
+	if _, _, err := inv.AddRule(ctx, Rule{Profile: "nope", MACPrefix: "52:54"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("rule with unknown profile: %v", err)
+	}
+	// An existing unassigned machine is picked up when the rule is added.
+	inv.See(ctx, Sighting{MAC: "52:54:00:aa:00:01"})
+	r, applied, err := inv.AddRule(ctx, Rule{Priority: 10, MACPrefix: "52-54-00-AA", Profile: "rack1", Install: true})
+	if err != nil || applied != 1 || r.MACPrefix != "52:54:00:aa" {
+		t.Fatalf("add rule: %+v applied=%d %v", r, applied, err)
+	}
+	if _, _, err := inv.AddRule(ctx, Rule{Priority: 5, Labels: map[string]string{"role": "gpu"}, Profile: "gpu"}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := inv.Machine(ctx, "52:54:00:aa:00:01")
+	if m.Profile != "rack1" || m.State != InstallPending {
+		t.Fatalf("existing machine: %+v", m)
+	}
+	// A new machine matching the prefix is assigned at discovery.
+	m, _, _ = inv.See(ctx, Sighting{MAC: "52:54:00:aa:00:02"})
+	if m.Profile != "rack1" || m.State != InstallPending {
+		t.Fatalf("new machine: %+v", m)
+	}
+	// Another prefix: nothing; labelled later: the label rule applies (but does not install).
+	m, _, _ = inv.See(ctx, Sighting{MAC: "52:54:00:bb:00:01"})
+	if m.Profile != "" {
+		t.Fatalf("unmatched machine got %q", m.Profile)
+	}
+	m, err = inv.UpdateMachine(ctx, m.MAC, MachineUpdate{Labels: map[string]string{"role": "gpu"}})
+	if err != nil || m.Profile != "gpu" || m.State != Discovered {
+		t.Fatalf("labelled machine: %+v %v", m, err)
+	}
+	// Profiles in use cannot be deleted.
+	if err := inv.DeleteProfile(ctx, "gpu"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("delete used profile: %v", err)
+	}
+	if used, _ := inv.ISOInUse(ctx, "a"); !used {
+		t.Fatal("ISO a should be in use")
+	}
+	if used, _ := inv.ISOInUse(ctx, "zzz"); used {
+		t.Fatal("ISO zzz should not be in use")
+	}
+}
+
+func TestConcurrentSightingsOfOneMachineCreateItOnce(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	creations := 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := inv.See(ctx, Sighting{MAC: "52:54:00:00:00:99"})
+			if err != nil {
+				t.Error(err)
+			}
+			if created {
+				mu.Lock()
+				creations++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if creations != 1 {
+		t.Fatalf("created %d times", creations)
+	}
+}
+
+func TestEventsAreBoundedPerMachine(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	inv.See(ctx, Sighting{MAC: "52:54:00:00:00:03"})
+	for i := 0; i < maxEventsPerMachine+50; i++ {
+		if err := inv.AddEvent(ctx, "52:54:00:00:00:03", "boot", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev, _ := inv.Events(ctx, "52:54:00:00:00:03", 0)
+	if len(ev) != maxEventsPerMachine || ev[0].Kind != "boot" {
+		t.Fatalf("%d events, first %+v", len(ev), ev[0])
+	}
+}

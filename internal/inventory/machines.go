@@ -1,0 +1,292 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, arch, platform, firmware, ip, first_seen, last_seen, state_changed`
+
+type scanner interface{ Scan(...any) error }
+
+func scanMachine(s scanner) (*Machine, error) {
+	var m Machine
+	var labels, first, last, changed string
+	if err := s.Scan(&m.MAC, &m.UUID, &m.Hostname, &labels, &m.Profile, &m.State, &m.Arch, &m.Platform,
+		&m.Firmware, &m.IP, &first, &last, &changed); err != nil {
+		return nil, err
+	}
+	m.Labels = map[string]string{}
+	json.Unmarshal([]byte(labels), &m.Labels)
+	m.FirstSeen, m.LastSeen, m.StateChanged = parseTime(first), parseTime(last), parseTime(changed)
+	return &m, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func getMachine(ctx context.Context, q querier, mac string) (*Machine, error) {
+	m, err := scanMachine(q.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE mac = ?`, mac))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("machine %s: %w", mac, ErrNotFound)
+	}
+	return m, err
+}
+
+// Machine returns the machine with this MAC.
+func (inv *Inventory) Machine(ctx context.Context, mac string) (*Machine, error) {
+	return getMachine(ctx, inv.db, mac)
+}
+
+// Machines lists machines, optionally only those in state.
+func (inv *Inventory) Machines(ctx context.Context, state State) ([]*Machine, error) {
+	q := `SELECT ` + machineCols + ` FROM machines`
+	var args []any
+	if state != "" {
+		q += ` WHERE state = ?`
+		args = append(args, state)
+	}
+	rows, err := inv.db.QueryContext(ctx, q+` ORDER BY mac`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Machine{}
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// See records a machine seen booting: a new one is created as discovered (and the assignment
+// rules are applied to it), a known one gets its last-seen data refreshed. It returns the
+// machine as it is now and whether it was new.
+func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, error) {
+	if s.MAC == "" {
+		return nil, false, fmt.Errorf("%w: sighting without MAC", ErrInvalid)
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	now := fmtTime(inv.now())
+	tx, err := inv.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.Rollback()
+	m, err := getMachine(ctx, tx, s.MAC)
+	created := false
+	switch {
+	case errors.Is(err, ErrNotFound):
+		created = true
+		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (mac, uuid, state, arch, platform, firmware, ip, first_seen, last_seen, state_changed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.MAC, s.UUID, Discovered, s.Arch, s.Platform, s.Firmware, s.IP, now, now, now); err != nil {
+			return nil, false, fmt.Errorf("record machine %s: %w", s.MAC, err)
+		}
+		addEvent(ctx, tx, s.MAC, now, "discovered", describeSighting(s))
+		if err := applyRules(ctx, tx, s.MAC, now); err != nil {
+			return nil, false, err
+		}
+	case err != nil:
+		return nil, false, err
+	default:
+		// Keep what we knew when this sighting lacks it (iPXE may not expand ${uuid}).
+		upd := func(newv, old string) string {
+			if newv == "" {
+				return old
+			}
+			return newv
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET uuid=?, arch=?, platform=?, firmware=?, ip=?, last_seen=? WHERE mac=?`,
+			upd(s.UUID, m.UUID), upd(s.Arch, m.Arch), upd(s.Platform, m.Platform), upd(s.Firmware, m.Firmware), upd(s.IP, m.IP), now, s.MAC); err != nil {
+			return nil, false, fmt.Errorf("update machine %s: %w", s.MAC, err)
+		}
+	}
+	m, err = getMachine(ctx, tx, s.MAC)
+	if err != nil {
+		return nil, false, err
+	}
+	return m, created, tx.Commit()
+}
+
+func describeSighting(s Sighting) string {
+	var parts []string
+	for _, kv := range [][2]string{{"uuid", s.UUID}, {"arch", s.Arch}, {"platform", s.Platform}, {"firmware", s.Firmware}, {"ip", s.IP}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// MachineUpdate changes an operator-owned field; nil fields stay as they are.
+type MachineUpdate struct {
+	Hostname *string
+	Labels   map[string]string // replaces all labels when non-nil
+	Profile  *string           // "" unassigns
+	State    *State
+}
+
+// CreateMachine adds a machine by hand (before it ever boots).
+func (inv *Inventory) CreateMachine(ctx context.Context, mac string, u MachineUpdate) (*Machine, error) {
+	inv.mu.Lock()
+	now := fmtTime(inv.now())
+	_, err := inv.db.ExecContext(ctx, `INSERT INTO machines (mac, state, first_seen, last_seen, state_changed) VALUES (?, ?, ?, ?, ?)`,
+		mac, Discovered, now, "", now)
+	if err == nil {
+		addEvent(ctx, inv.db, mac, now, "created", "added by operator")
+	}
+	inv.mu.Unlock()
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return nil, fmt.Errorf("machine %s already exists: %w", mac, ErrConflict)
+		}
+		return nil, err
+	}
+	return inv.UpdateMachine(ctx, mac, u)
+}
+
+// UpdateMachine applies u. Setting State to install-pending needs a profile; labels changed
+// on a machine without a profile re-run the assignment rules.
+func (inv *Inventory) UpdateMachine(ctx context.Context, mac string, u MachineUpdate) (*Machine, error) {
+	if u.Labels != nil {
+		if err := checkLabels(u.Labels); err != nil {
+			return nil, err
+		}
+	}
+	if u.Hostname != nil && (len(*u.Hostname) > 253 || strings.ContainsAny(*u.Hostname, " \x00\n\r/")) {
+		return nil, fmt.Errorf("%w: hostname %q", ErrInvalid, *u.Hostname)
+	}
+	if u.State != nil && !ValidState(*u.State) {
+		return nil, fmt.Errorf("%w: state %q: want discovered, install-pending, installing or installed", ErrInvalid, *u.State)
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	now := fmtTime(inv.now())
+	tx, err := inv.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	m, err := getMachine(ctx, tx, mac)
+	if err != nil {
+		return nil, err
+	}
+	if u.Hostname != nil && *u.Hostname != m.Hostname {
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET hostname=? WHERE mac=?`, *u.Hostname, mac); err != nil {
+			return nil, err
+		}
+	}
+	if u.Labels != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET labels=? WHERE mac=?`, jsonText(u.Labels), mac); err != nil {
+			return nil, err
+		}
+		addEvent(ctx, tx, mac, now, "labels", jsonText(u.Labels))
+	}
+	profile := m.Profile
+	if u.Profile != nil && *u.Profile != m.Profile {
+		profile = *u.Profile
+		var p any
+		if profile != "" {
+			p = profile
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM profiles WHERE name=?`, profile).Scan(new(int)); err != nil {
+				return nil, fmt.Errorf("%w: profile %q does not exist", ErrInvalid, profile)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, p, mac); err != nil {
+			return nil, err
+		}
+		addEvent(ctx, tx, mac, now, "profile", "assigned "+orNone(profile))
+	}
+	if u.State != nil && *u.State != m.State {
+		if *u.State == InstallPending && profile == "" {
+			return nil, fmt.Errorf("%w: machine %s has no profile to install; assign one first", ErrInvalid, mac)
+		}
+		if err := setState(ctx, tx, mac, m.State, *u.State, now, "set by operator"); err != nil {
+			return nil, err
+		}
+	}
+	if u.Labels != nil && profile == "" {
+		if err := applyRules(ctx, tx, mac, now); err != nil {
+			return nil, err
+		}
+	}
+	m, err = getMachine(ctx, tx, mac)
+	if err != nil {
+		return nil, err
+	}
+	return m, tx.Commit()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// DeleteMachine forgets a machine and its timeline.
+func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
+	res, err := inv.db.ExecContext(ctx, `DELETE FROM machines WHERE mac=?`, mac)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("machine %s: %w", mac, ErrNotFound)
+	}
+	_, err = inv.db.ExecContext(ctx, `DELETE FROM events WHERE mac=?`, mac)
+	return err
+}
+
+// Transition moves a machine from one of from to to, atomically; ErrConflict when it is in
+// another state. The boot path (install-pending → installing) and the installer's done
+// callback (installing → installed) use it.
+func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, to State, why string) (*Machine, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	tx, err := inv.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	m, err := getMachine(ctx, tx, mac)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	for _, f := range from {
+		ok = ok || m.State == f
+	}
+	if !ok {
+		return m, fmt.Errorf("machine %s is %s, not %v: %w", mac, m.State, from, ErrConflict)
+	}
+	if err := setState(ctx, tx, mac, m.State, to, fmtTime(inv.now()), why); err != nil {
+		return nil, err
+	}
+	m, err = getMachine(ctx, tx, mac)
+	if err != nil {
+		return nil, err
+	}
+	return m, tx.Commit()
+}
+
+func setState(ctx context.Context, q querier, mac string, from, to State, now, why string) error {
+	if _, err := q.ExecContext(ctx, `UPDATE machines SET state=?, state_changed=? WHERE mac=?`, to, now, mac); err != nil {
+		return fmt.Errorf("set state of %s: %w", mac, err)
+	}
+	detail := string(from) + " → " + string(to)
+	if why != "" {
+		detail += ": " + why
+	}
+	return addEvent(ctx, q, mac, now, "state", detail)
+}

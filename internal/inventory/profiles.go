@@ -1,0 +1,122 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+const profileCols = `name, iso, entry, extra_args, template, template_kind, vars, ssh_keys, created, updated`
+
+func scanProfile(s scanner) (*Profile, error) {
+	var p Profile
+	var vars, keys, created, updated string
+	if err := s.Scan(&p.Name, &p.ISO, &p.Entry, &p.ExtraArgs, &p.Template, &p.Kind, &vars, &keys, &created, &updated); err != nil {
+		return nil, err
+	}
+	json.Unmarshal([]byte(vars), &p.Vars)
+	json.Unmarshal([]byte(keys), &p.SSHKeys)
+	p.Created, p.Updated = parseTime(created), parseTime(updated)
+	return &p, nil
+}
+
+// Profile returns the named profile.
+func (inv *Inventory) Profile(ctx context.Context, name string) (*Profile, error) {
+	p, err := scanProfile(inv.db.QueryRowContext(ctx, `SELECT `+profileCols+` FROM profiles WHERE name=?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("profile %s: %w", name, ErrNotFound)
+	}
+	return p, err
+}
+
+// Profiles lists all profiles by name.
+func (inv *Inventory) Profiles(ctx context.Context) ([]*Profile, error) {
+	rows, err := inv.db.QueryContext(ctx, `SELECT `+profileCols+` FROM profiles ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Profile{}
+	for rows.Next() {
+		p, err := scanProfile(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// PutProfile creates or replaces a profile (validation of ISO, entry and template is the
+// caller's: it knows the ISO store and the renderer).
+func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, bool, error) {
+	if !ValidName(p.Name) {
+		return nil, false, fmt.Errorf("%w: profile name %q: use letters, digits, '.', '_', '-' (at most 63)", ErrInvalid, p.Name)
+	}
+	if p.ISO == "" {
+		return nil, false, fmt.Errorf("%w: profile %s needs an iso", ErrInvalid, p.Name)
+	}
+	if strings.ContainsAny(p.ExtraArgs, "\n\r") {
+		return nil, false, fmt.Errorf("%w: extra_args must be one line", ErrInvalid)
+	}
+	if err := checkLabels(p.Vars); err != nil {
+		return nil, false, fmt.Errorf("vars: %w", err)
+	}
+	now := fmtTime(inv.now())
+	res, err := inv.db.ExecContext(ctx, `UPDATE profiles SET iso=?, entry=?, extra_args=?, template=?, template_kind=?, vars=?, ssh_keys=?, updated=? WHERE name=?`,
+		p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, p.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	created := false
+	if n, _ := res.RowsAffected(); n == 0 {
+		created = true
+		if _, err := inv.db.ExecContext(ctx, `INSERT INTO profiles (`+profileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.Name, p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, now); err != nil {
+			return nil, false, err
+		}
+	}
+	out, err := inv.Profile(ctx, p.Name)
+	return out, created, err
+}
+
+// DeleteProfile deletes a profile no machine or rule uses.
+func (inv *Inventory) DeleteProfile(ctx context.Context, name string) error {
+	var users int
+	inv.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM machines WHERE profile=?) + (SELECT COUNT(*) FROM rules WHERE profile=?)`, name, name).Scan(&users)
+	if users > 0 {
+		return fmt.Errorf("profile %s is used by %d machines or rules: %w", name, users, ErrConflict)
+	}
+	res, err := inv.db.ExecContext(ctx, `DELETE FROM profiles WHERE name=?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("profile %s: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
+// ISOInUse reports whether a profile uses the ISO (the ISO store refuses to delete it then).
+func (inv *Inventory) ISOInUse(ctx context.Context, isoID string) (bool, error) {
+	var n int
+	err := inv.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM profiles WHERE iso=?`, isoID).Scan(&n)
+	return n > 0, err
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func orEmptyList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}

@@ -1,0 +1,146 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Rules lists the assignment rules in the order they are tried.
+func (inv *Inventory) Rules(ctx context.Context) ([]*Rule, error) {
+	return listRules(ctx, inv.db)
+}
+
+func listRules(ctx context.Context, q querier) ([]*Rule, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, priority, mac_prefix, labels, profile, install, created FROM rules ORDER BY priority, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Rule{}
+	for rows.Next() {
+		var r Rule
+		var labels, created string
+		if err := rows.Scan(&r.ID, &r.Priority, &r.MACPrefix, &labels, &r.Profile, &r.Install, &created); err != nil {
+			return nil, err
+		}
+		json.Unmarshal([]byte(labels), &r.Labels)
+		r.Created = parseTime(created)
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+// AddRule adds a rule and applies it to the machines that match it and have no profile yet.
+func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
+	r.MACPrefix = strings.ToLower(strings.ReplaceAll(r.MACPrefix, "-", ":"))
+	if r.MACPrefix != "" && !macPfx.MatchString(r.MACPrefix) {
+		return nil, 0, fmt.Errorf("%w: mac_prefix %q: want whole octets, e.g. 52:54:00", ErrInvalid, r.MACPrefix)
+	}
+	if err := checkLabels(r.Labels); err != nil {
+		return nil, 0, err
+	}
+	if r.MACPrefix == "" && len(r.Labels) == 0 {
+		return nil, 0, fmt.Errorf("%w: a rule needs mac_prefix or labels (a rule matching everything is a default; set it explicitly with mac_prefix of the fleet)", ErrInvalid)
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	now := fmtTime(inv.now())
+	tx, err := inv.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM profiles WHERE name=?`, r.Profile).Scan(new(int)); err != nil {
+		return nil, 0, fmt.Errorf("%w: profile %q does not exist", ErrInvalid, r.Profile)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO rules (priority, mac_prefix, labels, profile, install, created) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.Priority, r.MACPrefix, jsonText(orEmpty(r.Labels)), r.Profile, r.Install, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	r.ID, _ = res.LastInsertId()
+	rows, err := tx.QueryContext(ctx, `SELECT mac FROM machines WHERE profile IS NULL`)
+	if err != nil {
+		return nil, 0, err
+	}
+	var macs []string
+	for rows.Next() {
+		var m string
+		rows.Scan(&m)
+		macs = append(macs, m)
+	}
+	rows.Close()
+	applied := 0
+	for _, mac := range macs {
+		m, err := getMachine(ctx, tx, mac)
+		if err != nil {
+			return nil, 0, err
+		}
+		if r.Matches(m) {
+			if err := assignByRule(ctx, tx, m, &r, now); err != nil {
+				return nil, 0, err
+			}
+			applied++
+		}
+	}
+	r.Created = parseTime(now)
+	return &r, applied, tx.Commit()
+}
+
+// DeleteRule removes a rule (machines keep what it assigned).
+func (inv *Inventory) DeleteRule(ctx context.Context, id int64) error {
+	res, err := inv.db.ExecContext(ctx, `DELETE FROM rules WHERE id=?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("rule %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Matches reports whether the rule selects machine m.
+func (r *Rule) Matches(m *Machine) bool {
+	if r.MACPrefix != "" && !strings.HasPrefix(m.MAC, r.MACPrefix) {
+		return false
+	}
+	for k, v := range r.Labels {
+		if got, ok := m.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// applyRules assigns the first matching rule's profile to a machine without one.
+func applyRules(ctx context.Context, q querier, mac, now string) error {
+	m, err := getMachine(ctx, q, mac)
+	if err != nil || m.Profile != "" {
+		return err
+	}
+	rules, err := listRules(ctx, q)
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if r.Matches(m) {
+			return assignByRule(ctx, q, m, r, now)
+		}
+	}
+	return nil
+}
+
+func assignByRule(ctx context.Context, q querier, m *Machine, r *Rule, now string) error {
+	if _, err := q.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, r.Profile, m.MAC); err != nil {
+		return err
+	}
+	if err := addEvent(ctx, q, m.MAC, now, "profile", fmt.Sprintf("assigned %s by rule %d", r.Profile, r.ID)); err != nil {
+		return err
+	}
+	if r.Install && m.State == Discovered {
+		return setState(ctx, q, m.MAC, m.State, InstallPending, now, fmt.Sprintf("rule %d", r.ID))
+	}
+	return nil
+}
