@@ -25,6 +25,8 @@ type Request struct {
 	ipxe.Identity
 	// Remote is the address the HTTP request came from.
 	Remote netip.Addr
+	// Profile is a profile the machine's user picked from the menu ("" for none).
+	Profile string
 }
 
 // Decision is the script to send and why.
@@ -56,7 +58,7 @@ func (s *Static) Decide(_ context.Context, r Request) (Decision, error) {
 		return Decision{Kind: KindChain, Script: ipxe.Chain(s.Scripts)}, nil
 	}
 	if s.Target == nil {
-		return Decision{Kind: KindMenu, Script: ipxe.Menu(s.Scripts, "fleetboot: no boot target for this machine")}, nil
+		return Decision{Kind: KindMenu, Script: ipxe.Menu(s.Scripts, "fleetboot: no boot target for this machine", nil)}, nil
 	}
 	t := AssetTarget(s.Scripts.HTTPBase, *s.Target)
 	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(s.Scripts, t)}, nil

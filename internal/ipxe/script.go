@@ -61,12 +61,25 @@ func Boot(c ScriptConfig, t BootTarget) []byte {
 	return render(bootTmpl, c, t)
 }
 
-// Menu renders the menu for machines with nothing assigned: boot from local disk (default,
-// after MenuTimeout), retry, or an iPXE shell. Local boot is `exit` under UEFI (the firmware
-// moves on to the next boot entry) and `sanboot --no-describe --drive 0x80` under BIOS (the
-// first hard disk).
-func Menu(c ScriptConfig, title string) []byte {
-	return render(menuTmpl, c, title)
+// MenuItem is one installable profile in the menu.
+type MenuItem struct {
+	Name  string // profile name, passed back as ?profile=
+	Label string
+}
+
+// Menu renders the menu for machines with nothing assigned: the profiles, boot from local disk
+// (the default, after MenuTimeout), retry, or an iPXE shell. Local boot is `exit` under UEFI
+// (the firmware moves on to the next boot entry) and `sanboot --no-describe --drive 0x80` under
+// BIOS (the first hard disk). Choosing a profile boots it once.
+func Menu(c ScriptConfig, title string, items []MenuItem) []byte {
+	clean := make([]MenuItem, 0, len(items))
+	for _, it := range items {
+		clean = append(clean, MenuItem{Name: url.QueryEscape(it.Name), Label: it.Label})
+	}
+	return render(menuTmpl, c, struct {
+		Title string
+		Items []MenuItem
+	}{title, clean})
 }
 
 // LocalBoot renders a script that boots from the local disk at once.
@@ -195,13 +208,24 @@ sanboot --no-describe --drive 0x80
 
 var menuTmpl = template.Must(template.New("menu").Funcs(funcs).Parse(`#!ipxe
 :menu
-menu {{oneline .V}}
+menu {{oneline .V.Title}}
 item --gap -- fleetboot ${netX/mac} (${platform}/${buildarch})
 item local Boot from local disk
+{{- if .V.Items}}
+item --gap -- Install (once)
+{{- range $i, $it := .V.Items}}
+item p{{$i}} {{oneline $it.Label}}
+{{- end}}
+{{- end}}
+item --gap -- Other
 item retry Ask fleetboot again
 item shell iPXE shell
 choose --timeout {{ms .MenuTimeout}} --default local target || goto local
 goto ${target}
+{{- range $i, $it := .V.Items}}
+:p{{$i}}
+chain --autofree {{$.HTTPBase}}/boot.ipxe?{{query}}&profile={{$it.Name}} || goto menu
+{{- end}}
 :retry
 chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || goto menu
 :shell

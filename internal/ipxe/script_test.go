@@ -47,7 +47,8 @@ func TestScriptsMatchGolden(t *testing.T) {
 		"autoexec":   Autoexec(sc),
 		"boot":       Boot(sc, target),
 		"boot-nocmd": Boot(sc, BootTarget{Label: "k", Kernel: "http://s/k"}),
-		"menu":       Menu(sc, "fleetboot"),
+		"menu":       Menu(sc, "fleetboot", nil),
+		"menu-items": Menu(sc, "fleetboot", []MenuItem{{Name: "deb12", Label: "Install deb12 (debian-12.iso)"}, {Name: "a&b", Label: "Install a&b"}}),
 		"local":      LocalBoot(sc),
 	} {
 		t.Run(name, func(t *testing.T) {

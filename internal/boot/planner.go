@@ -1,0 +1,147 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+)
+
+// Action is what an identified machine is told to do.
+type Action int
+
+// Actions.
+const (
+	ActInstall Action = iota // boot the assigned profile's installer
+	ActLocal                 // boot from the local disk
+	ActMenu                  // show the menu of profiles, local disk by default
+)
+
+// Unassigned policies: what machines with nothing to install get.
+const (
+	UnassignedMenu  = "menu"
+	UnassignedLocal = "local"
+)
+
+// decide is the boot policy as a pure function of the machine's state. Installing machines
+// that boot from the network again get the installer again: the done callback did not come,
+// so the install did not finish (an installer that reboots mid-way calls back first).
+func decide(m *inventory.Machine, unassigned string) Action {
+	switch {
+	case m.Profile != "" && (m.State == inventory.InstallPending || m.State == inventory.Installing):
+		return ActInstall
+	case m.State == inventory.Installed:
+		return ActLocal
+	case unassigned == UnassignedLocal:
+		return ActLocal
+	}
+	return ActMenu
+}
+
+// Machines is what the planner needs of the inventory.
+type Machines interface {
+	See(ctx context.Context, s inventory.Sighting) (*inventory.Machine, bool, error)
+	Profile(ctx context.Context, name string) (*inventory.Profile, error)
+	Profiles(ctx context.Context) ([]*inventory.Profile, error)
+	Transition(ctx context.Context, mac string, from []inventory.State, to inventory.State, why string) (*inventory.Machine, error)
+	AddEvent(ctx context.Context, mac, kind, detail string) error
+}
+
+// Targets resolves a profile into a boot target for one machine (internal/provision).
+type Targets interface {
+	Target(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error)
+}
+
+// Planner decides scripts from the inventory: install once, then local boot.
+type Planner struct {
+	Scripts    ipxe.ScriptConfig
+	Machines   Machines
+	Targets    Targets
+	Unassigned string // UnassignedMenu (default) or UnassignedLocal
+	// Fallback, when set, is booted by machines that would get the menu (the --boot-kernel
+	// default target); nil keeps the menu.
+	Fallback *Target
+}
+
+// Decide implements Decider. A machine picking a profile from the menu (?profile=NAME) boots
+// it once without changing its state.
+func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
+	if r.MAC == "" {
+		return Decision{Kind: KindChain, Script: ipxe.Chain(p.Scripts)}, nil
+	}
+	ip := r.IP
+	if ip == "" && r.Remote.IsValid() {
+		ip = r.Remote.String()
+	}
+	m, _, err := p.Machines.See(ctx, inventory.Sighting{MAC: r.MAC, UUID: r.UUID, Arch: r.Arch, Platform: r.Platform, IP: ip})
+	if err != nil {
+		return Decision{}, fmt.Errorf("record machine %s: %w", r.MAC, err)
+	}
+	if r.Profile != "" {
+		prof, err := p.Machines.Profile(ctx, r.Profile)
+		if err != nil {
+			return p.menu(ctx, "fleetboot: no profile "+r.Profile)
+		}
+		p.Machines.AddEvent(ctx, m.MAC, "boot", "profile "+prof.Name+" chosen from the menu")
+		d, _, err := p.install(ctx, prof, m)
+		return d, err
+	}
+	switch decide(m, p.Unassigned) {
+	case ActInstall:
+		prof, err := p.Machines.Profile(ctx, m.Profile)
+		if err != nil {
+			return Decision{}, fmt.Errorf("machine %s: %w", m.MAC, err)
+		}
+		d, ok, err := p.install(ctx, prof, m)
+		if err != nil || !ok {
+			return d, err
+		}
+		if m.State == inventory.InstallPending {
+			if _, err := p.Machines.Transition(ctx, m.MAC, []inventory.State{inventory.InstallPending}, inventory.Installing,
+				"installer "+prof.Name+" handed out"); err != nil && !errors.Is(err, inventory.ErrConflict) {
+				return Decision{}, err
+			}
+		} else {
+			p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+prof.Name+" handed out again (no done callback yet)")
+		}
+		return d, nil
+	case ActLocal:
+		p.Machines.AddEvent(ctx, m.MAC, "boot", "local disk")
+		return Decision{Kind: KindLocal, Script: ipxe.LocalBoot(p.Scripts)}, nil
+	}
+	if p.Fallback != nil {
+		t := AssetTarget(p.Scripts.HTTPBase, *p.Fallback)
+		p.Machines.AddEvent(ctx, m.MAC, "boot", "default target "+t.Label)
+		return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, nil
+	}
+	return p.menu(ctx, "fleetboot")
+}
+
+// install renders the profile's installer for m; ok is false when the profile cannot boot and
+// the menu was rendered instead.
+func (p *Planner) install(ctx context.Context, prof *inventory.Profile, m *inventory.Machine) (Decision, bool, error) {
+	t, err := p.Targets.Target(ctx, prof, m)
+	if err != nil {
+		// Tell the operator on the console and in the timeline; the machine falls back to the
+		// menu rather than looping on a broken profile, and its state stays as it was.
+		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s: %v", prof.Name, err))
+		d, err := p.menu(ctx, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
+		return d, false, err
+	}
+	p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+t.Label)
+	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, true, nil
+}
+
+func (p *Planner) menu(ctx context.Context, title string) (Decision, error) {
+	profs, err := p.Machines.Profiles(ctx)
+	if err != nil {
+		return Decision{}, err
+	}
+	var items []ipxe.MenuItem
+	for _, pr := range profs {
+		items = append(items, ipxe.MenuItem{Name: pr.Name, Label: "Install " + pr.Name + " (" + pr.ISO + ")"})
+	}
+	return Decision{Kind: KindMenu, Script: ipxe.Menu(p.Scripts, title, items)}, nil
+}

@@ -1,0 +1,135 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+func TestDecideTable(t *testing.T) {
+	cases := []struct {
+		state      inventory.State
+		profile    string
+		unassigned string
+		want       Action
+	}{
+		{inventory.Discovered, "", UnassignedMenu, ActMenu},
+		{inventory.Discovered, "", UnassignedLocal, ActLocal},
+		{inventory.Discovered, "p", UnassignedMenu, ActMenu}, // assigned but not started: operator starts it
+		{inventory.InstallPending, "p", UnassignedMenu, ActInstall},
+		{inventory.Installing, "p", UnassignedLocal, ActInstall},
+		{inventory.Installed, "p", UnassignedMenu, ActLocal},
+		{inventory.Installed, "", UnassignedMenu, ActLocal},
+	}
+	for _, c := range cases {
+		got := decide(&inventory.Machine{State: c.state, Profile: c.profile}, c.unassigned)
+		if got != c.want {
+			t.Errorf("decide(%s, profile=%q, %s) = %d, want %d", c.state, c.profile, c.unassigned, got, c.want)
+		}
+	}
+}
+
+// targetFunc adapts a function to Targets.
+type targetFunc func(p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error)
+
+func (f targetFunc) Target(_ context.Context, p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error) {
+	return f(p, m)
+}
+
+func TestPlannerInstallsOnceThenBootsLocally(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	inv, err := inventory.Open(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.PutProfile(ctx, &inventory.Profile{Name: "deb", ISO: "iso1"})
+	inv.PutProfile(ctx, &inventory.Profile{Name: "broken", ISO: "gone"})
+	p := &Planner{
+		Scripts:  ipxe.ScriptConfig{HTTPBase: "http://s:8080"},
+		Machines: inv,
+		Targets: targetFunc(func(p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error) {
+			if p.ISO == "gone" {
+				return ipxe.BootTarget{}, errors.New("ISO gone is not in the store")
+			}
+			return ipxe.BootTarget{Label: p.Name, Kernel: "http://s:8080/isos/" + p.ISO + "/files/linux", Cmdline: "host=" + m.MAC}, nil
+		}),
+	}
+	const mac = "52:54:00:00:00:07"
+	req := Request{Identity: ipxe.Identity{MAC: mac, Platform: "efi"}}
+
+	d, err := p.Decide(ctx, req)
+	if err != nil || d.Kind != KindMenu || !strings.Contains(string(d.Script), "Install deb (iso1)") {
+		t.Fatalf("unknown machine: %v %s\n%s", err, d.Kind, d.Script)
+	}
+	m, _ := inv.Machine(ctx, mac)
+	if m.State != inventory.Discovered || m.Platform != "efi" {
+		t.Fatalf("not recorded as discovered: %+v", m)
+	}
+
+	state := inventory.InstallPending
+	prof := "deb"
+	inv.UpdateMachine(ctx, mac, inventory.MachineUpdate{Profile: &prof, State: &state})
+	d, _ = p.Decide(ctx, req)
+	if d.Kind != KindTarget || !strings.Contains(string(d.Script), "host="+mac) {
+		t.Fatalf("pending machine: %s\n%s", d.Kind, d.Script)
+	}
+	if m, _ = inv.Machine(ctx, mac); m.State != inventory.Installing {
+		t.Fatalf("state after handing out installer: %s", m.State)
+	}
+	// Rebooted before the callback: installer again, still installing.
+	if d, _ = p.Decide(ctx, req); d.Kind != KindTarget {
+		t.Fatalf("installing machine got %s", d.Kind)
+	}
+	inv.Transition(ctx, mac, []inventory.State{inventory.Installing}, inventory.Installed, "done")
+	d, _ = p.Decide(ctx, req)
+	if d.Kind != KindLocal || !strings.Contains(string(d.Script), "iseq ${platform} efi && exit") {
+		t.Fatalf("installed machine: %s\n%s", d.Kind, d.Script)
+	}
+
+	// A broken profile falls back to the menu with the reason, and the timeline says so.
+	state, prof = inventory.InstallPending, "broken"
+	inv.UpdateMachine(ctx, mac, inventory.MachineUpdate{Profile: &prof, State: &state})
+	d, _ = p.Decide(ctx, req)
+	if d.Kind != KindMenu || !strings.Contains(string(d.Script), "ISO gone is not in the store") {
+		t.Fatalf("broken profile: %s\n%s", d.Kind, d.Script)
+	}
+	if m, _ = inv.Machine(ctx, mac); m.State != inventory.InstallPending {
+		t.Fatalf("a profile that cannot boot moved the machine to %s", m.State)
+	}
+	ev, _ := inv.Events(ctx, mac, 0)
+	if last := ev[len(ev)-1]; last.Kind != "error" {
+		t.Fatalf("last event %+v", last)
+	}
+
+	// Menu choice boots a profile once without changing state.
+	other := Request{Identity: ipxe.Identity{MAC: "52:54:00:00:00:08"}, Profile: "deb"}
+	if d, _ = p.Decide(ctx, other); d.Kind != KindTarget {
+		t.Fatalf("menu choice: %s", d.Kind)
+	}
+	if m, _ = inv.Machine(ctx, "52:54:00:00:00:08"); m.State != inventory.Discovered {
+		t.Fatalf("menu choice changed state to %s", m.State)
+	}
+
+	// Unassigned policy local.
+	p.Unassigned = UnassignedLocal
+	if d, _ = p.Decide(ctx, Request{Identity: ipxe.Identity{MAC: "52:54:00:00:00:09"}}); d.Kind != KindLocal {
+		t.Fatalf("unassigned local: %s", d.Kind)
+	}
+	// Fallback target instead of menu.
+	p.Unassigned = UnassignedMenu
+	p.Fallback = &Target{Kernel: "k", Cmdline: "c"}
+	if d, _ = p.Decide(ctx, Request{Identity: ipxe.Identity{MAC: "52:54:00:00:00:0a"}}); d.Kind != KindTarget ||
+		!strings.Contains(string(d.Script), "kernel http://s:8080/assets/k c") {
+		t.Fatalf("fallback: %s\n%s", d.Kind, d.Script)
+	}
+}
