@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 )
@@ -19,6 +20,12 @@ import (
 func (a *API) bootScript(c echo.Context) error {
 	id := ipxe.ParseIdentity(c.QueryParams())
 	req := boot.Request{Identity: id, Remote: remoteIP(c)}
+	if p := c.QueryParam("profile"); p != "" {
+		if !inventory.ValidName(p) {
+			return httpError(http.StatusBadRequest, "bad profile name")
+		}
+		req.Profile = p
+	}
 	d, err := a.cfg.Decider.Decide(c.Request().Context(), req)
 	if err != nil {
 		return err

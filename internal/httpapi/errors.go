@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
 // statusError carries an HTTP status with a message meant for the client.
@@ -38,8 +40,12 @@ func (a *API) handleError(err error, c echo.Context) {
 		} else {
 			msg = http.StatusText(code)
 		}
-	case errors.Is(err, fs.ErrNotExist):
-		code, msg = http.StatusNotFound, "not found"
+	case errors.Is(err, inventory.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		code, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, inventory.ErrConflict):
+		code, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, inventory.ErrInvalid):
+		code, msg = http.StatusBadRequest, err.Error()
 	}
 	if code >= 500 {
 		a.log.Error("http request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)

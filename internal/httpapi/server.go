@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 )
@@ -29,6 +30,12 @@ type Config struct {
 	// Assets is the directory served at /assets/ (<data>/assets); nil disables the route.
 	Assets  *os.Root
 	Decider Decider
+	// Inventory holds machines, profiles and rules; nil disables their API.
+	Inventory *inventory.Inventory
+	// Provision validates profiles and renders unattended files.
+	Provision Provisioner
+	// Token guards every mutating API call (Authorization: Bearer <token>).
+	Token   string
 	Metrics *metrics.Metrics // nil: a private registry
 	Logger  *slog.Logger     // nil: discard
 }
@@ -61,6 +68,14 @@ func New(cfg Config) *API {
 	e.Match(getHead, "/assets/*", a.asset)
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))
+	if cfg.Inventory != nil {
+		api := e.Group("/api/v1")
+		a.routesInventory(api)
+		e.POST("/boot/done/:mac", a.done)
+		if cfg.Provision != nil {
+			e.Match(getHead, "/unattended/:mac/:file", a.unattended)
+		}
+	}
 	a.e = e
 	return a
 }

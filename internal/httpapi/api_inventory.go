@@ -1,0 +1,324 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+)
+
+// Provisioner is what the API needs of internal/provision.
+type Provisioner interface {
+	// CheckProfile validates a profile before it is saved: its ISO exists, the boot entry is one
+	// of the ISO's, the template parses and renders.
+	CheckProfile(ctx context.Context, p *inventory.Profile) error
+	// Unattended renders the unattended-install file name for machine m ("" file: the kind's
+	// main file).
+	Unattended(ctx context.Context, m *inventory.Machine, file string) ([]byte, error)
+}
+
+func (a *API) routesInventory(api *echo.Group) {
+	api.GET("/machines", a.listMachines)
+	api.POST("/machines", a.createMachine, a.requireToken)
+	api.GET("/machines/:mac", a.getMachine)
+	api.PATCH("/machines/:mac", a.updateMachine, a.requireToken)
+	api.DELETE("/machines/:mac", a.deleteMachine, a.requireToken)
+	api.POST("/machines/:mac/reinstall", a.reinstallMachine, a.requireToken)
+	api.GET("/machines/:mac/events", a.machineEvents)
+
+	api.GET("/profiles", a.listProfiles)
+	api.POST("/profiles", a.putProfile, a.requireToken)
+	api.GET("/profiles/:name", a.getProfile)
+	api.PUT("/profiles/:name", a.putProfile, a.requireToken)
+	api.DELETE("/profiles/:name", a.deleteProfile, a.requireToken)
+
+	api.GET("/rules", a.listRules)
+	api.POST("/rules", a.addRule, a.requireToken)
+	api.DELETE("/rules/:id", a.deleteRule, a.requireToken)
+}
+
+func macParam(c echo.Context) (string, error) {
+	mac := ipxe.NormalizeMAC(c.Param("mac"))
+	if mac == "" {
+		return "", httpError(http.StatusBadRequest, "not a MAC address: "+c.Param("mac"))
+	}
+	return mac, nil
+}
+
+func (a *API) listMachines(c echo.Context) error {
+	state := inventory.State(c.QueryParam("state"))
+	if state != "" && !inventory.ValidState(state) {
+		return httpError(http.StatusBadRequest, "unknown state "+string(state))
+	}
+	ms, err := a.cfg.Inventory.Machines(c.Request().Context(), state)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ms)
+}
+
+func (a *API) getMachine(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.cfg.Inventory.Machine(c.Request().Context(), mac)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+// machineBody is the JSON a client sends to create or change a machine.
+type machineBody struct {
+	MAC      string            `json:"mac"`
+	Hostname *string           `json:"hostname"`
+	Labels   map[string]string `json:"labels"`
+	Profile  *string           `json:"profile"`
+	State    *inventory.State  `json:"state"`
+}
+
+func (b machineBody) update() inventory.MachineUpdate {
+	return inventory.MachineUpdate{Hostname: b.Hostname, Labels: b.Labels, Profile: b.Profile, State: b.State}
+}
+
+func (a *API) createMachine(c echo.Context) error {
+	var b machineBody
+	if err := bindJSON(c, &b); err != nil {
+		return err
+	}
+	mac := ipxe.NormalizeMAC(b.MAC)
+	if mac == "" {
+		return httpError(http.StatusBadRequest, "mac: not a MAC address")
+	}
+	m, err := a.cfg.Inventory.CreateMachine(c.Request().Context(), mac, b.update())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, m)
+}
+
+func (a *API) updateMachine(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	var b machineBody
+	if err := bindJSON(c, &b); err != nil {
+		return err
+	}
+	m, err := a.cfg.Inventory.UpdateMachine(c.Request().Context(), mac, b.update())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (a *API) reinstallMachine(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	s := inventory.InstallPending
+	m, err := a.cfg.Inventory.UpdateMachine(c.Request().Context(), mac, inventory.MachineUpdate{State: &s})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (a *API) deleteMachine(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Inventory.DeleteMachine(c.Request().Context(), mac); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) machineEvents(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := a.cfg.Inventory.Machine(c.Request().Context(), mac); err != nil {
+		return err
+	}
+	limit, _ := strconv.Atoi(c.QueryParam("limit"))
+	ev, err := a.cfg.Inventory.Events(c.Request().Context(), mac, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ev)
+}
+
+func (a *API) listProfiles(c echo.Context) error {
+	ps, err := a.cfg.Inventory.Profiles(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ps)
+}
+
+func (a *API) getProfile(c echo.Context) error {
+	p, err := a.cfg.Inventory.Profile(c.Request().Context(), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+func (a *API) putProfile(c echo.Context) error {
+	var p inventory.Profile
+	if err := bindJSON(c, &p); err != nil {
+		return err
+	}
+	if name := c.Param("name"); name != "" {
+		if p.Name != "" && p.Name != name {
+			return httpError(http.StatusBadRequest, "name in the body differs from the URL")
+		}
+		p.Name = name
+	}
+	if !inventory.ValidName(p.Name) {
+		return httpError(http.StatusBadRequest, "name: use letters, digits, '.', '_', '-' (at most 63)")
+	}
+	if a.cfg.Provision != nil {
+		if err := a.cfg.Provision.CheckProfile(c.Request().Context(), &p); err != nil {
+			return httpError(http.StatusUnprocessableEntity, err.Error())
+		}
+	}
+	out, created, err := a.cfg.Inventory.PutProfile(c.Request().Context(), &p)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	return c.JSON(code, out)
+}
+
+func (a *API) deleteProfile(c echo.Context) error {
+	if err := a.cfg.Inventory.DeleteProfile(c.Request().Context(), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) listRules(c echo.Context) error {
+	rs, err := a.cfg.Inventory.Rules(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rs)
+}
+
+func (a *API) addRule(c echo.Context) error {
+	var r inventory.Rule
+	if err := bindJSON(c, &r); err != nil {
+		return err
+	}
+	out, applied, err := a.cfg.Inventory.AddRule(c.Request().Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"rule": out, "applied_to": applied})
+}
+
+func (a *API) deleteRule(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return httpError(http.StatusBadRequest, "rule id must be a number")
+	}
+	if err := a.cfg.Inventory.DeleteRule(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// done is the installer's one-shot callback: POST /boot/done/{mac}. It carries no token (an
+// installer has none) but only the machine itself may call it: the request must come from the
+// address the machine last booted with.
+func (a *API) done(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	m, err := a.cfg.Inventory.Machine(ctx, mac)
+	if err != nil {
+		return err
+	}
+	from := remoteIP(c)
+	if m.IP == "" || !from.IsValid() || from.String() != m.IP {
+		a.log.Warn("done callback from a foreign address refused", "mac", mac, "ip", from, "machine_ip", m.IP)
+		return httpError(http.StatusForbidden, "only the machine itself ("+m.IP+") may report its install done")
+	}
+	m, err = a.cfg.Inventory.Transition(ctx, mac, []inventory.State{inventory.Installing}, inventory.Installed, "installer reported done from "+from.String())
+	if err != nil {
+		return err
+	}
+	a.log.Info("install done", "mac", mac, "ip", from, "profile", m.Profile)
+	return c.JSON(http.StatusOK, m)
+}
+
+// unattended serves GET /unattended/{mac}/{file}: the machine's rendered kickstart, preseed,
+// user-data, meta-data or AutoYaST file.
+func (a *API) unattended(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	m, err := a.cfg.Inventory.Machine(ctx, mac)
+	if err != nil {
+		return err
+	}
+	body, err := a.cfg.Provision.Unattended(ctx, m, c.Param("file"))
+	if err != nil {
+		return err
+	}
+	a.cfg.Inventory.AddEvent(ctx, mac, "unattended", c.Param("file")+" fetched from "+remoteIP(c).String())
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", body)
+}
+
+// requireToken guards mutating API calls.
+func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if a.cfg.Token == "" || !auth.Check(c.Request(), a.cfg.Token) {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetboot"`)
+			return httpError(http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token> (the token is in <data>/api-token)")
+		}
+		return next(c)
+	}
+}
+
+func bindJSON(c echo.Context, v any) error {
+	if err := c.Bind(v); err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return httpError(http.StatusBadRequest, "bad JSON body: "+errString(he.Message))
+		}
+		return httpError(http.StatusBadRequest, "bad JSON body: "+err.Error())
+	}
+	return nil
+}
+
+func errString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if e, ok := v.(error); ok {
+		return e.Error()
+	}
+	return "unreadable"
+}
