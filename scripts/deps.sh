@@ -1,17 +1,63 @@
 #!/usr/bin/env bash
-# deps.sh — install the Debian packages the tests need (idempotent; apt-get update only when
-# something is missing). QEMU + firmware for the boot suite, xorriso for ISO fixtures, dnsmasq
-# as the stand-in site DHCP server, tftp-hpa as an interop peer, a Debian kernel as test payload.
+# deps.sh — install the Debian packages the tests need: the end-to-end boot suite
+# (internal/e2e), ISO fixtures, interop peers.
+#
+# Idempotent: installs only what is missing, and runs `apt-get update` only then. Needs root
+# (the suite itself needs root too: network namespaces and tap devices). Debian 12 (bookworm)
+# package names; the payload kernel comes from debian-installer-12-netboot-amd64.
+#
+#   qemu-system-x86   qemu-system-x86_64 (TCG; no KVM needed)
+#   seabios           legacy BIOS firmware (a dependency of qemu-system-x86; listed to be explicit)
+#   ipxe-qemu         the NIC option ROMs (iPXE) the "bios" scenario boots through
+#   ovmf              UEFI firmware: OVMF_CODE_4M.fd / OVMF_VARS_4M.fd
+#   ipxe              ipxe.lkrn, the non-iPXE-looking legacy PXE client of the "bios-tftp" scenario
+#   busybox-static    the payload initramfs's only binary (a dynamic busybox cannot run there)
+#   debian-installer-12-netboot-amd64   a real kernel to boot
+#   iproute2          ip netns / bridge / veth / tuntap
+#   dnsmasq-base      the site DHCP server stand-in for proxy mode (no service gets started)
+#   cpio              interop test of the suite's initramfs writer
+#   xorriso           builds the ISO fixtures (internal/isostore, internal/e2e)
+#   udftools          mkudffs: a UDF-only image the ISO store must refuse
+#   tftp-hpa          TFTP client interop peer (internal/tftp)
+#   curl, ca-certificates, git   fetching and the TFTP/HTTP interop tests
 set -euo pipefail
-pkgs=(ca-certificates curl git iproute2 qemu-system-x86 ipxe-qemu ovmf ipxe xorriso busybox-static cpio
-	dnsmasq-base debian-installer-12-netboot-amd64 tftp-hpa)
+
+pkgs=(
+	qemu-system-x86
+	seabios
+	ipxe-qemu
+	ovmf
+	ipxe
+	busybox-static
+	debian-installer-12-netboot-amd64
+	iproute2
+	dnsmasq-base
+	cpio
+	xorriso
+	udftools
+	tftp-hpa
+	curl
+	ca-certificates
+	git
+)
+
 missing=()
 for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) != installed ]]; then
+		missing+=("$p")
+	fi
 done
-if ((${#missing[@]})); then
-	echo "deps: installing ${missing[*]}" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if ((${#missing[@]} == 0)); then
+	echo "deps: all ${#pkgs[@]} packages installed" >&2
+	exit 0
 fi
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps: missing ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -33,5 +33,10 @@ done < <(grep -rl --include='*_test.go' '^func Fuzz' internal | sort | while rea
 	done
 done)
 
-echo "== go test -race (unit + end-to-end QEMU)"
-go test -race -count=1 -timeout 40m ./...
+echo "== go test -race (unit, interop, real-firmware DHCP)"
+go test -race -count=1 -timeout 30m $(go list ./... | grep -v /internal/e2e)
+
+# Last, verbose so the per-scenario boot-time table is in the log; its closing "ok" line is
+# the run's summary.
+echo "== end-to-end QEMU boot suite"
+go test -race -count=1 -timeout 30m -v ./internal/e2e/

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	embedded "github.com/fleetboot/fleetboot/embed"
+	"github.com/fleetboot/fleetboot/internal/config"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/server"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fleetboot",
+		Short: "Network boot server: PXE/UEFI HTTP Boot → embedded iPXE → everything over HTTP",
+		Long: `fleetboot boots machines over the network. DHCP (proxy or full) and TFTP only hand
+legacy PXE firmware an embedded iPXE binary; UEFI HTTP Boot clients fetch it over HTTP. From
+then on scripts, kernels and initrds come over HTTP.
+
+Every flag can also be set by an environment variable: --lease-time → FLEETBOOT_LEASE_TIME.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newVersionCmd())
+	return root
+}
+
+func newServeCmd() *cobra.Command {
+	cfg := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the boot server (DHCP, TFTP, HTTP)",
+		Example: `  fleetboot serve                                  # proxyDHCP on the default-route interface
+  fleetboot serve --interface eth1 --dhcp full --pool 10.0.0.100-10.0.0.199 --router 10.0.0.1 --dns 10.0.0.1
+  fleetboot serve --dhcp off --tftp off            # a site DHCP server points machines at http://HOST:8080/boot.ipxe`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := config.ApplyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
+			if err != nil {
+				return err
+			}
+			log.Info("fleetboot starting", "version", version())
+			return server.Run(cmd.Context(), cfg, log)
+		},
+	}
+	cfg.RegisterFlags(cmd.Flags())
+	return cmd
+}
+
+func newVersionCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the iPXE binaries this build serves, with sha256",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "fleetboot %s\n", version())
+			bins, err := ipxe.LoadBinariesFrom(embedded.IPXE, dir)
+			if err != nil {
+				fmt.Fprintf(out, "iPXE binaries: %v\n", err)
+				return nil
+			}
+			fmt.Fprintf(out, "iPXE binaries (%s, %s):\n", bins.Source, bins.Version)
+			for _, b := range bins.List() {
+				fmt.Fprintf(out, "  %-18s %8d bytes  sha256:%s\n", b.Name, len(b.Data), b.SHA256)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "ipxe-dir", "", "report the binaries in this directory instead of the embedded ones")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// version is the module version stamped by the Go toolchain, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

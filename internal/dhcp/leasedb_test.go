@@ -1,0 +1,328 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func openTestStore(t *testing.T, dir string) (*store.Store, *LeaseDB) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.OpenPath(ctx, filepath.Join(dir, "fleetboot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenLeaseDB(ctx, st)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return st, db
+}
+
+func newLeaseDB(t *testing.T) *LeaseDB {
+	t.Helper()
+	st, db := openTestStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	return db
+}
+
+func macN(i int) net.HardwareAddr { return net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)} }
+
+func ip4(d byte) net.IP { return net.IPv4(10, 99, 0, d).To4() }
+
+func pool(first, last byte, exclude ...byte) Pool {
+	p := Pool{Start: ip4(first), End: ip4(last)}
+	for _, x := range exclude {
+		p.Exclude = append(p.Exclude, ip4(x))
+	}
+	return p
+}
+
+func reserve(t *testing.T, db LeaseStore, p Pool, mac net.HardwareAddr, want net.IP, now time.Time) net.IP {
+	t.Helper()
+	ip, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: mac, IP: want, Now: now, Until: now.Add(offerHold)})
+	if err != nil {
+		t.Fatalf("Reserve(%s): %v", mac, err)
+	}
+	return ip
+}
+
+func bind(t *testing.T, db LeaseStore, p Pool, mac net.HardwareAddr, ip net.IP, now time.Time) {
+	t.Helper()
+	if err := db.Bind(context.Background(), LeaseRequest{Pool: p, MAC: mac, IP: ip, Now: now, Until: now.Add(time.Hour)}); err != nil {
+		t.Fatalf("Bind(%s, %s): %v", mac, ip, err)
+	}
+}
+
+func TestReserveNeverHandsOutOneAddressTwiceUnderConcurrency(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 39) // 30 addresses for 40 clients at once
+	var (
+		mu        sync.Mutex
+		byIP      = map[string]net.HardwareAddr{}
+		exhausted int
+		wg        sync.WaitGroup
+	)
+	for i := range 40 {
+		wg.Go(func() {
+			ip, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(i), Now: t0, Until: t0.Add(offerHold)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrPoolExhausted):
+				exhausted++
+			case err != nil:
+				t.Errorf("client %d: %v", i, err)
+			default:
+				if prev, dup := byIP[ip.String()]; dup {
+					t.Errorf("%s offered to both %s and %s", ip, prev, macN(i))
+				}
+				if !p.Contains(ip) {
+					t.Errorf("%s is outside the pool", ip)
+				}
+				byIP[ip.String()] = macN(i)
+			}
+		})
+	}
+	wg.Wait()
+	if len(byIP) != 30 || exhausted != 10 {
+		t.Errorf("%d addresses handed out, %d clients refused; want 30 and 10", len(byIP), exhausted)
+	}
+}
+
+func TestReserveRepeatedDiscoverGetsSameAddress(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 20)
+	a := reserve(t, db, p, macN(1), nil, t0)
+	b := reserve(t, db, p, macN(1), nil, t0.Add(5*time.Second))
+	if !a.Equal(b) {
+		t.Errorf("retransmitted DISCOVER got %s then %s", a, b)
+	}
+	if c := reserve(t, db, p, macN(2), a, t0); c.Equal(a) {
+		t.Errorf("second client got the reserved %s by requesting it", a)
+	}
+}
+
+func TestReserveChoosesLowestFreeAndSkipsExclusions(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(1, 10, 1, 2, 4) // e.g. network, server and router addresses
+	var got []string
+	for i := range 4 {
+		got = append(got, reserve(t, db, p, macN(i), nil, t0).String())
+	}
+	if want := "[10.99.0.3 10.99.0.5 10.99.0.6 10.99.0.7]"; fmt.Sprint(got) != want {
+		t.Errorf("allocation order %v, want %s", got, want)
+	}
+	if ip := reserve(t, db, p, macN(9), ip4(2), t0); ip.Equal(ip4(2)) {
+		t.Errorf("excluded address %s handed out on request", ip)
+	}
+}
+
+func TestReserveHonoursRequestedAddress(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 20)
+	if ip := reserve(t, db, p, macN(1), ip4(15), t0); !ip.Equal(ip4(15)) {
+		t.Errorf("requested 10.99.0.15, got %s", ip)
+	}
+	if ip := reserve(t, db, p, macN(2), ip4(99), t0); !ip.Equal(ip4(10)) {
+		t.Errorf("request outside the pool: got %s, want the lowest free 10.99.0.10", ip)
+	}
+}
+
+func TestOfferReservationExpires(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 10) // one address
+	reserve(t, db, p, macN(1), nil, t0)
+	_, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(2), Now: t0.Add(offerHold / 2), Until: t0.Add(2 * offerHold)})
+	if !errors.Is(err, ErrPoolExhausted) {
+		t.Fatalf("while the offer holds: err = %v, want ErrPoolExhausted", err)
+	}
+	if ip := reserve(t, db, p, macN(2), nil, t0.Add(offerHold+time.Second)); !ip.Equal(ip4(10)) {
+		t.Errorf("after the offer hold: got %s", ip)
+	}
+}
+
+func TestExpiredLeaseIsReusable(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 10)
+	bind(t, db, p, macN(1), ip4(10), t0) // until t0+1h
+	if _, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(2), Now: t0.Add(30 * time.Minute), Until: t0.Add(31 * time.Minute)}); !errors.Is(err, ErrPoolExhausted) {
+		t.Fatalf("during the lease: err = %v", err)
+	}
+	if ip := reserve(t, db, p, macN(2), nil, t0.Add(2*time.Hour)); !ip.Equal(ip4(10)) {
+		t.Errorf("after expiry: got %s", ip)
+	}
+}
+
+func TestSameMACGetsPreviousAddressBack(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 20)
+	bind(t, db, p, macN(1), ip4(10), t0)
+	if err := db.Free(context.Background(), LeaseRequest{MAC: macN(1), IP: ip4(10), Now: t0.Add(time.Minute), Until: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(3 * time.Hour)
+	// Another machine gets a never-used address rather than the released one.
+	if ip := reserve(t, db, p, macN(2), nil, later); !ip.Equal(ip4(11)) {
+		t.Errorf("other client got %s, want 10.99.0.11", ip)
+	}
+	if ip := reserve(t, db, p, macN(1), nil, later); !ip.Equal(ip4(10)) {
+		t.Errorf("returning client got %s, want its previous 10.99.0.10", ip)
+	}
+	// A current binding wins over a requested address and stays bound.
+	bind(t, db, p, macN(3), ip4(15), later)
+	if ip := reserve(t, db, p, macN(3), ip4(18), later); !ip.Equal(ip4(15)) {
+		t.Errorf("bound client DISCOVERing got %s, want 10.99.0.15", ip)
+	}
+	assertState(t, db, ip4(15), StateBound)
+}
+
+func TestLeasesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := pool(10, 20)
+	st, db := openTestStore(t, dir)
+	a := reserve(t, db, p, macN(1), nil, t0)
+	bind(t, db, p, macN(1), a, t0)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st, db = openTestStore(t, dir)
+	defer st.Close()
+	now := t0.Add(10 * time.Minute)
+	if got := reserve(t, db, p, macN(1), nil, now); !got.Equal(a) {
+		t.Errorf("after restart the same MAC got %s, want %s", got, a)
+	}
+	if got := reserve(t, db, p, macN(2), a, now); got.Equal(a) {
+		t.Errorf("after restart another MAC got the leased %s", a)
+	}
+	if err := db.Bind(context.Background(), LeaseRequest{Pool: p, MAC: macN(2), IP: a, Now: now, Until: now.Add(time.Hour)}); !errors.Is(err, ErrAddressTaken) {
+		t.Errorf("after restart another MAC binding %s: err = %v, want ErrAddressTaken", a, err)
+	}
+}
+
+func TestBindRefusesAddressesItMustNotGive(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 20, 12)
+	bind(t, db, p, macN(1), ip4(10), t0)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		ip   net.IP
+		want error
+	}{
+		{"held by another client", ip4(10), ErrAddressTaken},
+		{"outside the pool", ip4(30), ErrNotInPool},
+		{"excluded", ip4(12), ErrNotInPool},
+	}
+	for _, tt := range tests {
+		err := db.Bind(ctx, LeaseRequest{Pool: p, MAC: macN(2), IP: tt.ip, Now: t0, Until: t0.Add(time.Hour)})
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	// Renewal by the holder succeeds and extends the lease.
+	bind(t, db, p, macN(1), ip4(10), t0.Add(30*time.Minute))
+	l := leaseOf(t, db, ip4(10))
+	if !l.Expires.Equal(t0.Add(90*time.Minute)) || l.State != StateBound {
+		t.Errorf("after renewal: %+v", l)
+	}
+}
+
+func TestBindReleasesOtherAddressesOfTheMAC(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 20)
+	offered := reserve(t, db, p, macN(1), nil, t0) // 10.99.0.10
+	bind(t, db, p, macN(1), ip4(15), t0)           // INIT-REBOOT with an older address instead
+	assertState(t, db, offered, StateReleased)
+	if ip := reserve(t, db, p, macN(2), offered, t0); !ip.Equal(offered) {
+		t.Errorf("released reservation not reusable: got %s", ip)
+	}
+}
+
+func TestDeclineQuarantinesAddress(t *testing.T) {
+	db := newLeaseDB(t)
+	p := pool(10, 11)
+	ctx := context.Background()
+	a := reserve(t, db, p, macN(1), nil, t0)
+	if err := db.Free(ctx, LeaseRequest{MAC: macN(2), IP: a, Now: t0, Until: t0.Add(declineHold)}); !errors.Is(err, ErrNoLease) {
+		t.Errorf("decline by a client that does not hold it: err = %v", err)
+	}
+	if err := db.Free(ctx, LeaseRequest{MAC: macN(1), IP: a, Now: t0, Until: t0.Add(declineHold)}); err != nil {
+		t.Fatal(err)
+	}
+	assertState(t, db, a, StateDeclined)
+	// The decliner itself moves on to another address, and so does everyone else.
+	if ip := reserve(t, db, p, macN(1), nil, t0.Add(time.Second)); ip.Equal(a) {
+		t.Errorf("declined %s offered again to its decliner", a)
+	}
+	if _, err := db.Reserve(ctx, LeaseRequest{Pool: p, MAC: macN(3), IP: a, Now: t0.Add(time.Minute), Until: t0.Add(2 * time.Minute)}); !errors.Is(err, ErrPoolExhausted) {
+		t.Errorf("during quarantine: err = %v, want ErrPoolExhausted", err)
+	}
+	if err := db.Bind(ctx, LeaseRequest{Pool: p, MAC: macN(1), IP: a, Now: t0.Add(time.Minute), Until: t0.Add(time.Hour)}); !errors.Is(err, ErrAddressTaken) {
+		t.Errorf("binding a quarantined address: err = %v", err)
+	}
+	if ip := reserve(t, db, p, macN(3), a, t0.Add(declineHold+time.Second)); !ip.Equal(a) {
+		t.Errorf("after quarantine: got %s, want %s", ip, a)
+	}
+}
+
+func TestLeaseRequestValidation(t *testing.T) {
+	db := newLeaseDB(t)
+	ctx := context.Background()
+	if _, err := db.Reserve(ctx, LeaseRequest{Pool: pool(10, 20), Now: t0, Until: t0}); err == nil {
+		t.Error("Reserve without MAC accepted")
+	}
+	if _, err := db.Reserve(ctx, LeaseRequest{Pool: pool(20, 10), MAC: macN(1), Now: t0, Until: t0}); err == nil {
+		t.Error("Reserve with an inverted pool accepted")
+	}
+	if err := db.Bind(ctx, LeaseRequest{Pool: pool(10, 20), MAC: macN(1), Now: t0, Until: t0}); err == nil {
+		t.Error("Bind without IP accepted")
+	}
+}
+
+func TestReserveFullRangeEdges(t *testing.T) {
+	db := newLeaseDB(t)
+	p := Pool{Start: net.IPv4(255, 255, 255, 254).To4(), End: net.IPv4(255, 255, 255, 255).To4()}
+	a := reserve(t, db, p, macN(1), nil, t0)
+	b := reserve(t, db, p, macN(2), nil, t0)
+	if a.Equal(b) || !p.Contains(a) || !p.Contains(b) {
+		t.Errorf("got %s and %s", a, b)
+	}
+	if _, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(3), Now: t0, Until: t0.Add(time.Minute)}); !errors.Is(err, ErrPoolExhausted) {
+		t.Errorf("third client: %v", err)
+	}
+}
+
+func leaseOf(t *testing.T, db LeaseStore, ip net.IP) Lease {
+	t.Helper()
+	all, err := db.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range all {
+		if l.IP.Equal(ip) {
+			return l
+		}
+	}
+	t.Fatalf("no lease row for %s", ip)
+	return Lease{}
+}
+
+func assertState(t *testing.T, db LeaseStore, ip net.IP, want LeaseState) {
+	t.Helper()
+	if l := leaseOf(t, db, ip); l.State != want {
+		t.Errorf("%s state %s, want %s", ip, l.State, want)
+	}
+}

@@ -1,0 +1,129 @@
+package dhcp
+
+import (
+	"bytes"
+	"net"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// TestDecideBootFollowsDesignTable checks every row of DESIGN.md's DHCP decision table, both
+// the plan and the options that end up on the wire (43, 60, 66, 67, 97, 175, siaddr, file).
+func TestDecideBootFollowsDesignTable(t *testing.T) {
+	full := bootConfig{ServerIP: serverIP, HTTPBase: testHTTP, HTTPBootFile: "snponly.efi", Arm64File: "ipxe-arm64.efi"}
+	proxy := full
+	proxy.Proxy = true
+	noArm := full
+	noArm.Arm64File = ""
+	fullEFI := full
+	fullEFI.HTTPBootFile = "ipxe.efi"
+
+	tests := []struct {
+		name   string
+		cfg    bootConfig
+		mods   []dhcpv4.Modifier
+		file   string // "" means no boot options at all
+		vc     string // option 60 expected, "" for none
+		opt43  bool
+		opt175 bool
+	}{
+		{"ipxe full mode gets the script URL and no-pxedhcp", full, ipxeClient(),
+			"http://10.99.0.1:8080/boot.ipxe", "", false, true},
+		{"ipxe proxy mode also needs PXEClient to be taken as ProxyDHCP", proxy, ipxeClient(),
+			"http://10.99.0.1:8080/boot.ipxe", "PXEClient", false, true},
+		{"ipxe efi build", full, join(uefiPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("iPXE"))}),
+			"http://10.99.0.1:8080/boot.ipxe", "", false, true},
+		{"uefi http x64", full, uefiHTTP(),
+			"http://10.99.0.1:8080/ipxe/snponly.efi", "HTTPClient", false, false},
+		{"uefi http x64 with ipxe.efi configured", fullEFI, uefiHTTP(),
+			"http://10.99.0.1:8080/ipxe/ipxe.efi", "HTTPClient", false, false},
+		{"uefi http arm64 with a binary", proxy, []dhcpv4.Modifier{withVC("HTTPClient:Arch:00019:UNDI:003000"), withArch(archEFIARM64HTTP), withGUID()},
+			"http://10.99.0.1:8080/ipxe/ipxe-arm64.efi", "HTTPClient", false, false},
+		{"uefi http arm64 without a binary", noArm, []dhcpv4.Modifier{withVC("HTTPClient:Arch:00019:UNDI:003000"), withArch(archEFIARM64HTTP)},
+			"", "", false, false},
+		{"uefi http ia32 unsupported", full, []dhcpv4.Modifier{withVC("HTTPClient:Arch:00015"), withArch(archEFIx86HTTP)},
+			"", "", false, false},
+		{"uefi pxe x64 (7)", full, uefiPXE(), "snponly.efi", "PXEClient", true, false},
+		{"uefi pxe efi-bc (9)", proxy, []dhcpv4.Modifier{withVC("PXEClient:Arch:00009:UNDI:003000"), withArch(archEFIBC)},
+			"snponly.efi", "PXEClient", true, false},
+		{"uefi pxe arm64 with a binary", full, []dhcpv4.Modifier{withVC("PXEClient:Arch:00011:UNDI:003000"), withArch(archEFIARM64)},
+			"ipxe-arm64.efi", "PXEClient", true, false},
+		{"uefi pxe arm64 without a binary", noArm, []dhcpv4.Modifier{withVC("PXEClient:Arch:00011:UNDI:003000"), withArch(archEFIARM64)},
+			"", "", false, false},
+		{"uefi pxe ia32 unsupported", full, []dhcpv4.Modifier{withVC("PXEClient:Arch:00006:UNDI:003000"), withArch(archEFIIA32)},
+			"", "", false, false},
+		{"bios pxe", proxy, biosPXE(), "undionly.kpxe", "PXEClient", true, false},
+		{"bios pxe without option 93", full, []dhcpv4.Modifier{withVC("PXEClient")}, "undionly.kpxe", "PXEClient", true, false},
+		{"ipxe posing as bios pxe (user class changed, 175 kept) gets undionly", full,
+			join(biosPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("fbtest")), withOpt(optIPXEEncap, ipxeFeats)}),
+			"undionly.kpxe", "PXEClient", true, false},
+		{"plain client gets no boot options", full, plainClient(), "", "", false, false},
+		{"plain client in proxy mode", proxy, plainClient(), "", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := msg(t, dhcpv4.MessageTypeDiscover, tt.mods...)
+			ci := classifyClient(req)
+			plan := decideBoot(ci, tt.cfg)
+			if plan.Boot != (tt.file != "") {
+				t.Fatalf("Boot = %v (reason %q), want boot file %q", plan.Boot, plan.Reason, tt.file)
+			}
+			if !plan.Boot && plan.Reason == "" {
+				t.Errorf("no boot options and no reason")
+			}
+
+			// What the client actually receives.
+			wire, err := dhcpv4.FromBytes(buildReply(req, kindProxyOffer, serverIP, plan, leaseOptions{}).ToBytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := wire.Options
+			if got := string(opts[optBootfile]); got != tt.file {
+				t.Errorf("option 67 = %q, want %q", got, tt.file)
+			}
+			if wire.BootFileName != tt.file {
+				t.Errorf("file field = %q, want %q", wire.BootFileName, tt.file)
+			}
+			if got := string(opts[optVendorClass]); got != tt.vc {
+				t.Errorf("option 60 = %q, want %q", got, tt.vc)
+			}
+			if got, ok := opts[optVendorSpecific]; ok != tt.opt43 || (ok && !bytes.Equal(got, []byte{6, 1, 8, 0xff})) {
+				t.Errorf("option 43 = %x (present %v), want present %v = 06010 8ff", got, ok, tt.opt43)
+			}
+			if got, ok := opts[optIPXEEncap]; ok != tt.opt175 || (ok && !bytes.Equal(got, []byte{176, 1, 1})) {
+				t.Errorf("option 175 = %x (present %v), want present %v = b00101", got, ok, tt.opt175)
+			}
+			wantNext := net.IPv4zero
+			wantTFTP := ""
+			if tt.file != "" {
+				wantNext, wantTFTP = serverIP, "10.99.0.1"
+			}
+			if !wire.ServerIPAddr.Equal(wantNext) || string(opts[optTFTPServer]) != wantTFTP {
+				t.Errorf("siaddr, option 66 = %v, %q; want %v, %q", wire.ServerIPAddr, opts[optTFTPServer], wantNext, wantTFTP)
+			}
+			sentGUID := ci.GUID != nil
+			if got, ok := opts[optClientGUID]; tt.file != "" && (ok != sentGUID || !bytes.Equal(got, ci.GUID)) {
+				t.Errorf("option 97 = %x (present %v), want echo of %x", got, ok, ci.GUID)
+			}
+			if !wire.YourIPAddr.Equal(net.IPv4zero) {
+				t.Errorf("proxy reply yiaddr = %v", wire.YourIPAddr)
+			}
+			if !net.IP(opts[optServerID]).Equal(serverIP) {
+				t.Errorf("option 54 = %v", net.IP(opts[optServerID]))
+			}
+		})
+	}
+}
+
+func TestDecideBootDoesNotEchoAbsentGUID(t *testing.T) {
+	ci := classifyClient(msg(t, dhcpv4.MessageTypeDiscover, withVC(biosVC), withArch(archBIOS)))
+	plan := decideBoot(ci, bootConfig{ServerIP: serverIP, HTTPBase: testHTTP, HTTPBootFile: "snponly.efi"})
+	if !plan.Boot || plan.GUID != nil {
+		t.Fatalf("plan = %+v, want boot without GUID", plan)
+	}
+	r := buildReply(msg(t, dhcpv4.MessageTypeDiscover), kindProxyOffer, serverIP, plan, leaseOptions{})
+	if _, ok := r.Options[optClientGUID]; ok {
+		t.Errorf("option 97 sent although the client sent none")
+	}
+}

@@ -1,0 +1,482 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+)
+
+// Mode is how fleetboot takes part in DHCP.
+type Mode string
+
+// DHCP modes.
+const (
+	// ModeProxy answers only network-boot clients, with boot options and no address
+	// (ProxyDHCP, PXE spec §2.2.3); the site's DHCP server keeps handing out addresses.
+	ModeProxy Mode = "proxy"
+	// ModeFull is an authoritative DHCP server for the pool, boot options included.
+	ModeFull Mode = "full"
+	// ModeOff runs no DHCP server; the site's DHCP server points machines at fleetboot.
+	ModeOff Mode = "off"
+)
+
+// Defaults applied by New.
+const (
+	DefaultHTTPBootFile = "snponly.efi"
+	DefaultLeaseTime    = time.Hour
+	DefaultMaxInFlight  = 64
+)
+
+// Timing of full mode.
+const (
+	// offerHold is how long an OFFER reserves its address. Clients REQUEST within a second or
+	// two; a minute covers slow firmware retrying, and an unanswered offer frees quickly.
+	offerHold = 60 * time.Second
+	// declineHold quarantines an address a client reported in use (DHCPDECLINE), as dnsmasq
+	// does, so a squatting host does not make every new client decline in turn.
+	declineHold = 10 * time.Minute
+	// maxPoolSize bounds allocation cost (a walk over the pool's rows).
+	maxPoolSize = 1 << 16
+)
+
+// Config configures the DHCP server. Zero values get the defaults above.
+type Config struct {
+	// Mode is proxy or full ("off" must not reach New).
+	Mode Mode
+	// Interface is the device to serve on, e.g. "br0"; sockets are bound to it.
+	Interface string
+	// ServerIP is our IPv4 address on Interface: siaddr, option 54 and option 66.
+	ServerIP net.IP
+	// HTTPBase is the URL prefix machines reach fleetboot's HTTP server at, e.g.
+	// "http://10.77.0.1:8080" (no trailing slash).
+	HTTPBase string
+	// HTTPBootFile is the x64 UEFI HTTP Boot binary under /ipxe/, default "snponly.efi".
+	HTTPBootFile string
+	// Arm64File is the arm64 iPXE binary name (TFTP and under /ipxe/), or "" for no arm64 offers.
+	Arm64File string
+	// PoolStart and PoolEnd bound the full-mode address range (inclusive).
+	PoolStart, PoolEnd net.IP
+	// Netmask of the full-mode network (the pool's subnet).
+	Netmask net.IPMask
+	// Router (option 3) handed out in full mode; optional.
+	Router net.IP
+	// DNS servers (option 6) handed out in full mode; optional.
+	DNS []net.IP
+	// DomainName (option 15) handed out in full mode; optional.
+	DomainName string
+	// LeaseTime of full-mode leases, default 1h.
+	LeaseTime time.Duration
+	// MaxInFlight bounds the packets handled at once, default 64; packets beyond it are dropped
+	// and reported as "dropped" events (clients retransmit).
+	MaxInFlight int
+	// Logger receives one line per reply (mac, arch, firmware, ip, file, xid); nil discards.
+	Logger *slog.Logger
+	// OnEvent, when set, is called once per reply sent and per request ignored or dropped,
+	// from the goroutine that handled the packet. It must not block.
+	OnEvent func(Event)
+}
+
+// Event describes one DHCP outcome, for metrics and a machine's boot timeline.
+type Event struct {
+	// Kind is offer, ack, nak, inform, proxy-offer, proxy-ack, ignored, dropped, release or decline.
+	Kind string
+	MAC  net.HardwareAddr
+	// Arch is option 93 named (bios, efi-x64, efi-x64-http, efi-arm64, …), "" when absent.
+	Arch string
+	// Firmware is bios-pxe, uefi-pxe, uefi-http, ipxe or other.
+	Firmware string
+	// IP is the address offered, acknowledged, released or declined, if any.
+	IP net.IP
+	// BootFile is the boot file or URL sent, if any.
+	BootFile string
+	// Port is the local port the request came in on (67 or 4011).
+	Port int
+	// Reason says why a request was ignored, dropped or NAKed.
+	Reason string
+}
+
+// Server is fleetboot's DHCPv4 server. Create it with New, run it with Run.
+type Server struct {
+	cfg      Config
+	leases   LeaseStore
+	log      *slog.Logger
+	boot     bootConfig // decisions for port 67
+	boot4011 bootConfig // decisions for port 4011 (always ProxyDHCP)
+	pool     Pool
+	subnet   *net.IPNet // full mode: the pool's network
+	now      func() time.Time
+	sem      chan struct{}
+	running  atomic.Bool
+}
+
+// New validates cfg, applies defaults and returns a server ready to Run. Full mode needs
+// leases; proxy mode ignores it.
+func New(cfg Config, leases LeaseStore) (*Server, error) {
+	if cfg.HTTPBootFile == "" {
+		cfg.HTTPBootFile = DefaultHTTPBootFile
+	}
+	if cfg.LeaseTime == 0 {
+		cfg.LeaseTime = DefaultLeaseTime
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	cfg.HTTPBase = strings.TrimRight(cfg.HTTPBase, "/")
+	if len(cfg.Netmask) == net.IPv6len && net.IP(cfg.Netmask).To4() != nil {
+		cfg.Netmask = cfg.Netmask[12:] // an IPv4 mask parsed into 16 bytes
+	}
+	if err := validate(&cfg, leases); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:    cfg,
+		leases: leases,
+		log:    log,
+		now:    time.Now,
+		sem:    make(chan struct{}, cfg.MaxInFlight),
+	}
+	s.boot = bootConfig{
+		ServerIP:     cfg.ServerIP.To4(),
+		HTTPBase:     cfg.HTTPBase,
+		HTTPBootFile: cfg.HTTPBootFile,
+		Arm64File:    cfg.Arm64File,
+		Proxy:        cfg.Mode == ModeProxy,
+	}
+	s.boot4011 = s.boot
+	s.boot4011.Proxy = true
+	if cfg.Mode == ModeFull {
+		s.subnet = &net.IPNet{IP: cfg.PoolStart.To4().Mask(cfg.Netmask), Mask: cfg.Netmask}
+		s.pool = Pool{Start: cfg.PoolStart.To4(), End: cfg.PoolEnd.To4(), Exclude: exclusions(cfg, s.subnet)}
+	}
+	return s, nil
+}
+
+// validate checks cfg; messages name the flag to fix, as the user will read them.
+func validate(cfg *Config, leases LeaseStore) error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch cfg.Mode {
+	case ModeProxy, ModeFull:
+	case ModeOff:
+		return errors.New("dhcp: mode off runs no DHCP server; do not start one")
+	default:
+		return fmt.Errorf("--dhcp must be proxy, full or off, not %q", cfg.Mode)
+	}
+	if cfg.Interface == "" {
+		bad("--dhcp=%s needs --interface (the network the machines boot on)", cfg.Mode)
+	}
+	if cfg.ServerIP.To4() == nil || cfg.ServerIP.To4().Equal(net.IPv4zero) {
+		bad("--dhcp=%s needs the server's IPv4 address on the interface (--advertise-ip)", cfg.Mode)
+	}
+	if !strings.HasPrefix(cfg.HTTPBase, "http://") && !strings.HasPrefix(cfg.HTTPBase, "https://") {
+		bad("dhcp: HTTP base URL %q must start with http:// (machines fetch boot files from it)", cfg.HTTPBase)
+	}
+	for _, f := range []struct{ flag, v string }{{"--http-boot-file", cfg.HTTPBootFile}, {"--arm64-file", cfg.Arm64File}} {
+		if strings.ContainsAny(f.v, "/\\ \x00") {
+			bad("%s %q must be a plain file name", f.flag, f.v)
+		}
+	}
+	if cfg.MaxInFlight < 0 {
+		bad("dhcp: MaxInFlight %d must be positive", cfg.MaxInFlight)
+	}
+	if cfg.Mode == ModeFull {
+		validateFull(cfg, leases, bad)
+	}
+	return errors.Join(errs...)
+}
+
+func validateFull(cfg *Config, leases LeaseStore, bad func(string, ...any)) {
+	if leases == nil {
+		bad("dhcp: full mode needs a lease store")
+	}
+	start, end := cfg.PoolStart.To4(), cfg.PoolEnd.To4()
+	if start == nil || end == nil {
+		bad("--dhcp=full needs --pool START-END (e.g. --pool 10.0.0.100-10.0.0.199)")
+		return
+	}
+	s, _ := ipToUint(start)
+	e, _ := ipToUint(end)
+	if s > e {
+		bad("--pool %s-%s: start is after end", start, end)
+		return
+	}
+	if e-s >= maxPoolSize {
+		bad("--pool %s-%s holds %d addresses; at most %d are supported", start, end, uint64(e-s)+1, maxPoolSize)
+	}
+	ones, bits := cfg.Netmask.Size()
+	if bits != 32 || ones == 0 {
+		bad("--dhcp=full needs --netmask (an IPv4 mask such as 255.255.255.0)")
+		return
+	}
+	if !start.Mask(cfg.Netmask).Equal(end.Mask(cfg.Netmask)) {
+		bad("--pool %s-%s spans more than one /%d network", start, end, ones)
+	}
+	if cfg.Router != nil && cfg.Router.To4() == nil {
+		bad("--router %s is not an IPv4 address", cfg.Router)
+	}
+	for _, d := range cfg.DNS {
+		if d.To4() == nil {
+			bad("--dns %s is not an IPv4 address", d)
+		}
+	}
+	if cfg.LeaseTime < time.Minute {
+		bad("--lease-time %s is too short (at least 1m)", cfg.LeaseTime)
+	}
+}
+
+// exclusions lists the pool addresses never to hand out.
+func exclusions(cfg Config, subnet *net.IPNet) []net.IP {
+	ex := []net.IP{cfg.ServerIP.To4(), subnet.IP.To4()}
+	bcast := make(net.IP, net.IPv4len)
+	for i := range bcast {
+		bcast[i] = subnet.IP.To4()[i] | ^subnet.Mask[i]
+	}
+	ex = append(ex, bcast)
+	if cfg.Router != nil {
+		ex = append(ex, cfg.Router.To4())
+	}
+	for _, d := range cfg.DNS {
+		ex = append(ex, d.To4())
+	}
+	return ex
+}
+
+// Run serves until ctx is done, then closes its sockets and waits for in-flight packets. It
+// fails at once when another fleetboot already serves DHCP on the interface in this network
+// namespace, or when port 67 or 4011 cannot be bound.
+//
+// Sockets are created in the network namespace of the calling OS thread.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("dhcp: server already running")
+	}
+	defer s.running.Store(false)
+
+	lock, err := lockInterface(s.cfg.Interface)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	// Quirk (server4): its sockets set SO_REUSEPORT, so a second server on the same port binds
+	// without error and the kernel splits packets between the two. The lock above is what
+	// prevents that; a DHCP server that does not set SO_REUSEPORT (dnsmasq) makes this fail.
+	var conns []*net.UDPConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, port := range []int{portServer, portPXE} {
+		c, err := server4.NewIPv4UDPConn(s.cfg.Interface, &net.UDPAddr{Port: port})
+		if err != nil {
+			return fmt.Errorf("dhcp: listen on %s port %d (is another DHCP server running there?): %w",
+				s.cfg.Interface, port, err)
+		}
+		conns = append(conns, c)
+	}
+	s.log.Info("dhcp serving", "mode", string(s.cfg.Mode), "interface", s.cfg.Interface,
+		"server_ip", s.cfg.ServerIP.String(), "ports", "67,4011")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var handlers sync.WaitGroup
+	errc := make(chan error, len(conns))
+	for i, c := range conns {
+		port := []int{portServer, portPXE}[i]
+		go func() { errc <- s.serve(ctx, c, port, &handlers) }()
+	}
+	pending := len(conns)
+	var firstErr error
+	select {
+	case <-ctx.Done():
+	case firstErr = <-errc:
+		pending--
+	}
+	cancel()
+	for _, c := range conns {
+		c.Close()
+	}
+	for ; pending > 0; pending-- {
+		if err := <-errc; firstErr == nil {
+			firstErr = err
+		}
+	}
+	handlers.Wait()
+	return firstErr
+}
+
+// serve reads packets from c until it is closed. Each packet is handled on its own goroutine,
+// at most MaxInFlight at once; when all slots are busy the packet is dropped rather than
+// queued, since a DHCP client retransmits and a late answer is worth less than a current one.
+// (server4.Server would spawn a goroutine per packet without bound, hence our own loop.)
+func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *sync.WaitGroup) error {
+	buf := make([]byte, 4096)
+	for {
+		n, peer, err := c.ReadFromUDP(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("dhcp: read on %s port %d: %w", s.cfg.Interface, port, err)
+		}
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.emit(Event{Kind: "dropped", MAC: rawChaddr(buf[:n]), Firmware: string(fwOther), Port: port,
+				Reason: fmt.Sprintf("more than %d packets in flight", s.cfg.MaxInFlight)})
+			continue
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			defer func() { <-s.sem }()
+			s.handlePacket(ctx, c, pkt, peer, port)
+		}()
+	}
+}
+
+// handlePacket parses, decides, sends and reports one packet.
+func (s *Server) handlePacket(ctx context.Context, c *net.UDPConn, pkt []byte, peer *net.UDPAddr, port int) {
+	m, err := dhcpv4.FromBytes(pkt)
+	if err != nil {
+		ev := Event{Kind: "ignored", MAC: rawChaddr(pkt), Firmware: string(fwOther), Port: port,
+			Reason: "malformed packet: " + err.Error()}
+		s.log.Debug("dhcp ignored", "mac", ev.MAC.String(), "port", port, "from", peer.String(), "reason", ev.Reason)
+		s.emit(ev)
+		return
+	}
+	res := s.respond(ctx, m, peer, port)
+	if res.reply != nil {
+		if _, err := c.WriteToUDP(res.reply.ToBytes(), res.dst); err != nil {
+			s.log.Warn("dhcp send failed", "kind", res.ev.Kind, "mac", res.ev.MAC.String(),
+				"xid", m.TransactionID.String(), "dst", res.dst.String(), "err", err)
+			res.ev = Event{Kind: "ignored", MAC: res.ev.MAC, Arch: res.ev.Arch, Firmware: res.ev.Firmware,
+				Port: port, Reason: "send failed: " + err.Error()}
+		}
+	}
+	s.report(m, res)
+}
+
+// response is the outcome of one request: a reply to send (or nil) and the event to report.
+type response struct {
+	reply *dhcpv4.DHCPv4
+	dst   *net.UDPAddr
+	ev    Event
+}
+
+// respond decides what to answer to m, which arrived on port from peer. It has no socket: the
+// caller sends.
+func (s *Server) respond(ctx context.Context, m *dhcpv4.DHCPv4, peer *net.UDPAddr, port int) response {
+	ci := classifyClient(m)
+	if m.OpCode != dhcpv4.OpcodeBootRequest {
+		return s.ignore(ci, port, "not a BOOTREQUEST")
+	}
+	if port == portPXE {
+		return s.respondPXEPort(ci, m, peer)
+	}
+	if s.cfg.Mode == ModeFull {
+		return s.respondFull(ctx, ci, m, peer)
+	}
+	return s.respondProxy(ci, m, peer)
+}
+
+// reply assembles a response with its event.
+func (s *Server) reply(ci clientInfo, m *dhcpv4.DHCPv4, kind replyKind, port int, peer *net.UDPAddr,
+	plan bootPlan, lease leaseOptions) response {
+	r := buildReply(m, kind, s.cfg.ServerIP, plan, lease)
+	ev := s.event(ci, kind.event(), port)
+	if kind != kindInformAck {
+		ev.IP = nonZeroIPv4(r.YourIPAddr)
+	} else {
+		ev.IP = ci.ClientIP
+	}
+	if plan.Boot {
+		ev.BootFile = plan.BootFile
+	}
+	return response{reply: r, dst: replyDestination(m, kind, port, peer), ev: ev}
+}
+
+func (s *Server) ignore(ci clientInfo, port int, reason string) response {
+	ev := s.event(ci, "ignored", port)
+	ev.Reason = reason
+	return response{ev: ev}
+}
+
+func (s *Server) event(ci clientInfo, kind string, port int) Event {
+	return Event{Kind: kind, MAC: ci.MAC, Arch: ci.archName(), Firmware: string(ci.firmware()), Port: port}
+}
+
+// report logs the outcome and hands the event to OnEvent.
+func (s *Server) report(m *dhcpv4.DHCPv4, res response) {
+	ev := res.ev
+	attrs := []any{"kind", ev.Kind, "mac", ev.MAC.String(), "arch", ev.Arch, "firmware", ev.Firmware,
+		"xid", m.TransactionID.String(), "msg", m.MessageType().String(), "port", ev.Port}
+	if ev.IP != nil {
+		attrs = append(attrs, "ip", ev.IP.String())
+	}
+	if ev.BootFile != "" {
+		attrs = append(attrs, "file", ev.BootFile)
+	}
+	if res.dst != nil {
+		attrs = append(attrs, "dst", res.dst.String())
+	}
+	if ev.Reason != "" {
+		attrs = append(attrs, "reason", ev.Reason)
+	}
+	switch ev.Kind {
+	case "ignored":
+		// Proxy mode sees every DHCP packet on the LAN; ignoring is the normal case.
+		s.log.Debug("dhcp ignored", attrs...)
+	case "decline", "nak":
+		s.log.Warn("dhcp "+ev.Kind, attrs...)
+	default:
+		s.log.Info("dhcp "+ev.Kind, attrs...)
+	}
+	s.emit(ev)
+}
+
+func (s *Server) emit(ev Event) {
+	if ev.Kind == "dropped" {
+		s.log.Debug("dhcp dropped", "mac", ev.MAC.String(), "port", ev.Port, "reason", ev.Reason)
+	}
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(ev)
+	}
+}
+
+// Leases returns the full-mode lease table (nil in proxy mode).
+func (s *Server) Leases(ctx context.Context) ([]Lease, error) {
+	if s.leases == nil || s.cfg.Mode != ModeFull {
+		return nil, nil
+	}
+	return s.leases.List(ctx)
+}
+
+// rawChaddr reads chaddr from a packet that may not parse, for drop/ignore events.
+func rawChaddr(pkt []byte) net.HardwareAddr {
+	const hlenOff, chaddrOff = 2, 28
+	if len(pkt) < chaddrOff+16 {
+		return nil
+	}
+	n := int(pkt[hlenOff])
+	if n > 16 {
+		n = 16
+	}
+	return append(net.HardwareAddr(nil), pkt[chaddrOff:chaddrOff+n]...)
+}

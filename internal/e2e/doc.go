@@ -1,0 +1,11 @@
+// Package e2e is fleetboot's end-to-end suite, the proof that machines boot: it builds the real
+// fleetboot binary, runs it inside a private network namespace (a bridge with a veth for carrier
+// and one tap per VM), next to a stand-in site DHCP server in proxy mode, and network-boots QEMU
+// machines through it — SeaBIOS with the NIC's iPXE ROM, a legacy BIOS PXE client that is not
+// iPXE (TFTP undionly.kpxe), OVMF's own PXE (TFTP snponly.efi) and OVMF HTTP Boot — until each
+// one's kernel runs a tiny initramfs that prints the per-run token from its command line.
+//
+// Everything lives in _test.go files; this file only carries the package documentation. The
+// suite needs root, QEMU and friends (scripts/deps.sh installs them): without them it skips,
+// unless CI=true or FLEETBOOT_E2E=1, where it fails and names what to install.
+package e2e

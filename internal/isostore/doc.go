@@ -1,0 +1,34 @@
+// Package isostore owns the ISO images fleetboot serves: streaming uploads (one-shot and
+// resumable) hashed with SHA-256 on the way in and published atomically under their content
+// hash, images registered in place by path, the metadata rows in the shared SQLite database,
+// and the file table (Index) of every image, built once at upload by its own ISO 9660 /
+// Rock Ridge / Joliet reader and persisted next to the image.
+//
+// Nothing is ever extracted: a file inside an image is a list of byte extents of the image
+// file, and File serves those bytes so that net/http can hand them to sendfile(2). HTTP
+// itself stays out of this package; its errors are sentinels the HTTP layer maps to status
+// codes with errors.Is.
+package isostore
+
+import "errors"
+
+// Errors returned by this package; test for them with errors.Is. The comment says the HTTP
+// status each one suggests.
+var (
+	ErrNotFound         = errors.New("not found")                                     // 404
+	ErrBadPath          = errors.New("invalid path")                                  // 400
+	ErrNotDir           = errors.New("not a directory")                               // 404 (or 400)
+	ErrIsDir            = errors.New("is a directory")                                // 404, or render a listing
+	ErrBadISO           = errors.New("not a usable ISO 9660 image")                   // 422
+	ErrChecksumMismatch = errors.New("sha256 mismatch")                               // 422
+	ErrBadChecksum      = errors.New("expected sha256 must be 64 hex digits")         // 400
+	ErrBadName          = errors.New("invalid ISO name")                              // 400
+	ErrNameTaken        = errors.New("name already used by another ISO")              // 409
+	ErrInUse            = errors.New("ISO is in use")                                 // 409
+	ErrOffsetMismatch   = errors.New("upload offset does not match")                  // 409
+	ErrUploadBusy       = errors.New("upload is being written by another request")    // 409 (423)
+	ErrUploadIncomplete = errors.New("upload is incomplete")                          // 409
+	ErrTooLarge         = errors.New("upload exceeds its size")                       // 413
+	ErrNoSpace          = errors.New("no space left for the upload")                  // 507
+	ErrChanged          = errors.New("ISO file changed on disk since it was indexed") // 409 (re-add it)
+)

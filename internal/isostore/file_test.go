@@ -1,0 +1,425 @@
+package isostore
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fileServer serves the files of one ISO the way the HTTP layer is meant to: OpenFile, set
+// Content-Type and ETag, http.ServeContent. After each request it reports how many bytes
+// went through File.Read (the rest went through sendfile).
+func fileServer(t testing.TB, s *Store, id string) (*httptest.Server, chan int64) {
+	readLens := make(chan int64, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := s.OpenFile(r.Context(), id, r.URL.Path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		defer func() {
+			f.Close()
+			readLens <- f.readLen
+		}()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("ETag", f.ETag())
+		http.ServeContent(w, r, f.Name(), f.ModTime(), f)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, readLens
+}
+
+func get(t testing.TB, url string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func TestServeContentSendsSingleExtentFilesWithSendfile(t *testing.T) {
+	s, _ := newStore(t)
+	fx := makeFixture(t, richTree(), "-R")
+	iso, err := uploadFile(t, s, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, readLens := fileServer(t, s, iso.ID)
+	want := fileContent("casper/initrd", 150_000)
+
+	resp, body := get(t, srv.URL+"/casper/initrd", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("GET: %d, %d bytes, equal=%v", resp.StatusCode, len(body), bytes.Equal(body, want))
+	}
+	// net/http copies the first 512 bytes itself (sniffing before ReadFrom); everything
+	// after went from the image's descriptor to the socket without passing through Read.
+	if n := <-readLens; n > 512 {
+		t.Fatalf("%d of %d bytes went through Read: sendfile was not used", n, len(want))
+	}
+	if resp.Header.Get("ETag") != ETag(iso.SHA256, "/casper/initrd") || resp.Header.Get("Last-Modified") == "" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+
+	ranges := []struct {
+		hdr        string
+		status     int
+		start, end int // want[start:end]
+	}{
+		{"bytes=0-0", 206, 0, 1},
+		{"bytes=100-2047", 206, 100, 2048},
+		{"bytes=2048-100000", 206, 2048, 100001},
+		{"bytes=149000-", 206, 149000, 150000},
+		{"bytes=-10", 206, 149990, 150000},
+		{"bytes=0-", 206, 0, 150000},
+		{"bytes=150000-", 416, 0, 0},
+	}
+	for _, r := range ranges {
+		resp, body := get(t, srv.URL+"/casper/initrd", map[string]string{"Range": r.hdr})
+		<-readLens
+		if resp.StatusCode != r.status {
+			t.Errorf("Range %s: status %d, want %d", r.hdr, resp.StatusCode, r.status)
+			continue
+		}
+		if r.status == 206 && !bytes.Equal(body, want[r.start:r.end]) {
+			t.Errorf("Range %s: %d bytes differ from want[%d:%d]", r.hdr, len(body), r.start, r.end)
+		}
+	}
+
+	// Multipart ranges go through Read (net/http copies them into a multipart writer).
+	resp, body = get(t, srv.URL+"/casper/initrd", map[string]string{"Range": "bytes=0-99,70000-70099"})
+	<-readLens
+	checkMultipart(t, resp, body, [][]byte{want[0:100], want[70000:70100]})
+
+	// Conditional requests.
+	resp, _ = get(t, srv.URL+"/casper/initrd", map[string]string{"If-None-Match": ETag(iso.SHA256, "/casper/initrd")})
+	<-readLens
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d, want 304", resp.StatusCode)
+	}
+	resp, body = get(t, srv.URL+"/casper/initrd", map[string]string{"Range": "bytes=0-9", "If-Range": `"stale"`})
+	<-readLens
+	if resp.StatusCode != 200 || len(body) != len(want) {
+		t.Errorf("If-Range stale: %d with %d bytes, want the whole file", resp.StatusCode, len(body))
+	}
+
+	// HEAD: length, no body, nothing read.
+	hresp, err := http.Head(srv.URL + "/casper/initrd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hresp.Body.Close()
+	<-readLens
+	if hresp.ContentLength != int64(len(want)) {
+		t.Errorf("HEAD Content-Length %d", hresp.ContentLength)
+	}
+
+	// Every file of the fixture, including empty ones, comes back intact over HTTP.
+	err = filepath.Walk(fx.src, func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(fx.src, p)
+		resp, body := get(t, srv.URL+"/"+filepath.ToSlash(rel), nil)
+		<-readLens
+		src, _ := os.ReadFile(p)
+		if resp.StatusCode != 200 || !bytes.Equal(body, src) {
+			t.Errorf("GET %s: %d, %d bytes, want %d", rel, resp.StatusCode, len(body), len(src))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkMultipart(t *testing.T, resp *http.Response, body []byte, want [][]byte) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/byteranges" {
+		t.Fatalf("multi-range response type %q: %v", resp.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for i, w := range want {
+		part, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(part)
+		if !bytes.Equal(got, w) {
+			t.Fatalf("part %d differs", i)
+		}
+	}
+}
+
+// multiExtentFile makes a File over a scratch file with extents deliberately out of order,
+// the way a > 4 GiB file's parts sit in an image, and returns the bytes it must read as.
+func multiExtentFile(t testing.TB) (*File, []byte) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "image")
+	img := fileContent("image", 64<<10)
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extents := []Extent{{Offset: 40000, Length: 5000}, {Offset: 2048, Length: 30000}, {Offset: 60000, Length: 123}}
+	var want []byte
+	var size int64
+	for _, x := range extents {
+		want = append(want, img[x.Offset:x.Offset+x.Length]...)
+		size += x.Length
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := newFile(f, Entry{Path: "/big", Size: size, Extents: extents}, `"x"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { file.Close() })
+	return file, want
+}
+
+func TestMultiExtentFileReadsSeeksAndServesAcrossExtents(t *testing.T) {
+	f, want := multiExtentFile(t)
+	if _, err := f.SyscallConn(); err == nil {
+		t.Fatal("a multi-extent file offered its descriptor to sendfile")
+	}
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("ReadAll: %d bytes, %v", len(got), err)
+	}
+	for _, off := range []int64{0, 4999, 5000, 5001, 34999, 35000, 35122} {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := io.Copy(&buf, f); err != nil || !bytes.Equal(buf.Bytes(), want[off:]) { // WriteTo
+			t.Fatalf("WriteTo from %d: %d bytes, %v", off, buf.Len(), err)
+		}
+		p := make([]byte, 10)
+		n, err := f.ReadAt(p, off)
+		if end := min(off+10, int64(len(want))); n != int(end-off) || !bytes.Equal(p[:n], want[off:end]) {
+			t.Fatalf("ReadAt %d = %d, %v", off, n, err)
+		}
+	}
+	if pos, _ := f.Seek(-10, io.SeekEnd); pos != int64(len(want))-10 {
+		t.Fatalf("SeekEnd = %d", pos)
+	}
+	if _, err := f.Seek(-1, io.SeekStart); err == nil {
+		t.Fatal("negative seek accepted")
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.Seek(0, io.SeekStart)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "big", time.Time{}, f)
+	}))
+	defer srv.Close()
+	for _, r := range []struct {
+		hdr        string
+		start, end int
+	}{
+		{"", 0, len(want)}, {"bytes=4990-5010", 4990, 5011}, {"bytes=34990-", 34990, len(want)}, {"bytes=-200", len(want) - 200, len(want)},
+	} {
+		_, body := get(t, srv.URL, map[string]string{"Range": r.hdr})
+		if !bytes.Equal(body, want[r.start:r.end]) {
+			t.Errorf("Range %q: %d bytes differ", r.hdr, len(body))
+		}
+	}
+}
+
+func TestFileWriteToSendsExactlyTheFileOverTCP(t *testing.T) {
+	s, _ := newStore(t)
+	fx := makeFixture(t, richTree(), "-R")
+	iso, err := uploadFile(t, s, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := s.OpenFile(r.Context(), iso.ID, "/casper/vmlinuz")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		f.Seek(1000, io.SeekStart)
+		w.Header().Set("Content-Length", fmt.Sprint(f.Size()-1000))
+		io.Copy(w, f) // File.WriteTo → io.CopyN(w, *os.File, n) → sendfile
+		if f.readLen != 0 {
+			t.Errorf("%d bytes went through Read", f.readLen)
+		}
+	}))
+	defer srv.Close()
+	_, body := get(t, srv.URL, nil)
+	if want := fileContent("casper/vmlinuz", 70_000)[1000:]; !bytes.Equal(body, want) {
+		t.Fatalf("%d bytes, want %d", len(body), len(want))
+	}
+}
+
+// TestBigMultiExtentISO builds a real image holding a 4.5 GiB file, which ISO 9660 stores as
+// two extents, and reads across the boundary. It writes ~4.5 GB: set FLEETBOOT_BIG_ISO=1.
+func TestBigMultiExtentISO(t *testing.T) {
+	if os.Getenv("FLEETBOOT_BIG_ISO") != "1" {
+		t.Skip("set FLEETBOOT_BIG_ISO=1 to build a 4.5 GiB image (about a minute, 4.5 GB of disk)")
+	}
+	src := t.TempDir()
+	big := filepath.Join(src, "big.img")
+	const size = 4<<30 + 512<<20
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse, with markers at places that land in each extent and at the boundary.
+	marks := map[int64]string{0: "START", 4<<30 - 2048 - 3: "BOUNDARY", 4 << 30: "FOUR-GIB", size - 3: "END"}
+	for off, m := range marks {
+		if _, err := f.WriteAt([]byte(m), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Truncate(size)
+	f.Close()
+	os.WriteFile(filepath.Join(src, "small.txt"), []byte("small"), 0o644)
+	img := buildISO(t, src, "-R", "-iso-level", "3")
+	os.Remove(big)
+
+	ix, imgFile := indexFile(t, img)
+	e, err := ix.Lookup("/big.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Size != size || len(e.Extents) < 2 {
+		t.Fatalf("big.img: size %d in %d extents, want %d in several", e.Size, len(e.Extents), int64(size))
+	}
+	t.Logf("extents: %+v", e.Extents)
+	fl, err := newFile(imgFile, *e, `"big"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off, m := range marks {
+		start := max(off-5, 0)
+		buf := make([]byte, min(int64(len(m))+10, size-start))
+		if _, err := fl.ReadAt(buf, start); err != nil {
+			t.Fatalf("ReadAt %d: %v", start, err)
+		}
+		if !strings.Contains(string(buf), m) {
+			t.Errorf("marker %q not at %d: %q", m, off, buf)
+		}
+	}
+	// Serve a range across the extent boundary through ServeContent.
+	b0 := e.Extents[0].Length
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fl.Seek(0, io.SeekStart)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "big.img", time.Time{}, fl)
+	}))
+	defer srv.Close()
+	_, body := get(t, srv.URL, map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", b0-10, b0+10)})
+	want := make([]byte, 21)
+	if _, err := fl.ReadAt(want, b0-10); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(body, want) {
+		t.Fatalf("range across the boundary: %q, want %q", body, want)
+	}
+	if _, err := fl.ReadAt(make([]byte, 1), b0-1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// processCPU is the user+system CPU time of this process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkServeContent compares serving a file inside an image through File (sendfile)
+// with an io.SectionReader over the image (what a naive implementation would hand
+// ServeContent): whole 8 MiB files and 64 KiB ranges, over loopback TCP.
+func BenchmarkServeContent(b *testing.B) {
+	src := b.TempDir()
+	writeTree(b, src, treeSpec{files: map[string]int{"payload.bin": 8 << 20}})
+	img := buildISO(b, src, "-R")
+	ix, _ := indexFile(b, img)
+	e, err := ix.Lookup("/payload.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := e.Extents[0]
+	handlers := map[string]http.HandlerFunc{
+		"File": func(w http.ResponseWriter, r *http.Request) {
+			f, _ := os.Open(img)
+			fl, _ := newFile(f, *e, `"e"`)
+			defer fl.Close()
+			w.Header().Set("Content-Type", "application/octet-stream")
+			http.ServeContent(w, r, "payload.bin", time.Time{}, fl)
+		},
+		"SectionReader": func(w http.ResponseWriter, r *http.Request) {
+			f, _ := os.Open(img)
+			defer f.Close()
+			w.Header().Set("Content-Type", "application/octet-stream")
+			http.ServeContent(w, r, "payload.bin", time.Time{}, io.NewSectionReader(f, x.Offset, x.Length))
+		},
+	}
+	for _, kind := range []string{"File", "SectionReader"} {
+		srv := httptest.NewServer(handlers[kind])
+		client := srv.Client()
+		for _, mode := range []struct {
+			name  string
+			bytes int64
+			rng   func(i int) string
+		}{
+			{"whole-8MiB", 8 << 20, func(int) string { return "" }},
+			{"range-64KiB", 64 << 10, func(i int) string {
+				start := int64(i*7919*4096) % (8<<20 - 64<<10)
+				return fmt.Sprintf("bytes=%d-%d", start, start+64<<10-1)
+			}},
+		} {
+			b.Run(kind+"/"+mode.name, func(b *testing.B) {
+				b.SetBytes(mode.bytes)
+				cpu0 := processCPU()
+				ops := 0
+				for i := 0; b.Loop(); i++ {
+					ops++
+					req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+					if r := mode.rng(i); r != "" {
+						req.Header.Set("Range", r)
+					}
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n, _ := io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if n != mode.bytes {
+						b.Fatalf("%d bytes", n)
+					}
+				}
+				// CPU of client and server together (same process); the client's share is
+				// the same for both kinds, so the difference is the server's.
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(ops)/(float64(mode.bytes)/(1<<20)), "cpu-ns/MiB")
+			})
+		}
+		srv.Close()
+	}
+}

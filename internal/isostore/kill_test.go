@@ -1,0 +1,177 @@
+package isostore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests below run an upload in a child process (this test binary re-executed with
+// FLEETBOOT_ISOSTORE_CHILD set), SIGKILL it mid-upload, and check what a restarted store sees.
+
+const childEnv = "FLEETBOOT_ISOSTORE_CHILD"
+
+// stallingReader serves r, then blocks (for at most 30 s, so an orphaned child still ends)
+// once stallAt bytes were read: the upload is in flight when the parent kills it.
+type stallingReader struct {
+	r       io.Reader
+	n       int64
+	stallAt int64
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if s.n >= s.stallAt {
+		time.Sleep(30 * time.Second)
+		return 0, errors.New("parent never killed the child")
+	}
+	if int64(len(p)) > s.stallAt-s.n {
+		p = p[:s.stallAt-s.n]
+	}
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	return n, err
+}
+
+// runChild is the child side: it uploads the image named by the environment and stalls.
+func runChild(t *testing.T) {
+	dir, img, mode := os.Getenv("FLEETBOOT_ISOSTORE_DIR"), os.Getenv("FLEETBOOT_ISOSTORE_ISO"), os.Getenv(childEnv)
+	s := openStore(t, dir, dir)
+	s.checkpointBytes = 64 << 10
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	body := &stallingReader{r: f, stallAt: st.Size() * 2 / 3}
+	ctx := context.Background()
+	switch mode {
+	case "upload":
+		_, err = s.Upload(ctx, "killed", body, "")
+	case "resumable":
+		_, err = s.AppendUpload(ctx, os.Getenv("FLEETBOOT_ISOSTORE_UPLOAD"), 0, body)
+	}
+	t.Fatalf("child upload returned: %v", err)
+}
+
+// startChild runs the child and returns it with a function that SIGKILLs and reaps it.
+func startChild(t *testing.T, mode, dir, img, uploadID string) func() {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, "FLEETBOOT_ISOSTORE_DIR="+dir,
+		"FLEETBOOT_ISOSTORE_ISO="+img, "FLEETBOOT_ISOSTORE_UPLOAD="+uploadID)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	kill := func() {
+		if killed {
+			return
+		}
+		killed = true
+		cmd.Process.Kill() // SIGKILL: no deferred cleanup runs in the child
+		err := cmd.Wait()
+		if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 {
+			t.Errorf("child did not die by the signal (%v); output:\n%s", err, out.String())
+		}
+	}
+	t.Cleanup(kill)
+	return kill
+}
+
+// waitFor polls cond every 10 ms for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestKillDuringUploadLeavesNoVisibleISO(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		runChild(t)
+		return
+	}
+	fx := makeFixture(t, richTree(), "-R")
+	dir := t.TempDir()
+	kill := startChild(t, "upload", dir, fx.iso, "")
+	waitFor(t, "the child's upload to reach its temporary file", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(dir, "isos", "tmp", "upload-*"))
+		if len(parts) != 1 {
+			return false
+		}
+		st, err := os.Stat(parts[0])
+		return err == nil && st.Size() >= fx.size/2
+	})
+	kill()
+
+	s := openStore(t, dir, dir)
+	if list, err := s.List(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("after the kill: %+v, %v", list, err)
+	}
+	if got := assertClean(t, dir); len(got) != 0 {
+		t.Fatalf("files after the kill: %v", got)
+	}
+	// The store still works: the same upload now completes.
+	iso, err := uploadFile(t, s, "killed", fx.iso, fx.sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveAll(t, s, iso.ID, fx.src)
+}
+
+func TestKillDuringResumableUploadResumesFromTheLastCheckpoint(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		runChild(t)
+		return
+	}
+	fx := makeFixture(t, richTree(), "-R")
+	dir := t.TempDir()
+	s := openStore(t, dir, dir)
+	ctx := context.Background()
+	u, err := s.CreateUpload(ctx, "resumed after kill", fx.size, fx.sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill := startChild(t, "resumable", dir, fx.iso, u.ID)
+	waitFor(t, "the child to checkpoint half the image", func() bool {
+		off, err := s.UploadOffset(ctx, u.ID)
+		return err == nil && off >= fx.size/2
+	})
+	kill()
+
+	s = openStore(t, dir, dir)
+	off, err := s.UploadOffset(ctx, u.ID)
+	if err != nil || off < fx.size/2 || off > fx.size*2/3 {
+		t.Fatalf("offset after the kill = %d, %v; want a checkpoint between %d and %d", off, err, fx.size/2, fx.size*2/3)
+	}
+	if list, _ := s.List(ctx); len(list) != 0 {
+		t.Fatalf("a partial upload is visible: %+v", list)
+	}
+	f, err := os.Open(fx.iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if end, err := s.AppendUpload(ctx, u.ID, off, f); err != nil || end != fx.size {
+		t.Fatalf("resume = %d, %v", end, err)
+	}
+	iso, err := s.FinishUpload(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveAll(t, s, iso.ID, fx.src)
+}

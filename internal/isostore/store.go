@@ -1,0 +1,660 @@
+package isostore
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+// Store is the ISO library in a data directory:
+//
+//	<data>/isos/<sha256>.iso    uploaded images, content-addressed
+//	<data>/isos/<sha256>.idx    persisted Index of every image (also of images added by path)
+//	<data>/isos/tmp/            one-shot uploads and index files being written (emptied by Open)
+//	<data>/isos/uploads/<id>    resumable uploads in progress
+//
+// plus the tables isos and iso_uploads in the shared database. An image becomes visible only
+// when its row is committed, after the image and its index were fsync'd and renamed into
+// place; a crash at any point leaves at worst unreferenced files, which Open removes. One
+// Store per data directory (the server's data-dir lock guarantees it).
+type Store struct {
+	// InUse, when set, tells Delete whether an ISO (by ID) is still referenced, e.g. by a
+	// boot profile; Delete refuses with ErrInUse unless forced. Nil means never in use.
+	InUse func(id string) (bool, error)
+
+	dir, tmpDir, uploadDir string
+	db                     *store.Store
+	log                    *slog.Logger
+	cache                  *indexCache
+
+	publishMu sync.Mutex // serialises publish and delete: dedupe and name checks, renames, row
+
+	busyMu sync.Mutex
+	busy   map[string]bool // resumable uploads being appended to or finished
+
+	// checkpointBytes is how often a long AppendUpload makes its progress durable.
+	checkpointBytes int64
+}
+
+// ISO is the metadata of one stored image.
+type ISO struct {
+	ID         string     // first 16 hex digits of SHA256; stable, used in URLs
+	Name       string     // unique, chosen by the user
+	SHA256     string     // lower-case hex
+	Size       int64      // bytes
+	Label      string     // volume label
+	FileCount  int        // regular files in the image
+	Names      NameSource // which naming layer the index uses
+	UploadedAt time.Time
+	// SourcePath is the absolute path of an image registered with AddPath (served in place,
+	// never copied or deleted); empty for uploaded images.
+	SourcePath string
+	// Detected is the distribution detection result (JSON), empty until detection runs.
+	Detected string
+	// Existed is set by Upload, FinishUpload and AddPath when the same content was already
+	// stored: the returned ISO is the existing one, under its existing name.
+	Existed bool
+
+	sourceMtime int64 // unix nanoseconds of SourcePath when it was indexed
+}
+
+// migrations of the isos component; append only.
+var migrations = []string{
+	`CREATE TABLE isos (
+		id              TEXT PRIMARY KEY,
+		name            TEXT NOT NULL UNIQUE,
+		sha256          TEXT NOT NULL UNIQUE,
+		size            INTEGER NOT NULL,
+		label           TEXT NOT NULL,
+		file_count      INTEGER NOT NULL,
+		names           TEXT NOT NULL,
+		uploaded_at     TEXT NOT NULL,
+		source_path     TEXT,
+		source_mtime_ns INTEGER,
+		detected        TEXT
+	)`,
+	`CREATE TABLE iso_uploads (
+		id            TEXT PRIMARY KEY,
+		name          TEXT NOT NULL,
+		size          INTEGER NOT NULL,
+		want_sha256   TEXT NOT NULL,
+		offset        INTEGER NOT NULL,
+		hash_state    BLOB NOT NULL,
+		created_at    TEXT NOT NULL,
+		updated_at_ns INTEGER NOT NULL
+	)`,
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// Open prepares the ISO store under dataDir/isos, applies its database migrations and
+// removes what an interrupted run left behind: temporary files, resumable-upload data
+// without a row (and rows without data), and images or indexes no row refers to.
+func Open(ctx context.Context, dataDir string, db *store.Store, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dir := filepath.Join(dataDir, "isos")
+	s := &Store{
+		dir:             dir,
+		tmpDir:          filepath.Join(dir, "tmp"),
+		uploadDir:       filepath.Join(dir, "uploads"),
+		db:              db,
+		log:             log,
+		cache:           newIndexCache(16),
+		busy:            map[string]bool{},
+		checkpointBytes: 64 << 20,
+	}
+	for _, d := range []string{dir, s.tmpDir, s.uploadDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("open iso store: %w", err)
+		}
+	}
+	if err := db.Migrate(ctx, "isos", migrations); err != nil {
+		return nil, fmt.Errorf("open iso store: %w", err)
+	}
+	if err := s.cleanup(ctx); err != nil {
+		return nil, fmt.Errorf("open iso store: cleanup: %w", err)
+	}
+	return s, nil
+}
+
+// cleanup removes leftovers of interrupted uploads, publishes and deletes.
+func (s *Store) cleanup(ctx context.Context) error {
+	tmp, err := os.ReadDir(s.tmpDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range tmp {
+		s.removeLogged(filepath.Join(s.tmpDir, e.Name()), "stale temporary file")
+	}
+
+	uploads := map[string]bool{}
+	rows, err := s.db.DB().QueryContext(ctx, `SELECT id FROM iso_uploads`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		uploads[id] = true
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	parts, err := os.ReadDir(s.uploadDir)
+	if err != nil {
+		return err
+	}
+	onDisk := map[string]bool{}
+	for _, e := range parts {
+		id := e.Name()
+		if uploads[id] {
+			onDisk[id] = true
+			continue
+		}
+		s.removeLogged(filepath.Join(s.uploadDir, id), "upload data without upload")
+	}
+	for id := range uploads {
+		if !onDisk[id] {
+			s.log.Warn("resumable upload lost its data; dropped", "upload", id)
+			if _, err := s.db.DB().ExecContext(ctx, `DELETE FROM iso_uploads WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+	}
+
+	known := map[string]bool{}
+	rows, err = s.db.DB().QueryContext(ctx, `SELECT sha256 FROM isos`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var sum string
+		if err := rows.Scan(&sum); err != nil {
+			rows.Close()
+			return err
+		}
+		known[sum] = true
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	files, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range files {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		sum := strings.TrimSuffix(name, ext)
+		if (ext == ".iso" || ext == ".idx") && isHex(sum, 64) && !known[sum] {
+			s.removeLogged(filepath.Join(s.dir, name), "image or index without a row")
+		}
+	}
+	return nil
+}
+
+func (s *Store) removeLogged(p, why string) {
+	if err := os.RemoveAll(p); err != nil {
+		s.log.Warn("cannot remove "+why, "path", p, "err", err)
+		return
+	}
+	s.log.Info("removed "+why, "path", p)
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateName checks an ISO name: 1–200 bytes of printable UTF-8 without "/" or "\",
+// without leading or trailing space, and not shaped like an ID or a SHA-256 (16 or 64 hex
+// digits), so that "idOrName" arguments are never ambiguous.
+func ValidateName(name string) error {
+	switch {
+	case name == "" || len(name) > 200:
+		return fmt.Errorf("%w: must be 1 to 200 bytes", ErrBadName)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not UTF-8", ErrBadName)
+	case strings.TrimSpace(name) != name:
+		return fmt.Errorf("%w: leading or trailing space", ErrBadName)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q", ErrBadName, name)
+	case strings.ContainsAny(name, `/\`):
+		return fmt.Errorf("%w: contains a slash", ErrBadName)
+	case isHex(strings.ToLower(name), 16) || isHex(strings.ToLower(name), 64):
+		return fmt.Errorf("%w: looks like an ISO ID or a SHA-256", ErrBadName)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return fmt.Errorf("%w: contains a control character", ErrBadName)
+		}
+	}
+	return nil
+}
+
+// normSHA256 validates an expected checksum ("" means none) and returns it in lower case.
+func normSHA256(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	l := strings.ToLower(s)
+	if !isHex(l, 64) {
+		return "", fmt.Errorf("%w: got %q", ErrBadChecksum, s)
+	}
+	return l, nil
+}
+
+const isoColumns = `id, name, sha256, size, label, file_count, names, uploaded_at,
+	COALESCE(source_path, ''), COALESCE(source_mtime_ns, 0), COALESCE(detected, '')`
+
+type rowScanner interface{ Scan(...any) error }
+
+func scanISO(r rowScanner) (*ISO, error) {
+	var iso ISO
+	var uploaded, names string
+	if err := r.Scan(&iso.ID, &iso.Name, &iso.SHA256, &iso.Size, &iso.Label, &iso.FileCount, &names,
+		&uploaded, &iso.SourcePath, &iso.sourceMtime, &iso.Detected); err != nil {
+		return nil, err
+	}
+	iso.Names = NameSource(names)
+	iso.UploadedAt, _ = time.Parse(timeFormat, uploaded)
+	return &iso, nil
+}
+
+// Get returns the ISO with the given ID, name or full SHA-256.
+func (s *Store) Get(ctx context.Context, idOrName string) (*ISO, error) {
+	key := idOrName
+	if isHex(strings.ToLower(key), 16) || isHex(strings.ToLower(key), 64) {
+		key = strings.ToLower(key)
+	}
+	iso, err := scanISO(s.db.DB().QueryRowContext(ctx,
+		`SELECT `+isoColumns+` FROM isos WHERE id = ? OR name = ? OR sha256 = ?`, key, key, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("iso %q: %w", idOrName, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get iso %q: %w", idOrName, err)
+	}
+	return iso, nil
+}
+
+// List returns all ISOs sorted by name.
+func (s *Store) List(ctx context.Context) ([]*ISO, error) {
+	rows, err := s.db.DB().QueryContext(ctx, `SELECT `+isoColumns+` FROM isos ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list isos: %w", err)
+	}
+	defer rows.Close()
+	var out []*ISO
+	for rows.Next() {
+		iso, err := scanISO(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list isos: %w", err)
+		}
+		out = append(out, iso)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list isos: %w", err)
+	}
+	return out, nil
+}
+
+// SetDetected records the distribution detection result of an ISO.
+func (s *Store) SetDetected(ctx context.Context, id, detected string) error {
+	res, err := s.db.DB().ExecContext(ctx, `UPDATE isos SET detected = ? WHERE id = ?`, detected, id)
+	if err != nil {
+		return fmt.Errorf("set detected of iso %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("iso %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Delete removes an ISO: its row first (it disappears at once), then its index and, for
+// uploaded images, the image file; an image added by path is left on disk. Files still
+// open keep working until closed. Unless force is set, an ISO that InUse reports as in use
+// is refused with ErrInUse.
+func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
+	iso, err := s.Get(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	if !force && s.InUse != nil {
+		used, err := s.InUse(iso.ID)
+		if err != nil {
+			return fmt.Errorf("delete iso %s: in-use check: %w", iso.ID, err)
+		}
+		if used {
+			return fmt.Errorf("delete iso %s (%s): %w", iso.ID, iso.Name, ErrInUse)
+		}
+	}
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	if _, err := s.db.DB().ExecContext(ctx, `DELETE FROM isos WHERE id = ?`, iso.ID); err != nil {
+		return fmt.Errorf("delete iso %s: %w", iso.ID, err)
+	}
+	s.cache.drop(iso.SHA256)
+	// A failure below leaves files without a row; Open removes them on the next start.
+	if err := os.Remove(s.indexPath(iso.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("delete iso: cannot remove index", "iso", iso.ID, "err", err)
+	}
+	if iso.SourcePath == "" {
+		if err := os.Remove(s.imagePath(iso)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("delete iso: cannot remove image", "iso", iso.ID, "err", err)
+		}
+	}
+	s.log.Info("iso deleted", "iso", iso.ID, "name", iso.Name, "forced", force)
+	return nil
+}
+
+func (s *Store) imagePath(iso *ISO) string {
+	if iso.SourcePath != "" {
+		return iso.SourcePath
+	}
+	return filepath.Join(s.dir, iso.SHA256+".iso")
+}
+
+func (s *Store) indexPath(sum string) string { return filepath.Join(s.dir, sum+".idx") }
+
+// openImage opens the image file of iso and, for an image added by path, checks that it is
+// still the file that was indexed (same size and modification time): serving extents of a
+// replaced file would send garbage.
+func (s *Store) openImage(iso *ISO) (*os.File, error) {
+	f, err := os.Open(s.imagePath(iso))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if iso.SourcePath != "" {
+				return nil, fmt.Errorf("iso %s: %s is gone: %w", iso.ID, iso.SourcePath, ErrChanged)
+			}
+			return nil, fmt.Errorf("iso %s: %w (deleted)", iso.ID, ErrNotFound)
+		}
+		return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
+	}
+	if st.Size() != iso.Size || (iso.SourcePath != "" && st.ModTime().UnixNano() != iso.sourceMtime) {
+		f.Close()
+		return nil, fmt.Errorf("iso %s: %s: %w", iso.ID, s.imagePath(iso), ErrChanged)
+	}
+	return f, nil
+}
+
+// OpenImage opens the whole image of an ISO (for serving the .iso itself: it is a plain
+// *os.File, so http.ServeContent sends it with sendfile). The caller closes it.
+func (s *Store) OpenImage(ctx context.Context, idOrName string) (*os.File, *ISO, error) {
+	iso, err := s.Get(ctx, idOrName)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := s.openImage(iso)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, iso, nil
+}
+
+// Index returns the file table of an ISO, from the in-memory cache or its index file; a
+// missing or damaged index file is rebuilt from the image.
+func (s *Store) Index(ctx context.Context, idOrName string) (*Index, *ISO, error) {
+	iso, err := s.Get(ctx, idOrName)
+	if err != nil {
+		return nil, nil, err
+	}
+	ix, err := s.cache.get(iso.SHA256, func() (*Index, error) { return s.loadIndex(iso) })
+	if err != nil {
+		return nil, nil, err
+	}
+	return ix, iso, nil
+}
+
+func (s *Store) loadIndex(iso *ISO) (*Index, error) {
+	start := time.Now()
+	ix, err := readIndexFile(s.indexPath(iso.SHA256))
+	if err == nil && ix.ImageSize == iso.Size {
+		s.log.Debug("iso index loaded", "iso", iso.ID, "entries", len(ix.Entries), "dur", time.Since(start))
+		return ix, nil
+	}
+	s.log.Warn("iso index unusable; rebuilding from the image", "iso", iso.ID, "err", err)
+	f, err := s.openImage(iso)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ix, err = BuildIndex(f, iso.Size)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild index of iso %s: %w", iso.ID, err)
+	}
+	if err := s.writeIndexFile(ix, s.indexPath(iso.SHA256)); err != nil {
+		s.log.Warn("cannot persist rebuilt index", "iso", iso.ID, "err", err)
+	}
+	return ix, nil
+}
+
+func readIndexFile(p string) (*Index, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return ReadIndex(f, st.Size())
+}
+
+// writeIndexFile writes ix durably to dst (through a temporary file and a rename).
+func (s *Store) writeIndexFile(ix *Index, dst string) error {
+	tmp, err := s.writeIndexTemp(ix)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+func (s *Store) writeIndexTemp(ix *Index) (string, error) {
+	f, err := os.CreateTemp(s.tmpDir, "index-*.idx")
+	if err != nil {
+		return "", fmt.Errorf("write index: %w", noSpace(err))
+	}
+	_, err = ix.WriteTo(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write index: %w", noSpace(err))
+	}
+	return f.Name(), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// noSpace marks disk-full and quota errors with ErrNoSpace.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// Lookup returns the entry at path p inside an ISO (symlinks followed). See Index.Lookup.
+func (s *Store) Lookup(ctx context.Context, idOrName, p string) (*Entry, error) {
+	ix, iso, err := s.Index(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	e, err := ix.Lookup(p)
+	if err != nil {
+		return nil, fmt.Errorf("iso %s: %w", iso.ID, err)
+	}
+	return e, nil
+}
+
+// ReadDir lists a directory inside an ISO. See Index.ReadDir.
+func (s *Store) ReadDir(ctx context.Context, idOrName, dirPath string) ([]Entry, error) {
+	ix, iso, err := s.Index(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ix.ReadDir(dirPath)
+	if err != nil {
+		return nil, fmt.Errorf("iso %s: %w", iso.ID, err)
+	}
+	return list, nil
+}
+
+// OpenFile opens the regular file at p inside an ISO for serving (symlinks followed). A
+// directory fails with ErrIsDir. The caller closes the File.
+func (s *Store) OpenFile(ctx context.Context, idOrName, p string) (*File, error) {
+	ix, iso, err := s.Index(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	e, err := ix.Lookup(p)
+	if err != nil {
+		return nil, fmt.Errorf("iso %s: %w", iso.ID, err)
+	}
+	if e.IsDir() {
+		return nil, fmt.Errorf("iso %s: %s: %w", iso.ID, e.Path, ErrIsDir)
+	}
+	f, err := s.openImage(iso)
+	if err != nil {
+		return nil, err
+	}
+	return newFile(f, *e, ETag(iso.SHA256, e.Path))
+}
+
+// ETag is the strong entity tag of the file at path p of the image with SHA-256 sum: the
+// bytes at a path of a given image never change.
+func ETag(sum, p string) string {
+	h := sha256.Sum256([]byte(p))
+	return `"` + sum[:min(16, len(sum))] + "-" + hex.EncodeToString(h[:8]) + `"`
+}
+
+// indexCache keeps the most recently used indexes in memory and loads each at most once at
+// a time, however many requests ask for it together.
+type indexCache struct {
+	mu    sync.Mutex
+	max   int
+	slots map[string]*cacheSlot
+	lru   *list.List // of *cacheSlot, most recent first
+}
+
+type cacheSlot struct {
+	key   string
+	ready chan struct{}
+	ix    *Index
+	err   error
+	elem  *list.Element
+}
+
+func newIndexCache(max int) *indexCache {
+	return &indexCache{max: max, slots: map[string]*cacheSlot{}, lru: list.New()}
+}
+
+func (c *indexCache) get(key string, load func() (*Index, error)) (*Index, error) {
+	c.mu.Lock()
+	if sl, ok := c.slots[key]; ok {
+		c.lru.MoveToFront(sl.elem)
+		c.mu.Unlock()
+		<-sl.ready
+		if sl.err != nil {
+			return nil, sl.err
+		}
+		return sl.ix, nil
+	}
+	sl := &cacheSlot{key: key, ready: make(chan struct{})}
+	sl.elem = c.lru.PushFront(sl)
+	c.slots[key] = sl
+	for c.lru.Len() > c.max {
+		old := c.lru.Remove(c.lru.Back()).(*cacheSlot)
+		delete(c.slots, old.key)
+	}
+	c.mu.Unlock()
+
+	sl.ix, sl.err = load()
+	close(sl.ready)
+	if sl.err != nil {
+		c.mu.Lock()
+		if c.slots[key] == sl {
+			c.lru.Remove(sl.elem)
+			delete(c.slots, key)
+		}
+		c.mu.Unlock()
+		return nil, sl.err
+	}
+	return sl.ix, nil
+}
+
+// put stores an index just built, sparing the first request a load.
+func (c *indexCache) put(key string, ix *Index) {
+	sl := &cacheSlot{key: key, ready: make(chan struct{}), ix: ix}
+	close(sl.ready)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.slots[key]; ok {
+		c.lru.Remove(old.elem)
+	}
+	sl.elem = c.lru.PushFront(sl)
+	c.slots[key] = sl
+	for c.lru.Len() > c.max {
+		old := c.lru.Remove(c.lru.Back()).(*cacheSlot)
+		delete(c.slots, old.key)
+	}
+}
+
+func (c *indexCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sl, ok := c.slots[key]; ok {
+		c.lru.Remove(sl.elem)
+		delete(c.slots, key)
+	}
+}

@@ -1,0 +1,179 @@
+// Package server wires fleetboot together: configuration in, DHCP, TFTP and HTTP services
+// out, all under one errgroup so that any failing service stops the others and a signal stops
+// them all. This is the only place that knows every component.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	embedded "github.com/fleetboot/fleetboot/embed"
+	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/config"
+	"github.com/fleetboot/fleetboot/internal/dhcp"
+	"github.com/fleetboot/fleetboot/internal/httpapi"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/metrics"
+	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/tftp"
+)
+
+// Run serves until ctx is cancelled or a service fails.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	res, err := cfg.Validate()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	bins, err := ipxe.LoadBinariesFrom(embedded.IPXE, cfg.IPXEDir)
+	if err != nil {
+		return err
+	}
+	logBinaries(log, bins)
+
+	assetsDir := filepath.Join(cfg.DataDir, "assets")
+	if err := os.MkdirAll(assetsDir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	assets, err := os.OpenRoot(assetsDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	defer assets.Close()
+	db, err := store.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	m := metrics.New()
+	scripts := ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
+	decider := &boot.Static{Scripts: scripts}
+	if cfg.BootKernel != "" {
+		decider.Target = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
+		for _, p := range append([]string{cfg.BootKernel}, res.BootInitrd...) {
+			if _, err := assets.Stat(p); err != nil {
+				log.Warn("default boot target file is missing; machines will fail to load it", "path", filepath.Join(assetsDir, p))
+			}
+		}
+	}
+	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Assets: assets, Decider: decider, Metrics: m, Logger: log})
+
+	g, ctx := errgroup.WithContext(ctx)
+
+	// HTTP. No ReadTimeout/WriteTimeout: uploads and ISO streams last as long as they last;
+	// header and idle timeouts keep slow or idle clients from pinning connections.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+
+	if res.TFTPAddr != "" {
+		files := tftpFiles(bins, ipxe.Autoexec(scripts))
+		ts, err := tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Logger: log, OnTransfer: func(t tftp.Transfer) {
+			file := metrics.TFTPFileLabel(t.File)
+			result := "ok"
+			switch {
+			case t.Probe:
+				result = "probe"
+			case t.Err != nil:
+				result = "error"
+			}
+			m.TFTPTransfers.WithLabelValues(file, result).Inc()
+			m.TFTPBytes.WithLabelValues(file).Add(float64(t.Bytes))
+		}})
+		if err != nil {
+			return fmt.Errorf("tftp: %w", err)
+		}
+		g.Go(func() error { return ts.Run(ctx) })
+	}
+
+	if cfg.DHCPMode != config.DHCPOff {
+		dcfg := dhcp.Config{
+			Mode:         dhcp.Mode(cfg.DHCPMode),
+			Interface:    res.Interface,
+			ServerIP:     res.ServerIP.AsSlice(),
+			HTTPBase:     res.HTTPBase,
+			HTTPBootFile: cfg.HTTPBootFile,
+			Arm64File:    bins.Arm64(),
+			Netmask:      res.Netmask,
+			DomainName:   cfg.DomainName,
+			LeaseTime:    cfg.LeaseTime,
+			Logger:       log,
+			OnEvent: func(e dhcp.Event) {
+				m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
+			},
+		}
+		if cfg.DHCPMode == config.DHCPFull {
+			dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
+			if res.Router.IsValid() {
+				dcfg.Router = res.Router.AsSlice()
+			}
+			for _, d := range res.DNS {
+				dcfg.DNS = append(dcfg.DNS, d.AsSlice())
+			}
+		}
+		leases, err := dhcp.OpenLeaseDB(ctx, db)
+		if err != nil {
+			return err
+		}
+		ds, err := dhcp.New(dcfg, leases)
+		if err != nil {
+			return fmt.Errorf("dhcp: %w", err)
+		}
+		g.Go(func() error { return ds.Run(ctx) })
+	}
+
+	log.Info("fleetboot serving", "http", ln.Addr().String(), "boot_url", res.HTTPBase+"/boot.ipxe",
+		"dhcp", cfg.DHCPMode, "interface", res.Interface, "server_ip", res.ServerIP.String(),
+		"tftp", orOff(res.TFTPAddr), "data", cfg.DataDir)
+	return g.Wait()
+}
+
+// tftpFiles serves the iPXE binaries and the generated autoexec.ipxe, nothing else.
+func tftpFiles(bins *ipxe.Binaries, autoexec []byte) tftp.Files {
+	files := map[string][]byte{"autoexec.ipxe": autoexec}
+	for _, b := range bins.List() {
+		files[b.Name] = b.Data
+	}
+	return tftp.StaticFiles(files)
+}
+
+func logBinaries(log *slog.Logger, bins *ipxe.Binaries) {
+	for _, b := range bins.List() {
+		log.Info("iPXE binary", "file", b.Name, "bytes", len(b.Data), "sha256", b.SHA256, "source", bins.Source, "version", bins.Version)
+	}
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
+}
