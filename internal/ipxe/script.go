@@ -23,12 +23,18 @@ type BootTarget struct {
 	Kernel  string
 	Initrds []Initrd
 	Cmdline string
+	// Sanboot, when set, boots this image URL with iPXE's sanboot instead of a kernel (whole
+	// ISOs whose payload runs from RAM).
+	Sanboot string
 }
 
 // Initrd is one initrd and the name the kernel sees it under.
 type Initrd struct {
 	Name string
 	URL  string
+	// As, when set, is a path inside the initramfs: iPXE wraps the file in a cpio header so
+	// it appears there (Proxmox's installer looks for /proxmox.iso).
+	As string
 }
 
 // ScriptConfig is what every rendered script needs to know about the server.
@@ -194,11 +200,15 @@ ifconf -c dhcp && chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}}
 
 var bootTmpl = template.Must(template.New("boot").Funcs(funcs).Parse(`#!ipxe
 echo fleetboot: booting {{oneline .V.Label}}
+{{- if .V.Sanboot}}
+sanboot --no-describe {{.V.Sanboot}} || goto failed
+{{- else}}
 kernel {{.V.Kernel}}{{range .V.Initrds}} initrd={{.Name}}{{end}}{{if .V.Cmdline}} {{oneline .V.Cmdline}}{{end}} || goto failed
 {{- range .V.Initrds}}
-initrd --name {{.Name}} {{.URL}} || goto failed
+initrd --name {{.Name}} {{.URL}}{{if .As}} {{.As}}{{end}} || goto failed
 {{- end}}
 boot || goto failed
+{{- end}}
 :failed
 echo fleetboot: could not boot {{oneline .V.Label}} - local disk in 10 s, any key for a shell
 prompt --timeout 10000 && shell ||

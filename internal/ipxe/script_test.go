@@ -47,6 +47,9 @@ func TestScriptsMatchGolden(t *testing.T) {
 		"autoexec":   Autoexec(sc),
 		"boot":       Boot(sc, target),
 		"boot-nocmd": Boot(sc, BootTarget{Label: "k", Kernel: "http://s/k"}),
+		"boot-as": Boot(sc, BootTarget{Label: "pve", Kernel: "http://s/linux26", Initrds: []Initrd{
+			{Name: "initrd.img", URL: "http://s/initrd.img"}, {Name: "proxmox.iso", URL: "http://s/image.iso", As: "/proxmox.iso"}}}),
+		"sanboot":    Boot(sc, BootTarget{Label: "rescue", Sanboot: "http://s/isos/x/image.iso"}),
 		"menu":       Menu(sc, "fleetboot", nil),
 		"menu-items": Menu(sc, "fleetboot", []MenuItem{{Name: "deb12", Label: "Install deb12 (debian-12.iso)"}, {Name: "a&b", Label: "Install a&b"}}),
 		"local":      LocalBoot(sc),

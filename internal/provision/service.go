@@ -1,0 +1,254 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/distro"
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/isostore"
+)
+
+// ErrNotFound is returned for a file the machine's profile does not have.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalid marks a profile that cannot be saved.
+var ErrInvalid = inventory.ErrInvalid
+
+// Service joins the ISO store, distro recipes and the inventory.
+type Service struct {
+	ISOs *isostore.Store
+	Inv  *inventory.Inventory
+	// HTTPBase is the server's base URL, e.g. http://10.77.0.1:8080.
+	HTTPBase string
+}
+
+// ISOURL is the base URL of an ISO's files and image.
+func (s *Service) ISOURL(id string) string { return s.HTTPBase + "/isos/" + id }
+
+// Detection is what Detect stores for an ISO and the API shows: what the ISO is and the boot
+// entries fleetboot offers for it.
+type Detection struct {
+	distro.Result
+	Recipes []distro.Entry `json:"recipes,omitempty"`
+	// RecipeError says why no recipe exists (not netbootable, …).
+	RecipeError string `json:"recipe_error,omitempty"`
+}
+
+// Detect recognises the ISO's distribution, works out its boot entries and stores both with
+// the ISO's metadata.
+func (s *Service) Detect(ctx context.Context, idOrName string) (*Detection, error) {
+	ix, iso, err := s.ISOs.Index(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	fsys := &isoFS{ctx: ctx, s: s.ISOs, id: iso.ID, ix: ix}
+	d := &Detection{Result: distro.Detect(fsys)}
+	d.Recipes, err = distro.Recipe(d.Result, fsys, distro.Params{ISOURL: s.ISOURL(iso.ID), ISOSize: iso.Size})
+	if err != nil {
+		d.RecipeError = err.Error()
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ISOs.SetDetected(ctx, iso.ID, string(b)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// unattendedBase is the directory URL of a machine's unattended files.
+func (s *Service) unattendedBase(m *inventory.Machine) string {
+	return s.HTTPBase + "/unattended/" + strings.ReplaceAll(m.MAC, ":", "-")
+}
+
+// unattendedURL is what the recipe puts on the command line for the profile's template kind:
+// the file itself, or for autoinstall (cloud-init NoCloud) the directory holding user-data and
+// meta-data.
+func (s *Service) unattendedURL(p *inventory.Profile, m *inventory.Machine) string {
+	if p.Template == "" {
+		return ""
+	}
+	base := s.unattendedBase(m)
+	if p.Kind == KindAutoinstall {
+		return base
+	}
+	return base + "/" + Kinds[p.Kind]
+}
+
+// entry resolves profile p for machine m to one recipe entry.
+func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (distro.Entry, *isostore.ISO, error) {
+	ix, iso, err := s.ISOs.Index(ctx, p.ISO)
+	if err != nil {
+		return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w", p.ISO, err)
+	}
+	fsys := &isoFS{ctx: ctx, s: s.ISOs, id: iso.ID, ix: ix}
+	// Detection ran at publish time; an ISO stored before (or whose result is unreadable) is
+	// detected now.
+	var det distro.Result
+	if iso.Detected == "" || json.Unmarshal([]byte(iso.Detected), &det) != nil || det.Family == "" {
+		det = distro.Detect(fsys)
+	}
+	params := distro.Params{ISOURL: s.ISOURL(iso.ID), ExtraArgs: p.ExtraArgs, UnattendedURL: s.unattendedURL(p, m),
+		Console: p.Vars["console"], ISOSize: iso.Size}
+	entries, err := distro.Recipe(det, fsys, params)
+	if err != nil {
+		return distro.Entry{}, nil, err
+	}
+	firmware := distro.FirmwareBIOS
+	if m == nil || m.Platform == "efi" {
+		firmware = distro.FirmwareUEFI
+	}
+	for _, e := range entries {
+		if p.Entry != "" && e.ID != p.Entry {
+			continue
+		}
+		if m != nil && m.Platform != "" && e.Firmware != distro.FirmwareBoth && e.Firmware != firmware {
+			if p.Entry != "" {
+				return distro.Entry{}, nil, fmt.Errorf("entry %s boots on %s firmware only, this machine is %s", e.ID, e.Firmware, m.Platform)
+			}
+			continue
+		}
+		return e, iso, nil
+	}
+	if p.Entry != "" {
+		return distro.Entry{}, nil, fmt.Errorf("ISO %s has no boot entry %q (see GET /api/v1/isos/%s)", iso.Name, p.Entry, iso.ID)
+	}
+	return distro.Entry{}, nil, fmt.Errorf("ISO %s has no boot entry for this machine's firmware", iso.Name)
+}
+
+// Target implements boot.Targets: the profile's kernel, initrds and command line as URLs.
+func (s *Service) Target(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error) {
+	e, iso, err := s.entry(ctx, p, m)
+	if err != nil {
+		return ipxe.BootTarget{}, err
+	}
+	isoURL := s.ISOURL(iso.ID)
+	t := ipxe.BootTarget{Label: p.Name + ": " + e.Label}
+	if e.Sanboot {
+		t.Sanboot = distro.FileURL(isoURL, distro.ImageISO)
+		return t, nil
+	}
+	t.Kernel = distro.FileURL(isoURL, e.Kernel)
+	t.Cmdline = e.Cmdline
+	taken := map[string]bool{}
+	for i, in := range e.Initrds {
+		name := path.Base(in.Path)
+		if in.As != "" {
+			name = path.Base(in.As)
+		}
+		t.Initrds = append(t.Initrds, ipxe.Initrd{Name: ipxe.InitrdName(name, i, taken), URL: distro.FileURL(isoURL, in.Path), As: in.As})
+	}
+	return t, nil
+}
+
+// CheckProfile validates a profile before it is saved: the ISO exists, the entry is one of
+// its recipes (any firmware), and the template parses and renders.
+func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error {
+	iso, err := s.ISOs.Get(ctx, p.ISO)
+	if err != nil {
+		return fmt.Errorf("iso %q: %w", p.ISO, err)
+	}
+	p.ISO = iso.ID // store the stable id, not a name that can be reused
+	if p.Template != "" || p.Kind != "" {
+		if p.Kind == "" {
+			return fmt.Errorf("template_kind is required with a template: kickstart, preseed, autoinstall, autoyast or raw")
+		}
+		if err := Check(p.Kind, p.Template); err != nil {
+			return err
+		}
+	}
+	if _, _, err := s.entry(ctx, p, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Unattended renders file for machine m from its profile's template. For autoinstall the
+// meta-data file is generated (instance-id changes with each install so cloud-init reruns).
+func (s *Service) Unattended(ctx context.Context, m *inventory.Machine, file string) ([]byte, error) {
+	if m.Profile == "" {
+		return nil, fmt.Errorf("machine %s has no profile: %w", m.MAC, ErrNotFound)
+	}
+	p, err := s.Inv.Profile(ctx, m.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if p.Template == "" {
+		return nil, fmt.Errorf("profile %s has no unattended template: %w", p.Name, ErrNotFound)
+	}
+	hostname := m.Hostname
+	if hostname == "" {
+		hostname = "host-" + strings.ReplaceAll(m.MAC, ":", "")
+	}
+	if p.Kind == KindAutoinstall && file == "meta-data" {
+		return []byte(fmt.Sprintf("instance-id: fleetboot-%s-%d\nlocal-hostname: %s\n",
+			strings.ReplaceAll(m.MAC, ":", ""), m.StateChanged.Unix(), hostname)), nil
+	}
+	if file != Kinds[p.Kind] {
+		return nil, fmt.Errorf("profile %s serves %s, not %q: %w", p.Name, Kinds[p.Kind], file, ErrNotFound)
+	}
+	t, err := Parse(p.Kind, p.Template)
+	if err != nil {
+		return nil, err
+	}
+	done := s.HTTPBase + "/boot/done/" + strings.ReplaceAll(m.MAC, ":", "-")
+	iso, err := s.ISOs.Get(ctx, p.ISO)
+	if err != nil {
+		return nil, err
+	}
+	return Render(t, Vars{
+		Hostname: hostname, MAC: m.MAC, MACHyphen: strings.ReplaceAll(m.MAC, ":", "-"), IP: m.IP,
+		ServerURL: s.HTTPBase, DoneURL: done, DoneCommand: doneCommand(done),
+		UnattendedURL: s.unattendedURL(p, m), ISOURL: s.ISOURL(iso.ID), Profile: p.Name,
+		SSHKeys: p.SSHKeys, Labels: m.Labels, Vars: p.Vars,
+	})
+}
+
+// isoFS is the distro package's view of an ISO: the persisted index answers Stat and ReadDir,
+// small files are read through the store.
+type isoFS struct {
+	ctx context.Context
+	s   *isostore.Store
+	id  string
+	ix  *isostore.Index
+}
+
+func (f *isoFS) Stat(p string) (int64, bool, bool) {
+	e, err := f.ix.Lookup(p)
+	if err != nil {
+		return 0, false, false
+	}
+	return e.Size, e.IsDir(), true
+}
+
+func (f *isoFS) ReadFile(p string, max int64) ([]byte, error) {
+	file, err := f.s.OpenFile(f.ctx, f.id, p)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	if file.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes: %w", p, file.Size(), distro.ErrTooLarge)
+	}
+	return io.ReadAll(io.LimitReader(file, max))
+}
+
+func (f *isoFS) ReadDir(p string) ([]string, error) {
+	entries, err := f.ix.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i := range entries {
+		names[i] = entries[i].Name()
+	}
+	return names, nil
+}
