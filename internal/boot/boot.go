@@ -4,7 +4,6 @@
 package boot
 
 import (
-	"context"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -42,26 +41,6 @@ type Target struct {
 	Kernel  string   // path below <data>/assets
 	Initrds []string // paths below <data>/assets
 	Cmdline string
-}
-
-// Static boots every identified machine into one configured target, or shows the menu when no
-// target is configured. It is the policy until machines and profiles exist.
-type Static struct {
-	Scripts ipxe.ScriptConfig
-	// Target is nil when no default boot target is configured.
-	Target *Target
-}
-
-// Decide implements the policy.
-func (s *Static) Decide(_ context.Context, r Request) (Decision, error) {
-	if r.MAC == "" {
-		return Decision{Kind: KindChain, Script: ipxe.Chain(s.Scripts)}, nil
-	}
-	if s.Target == nil {
-		return Decision{Kind: KindMenu, Script: ipxe.Menu(s.Scripts, "fleetboot: no boot target for this machine", nil)}, nil
-	}
-	t := AssetTarget(s.Scripts.HTTPBase, *s.Target)
-	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(s.Scripts, t)}, nil
 }
 
 // AssetTarget turns asset paths into the absolute URLs iPXE fetches.

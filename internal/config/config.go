@@ -65,6 +65,14 @@ type Config struct {
 	BootCmdline string
 	// MenuTimeout is how long the boot menu waits before booting from the local disk.
 	MenuTimeout time.Duration
+	// Unassigned is what machines with nothing to install boot: menu (profiles, local disk
+	// by default) or local (the local disk at once).
+	Unassigned string
+	// Token is the API bearer token. Empty: the one in <data>/api-token, generated on first
+	// start.
+	Token string
+	// UploadExpiry is how long an unfinished resumable upload is kept after its last chunk.
+	UploadExpiry time.Duration
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
 	LogFormat string
@@ -81,6 +89,8 @@ func Default() Config {
 		LeaseTime:    time.Hour,
 		HTTPBootFile: "snponly.efi",
 		MenuTimeout:  10 * time.Second,
+		Unassigned:   "menu",
+		UploadExpiry: 24 * time.Hour,
 		LogLevel:     "info",
 		LogFormat:    "text",
 	}
@@ -249,6 +259,15 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if strings.ContainsAny(c.BootCmdline, "\n\r") {
 		bad("--boot-cmdline must be one line")
+	}
+	if c.Unassigned != "menu" && c.Unassigned != "local" {
+		bad("--unassigned must be menu or local")
+	}
+	if c.Token != "" && len(c.Token) < 16 {
+		bad("--token must be at least 16 characters")
+	}
+	if c.UploadExpiry < time.Minute {
+		bad("--upload-expiry must be at least 1m")
 	}
 	if c.MenuTimeout < 0 {
 		bad("--menu-timeout must not be negative")

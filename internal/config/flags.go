@@ -29,6 +29,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.BootInitrd, "boot-initrd", c.BootInitrd, "default boot target: initrd path(s) below <data>/assets")
 	fs.StringVar(&c.BootCmdline, "boot-cmdline", c.BootCmdline, "default boot target: kernel command line")
 	fs.DurationVar(&c.MenuTimeout, "menu-timeout", c.MenuTimeout, "boot menu timeout before booting from local disk")
+	fs.StringVar(&c.Unassigned, "unassigned", c.Unassigned, "what machines with nothing to install boot: menu or local")
+	fs.StringVar(&c.Token, "token", c.Token, "API bearer token (default: <data>/api-token, generated on first start)")
+	fs.DurationVar(&c.UploadExpiry, "upload-expiry", c.UploadExpiry, "drop unfinished resumable uploads idle this long")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/isostore"
+	"github.com/fleetboot/fleetboot/internal/provision"
 )
 
 // statusError carries an HTTP status with a message meant for the client.
@@ -40,6 +44,25 @@ func (a *API) handleError(err error, c echo.Context) {
 		} else {
 			msg = http.StatusText(code)
 		}
+	case errors.As(err, new(*http.MaxBytesError)):
+		code, msg = http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, isostore.ErrNotFound), errors.Is(err, isostore.ErrNotDir), errors.Is(err, isostore.ErrIsDir),
+		errors.Is(err, provision.ErrNotFound):
+		code, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, isostore.ErrBadPath), errors.Is(err, isostore.ErrBadChecksum), errors.Is(err, isostore.ErrBadName):
+		code, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, isostore.ErrBadISO), errors.Is(err, isostore.ErrChecksumMismatch):
+		code, msg = http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, isostore.ErrNameTaken), errors.Is(err, isostore.ErrInUse), errors.Is(err, isostore.ErrOffsetMismatch),
+		errors.Is(err, isostore.ErrUploadBusy), errors.Is(err, isostore.ErrUploadIncomplete), errors.Is(err, isostore.ErrChanged):
+		code, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, isostore.ErrTooLarge):
+		code, msg = http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.Canceled):
+		// The client went away or sent less than it announced; nothing was published.
+		code, msg = http.StatusBadRequest, "request body ended early: "+err.Error()
+	case errors.Is(err, isostore.ErrNoSpace):
+		code, msg = http.StatusInsufficientStorage, err.Error()
 	case errors.Is(err, inventory.ErrNotFound), errors.Is(err, fs.ErrNotExist):
 		code, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, inventory.ErrConflict):

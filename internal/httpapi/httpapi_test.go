@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,9 @@ import (
 	"testing/fstest"
 
 	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 func newTestAPI(t *testing.T, target *boot.Target) (*httptest.Server, string) {
@@ -40,10 +43,26 @@ func newTestAPI(t *testing.T, target *boot.Target) (*httptest.Server, string) {
 		t.Fatal(err)
 	}
 	sc := ipxe.ScriptConfig{HTTPBase: "http://10.77.0.1:8080"}
-	api := New(Config{Scripts: sc, Binaries: bins, Assets: root, Decider: &boot.Static{Scripts: sc, Target: target}})
+	api := New(Config{Scripts: sc, Binaries: bins, Assets: root, Decider: newPlanner(t, sc, target)})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return srv, assets
+}
+
+// newPlanner is the real boot planner on a fresh inventory; with no profiles, machines get the
+// fallback target when one is given and the menu otherwise.
+func newPlanner(t *testing.T, sc ipxe.ScriptConfig, fallback *boot.Target) *boot.Planner {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	inv, err := inventory.Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &boot.Planner{Scripts: sc, Machines: inv, Fallback: fallback}
 }
 
 func get(t *testing.T, method, url string, hdr map[string]string) (*http.Response, string) {
@@ -188,7 +207,7 @@ func TestAssetBodyReachesReadFromAsFile(t *testing.T) {
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
 	bins, _ := ipxe.LoadBinaries(fstest.MapFS{"undionly.kpxe": {Data: []byte("a")}, "snponly.efi": {Data: []byte("b")}, "ipxe.efi": {Data: []byte("c")}}, "t")
-	api := New(Config{Binaries: bins, Assets: root, Decider: &boot.Static{}})
+	api := New(Config{Binaries: bins, Assets: root, Decider: newPlanner(t, ipxe.ScriptConfig{}, nil)})
 	for _, rng := range []string{"", "bytes=100-199"} {
 		w := &recordingWriter{ResponseRecorder: *httptest.NewRecorder()}
 		req := httptest.NewRequest("GET", "/assets/f", nil)

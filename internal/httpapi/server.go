@@ -15,6 +15,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 	Inventory *inventory.Inventory
 	// Provision validates profiles and renders unattended files.
 	Provision Provisioner
+	// ISOs is the ISO store; nil disables the ISO routes.
+	ISOs *isostore.Store
+	// Detector recognises the distribution of newly published ISOs; nil skips it.
+	Detector Detector
 	// Token guards every mutating API call (Authorization: Bearer <token>).
 	Token   string
 	Metrics *metrics.Metrics // nil: a private registry
@@ -68,8 +73,11 @@ func New(cfg Config) *API {
 	e.Match(getHead, "/assets/*", a.asset)
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))
+	api := e.Group("/api/v1")
+	if cfg.ISOs != nil {
+		a.routesISOs(e, api)
+	}
 	if cfg.Inventory != nil {
-		api := e.Group("/api/v1")
 		a.routesInventory(api)
 		e.POST("/boot/done/:mac", a.done)
 		if cfg.Provision != nil {

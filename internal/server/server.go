@@ -18,12 +18,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	embedded "github.com/fleetboot/fleetboot/embed"
+	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/httpapi"
+	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
+	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/tftp"
 )
@@ -58,18 +62,38 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer db.Close()
 
+	token, created, err := auth.LoadOrCreate(cfg.DataDir, cfg.Token)
+	if err != nil {
+		return err
+	}
+	if created {
+		// Printed once, on first start; afterwards it is in the file only.
+		log.Info("generated the API token (kept in "+filepath.Join(cfg.DataDir, auth.TokenFile)+", mode 0600)", "token", token)
+	}
+	isos, err := isostore.Open(ctx, cfg.DataDir, db, log)
+	if err != nil {
+		return err
+	}
+	inv, err := inventory.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	isos.InUse = func(id string) (bool, error) { return inv.ISOInUse(context.Background(), id) }
+	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase}
+
 	m := metrics.New()
 	scripts := ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
-	decider := &boot.Static{Scripts: scripts}
+	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned}
 	if cfg.BootKernel != "" {
-		decider.Target = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
+		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
 		for _, p := range append([]string{cfg.BootKernel}, res.BootInitrd...) {
 			if _, err := assets.Stat(p); err != nil {
 				log.Warn("default boot target file is missing; machines will fail to load it", "path", filepath.Join(assetsDir, p))
 			}
 		}
 	}
-	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Assets: assets, Decider: decider, Metrics: m, Logger: log})
+	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Assets: assets, Decider: planner,
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Token: token, Metrics: m, Logger: log})
 
 	g, ctx := errgroup.WithContext(ctx)
 
@@ -92,6 +116,24 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return hs.Shutdown(sctx)
+	})
+
+	// Abandoned resumable uploads expire after a day; checked hourly.
+	g.Go(func() error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := isos.ExpireUploads(ctx, cfg.UploadExpiry); err != nil {
+				log.Warn("expire uploads", "err", err)
+			} else if n > 0 {
+				log.Info("expired abandoned uploads", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
 	})
 
 	if res.TFTPAddr != "" {
