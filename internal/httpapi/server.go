@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -66,6 +67,11 @@ func New(cfg Config) *API {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
 	e.Use(a.observe)
+	// A bug in a handler must cost one request a 500, never the process or a silent reset.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+		a.log.Error("handler panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+		return err
+	}}))
 
 	getHead := []string{http.MethodGet, http.MethodHead}
 	e.Match(getHead, "/boot.ipxe", a.bootScript)

@@ -193,3 +193,22 @@ func TestEventsAreBoundedPerMachine(t *testing.T) {
 		t.Fatalf("%d events, first %+v", len(ev), ev[0])
 	}
 }
+
+func TestCreateMachineIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	if _, err := inv.CreateMachine(ctx, "52:54:00:00:00:10", MachineUpdate{Profile: ptr("missing")}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("create with unknown profile: %v", err)
+	}
+	if _, err := inv.Machine(ctx, "52:54:00:00:00:10"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused create left a machine behind: %v", err)
+	}
+	inv.PutProfile(ctx, &Profile{Name: "p", ISO: "i"})
+	m, err := inv.CreateMachine(ctx, "52:54:00:00:00:10", MachineUpdate{Profile: ptr("p"), State: ptr(InstallPending), Hostname: ptr("n1")})
+	if err != nil || m.State != InstallPending || m.Hostname != "n1" {
+		t.Fatalf("create: %+v %v", m, err)
+	}
+	if _, err := inv.CreateMachine(ctx, "52:54:00:00:00:10", MachineUpdate{}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second create: %v", err)
+	}
+}

@@ -137,28 +137,19 @@ type MachineUpdate struct {
 	State    *State
 }
 
-// CreateMachine adds a machine by hand (before it ever boots).
+// CreateMachine adds a machine by hand (before it ever boots). It is one transaction: a
+// machine whose update is refused (unknown profile, …) is not created either.
 func (inv *Inventory) CreateMachine(ctx context.Context, mac string, u MachineUpdate) (*Machine, error) {
-	inv.mu.Lock()
-	now := fmtTime(inv.now())
-	_, err := inv.db.ExecContext(ctx, `INSERT INTO machines (mac, state, first_seen, last_seen, state_changed) VALUES (?, ?, ?, ?, ?)`,
-		mac, Discovered, now, "", now)
-	if err == nil {
-		addEvent(ctx, inv.db, mac, now, "created", "added by operator")
-	}
-	inv.mu.Unlock()
-	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
-			return nil, fmt.Errorf("machine %s already exists: %w", mac, ErrConflict)
-		}
-		return nil, err
-	}
-	return inv.UpdateMachine(ctx, mac, u)
+	return inv.changeMachine(ctx, mac, u, true)
 }
 
 // UpdateMachine applies u. Setting State to install-pending needs a profile; labels changed
 // on a machine without a profile re-run the assignment rules.
 func (inv *Inventory) UpdateMachine(ctx context.Context, mac string, u MachineUpdate) (*Machine, error) {
+	return inv.changeMachine(ctx, mac, u, false)
+}
+
+func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUpdate, create bool) (*Machine, error) {
 	if u.Labels != nil {
 		if err := checkLabels(u.Labels); err != nil {
 			return nil, err
@@ -178,6 +169,18 @@ func (inv *Inventory) UpdateMachine(ctx context.Context, mac string, u MachineUp
 		return nil, err
 	}
 	defer tx.Rollback()
+	if create {
+		if _, err := getMachine(ctx, tx, mac); err == nil {
+			return nil, fmt.Errorf("machine %s already exists: %w", mac, ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (mac, state, first_seen, last_seen, state_changed) VALUES (?, ?, ?, ?, ?)`,
+			mac, Discovered, now, "", now); err != nil {
+			return nil, fmt.Errorf("create machine %s: %w", mac, err)
+		}
+		if err := addEvent(ctx, tx, mac, now, "created", "added by operator"); err != nil {
+			return nil, err
+		}
+	}
 	m, err := getMachine(ctx, tx, mac)
 	if err != nil {
 		return nil, err
@@ -216,7 +219,7 @@ func (inv *Inventory) UpdateMachine(ctx context.Context, mac string, u MachineUp
 			return nil, err
 		}
 	}
-	if u.Labels != nil && profile == "" {
+	if (create || u.Labels != nil) && profile == "" {
 		if err := applyRules(ctx, tx, mac, now); err != nil {
 			return nil, err
 		}

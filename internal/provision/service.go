@@ -103,14 +103,14 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 		return distro.Entry{}, nil, err
 	}
 	firmware := distro.FirmwareBIOS
-	if m == nil || m.Platform == "efi" {
+	if m.Platform == "efi" {
 		firmware = distro.FirmwareUEFI
 	}
 	for _, e := range entries {
 		if p.Entry != "" && e.ID != p.Entry {
 			continue
 		}
-		if m != nil && m.Platform != "" && e.Firmware != distro.FirmwareBoth && e.Firmware != firmware {
+		if m.Platform != "" && e.Firmware != distro.FirmwareBoth && e.Firmware != firmware {
 			if p.Entry != "" {
 				return distro.Entry{}, nil, fmt.Errorf("entry %s boots on %s firmware only, this machine is %s", e.ID, e.Firmware, m.Platform)
 			}
@@ -165,7 +165,8 @@ func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error 
 			return err
 		}
 	}
-	if _, _, err := s.entry(ctx, p, nil); err != nil {
+	// Any machine will do to resolve the entry: no platform means no firmware filter.
+	if _, _, err := s.entry(ctx, p, &inventory.Machine{MAC: "00:00:00:00:00:00"}); err != nil {
 		return err
 	}
 	return nil
