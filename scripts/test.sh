@@ -24,7 +24,7 @@ go vet ./...
 
 echo "== fuzz smoke"
 # Each target a few seconds: enough to catch regressions that crash on odd input.
-fuzztime=${FUZZTIME:-10s}
+fuzztime=${FUZZTIME:-5s}
 while read -r pkg target; do
 	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
 done < <(grep -rl --include='*_test.go' '^func Fuzz' internal | sort | while read -r f; do

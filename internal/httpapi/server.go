@@ -40,6 +40,8 @@ type Config struct {
 	ISOs *isostore.Store
 	// Detector recognises the distribution of newly published ISOs; nil skips it.
 	Detector Detector
+	// Leases lists full-mode DHCP leases; nil when fleetboot hands out no addresses.
+	Leases Leases
 	// Token guards every mutating API call (Authorization: Bearer <token>).
 	Token   string
 	Metrics *metrics.Metrics // nil: a private registry
@@ -80,6 +82,7 @@ func New(cfg Config) *API {
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))
 	api := e.Group("/api/v1")
+	api.GET("/leases", a.listLeases)
 	if cfg.ISOs != nil {
 		a.routesISOs(e, api)
 	}

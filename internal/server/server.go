@@ -92,8 +92,61 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			}
 		}
 	}
+	// DHCP is built before the API (which lists its leases) and started with the others.
+	var ds *dhcp.Server
+	var leasesView httpapi.Leases
+	if cfg.DHCPMode != config.DHCPOff {
+		dcfg := dhcp.Config{
+			Mode:         dhcp.Mode(cfg.DHCPMode),
+			Interface:    res.Interface,
+			ServerIP:     res.ServerIP.AsSlice(),
+			HTTPBase:     res.HTTPBase,
+			HTTPBootFile: cfg.HTTPBootFile,
+			Arm64File:    bins.Arm64(),
+			Netmask:      res.Netmask,
+			DomainName:   cfg.DomainName,
+			LeaseTime:    cfg.LeaseTime,
+			Logger:       log,
+			OnEvent: func(e dhcp.Event) {
+				m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
+				// Answers are steps in the machine's timeline; the packets fleetboot ignores
+				// (everything else on the LAN in proxy mode) are not.
+				switch e.Kind {
+				case "offer", "ack", "nak", "proxy-offer", "proxy-ack":
+					detail := fmt.Sprintf("%s %s firmware=%s arch=%s port=%d", e.Kind, orNone(e.IP), e.Firmware, e.Arch, e.Port)
+					if e.BootFile != "" {
+						detail += " file=" + e.BootFile
+					}
+					if err := inv.AddEvent(context.Background(), ipxe.NormalizeMAC(e.MAC.String()), "dhcp", detail); err != nil {
+						log.Warn("record dhcp event", "mac", e.MAC, "err", err)
+					}
+				}
+			},
+		}
+		if cfg.DHCPMode == config.DHCPFull {
+			dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
+			if res.Router.IsValid() {
+				dcfg.Router = res.Router.AsSlice()
+			}
+			for _, d := range res.DNS {
+				dcfg.DNS = append(dcfg.DNS, d.AsSlice())
+			}
+		}
+		leases, err := dhcp.OpenLeaseDB(ctx, db)
+		if err != nil {
+			return err
+		}
+		ds, err = dhcp.New(dcfg, leases)
+		if err != nil {
+			return fmt.Errorf("dhcp: %w", err)
+		}
+	}
+
+	if ds != nil && cfg.DHCPMode == config.DHCPFull {
+		leasesView = ds
+	}
 	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Assets: assets, Decider: planner,
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Token: token, Metrics: m, Logger: log})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Token: token, Metrics: m, Logger: log})
 
 	g, ctx := errgroup.WithContext(ctx)
 
@@ -156,39 +209,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		g.Go(func() error { return ts.Run(ctx) })
 	}
 
-	if cfg.DHCPMode != config.DHCPOff {
-		dcfg := dhcp.Config{
-			Mode:         dhcp.Mode(cfg.DHCPMode),
-			Interface:    res.Interface,
-			ServerIP:     res.ServerIP.AsSlice(),
-			HTTPBase:     res.HTTPBase,
-			HTTPBootFile: cfg.HTTPBootFile,
-			Arm64File:    bins.Arm64(),
-			Netmask:      res.Netmask,
-			DomainName:   cfg.DomainName,
-			LeaseTime:    cfg.LeaseTime,
-			Logger:       log,
-			OnEvent: func(e dhcp.Event) {
-				m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
-			},
-		}
-		if cfg.DHCPMode == config.DHCPFull {
-			dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
-			if res.Router.IsValid() {
-				dcfg.Router = res.Router.AsSlice()
-			}
-			for _, d := range res.DNS {
-				dcfg.DNS = append(dcfg.DNS, d.AsSlice())
-			}
-		}
-		leases, err := dhcp.OpenLeaseDB(ctx, db)
-		if err != nil {
-			return err
-		}
-		ds, err := dhcp.New(dcfg, leases)
-		if err != nil {
-			return fmt.Errorf("dhcp: %w", err)
-		}
+	if ds != nil {
 		g.Go(func() error { return ds.Run(ctx) })
 	}
 
@@ -211,6 +232,13 @@ func logBinaries(log *slog.Logger, bins *ipxe.Binaries) {
 	for _, b := range bins.List() {
 		log.Info("iPXE binary", "file", b.Name, "bytes", len(b.Data), "sha256", b.SHA256, "source", bins.Source, "version", bins.Version)
 	}
+}
+
+func orNone(ip net.IP) string {
+	if ip == nil || ip.IsUnspecified() {
+		return "(no address)"
+	}
+	return ip.String()
 }
 
 func orOff(s string) string {
