@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/config"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func testConfig(t *testing.T) config.Config {
+	c := config.Default()
+	c.DataDir = t.TempDir()
+	c.Interface = "lo"
+	c.AdvertiseIP = "127.0.0.1"
+	c.HTTPAddr = freePort(t)
+	c.TFTPAddr = "off"
+	c.DHCPMode = config.DHCPOff
+	// A directory of stand-in binaries keeps the test independent of scripts/fetch-ipxe.sh.
+	dir := t.TempDir()
+	for _, n := range []string{"undionly.kpxe", "snponly.efi", "ipxe.efi"} {
+		os.WriteFile(filepath.Join(dir, n), []byte("binary "+n), 0o644)
+	}
+	c.IPXEDir = dir
+	return c
+}
+
+func TestRunServesAndStopsOnCancel(t *testing.T) {
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, nil) }()
+
+	var body string
+	for i := 0; i < 100; i++ {
+		res, err := http.Get("http://" + cfg.HTTPAddr + "/healthz")
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			body = string(b)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body != "ok\n" {
+		t.Fatalf("healthz never answered ok (got %q)", body)
+	}
+	res, err := http.Get("http://" + cfg.HTTPAddr + "/ipxe/snponly.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "binary snponly.efi" {
+		t.Fatalf("snponly.efi: %q", b)
+	}
+	// The token was generated on first start with mode 0600.
+	st, err := os.Stat(filepath.Join(cfg.DataDir, "api-token"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("api-token: %v %v", st, err)
+	}
+	// Leases are only for full mode.
+	res, _ = http.Get("http://" + cfg.HTTPAddr + "/api/v1/leases")
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("leases in dhcp=off: %d", res.StatusCode)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestRunRefusesBadConfigAndMissingBinaries(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DHCPMode = config.DHCPFull
+	err := Run(context.Background(), cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "--dhcp=full needs --pool") {
+		t.Fatalf("full without pool: %v", err)
+	}
+	cfg = testConfig(t)
+	cfg.IPXEDir = t.TempDir()
+	err = Run(context.Background(), cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "scripts/fetch-ipxe.sh") {
+		t.Fatalf("missing binaries: %v", err)
+	}
+}
