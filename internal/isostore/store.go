@@ -144,20 +144,8 @@ func (s *Store) cleanup(ctx context.Context) error {
 		s.removeLogged(filepath.Join(s.tmpDir, e.Name()), "stale temporary file")
 	}
 
-	uploads := map[string]bool{}
-	rows, err := s.db.DB().QueryContext(ctx, `SELECT id FROM iso_uploads`)
+	uploads, err := s.stringSet(ctx, `SELECT id FROM iso_uploads`)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		uploads[id] = true
-	}
-	if err := rows.Close(); err != nil {
 		return err
 	}
 	parts, err := os.ReadDir(s.uploadDir)
@@ -182,20 +170,8 @@ func (s *Store) cleanup(ctx context.Context) error {
 		}
 	}
 
-	known := map[string]bool{}
-	rows, err = s.db.DB().QueryContext(ctx, `SELECT sha256 FROM isos`)
+	known, err := s.stringSet(ctx, `SELECT sha256 FROM isos`)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var sum string
-		if err := rows.Scan(&sum); err != nil {
-			rows.Close()
-			return err
-		}
-		known[sum] = true
-	}
-	if err := rows.Close(); err != nil {
 		return err
 	}
 	files, err := os.ReadDir(s.dir)
@@ -657,4 +633,22 @@ func (c *indexCache) drop(key string) {
 		c.lru.Remove(sl.elem)
 		delete(c.slots, key)
 	}
+}
+
+// stringSet runs a one-column query and returns its values as a set.
+func (s *Store) stringSet(ctx context.Context, query string) (map[string]bool, error) {
+	rows, err := s.db.DB().QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	set := map[string]bool{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		set[v] = true
+	}
+	return set, rows.Err()
 }
