@@ -26,7 +26,7 @@ Every flag can also be set by an environment variable: --lease-time → FLEETBOO
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd())
 	return root
 }
 

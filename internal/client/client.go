@@ -1,4 +1,5 @@
-// Package client talks to a fleetboot server's HTTP API: the CLI's `iso` commands use it. ISO
+// Package client talks to a fleetboot server's HTTP API (ISOs, machines, profiles, rules): the
+// CLI's `iso`, `machine`, `profile` and `rule` commands use it. ISO
 // uploads go through the resumable upload API in chunks, so an upload cut off at 7 of 9 GB
 // continues from 7 GB — within one run (retries) and across runs (the upload id is remembered
 // per file in the user's cache directory).
@@ -8,11 +9,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,9 +38,15 @@ type Client struct {
 	ChunkSize int64
 	// StateDir remembers unfinished uploads between runs ("" disables).
 	StateDir string
-	// Retries is how often a failed chunk is retried (with backoff) before giving up.
+	// Retries is how often a failed chunk is retried (with backoff) before giving up; 0 means 8.
 	Retries int
+	// Backoff is the wait before the first retry of a chunk, growing linearly with each
+	// further failure (default 1s).
+	Backoff time.Duration
 }
+
+// ErrUnreachable marks errors where no connection to the server could be made at all.
+var ErrUnreachable = errors.New("cannot reach fleetboot")
 
 // ISO is the server's description of a stored ISO.
 type ISO struct {
@@ -46,12 +56,17 @@ type ISO struct {
 	Size       int64           `json:"size"`
 	SHA256     string          `json:"sha256"`
 	Files      int             `json:"files"`
+	Names      string          `json:"names"`
 	UploadedAt time.Time       `json:"uploaded_at"`
 	Path       string          `json:"path,omitempty"`
 	Detected   json.RawMessage `json:"detected,omitempty"`
+	// URL is where the ISO's files are served (…/isos/{id}).
+	URL string `json:"url"`
+	// Existed is set when an upload's content was already stored.
+	Existed bool `json:"existed,omitempty"`
 }
 
-// APIError is a non-2xx answer.
+// APIError is a non-2xx answer; Message is the server's {"error": …} text.
 type APIError struct {
 	Status  int
 	Message string
@@ -79,18 +94,11 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 	}
 	res, err := c.http().Do(req)
 	if err != nil {
-		return nil, err
+		return nil, c.transportError(err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return res, &APIError{Status: res.StatusCode, Message: e.Error}
+		return res, apiError(res)
 	}
 	if out != nil {
 		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
@@ -98,6 +106,32 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 		}
 	}
 	return res, nil
+}
+
+// apiError reads a non-2xx answer's {"error": …} body (or its text, or for a HEAD the status).
+func apiError(res *http.Response) *APIError {
+	var e struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+	}
+	if e.Error == "" {
+		e.Error = http.StatusText(res.StatusCode)
+	}
+	return &APIError{Status: res.StatusCode, Message: e.Error}
+}
+
+// transportError names the server when it could not be reached at all (refused, no route,
+// unknown host), which is almost always a wrong --server or a server that is not running.
+func (c *Client) transportError(err error) error {
+	var op *net.OpError
+	var dns *net.DNSError
+	if (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) {
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, c.Base, err)
+	}
+	return err
 }
 
 // ListISOs lists the stored ISOs.
@@ -110,8 +144,10 @@ func (c *Client) ListISOs(ctx context.Context) ([]ISO, error) {
 // GetISO returns one ISO by id or name.
 func (c *Client) GetISO(ctx context.Context, idOrName string) (*ISO, error) {
 	var out ISO
-	_, err := c.do(ctx, http.MethodGet, "/api/v1/isos/"+url.PathEscape(idOrName), nil, nil, &out)
-	return &out, err
+	if _, err := c.do(ctx, http.MethodGet, "/api/v1/isos/"+url.PathEscape(idOrName), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // DeleteISO deletes an ISO; force deletes it even while a profile uses it.
@@ -128,15 +164,22 @@ func (c *Client) DeleteISO(ctx context.Context, idOrName string, force bool) err
 func (c *Client) RegisterISO(ctx context.Context, name, serverPath string) (*ISO, error) {
 	b, _ := json.Marshal(map[string]string{"name": name, "path": serverPath})
 	var out ISO
-	_, err := c.do(ctx, http.MethodPost, "/api/v1/isos/register", http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(b), &out)
-	return &out, err
+	if _, err := c.do(ctx, http.MethodPost, "/api/v1/isos/register", jsonHeader(), bytes.NewReader(b), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
+
+func jsonHeader() http.Header { return http.Header{"Content-Type": {"application/json"}} }
 
 // Progress is told how many bytes the server holds of total.
 type Progress func(done, total int64)
 
 // UploadISO uploads the file at path under name through the resumable API. An unfinished
-// upload of the same file (same path, size and modification time, same server) is resumed.
+// upload of the same file (same path, size and modification time, same server, same name) is
+// resumed. The file is hashed as the server confirms each chunk, and the published ISO's
+// sha256 must match: bytes damaged on the way would fail the upload rather than publish
+// silently.
 func (c *Client) UploadISO(ctx context.Context, path, name string, progress Progress) (*ISO, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -156,14 +199,18 @@ func (c *Client) UploadISO(ctx context.Context, path, name string, progress Prog
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
-	state := c.statePath(path, st)
-	id, offset := c.resume(ctx, state)
+	size := st.Size()
+	state := c.statePath(path, name, st)
+	id, offset, err := c.resume(ctx, state)
+	if err != nil {
+		return nil, err
+	}
 	if id == "" {
 		var created struct {
 			ID string `json:"id"`
 		}
-		b, _ := json.Marshal(map[string]any{"name": name, "size": st.Size()})
-		if _, err := c.do(ctx, http.MethodPost, "/api/v1/uploads", http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(b), &created); err != nil {
+		b, _ := json.Marshal(map[string]any{"name": name, "size": size})
+		if _, err := c.do(ctx, http.MethodPost, "/api/v1/uploads", jsonHeader(), bytes.NewReader(b), &created); err != nil {
 			return nil, fmt.Errorf("start upload: %w", err)
 		}
 		id, offset = created.ID, 0
@@ -177,11 +224,19 @@ func (c *Client) UploadISO(ctx context.Context, path, name string, progress Prog
 	if retries <= 0 {
 		retries = 8
 	}
-	progress(offset, st.Size())
+	backoff := c.Backoff
+	if backoff <= 0 {
+		backoff = time.Second
+	}
+	sum := &fileHash{f: f, h: sha256.New()}
+	progress(offset, size)
 	failures := 0
-	for offset < st.Size() {
-		n := min(chunk, st.Size()-offset)
-		newOffset, err := c.patch(ctx, id, f, offset, n, st.Size(), progress)
+	for offset < size {
+		if err := sum.upTo(offset); err != nil {
+			return nil, err
+		}
+		n := min(chunk, size-offset)
+		newOffset, err := c.patch(ctx, id, f, offset, n, size, progress)
 		if err == nil {
 			offset, failures = newOffset, 0
 			continue
@@ -191,21 +246,25 @@ func (c *Client) UploadISO(ctx context.Context, path, name string, progress Prog
 		}
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status != http.StatusConflict && ae.Status < 500 {
-			return nil, err
+			return nil, fmt.Errorf("upload %s at byte %d: %w", id, offset, err)
 		}
 		failures++
 		if failures > retries {
 			return nil, fmt.Errorf("upload %s: giving up at byte %d after %d failures (run again to resume): %w", id, offset, failures-1, err)
 		}
 		select {
-		case <-time.After(time.Duration(failures) * time.Second):
+		case <-time.After(time.Duration(failures) * backoff):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		// The server knows best how much it kept.
 		if o, err := c.offset(ctx, id); err == nil {
 			offset = o
+			progress(offset, size)
 		}
+	}
+	if err := sum.upTo(size); err != nil {
+		return nil, err
 	}
 	var iso ISO
 	if _, err := c.do(ctx, http.MethodPost, "/api/v1/uploads/"+id+"/finish", nil, nil, &iso); err != nil {
@@ -216,9 +275,38 @@ func (c *Client) UploadISO(ctx context.Context, path, name string, progress Prog
 		return nil, fmt.Errorf("finish upload: %w", err)
 	}
 	c.clearState(state)
+	if local := hex.EncodeToString(sum.h.Sum(nil)); iso.SHA256 != local {
+		return &iso, fmt.Errorf("upload %s: the server stored sha256 %s but %s has %s: delete ISO %s and upload again",
+			id, iso.SHA256, path, local, iso.ID)
+	}
 	return &iso, nil
 }
 
+// fileHash hashes a file front to back as the server confirms bytes, reading them again
+// (from the page cache, just after they were sent): a resumed upload then still ends with the
+// hash of exactly the bytes the server holds.
+type fileHash struct {
+	f   *os.File
+	h   hash.Hash
+	pos int64
+}
+
+func (s *fileHash) upTo(end int64) error {
+	if end <= s.pos {
+		return nil
+	}
+	n, err := io.Copy(s.h, io.NewSectionReader(s.f, s.pos, end-s.pos))
+	s.pos += n
+	if err == nil && s.pos != end {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("hash %s: %w", s.f.Name(), err)
+	}
+	return nil
+}
+
+// patch sends bytes [offset, offset+n) of f and returns the server's new offset.
 func (c *Client) patch(ctx context.Context, id string, f *os.File, offset, n, total int64, progress Progress) (int64, error) {
 	body := &countingReader{r: io.NewSectionReader(f, offset, n), report: func(k int64) { progress(offset+k, total) }}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, strings.TrimRight(c.Base, "/")+"/api/v1/uploads/"+id, body)
@@ -228,23 +316,22 @@ func (c *Client) patch(ctx context.Context, id string, f *os.File, offset, n, to
 	req.ContentLength = n
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	res, err := c.http().Do(req)
 	if err != nil {
-		return 0, err
+		return 0, c.transportError(err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) != nil {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return 0, &APIError{Status: res.StatusCode, Message: e.Error}
+		return 0, apiError(res)
 	}
-	return strconv.ParseInt(res.Header.Get("Upload-Offset"), 10, 64)
+	o, err := strconv.ParseInt(res.Header.Get("Upload-Offset"), 10, 64)
+	if err != nil || o < offset || o > total {
+		return 0, fmt.Errorf("upload %s: server answered Upload-Offset %q to a chunk at %d", id, res.Header.Get("Upload-Offset"), offset)
+	}
+	return o, nil
 }
 
 func (c *Client) offset(ctx context.Context, id string) (int64, error) {
@@ -255,31 +342,42 @@ func (c *Client) offset(ctx context.Context, id string) (int64, error) {
 	return strconv.ParseInt(res.Header.Get("Upload-Offset"), 10, 64)
 }
 
-// statePath names the file remembering an upload of this file to this server.
-func (c *Client) statePath(path string, st os.FileInfo) string {
+// statePath names the file remembering an upload of this file under this name to this server.
+func (c *Client) statePath(path, name string, st os.FileInfo) string {
 	if c.StateDir == "" {
 		return ""
 	}
 	abs, _ := filepath.Abs(path)
-	h := sha1.Sum([]byte(fmt.Sprintf("%s|%s|%d|%d", strings.TrimRight(c.Base, "/"), abs, st.Size(), st.ModTime().UnixNano())))
+	h := sha1.Sum([]byte(fmt.Sprintf("%s|%s|%s|%d|%d", strings.TrimRight(c.Base, "/"), abs, name, st.Size(), st.ModTime().UnixNano())))
 	return filepath.Join(c.StateDir, hex.EncodeToString(h[:])+".upload")
 }
 
-func (c *Client) resume(ctx context.Context, state string) (string, int64) {
+// resume returns the remembered upload and the server's offset for it. An upload the server
+// no longer knows is forgotten; any other failure (server down, …) keeps the state so that a
+// later run can still resume.
+func (c *Client) resume(ctx context.Context, state string) (string, int64, error) {
 	if state == "" {
-		return "", 0
+		return "", 0, nil
 	}
 	b, err := os.ReadFile(state)
 	if err != nil {
-		return "", 0
+		return "", 0, nil
 	}
 	id := strings.TrimSpace(string(b))
-	o, err := c.offset(ctx, id)
-	if err != nil {
-		os.Remove(state) // expired or finished elsewhere
-		return "", 0
+	if id == "" || strings.ContainsAny(id, "/?#") {
+		os.Remove(state)
+		return "", 0, nil
 	}
-	return id, o
+	o, err := c.offset(ctx, id)
+	var ae *APIError
+	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone) {
+		os.Remove(state) // expired, aborted or finished elsewhere
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("resume upload %s: %w", id, err)
+	}
+	return id, o, nil
 }
 
 func (c *Client) saveState(state, id string) {

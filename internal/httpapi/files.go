@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -111,8 +112,11 @@ func (a *API) asset(c echo.Context) error {
 	if a.cfg.Assets == nil {
 		return httpError(http.StatusNotFound, "no assets directory")
 	}
-	p := c.Param("*")
-	if p == "" || strings.Contains(p, "\x00") || strings.HasSuffix(p, "/") {
+	p, err := wildcardPath(c)
+	if err != nil {
+		return err
+	}
+	if p == "" || strings.HasSuffix(p, "/") {
 		return httpError(http.StatusNotFound, "not found")
 	}
 	clean := path.Clean("/" + p)[1:]
@@ -134,6 +138,25 @@ func (a *API) asset(c echo.Context) error {
 	// nginx-style validator: mtime and size, no content hashing on the serving path.
 	etag := fmt.Sprintf(`"%x-%x"`, st.ModTime().Unix(), st.Size())
 	return serveContent(c, st.Name(), st.ModTime(), etag, f)
+}
+
+// wildcardPath is the decoded "*" route parameter. echo routes on the escaped path when the
+// request spells it in a non-canonical way (RawPath set, e.g. "a%2Bb" or "%2e") and then hands
+// the parameter over still escaped; decoding here means "%2e%2e" is seen as ".." and refused
+// by the lookup rather than looked up literally.
+func wildcardPath(c echo.Context) (string, error) {
+	p := c.Param("*")
+	if c.Request().URL.RawPath != "" {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return "", httpError(http.StatusBadRequest, "bad escape in path")
+		}
+		p = u
+	}
+	if strings.ContainsRune(p, 0) {
+		return "", httpError(http.StatusBadRequest, "NUL in path")
+	}
+	return p, nil
 }
 
 // serveScript sends an iPXE script. Scripts change with machine state: never cache them.

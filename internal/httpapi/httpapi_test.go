@@ -174,11 +174,22 @@ func TestAssetsRangeSemantics(t *testing.T) {
 	}
 }
 
+func TestAssetsDecodeNonCanonicalEscapes(t *testing.T) {
+	srv, assets := newTestAPI(t, nil)
+	os.WriteFile(filepath.Join(assets, "a+b c.txt"), []byte("plus"), 0o644)
+	for _, p := range []string{"/assets/a+b%20c.txt", "/assets/a%2Bb%20c.txt", "/assets/a%2bb%20c%2Etxt"} {
+		if res, body := get(t, "GET", srv.URL+p, nil); res.StatusCode != 200 || body != "plus" {
+			t.Errorf("%s: %d %q", p, res.StatusCode, body)
+		}
+	}
+}
+
 func TestAssetsRefuseTraversalAndEscapingSymlinks(t *testing.T) {
 	srv, _ := newTestAPI(t, nil)
 	for _, p := range []string{
 		"/assets/../secret", "/assets/%2e%2e/secret", "/assets/sub/../../secret", "/assets/escape",
 		"/assets/sub", "/assets/sub/", "/assets/", "/assets/sub//blob.bin", "/assets/%00",
+		"/assets/%2e%2e/secret", "/assets/sub/%2E%2E/%2e%2e/secret", "/assets/%2E%2E%2Fsecret",
 	} {
 		res, body := get(t, "GET", srv.URL+p, nil)
 		if res.StatusCode == 200 || strings.Contains(body, "secret") {

@@ -324,10 +324,11 @@ func (a *API) isoImage(c echo.Context) error {
 func (a *API) isoFile(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
-	p := "/" + c.Param("*")
-	if strings.ContainsRune(p, 0) {
-		return httpError(http.StatusBadRequest, "NUL in path")
+	rest, err := wildcardPath(c)
+	if err != nil {
+		return err
 	}
+	p := "/" + rest
 	f, err := a.cfg.ISOs.OpenFile(ctx, id, p)
 	if errors.Is(err, isostore.ErrIsDir) {
 		return a.isoDir(c, id, p)

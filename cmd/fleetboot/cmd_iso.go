@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/client"
+)
+
+// apiFlags are the flags every command talking to a running server shares.
+type apiFlags struct {
+	server string
+	token  string
+	data   string
+}
+
+// register adds --server, --token and --data to cmd and all its subcommands.
+func (f *apiFlags) register(cmd *cobra.Command) {
+	fs := cmd.PersistentFlags()
+	fs.StringVar(&f.server, "server", "", "fleetboot server URL (default $FLEETBOOT_SERVER, else http://127.0.0.1:8080)")
+	fs.StringVar(&f.token, "token", "", "API token (default $FLEETBOOT_TOKEN, else the api-token file in --data)")
+	fs.StringVar(&f.data, "data", "", "the server's data directory, to read its api-token from (default $FLEETBOOT_DATA, else ./data)")
+}
+
+// client builds an API client from the flags, the environment and the token file, in that
+// order. A missing token is not an error here: reading needs none, and a mutating call
+// answers 401 with a message that says where the token is.
+func (f *apiFlags) client() (*client.Client, error) {
+	server := firstNonEmpty(f.server, os.Getenv("FLEETBOOT_SERVER"), "http://127.0.0.1:8080")
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	token := firstNonEmpty(f.token, os.Getenv("FLEETBOOT_TOKEN"))
+	if token == "" {
+		data := firstNonEmpty(f.data, os.Getenv("FLEETBOOT_DATA"), "./data")
+		b, err := os.ReadFile(filepath.Join(data, auth.TokenFile))
+		switch {
+		case err == nil:
+			token = strings.TrimSpace(string(b))
+		case f.data != "" || !errors.Is(err, os.ErrNotExist):
+			// The user pointed at a data dir explicitly: not finding the token there is worth saying.
+			return nil, fmt.Errorf("read API token: %w (pass --token or set FLEETBOOT_TOKEN)", err)
+		}
+	}
+	return &client.Client{Base: strings.TrimRight(server, "/"), Token: token}, nil
+}
+
+// explain turns client errors into messages that say what to do.
+func (f *apiFlags) explain(c *client.Client, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, client.ErrUnreachable) {
+		return fmt.Errorf("cannot reach fleetboot at %s: is `fleetboot serve` running? (%w)", c.Base, errors.Unwrap(err))
+	}
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return fmt.Errorf("the server refused the API token (%s): pass --token, set FLEETBOOT_TOKEN, or point --data at the server's data directory", ae.Message)
+	}
+	return err
+}
+
+// run wraps a command body that needs a client, with errors explained.
+func (f *apiFlags) run(body func(cmd *cobra.Command, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		return f.explain(c, body(cmd, c, args))
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newISOCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "iso",
+		Short: "Upload, list, show and delete the ISO images a server boots from",
+		Example: `  fleetboot iso upload Fedora-Server-dvd-x86_64-41-1.4.iso --name fedora-41
+  fleetboot iso ls
+  fleetboot iso add /srv/isos/ubuntu-24.04-live-server-amd64.iso   # a file on the server's disk
+  fleetboot iso rm fedora-41`,
+	}
+	f.register(cmd)
+
+	var name string
+	var quiet bool
+	upload := &cobra.Command{
+		Use:   "upload FILE",
+		Short: "Upload an ISO (resumable: run it again after an interruption and it continues)",
+		Args:  cobra.ExactArgs(1),
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			if dir, err := os.UserCacheDir(); err == nil {
+				c.StateDir = filepath.Join(dir, "fleetboot", "uploads")
+			}
+			st, err := os.Stat(args[0])
+			if err != nil {
+				return err
+			}
+			label := firstNonEmpty(name, filepath.Base(args[0]))
+			bar := progressbar.NewOptions64(st.Size(),
+				progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+				progressbar.OptionSetVisibility(!quiet),
+				progressbar.OptionSetDescription(label),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowTotalBytes(true),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.ErrOrStderr()) }),
+			)
+			iso, err := c.UploadISO(cmd.Context(), args[0], name, func(done, _ int64) { bar.Set64(done) })
+			if err != nil {
+				bar.Exit()
+				return err
+			}
+			bar.Finish()
+			verb := "uploaded"
+			if iso.Existed {
+				verb = "already stored"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: id %s, %d files, sha256 %s\n", verb, iso.Name, iso.ID, iso.Files, iso.SHA256)
+			if fam := detectedSummary(iso.Detected); fam != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "detected %s\n", fam)
+			}
+			return nil
+		}),
+	}
+	upload.Flags().StringVar(&name, "name", "", "name of the ISO on the server (default: the file name)")
+	upload.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the stored ISOs",
+		Args:    cobra.NoArgs,
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			isos, err := c.ListISOs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tLABEL\tSIZE\tDETECTED\tSHA256")
+			for _, iso := range isos {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), humanBytes(iso.Size),
+					orDash(detectedSummary(iso.Detected)), shortSum(iso.SHA256))
+			}
+			return tw.Flush()
+		}),
+	}
+
+	show := &cobra.Command{
+		Use:   "show ID|NAME",
+		Short: "Show an ISO as JSON, with what was detected and its boot entries",
+		Args:  cobra.ExactArgs(1),
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			iso, err := c.GetISO(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), iso)
+		}),
+	}
+
+	var addName string
+	add := &cobra.Command{
+		Use:   "add PATH",
+		Short: "Register an ISO that is already on the server's disk (absolute path there; no copy)",
+		Args:  cobra.ExactArgs(1),
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			iso, err := c.RegisterISO(cmd.Context(), addName, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added %s: id %s, %d files, sha256 %s\n", iso.Name, iso.ID, iso.Files, iso.SHA256)
+			return nil
+		}),
+	}
+	add.Flags().StringVar(&addName, "name", "", "name of the ISO (default: the file name)")
+
+	var force bool
+	rm := &cobra.Command{
+		Use:     "rm ID|NAME",
+		Aliases: []string{"delete"},
+		Short:   "Delete an ISO (refused while a profile uses it, unless --force)",
+		Args:    cobra.ExactArgs(1),
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			if err := c.DeleteISO(cmd.Context(), args[0], force); err != nil {
+				var ae *client.APIError
+				if errors.As(err, &ae) && ae.Status == http.StatusConflict && !force {
+					return fmt.Errorf("%s (delete the profiles using it first, or pass --force)", ae.Message)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
+			return nil
+		}),
+	}
+	rm.Flags().BoolVar(&force, "force", false, "delete even while profiles use it (they stop booting)")
+
+	cmd.AddCommand(upload, ls, show, add, rm)
+	return cmd
+}
+
+// detectedSummary is "family version" out of the detection JSON the server stores.
+func detectedSummary(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var d struct {
+		Family  string `json:"family"`
+		Version string `json:"version"`
+		Variant string `json:"variant"`
+	}
+	if json.Unmarshal(raw, &d) != nil || d.Family == "" {
+		return ""
+	}
+	return strings.TrimSpace(d.Family + " " + d.Version)
+}
+
+func shortSum(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

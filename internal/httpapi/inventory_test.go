@@ -1,0 +1,265 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+)
+
+// jsonCall sends body as JSON with the token and decodes a 2xx answer into out.
+func (e *isoEnv) jsonCall(t *testing.T, method, path, body string, wantCode int, out any) []byte {
+	t.Helper()
+	var r *strings.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	} else {
+		r = strings.NewReader("")
+	}
+	res, b := e.do(t, method, path, testToken, map[string]string{"Content-Type": "application/json"}, r)
+	if res.StatusCode != wantCode {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, res.StatusCode, wantCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return b
+}
+
+func TestMachinesCRUD(t *testing.T) {
+	e := newISOEnv(t)
+	var m inventory.Machine
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52-54-00-AA-BB-01","hostname":"node1","labels":{"rack":"r1"}}`, 201, &m)
+	if m.MAC != "52:54:00:aa:bb:01" || m.Hostname != "node1" || m.Labels["rack"] != "r1" || m.State != inventory.Discovered {
+		t.Fatalf("created: %+v", m)
+	}
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:01"}`, 409, nil)
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"not-a-mac"}`, 400, nil)
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":`, 400, nil)
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:02","profile":"nosuch"}`, 400, nil)
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:02","hostname":"bad name"}`, 400, nil)
+
+	e.jsonCall(t, "PATCH", "/api/v1/machines/52:54:00:aa:bb:01", `{"hostname":"node1b","labels":{"rack":"r2","role":"db"}}`, 200, &m)
+	if m.Hostname != "node1b" || m.Labels["rack"] != "r2" || m.Labels["role"] != "db" {
+		t.Fatalf("updated: %+v", m)
+	}
+	// install-pending needs a profile.
+	e.jsonCall(t, "POST", "/api/v1/machines/52:54:00:aa:bb:01/reinstall", "", 400, nil)
+	e.jsonCall(t, "PATCH", "/api/v1/machines/52:54:00:aa:bb:01", `{"state":"flying"}`, 400, nil)
+
+	var list []inventory.Machine
+	res, b := e.do(t, "GET", "/api/v1/machines", "", nil, nil)
+	if res.StatusCode != 200 || json.Unmarshal(b, &list) != nil || len(list) != 1 {
+		t.Fatalf("list: %d %s", res.StatusCode, b)
+	}
+	res, b = e.do(t, "GET", "/api/v1/machines?state=installed", "", nil, nil)
+	if res.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
+		t.Fatalf("list installed: %d %s", res.StatusCode, b)
+	}
+	if res, _ := e.do(t, "GET", "/api/v1/machines?state=bogus", "", nil, nil); res.StatusCode != 400 {
+		t.Errorf("unknown state filter: %d", res.StatusCode)
+	}
+	res, b = e.do(t, "GET", "/api/v1/machines/52-54-00-aa-bb-01", "", nil, nil)
+	if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"hostname":"node1b"`)) {
+		t.Fatalf("get: %d %s", res.StatusCode, b)
+	}
+	var ev []inventory.Event
+	res, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01/events", "", nil, nil)
+	if res.StatusCode != 200 || json.Unmarshal(b, &ev) != nil || len(ev) == 0 {
+		t.Fatalf("events: %d %s", res.StatusCode, b)
+	}
+	if res, _ := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:99/events", "", nil, nil); res.StatusCode != 404 {
+		t.Errorf("events of an unknown machine: %d", res.StatusCode)
+	}
+	if res, _ := e.do(t, "GET", "/api/v1/machines/zz", "", nil, nil); res.StatusCode != 400 {
+		t.Errorf("bad MAC in URL: %d", res.StatusCode)
+	}
+	e.jsonCall(t, "DELETE", "/api/v1/machines/52:54:00:aa:bb:01", "", 204, nil)
+	if res, _ := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", "", nil, nil); res.StatusCode != 404 {
+		t.Fatalf("after delete: %d", res.StatusCode)
+	}
+	e.jsonCall(t, "DELETE", "/api/v1/machines/52:54:00:aa:bb:01", "", 404, nil)
+}
+
+func TestProfilesAndRulesCRUD(t *testing.T) {
+	e := newISOEnv(t)
+	iso := e.putISO(t, "fedora", buildISO(t, fedoraFiles(t), nil), http.StatusCreated)
+
+	var p inventory.Profile
+	e.jsonCall(t, "PUT", "/api/v1/profiles/fed", `{"iso":"fedora","extra_args":"console=ttyS0","template":"network --hostname={{.Hostname}}\n","template_kind":"kickstart","vars":{"tz":"UTC"}}`, 201, &p)
+	if p.Name != "fed" || p.ISO != iso.ID || p.ExtraArgs != "console=ttyS0" || p.Kind != "kickstart" {
+		t.Fatalf("profile stored as %+v (the ISO must be kept by id %s)", p, iso.ID)
+	}
+	p = inventory.Profile{} // omitempty fields are absent from the answer
+	e.jsonCall(t, "PUT", "/api/v1/profiles/fed", `{"iso":"`+iso.ID+`","extra_args":"console=ttyS1"}`, 200, &p)
+	if p.ExtraArgs != "console=ttyS1" || p.Template != "" {
+		t.Fatalf("replaced profile: %+v", p)
+	}
+	e.jsonCall(t, "POST", "/api/v1/profiles", `{"name":"fed2","iso":"fedora"}`, 201, nil)
+
+	refused := []struct{ name, body, want string }{
+		{"template syntax", `{"iso":"fedora","template":"{{ if .Hostname }}","template_kind":"kickstart"}`, "unexpected EOF"},
+		{"template field", `{"iso":"fedora","template":"{{.Hostnme}}","template_kind":"kickstart"}`, "Hostnme"},
+		{"template without kind", `{"iso":"fedora","template":"x"}`, "template_kind"},
+		{"unknown kind", `{"iso":"fedora","template":"x","template_kind":"cloudinit"}`, "template kind"},
+		{"unknown ISO", `{"iso":"nosuch"}`, "nosuch"},
+		{"unknown entry", `{"iso":"fedora","entry":"no-such-entry"}`, "no-such-entry"},
+	}
+	for _, c := range refused {
+		b := e.jsonCall(t, "PUT", "/api/v1/profiles/bad", c.body, http.StatusUnprocessableEntity, nil)
+		var msg map[string]string
+		if json.Unmarshal(b, &msg) != nil || !strings.Contains(msg["error"], c.want) {
+			t.Errorf("%s: error %s, want it to mention %q", c.name, b, c.want)
+		}
+	}
+	e.jsonCall(t, "PUT", "/api/v1/profiles/bad%20name", `{"iso":"fedora"}`, 400, nil)
+	e.jsonCall(t, "PUT", "/api/v1/profiles/fed", `{"name":"other","iso":"fedora"}`, 400, nil)
+	if res, _ := e.do(t, "GET", "/api/v1/profiles/bad", "", nil, nil); res.StatusCode != 404 {
+		t.Errorf("refused profile exists: %d", res.StatusCode)
+	}
+	var ps []inventory.Profile
+	res, b := e.do(t, "GET", "/api/v1/profiles", "", nil, nil)
+	if res.StatusCode != 200 || json.Unmarshal(b, &ps) != nil || len(ps) != 2 {
+		t.Fatalf("profiles: %d %s", res.StatusCode, b)
+	}
+
+	// Rules: a machine without a profile matching a new rule gets it.
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:01","labels":{"role":"db"}}`, 201, nil)
+	var added struct {
+		Rule      inventory.Rule `json:"rule"`
+		AppliedTo int            `json:"applied_to"`
+	}
+	e.jsonCall(t, "POST", "/api/v1/rules", `{"profile":"fed","labels":{"role":"db"},"install":true,"priority":5}`, 201, &added)
+	if added.Rule.ID == 0 || added.AppliedTo != 1 || !added.Rule.Install || added.Rule.Priority != 5 {
+		t.Fatalf("rule: %+v", added)
+	}
+	var m inventory.Machine
+	res, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", "", nil, nil)
+	json.Unmarshal(b, &m)
+	if m.Profile != "fed" || m.State != inventory.InstallPending {
+		t.Fatalf("machine after the rule: %+v", m)
+	}
+	e.jsonCall(t, "POST", "/api/v1/rules", `{"profile":"nosuch","mac_prefix":"52:54:00"}`, 400, nil)
+	e.jsonCall(t, "POST", "/api/v1/rules", `{"profile":"fed"}`, 400, nil)
+	e.jsonCall(t, "POST", "/api/v1/rules", `{"profile":"fed","mac_prefix":"52:5"}`, 400, nil)
+	var rs []inventory.Rule
+	res, b = e.do(t, "GET", "/api/v1/rules", "", nil, nil)
+	if res.StatusCode != 200 || json.Unmarshal(b, &rs) != nil || len(rs) != 1 || rs[0].ID != added.Rule.ID {
+		t.Fatalf("rules: %d %s", res.StatusCode, b)
+	}
+	e.jsonCall(t, "DELETE", "/api/v1/rules/x", "", 400, nil)
+	e.jsonCall(t, "DELETE", "/api/v1/rules/"+jsonNum(added.Rule.ID), "", 204, nil)
+	e.jsonCall(t, "DELETE", "/api/v1/rules/"+jsonNum(added.Rule.ID), "", 404, nil)
+
+	// A profile in use by a machine cannot go; an unused one can.
+	if res, b := e.do(t, "DELETE", "/api/v1/profiles/fed", testToken, nil, nil); res.StatusCode != 409 {
+		t.Errorf("delete a profile in use: %d %s", res.StatusCode, b)
+	}
+	e.jsonCall(t, "DELETE", "/api/v1/profiles/fed2", "", 204, nil)
+	e.jsonCall(t, "DELETE", "/api/v1/profiles/fed2", "", 404, nil)
+}
+
+func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestOneShotInstallOverHTTP walks a machine through the whole install: profile on a
+// Fedora-layout ISO, machine assigned and install-pending, installer script with URLs into the
+// ISO and the kickstart, the kickstart itself, the done callback (refused from a foreign
+// address), then local boot.
+func TestOneShotInstallOverHTTP(t *testing.T) {
+	e := newISOEnv(t)
+	iso := e.putISO(t, "fedora-41", buildISO(t, fedoraFiles(t), nil), http.StatusCreated)
+	ks := "network --hostname={{.Hostname}}\nurl --url={{.ISOURL}}/files/\n%post\n{{.DoneCommand}}\n%end\n"
+	body, _ := json.Marshal(map[string]any{"iso": "fedora-41", "extra_args": "console=ttyS0 fbtoken=ONE",
+		"template": ks, "template_kind": "kickstart"})
+	e.jsonCall(t, "PUT", "/api/v1/profiles/fedora-ks", string(body), 201, nil)
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:01","hostname":"web1","profile":"fedora-ks"}`, 201, nil)
+	var m inventory.Machine
+	e.jsonCall(t, "POST", "/api/v1/machines/52:54:00:aa:bb:01/reinstall", "", 200, &m)
+	if m.State != inventory.InstallPending {
+		t.Fatalf("after reinstall: %+v", m)
+	}
+
+	// The machine boots from a foreign address first (the ip= iPXE reports).
+	res, script := e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-01&arch=x86_64&platform=efi&ip=192.0.2.50", "", nil, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("boot.ipxe: %d %s", res.StatusCode, script)
+	}
+	files := e.base + "/isos/" + iso.ID + "/files/"
+	for _, want := range []string{
+		"kernel " + files + "images/pxeboot/vmlinuz",
+		"initrd --name initrd.img " + files + "images/pxeboot/initrd.img",
+		"inst.ks=" + e.base + "/unattended/52-54-00-aa-bb-01/ks.cfg",
+		"console=ttyS0 fbtoken=ONE",
+		"inst.repo=" + e.base + "/isos/" + iso.ID + "/files",
+	} {
+		if !bytes.Contains(script, []byte(want)) {
+			t.Errorf("installer script lacks %q:\n%s", want, script)
+		}
+	}
+	// Kernel and initrd URLs in the script really serve the ISO's files.
+	res, kernel := e.do(t, "GET", strings.TrimPrefix(files, e.base)+"images/pxeboot/vmlinuz", "", nil, nil)
+	if res.StatusCode != 200 || !bytes.Equal(kernel, fedoraFiles(t)["images/pxeboot/vmlinuz"]) {
+		t.Fatalf("kernel URL: %d %d bytes", res.StatusCode, len(kernel))
+	}
+	res, b := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", "", nil, nil)
+	json.Unmarshal(b, &m)
+	if m.State != inventory.Installing || m.IP != "192.0.2.50" {
+		t.Fatalf("after the installer was handed out: %+v", m)
+	}
+
+	res, kick := e.do(t, "GET", "/unattended/52-54-00-aa-bb-01/ks.cfg", "", nil, nil)
+	wantKS := "network --hostname=web1\nurl --url=" + e.base + "/isos/" + iso.ID + "/files/\n%post\n" +
+		"curl -fsS -X POST " + e.base + "/boot/done/52-54-00-aa-bb-01 || wget -q -O- --post-data= " + e.base + "/boot/done/52-54-00-aa-bb-01 || true\n%end\n"
+	if res.StatusCode != 200 || string(kick) != wantKS {
+		t.Fatalf("ks.cfg: %d\n%s\nwant\n%s", res.StatusCode, kick, wantKS)
+	}
+	if res, _ := e.do(t, "GET", "/unattended/52-54-00-aa-bb-01/preseed.cfg", "", nil, nil); res.StatusCode != 404 {
+		t.Errorf("another kind's file: %d, want 404", res.StatusCode)
+	}
+	if res, _ := e.do(t, "GET", "/unattended/52-54-00-aa-bb-99/ks.cfg", "", nil, nil); res.StatusCode != 404 {
+		t.Errorf("unknown machine's ks.cfg: %d, want 404", res.StatusCode)
+	}
+
+	// The callback comes from 127.0.0.1, not the machine's 192.0.2.50: refused.
+	res, b = e.do(t, "POST", "/boot/done/52-54-00-aa-bb-01", "", nil, nil)
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("done from a foreign address: %d %s", res.StatusCode, b)
+	}
+	// The installer boots again, now from 127.0.0.1 (no ip=: the connection's address counts),
+	// and is handed the installer again since no callback came.
+	_, script = e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-01&arch=x86_64&platform=efi", "", nil, nil)
+	if !bytes.Contains(script, []byte("inst.ks=")) {
+		t.Fatalf("second boot while installing:\n%s", script)
+	}
+	res, b = e.do(t, "POST", "/boot/done/52:54:00:aa:bb:01", "", nil, nil)
+	if res.StatusCode != 200 || json.Unmarshal(b, &m) != nil || m.State != inventory.Installed {
+		t.Fatalf("done from the machine: %d %s", res.StatusCode, b)
+	}
+	// Only once.
+	if res, _ := e.do(t, "POST", "/boot/done/52:54:00:aa:bb:01", "", nil, nil); res.StatusCode != http.StatusConflict {
+		t.Errorf("second done: %d, want 409", res.StatusCode)
+	}
+	_, script = e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-01&arch=x86_64&platform=efi", "", nil, nil)
+	if !bytes.Equal(script, ipxe.LocalBoot(ipxe.ScriptConfig{HTTPBase: e.base})) {
+		t.Fatalf("after done, want the local boot script, got:\n%s", script)
+	}
+	var ev []inventory.Event
+	_, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01/events", "", nil, nil)
+	json.Unmarshal(b, &ev)
+	kinds := map[string]bool{}
+	for _, x := range ev {
+		kinds[x.Kind] = true
+	}
+	if !kinds["unattended"] || !kinds["boot"] {
+		t.Errorf("timeline lacks unattended/boot events: %+v", ev)
+	}
+	if res, _ := e.do(t, "POST", "/boot/done/52:54:00:aa:bb:77", "", nil, nil); res.StatusCode != 404 {
+		t.Errorf("done for an unknown machine: %d", res.StatusCode)
+	}
+}
