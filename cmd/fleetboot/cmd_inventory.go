@@ -285,7 +285,7 @@ func newProfileCmd() *cobra.Command {
 		}),
 	}
 	put.Flags().StringVar(&p.ISO, "iso", "", "ISO id or name (required)")
-	put.Flags().StringVar(&p.Entry, "entry", "", "boot entry id of the ISO (see `fleetboot iso show`; default: the first that fits)")
+	put.Flags().StringVar(&p.Entry, "entry", "", "boot entry id of the ISO (listed by: fleetboot iso show ID; default: the first that fits)")
 	put.Flags().StringVar(&p.ExtraArgs, "args", "", "extra kernel command line arguments")
 	put.Flags().StringVar(&templateFile, "template-file", "", "unattended-install template (Go text/template)")
 	put.Flags().StringVar(&p.Kind, "template-kind", "", "kickstart, preseed, autoinstall, autoyast or raw")

@@ -54,6 +54,7 @@ type serverStarter func(t *testing.T, env *bootEnv) *proc
 // fleetboot's command line.
 func TestMachinesNetworkBootThroughFleetboot(t *testing.T) {
 	requireBootSuite(t)
+	t.Parallel() // next to the ISO scenarios, on their own LAN
 	runBootSuite(t, startFleetboot)
 }
 

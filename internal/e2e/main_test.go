@@ -40,6 +40,9 @@ var requirements = []requirement{
 	{kernelPath, "debian-installer-12-netboot-amd64", fileExists(kernelPath)},
 	{"static " + busyboxPath, "busybox-static", func() bool { return checkStatic(busyboxPath) == nil }},
 	{"dnsmasq (the site DHCP server in proxy mode)", "dnsmasq-base", onPath("dnsmasq")},
+	// The ISO scenarios build their images with it and take virtio-net modules from here.
+	{"xorriso", "xorriso", onPath("xorriso")},
+	{diInitrdPath, "debian-installer-12-netboot-amd64", fileExists(diInitrdPath)},
 }
 
 // missingRequirements lists what is absent, with the packages to install.

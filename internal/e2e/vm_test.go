@@ -323,6 +323,8 @@ func modeByte(mode string) int {
 		return 1
 	case "proxy":
 		return 2
+	case "iso":
+		return 3
 	}
 	return 0xee
 }
