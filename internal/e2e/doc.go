@@ -5,6 +5,12 @@
 // iPXE (TFTP undionly.kpxe), OVMF's own PXE (TFTP snponly.efi) and OVMF HTTP Boot — until each
 // one's kernel runs a tiny initramfs that prints the per-run token from its command line.
 //
+// The ISO scenarios (install_test.go) run next to them on a LAN of their own: ISOs in five
+// distributions' layouts, whose kernel and initrd are an installer stand-in, are uploaded
+// through the API and installed once on machines assigned to them; the stand-in checks the
+// recipe's command line, fetches what it points at, calls the install-done callback, and the
+// machine's next boot is local. An unknown machine gets the menu and its local-disk default.
+//
 // Everything lives in _test.go files; this file only carries the package documentation. The
 // suite needs root, QEMU and friends (scripts/deps.sh installs them): without them it skips,
 // unless CI=true or FLEETBOOT_E2E=1, where it fails and names what to install.
