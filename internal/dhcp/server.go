@@ -426,7 +426,7 @@ func (s *Server) event(ci clientInfo, kind string, port int) Event {
 func (s *Server) report(m *dhcpv4.DHCPv4, res response) {
 	ev := res.ev
 	attrs := []any{"kind", ev.Kind, "mac", ev.MAC.String(), "arch", ev.Arch, "firmware", ev.Firmware,
-		"xid", m.TransactionID.String(), "msg", m.MessageType().String(), "port", ev.Port}
+		"xid", m.TransactionID.String(), "dhcp_msg", m.MessageType().String(), "port", ev.Port}
 	if ev.IP != nil {
 		attrs = append(attrs, "ip", ev.IP.String())
 	}

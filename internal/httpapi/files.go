@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -47,6 +48,14 @@ func (w *sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	// net/http copies the first 512 bytes through user space while the header is unwritten
+	// (so it could sniff a Content-Type); with the header flushed first, the whole body of a
+	// file-backed source goes out by sendfile.
+	if fileBacked(r) {
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
 	var n int64
 	var err error
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
@@ -56,6 +65,16 @@ func (w *sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	w.n += n
 	return n, err
+}
+
+// fileBacked reports whether r (or the reader an io.LimitedReader wraps) has a file descriptor
+// net/http can sendfile from.
+func fileBacked(r io.Reader) bool {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r = lr.R
+	}
+	_, ok := r.(syscall.Conn)
+	return ok
 }
 
 // Unwrap lets http.ResponseController reach the real writer.

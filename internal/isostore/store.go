@@ -49,6 +49,13 @@ type Store struct {
 
 	// checkpointBytes is how often a long AppendUpload makes its progress durable.
 	checkpointBytes int64
+
+	// metaMu guards meta, the ISO rows by id, name and sha256. Every file request looks its ISO
+	// up; asking SQLite each time cost half the CPU of a 64 KiB Range request (benchmark in
+	// scripts/bench-http.sh). Any write to the isos table drops the whole map.
+	metaMu  sync.RWMutex
+	meta    map[string]*ISO
+	metaGen uint64 // bumped by forgetMeta, so a lookup racing a write does not cache a stale row
 }
 
 // ISO is the metadata of one stored image.
@@ -271,6 +278,16 @@ func (s *Store) Get(ctx context.Context, idOrName string) (*ISO, error) {
 	if isHex(strings.ToLower(key), 16) || isHex(strings.ToLower(key), 64) {
 		key = strings.ToLower(key)
 	}
+	s.metaMu.RLock()
+	cached, ok := s.meta[key]
+	s.metaMu.RUnlock()
+	if ok {
+		c := *cached // callers may modify what they get
+		return &c, nil
+	}
+	s.metaMu.RLock()
+	gen := s.metaGen
+	s.metaMu.RUnlock()
 	iso, err := scanISO(s.db.DB().QueryRowContext(ctx,
 		`SELECT `+isoColumns+` FROM isos WHERE id = ? OR name = ? OR sha256 = ?`, key, key, key))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -279,7 +296,24 @@ func (s *Store) Get(ctx context.Context, idOrName string) (*ISO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get iso %q: %w", idOrName, err)
 	}
+	c := *iso
+	s.metaMu.Lock()
+	if s.metaGen == gen {
+		if s.meta == nil {
+			s.meta = map[string]*ISO{}
+		}
+		s.meta[key] = &c
+	}
+	s.metaMu.Unlock()
 	return iso, nil
+}
+
+// forgetMeta drops the cached ISO rows; called after every write to the isos table.
+func (s *Store) forgetMeta() {
+	s.metaMu.Lock()
+	s.meta = nil
+	s.metaGen++
+	s.metaMu.Unlock()
 }
 
 // List returns all ISOs sorted by name.
@@ -306,6 +340,7 @@ func (s *Store) List(ctx context.Context) ([]*ISO, error) {
 // SetDetected records the distribution detection result of an ISO.
 func (s *Store) SetDetected(ctx context.Context, id, detected string) error {
 	res, err := s.db.DB().ExecContext(ctx, `UPDATE isos SET detected = ? WHERE id = ?`, detected, id)
+	s.forgetMeta()
 	if err != nil {
 		return fmt.Errorf("set detected of iso %s: %w", id, err)
 	}
@@ -335,7 +370,9 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 	}
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	if _, err := s.db.DB().ExecContext(ctx, `DELETE FROM isos WHERE id = ?`, iso.ID); err != nil {
+	_, err = s.db.DB().ExecContext(ctx, `DELETE FROM isos WHERE id = ?`, iso.ID)
+	s.forgetMeta()
+	if err != nil {
 		return fmt.Errorf("delete iso %s: %w", iso.ID, err)
 	}
 	s.cache.drop(iso.SHA256)

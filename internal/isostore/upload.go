@@ -232,6 +232,7 @@ func (s *Store) insert(ctx context.Context, iso *ISO, uploadID string) error {
 			return err
 		}
 	}
+	defer s.forgetMeta()
 	return tx.Commit()
 }
 
