@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"hash"
 	"io"
 	"net"
@@ -49,22 +50,7 @@ type Client struct {
 var ErrUnreachable = errors.New("cannot reach fleetboot")
 
 // ISO is the server's description of a stored ISO.
-type ISO struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Label      string          `json:"label"`
-	Size       int64           `json:"size"`
-	SHA256     string          `json:"sha256"`
-	Files      int             `json:"files"`
-	Names      string          `json:"names"`
-	UploadedAt time.Time       `json:"uploaded_at"`
-	Path       string          `json:"path,omitempty"`
-	Detected   json.RawMessage `json:"detected,omitempty"`
-	// URL is where the ISO's files are served (…/isos/{id}).
-	URL string `json:"url"`
-	// Existed is set when an upload's content was already stored.
-	Existed bool `json:"existed,omitempty"`
-}
+type ISO = httpapi.ISOInfo
 
 // APIError is a non-2xx answer; Message is the server's {"error": …} text.
 type APIError struct {

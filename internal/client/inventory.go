@@ -7,25 +7,23 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
-// Machine is a machine as the server describes it.
-type Machine struct {
-	MAC          string            `json:"mac"`
-	UUID         string            `json:"uuid,omitempty"`
-	Hostname     string            `json:"hostname,omitempty"`
-	Labels       map[string]string `json:"labels"`
-	Profile      string            `json:"profile,omitempty"`
-	State        string            `json:"state"`
-	Arch         string            `json:"arch,omitempty"`
-	Platform     string            `json:"platform,omitempty"`
-	Firmware     string            `json:"firmware,omitempty"`
-	IP           string            `json:"ip,omitempty"`
-	FirstSeen    time.Time         `json:"first_seen"`
-	LastSeen     time.Time         `json:"last_seen"`
-	StateChanged time.Time         `json:"state_changed"`
-}
+// The server's own types describe machines, profiles, rules and events on the wire; the
+// client uses them as they are.
+type (
+	// Machine is a machine as the server describes it.
+	Machine = inventory.Machine
+	// Event is one entry of a machine's timeline.
+	Event = inventory.Event
+	// Profile is what to install: an ISO's boot entry, extra kernel arguments and an optional
+	// unattended-install template.
+	Profile = inventory.Profile
+	// Rule assigns a profile to machines matching a MAC prefix and/or labels.
+	Rule = inventory.Rule
+)
 
 // MachineChange is what CreateMachine and UpdateMachine send; nil fields stay unchanged.
 type MachineChange struct {
@@ -36,41 +34,6 @@ type MachineChange struct {
 	Profile *string `json:"profile,omitempty"`
 	// State is discovered, install-pending, installing or installed.
 	State *string `json:"state,omitempty"`
-}
-
-// Event is one entry of a machine's timeline.
-type Event struct {
-	ID     int64     `json:"id"`
-	MAC    string    `json:"mac"`
-	Time   time.Time `json:"time"`
-	Kind   string    `json:"kind"`
-	Detail string    `json:"detail,omitempty"`
-}
-
-// Profile is what to install: an ISO's boot entry, extra kernel arguments and an optional
-// unattended-install template.
-type Profile struct {
-	Name      string            `json:"name"`
-	ISO       string            `json:"iso"`
-	Entry     string            `json:"entry,omitempty"`
-	ExtraArgs string            `json:"extra_args,omitempty"`
-	Template  string            `json:"template,omitempty"`
-	Kind      string            `json:"template_kind,omitempty"`
-	Vars      map[string]string `json:"vars,omitempty"`
-	SSHKeys   []string          `json:"ssh_keys,omitempty"`
-	Created   time.Time         `json:"created,omitzero"`
-	Updated   time.Time         `json:"updated,omitzero"`
-}
-
-// Rule assigns a profile to machines matching a MAC prefix and/or labels.
-type Rule struct {
-	ID        int64             `json:"id,omitempty"`
-	Priority  int               `json:"priority"`
-	MACPrefix string            `json:"mac_prefix,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Profile   string            `json:"profile"`
-	Install   bool              `json:"install"`
-	Created   time.Time         `json:"created,omitzero"`
 }
 
 func (c *Client) sendJSON(ctx context.Context, method, path string, in, out any) error {

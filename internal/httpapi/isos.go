@@ -28,8 +28,8 @@ type Detector interface {
 	Detect(ctx context.Context, idOrName string) (*provision.Detection, error)
 }
 
-// isoJSON is an ISO as the API shows it.
-type isoJSON struct {
+// ISOInfo is an ISO as the API shows it (internal/client decodes into it too).
+type ISOInfo struct {
 	ID         string          `json:"id"`
 	Name       string          `json:"name"`
 	Label      string          `json:"label"`
@@ -40,12 +40,14 @@ type isoJSON struct {
 	UploadedAt time.Time       `json:"uploaded_at"`
 	Path       string          `json:"path,omitempty"`
 	Detected   json.RawMessage `json:"detected,omitempty"`
-	URL        string          `json:"url"`
-	Existed    bool            `json:"existed,omitempty"`
+	// URL is where the ISO's files are served (…/isos/{id}).
+	URL string `json:"url"`
+	// Existed is set when an upload's content was already stored.
+	Existed bool `json:"existed,omitempty"`
 }
 
-func (a *API) isoView(iso *isostore.ISO) isoJSON {
-	v := isoJSON{ID: iso.ID, Name: iso.Name, Label: iso.Label, Size: iso.Size, SHA256: iso.SHA256, Files: iso.FileCount,
+func (a *API) isoView(iso *isostore.ISO) ISOInfo {
+	v := ISOInfo{ID: iso.ID, Name: iso.Name, Label: iso.Label, Size: iso.Size, SHA256: iso.SHA256, Files: iso.FileCount,
 		Names: string(iso.Names), UploadedAt: iso.UploadedAt, Path: iso.SourcePath, Existed: iso.Existed,
 		URL: a.cfg.Scripts.HTTPBase + "/isos/" + iso.ID}
 	if iso.Detected != "" && json.Valid([]byte(iso.Detected)) {
@@ -79,7 +81,7 @@ func (a *API) listISOs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]isoJSON, 0, len(isos))
+	out := make([]ISOInfo, 0, len(isos))
 	for _, iso := range isos {
 		out = append(out, a.isoView(iso))
 	}

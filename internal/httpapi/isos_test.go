@@ -110,13 +110,13 @@ func (e *isoEnv) do(t *testing.T, method, path, token string, hdr map[string]str
 	return res, b
 }
 
-func (e *isoEnv) listISOs(t *testing.T) []isoJSON {
+func (e *isoEnv) listISOs(t *testing.T) []ISOInfo {
 	t.Helper()
 	res, b := e.do(t, "GET", "/api/v1/isos", "", nil, nil)
 	if res.StatusCode != 200 {
 		t.Fatalf("list: %d %s", res.StatusCode, b)
 	}
-	var out []isoJSON
+	var out []ISOInfo
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func (e *isoEnv) listISOs(t *testing.T) []isoJSON {
 }
 
 // putISO uploads the image at p under name and decodes the answer.
-func (e *isoEnv) putISO(t *testing.T, name, p string, wantCode int) isoJSON {
+func (e *isoEnv) putISO(t *testing.T, name, p string, wantCode int) ISOInfo {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -135,7 +135,7 @@ func (e *isoEnv) putISO(t *testing.T, name, p string, wantCode int) isoJSON {
 	if res.StatusCode != wantCode {
 		t.Fatalf("PUT %s: %d, want %d: %s", name, res.StatusCode, wantCode, b)
 	}
-	var v isoJSON
+	var v ISOInfo
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatalf("PUT %s: %v: %s", name, err, b)
 	}
@@ -292,7 +292,7 @@ func TestISOMultipartUploadStreams(t *testing.T) {
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("multipart: %d %s", res.StatusCode, b)
 	}
-	var v isoJSON
+	var v ISOInfo
 	json.Unmarshal(b, &v)
 	if v.Name != "from-form" || v.SHA256 != sha256Hex(raw) {
 		t.Fatalf("multipart result: %+v", v)
@@ -514,7 +514,7 @@ func TestResumableUploadSurvivesACutOffChunk(t *testing.T) {
 	if res.StatusCode != 201 {
 		t.Fatalf("finish: %d %s", res.StatusCode, b)
 	}
-	var v isoJSON
+	var v ISOInfo
 	json.Unmarshal(b, &v)
 	if v.SHA256 != sha256Hex(raw) || v.Name != "resumed.iso" {
 		t.Fatalf("finished ISO: %+v", v)
@@ -757,7 +757,7 @@ func TestISORegisterByPathServesWithoutCopying(t *testing.T) {
 	if res.StatusCode != 201 {
 		t.Fatalf("register: %d %s", res.StatusCode, b)
 	}
-	var v isoJSON
+	var v ISOInfo
 	json.Unmarshal(b, &v)
 	if v.Path != p || v.SHA256 != sha256Hex(raw) || v.Name != "on-nas" {
 		t.Fatalf("registered: %+v", v)

@@ -78,14 +78,14 @@ type Profile struct {
 	Kind      string            `json:"template_kind,omitempty"`
 	Vars      map[string]string `json:"vars,omitempty"`
 	SSHKeys   []string          `json:"ssh_keys,omitempty"`
-	Created   time.Time         `json:"created"`
-	Updated   time.Time         `json:"updated"`
+	Created   time.Time         `json:"created,omitzero"`
+	Updated   time.Time         `json:"updated,omitzero"`
 }
 
 // Rule assigns a profile to machines that match it: every label given must match, and the MAC
 // must start with MACPrefix when one is given. Lower Priority wins; ties go to the older rule.
 type Rule struct {
-	ID        int64             `json:"id"`
+	ID        int64             `json:"id,omitempty"`
 	Priority  int               `json:"priority"`
 	MACPrefix string            `json:"mac_prefix,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
@@ -93,7 +93,7 @@ type Rule struct {
 	// Install sets matching machines to install-pending (otherwise they only get the profile
 	// assigned, for an operator to start).
 	Install bool      `json:"install"`
-	Created time.Time `json:"created"`
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Event is one step in a machine's timeline.
