@@ -283,7 +283,11 @@ func (a *API) appendUpload(c echo.Context) error {
 	if err != nil || off < 0 {
 		return httpError(http.StatusBadRequest, "Upload-Offset header must be the byte offset this chunk starts at")
 	}
-	n, err := a.cfg.ISOs.AppendUpload(c.Request().Context(), c.Param("id"), off, c.Request().Body)
+	// Not the request's context: net/http cancels it as soon as it sees the client go, while
+	// bytes that client sent may still wait in the body's buffer. Those are kept (the body
+	// read fails by itself once they are used up), so a resumed upload loses nothing.
+	ctx := context.WithoutCancel(c.Request().Context())
+	n, err := a.cfg.ISOs.AppendUpload(ctx, c.Param("id"), off, c.Request().Body)
 	if n > 0 {
 		c.Response().Header().Set("Upload-Offset", strconv.FormatInt(n, 10))
 	}
