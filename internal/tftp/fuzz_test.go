@@ -104,9 +104,11 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Write(datagram)
-		c.Close()
-		if err != nil {
+		// Keep the sending socket open until the check is done: closed at once, its port could
+		// be handed to the check's client, which would then read the server's late answer to
+		// this datagram (e.g. "File not found") as its own.
+		defer c.Close()
+		if _, err = c.Write(datagram); err != nil {
 			t.Fatal(err)
 		}
 		checkServing(t, ts.addr)
