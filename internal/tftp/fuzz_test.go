@@ -96,19 +96,28 @@ func FuzzRequest(f *testing.F) {
 		c.Timeout, c.Retries = 30*time.Millisecond, 1
 		c.OnTransfer, c.Logger = nil, nil
 	})
+	// One sending socket for the whole fuzzing process, never closed while it runs: the
+	// server's late answers to earlier inputs (errors after a transfer timed out) then always
+	// reach it, never a new socket that the OS gave a recycled port — which the check's client
+	// would read as its own answer. Whatever arrives on it is drained and ignored.
+	sender, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { sender.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := sender.ReadFromUDP(buf); err != nil {
+				return
+			}
+		}
+	}()
 	f.Fuzz(func(t *testing.T, datagram []byte) {
 		if len(datagram) > 65507 {
 			return // not a UDP/IPv4 datagram
 		}
-		c, err := net.DialUDP("udp4", nil, ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Keep the sending socket open until the check is done: closed at once, its port could
-		// be handed to the check's client, which would then read the server's late answer to
-		// this datagram (e.g. "File not found") as its own.
-		defer c.Close()
-		if _, err = c.Write(datagram); err != nil {
+		if _, err := sender.WriteToUDP(datagram, ts.addr); err != nil {
 			t.Fatal(err)
 		}
 		checkServing(t, ts.addr)
