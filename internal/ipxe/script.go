@@ -107,9 +107,6 @@ func InitrdName(p string, i int, taken map[string]bool) string {
 	return n
 }
 
-// ScriptURL is the URL of the identifying boot script, for links and docs.
-func ScriptURL(base string) string { return base + "/boot.ipxe?" + identifyQuery }
-
 // Identity is what a machine said about itself in the boot script query.
 type Identity struct {
 	MAC      string // lower case, colon-separated; "" when absent or malformed

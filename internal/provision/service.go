@@ -18,9 +18,6 @@ import (
 // ErrNotFound is returned for a file the machine's profile does not have.
 var ErrNotFound = errors.New("not found")
 
-// ErrInvalid marks a profile that cannot be saved.
-var ErrInvalid = inventory.ErrInvalid
-
 // Service joins the ISO store, distro recipes and the inventory.
 type Service struct {
 	ISOs *isostore.Store
