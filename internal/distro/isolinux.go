@@ -28,31 +28,22 @@ func ParseIsolinuxCfg(data []byte) SyslinuxConfig {
 	var entries []*sysEntry
 	inText := false
 
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxWordLen*2)
-	sc.Split(scanLinesAnyLength)
-	lines := 0
-	for sc.Scan() {
-		lines++
-		if lines > 100000 {
-			break
-		}
-		line := strings.TrimSpace(strings.TrimRight(sc.Text(), "\r"))
+	configLines(data, 100000, func(line string) {
 		if inText {
 			if strings.EqualFold(firstWord(line), "endtext") {
 				inText = false
 			}
-			continue
+			return
 		}
 		if line == "" || line[0] == '#' {
-			continue
+			return
 		}
 		kw, rest := splitKeyword(line)
 		switch kw {
 		case "label":
 			if len(entries) >= maxEntries {
 				cur = nil
-				continue
+				return
 			}
 			cur = &sysEntry{name: rest, menus: append([]string(nil), menus...)}
 			entries = append(entries, cur)
@@ -89,7 +80,7 @@ func ParseIsolinuxCfg(data []byte) SyslinuxConfig {
 				if f := firstWord(rest); f != "" && len(out.Includes) < maxIncludes {
 					out.Includes = append(out.Includes, f)
 				}
-				continue
+				return
 			}
 			if cur != nil {
 				cur.skip = true
@@ -114,7 +105,7 @@ func ParseIsolinuxCfg(data []byte) SyslinuxConfig {
 				out.Includes = append(out.Includes, f)
 			}
 		}
-	}
+	})
 
 	for _, e := range entries {
 		kernel := stripSyslinuxPrefix(e.kernel)
@@ -202,6 +193,17 @@ func stripSyslinuxPrefixes(ps []string) []string {
 		out = append(out, stripSyslinuxPrefix(p))
 	}
 	return out
+}
+
+// configLines calls fn with each line of a boot config, trimmed, for at most maxLines lines;
+// overlong lines are cut (scanLinesAnyLength), so hostile input costs bounded work.
+func configLines(data []byte, maxLines int, fn func(line string)) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxWordLen*2)
+	sc.Split(scanLinesAnyLength)
+	for n := 0; n < maxLines && sc.Scan(); n++ {
+		fn(strings.TrimSpace(sc.Text()))
+	}
 }
 
 // scanLinesAnyLength is bufio.ScanLines that cuts overlong lines instead of failing, so one

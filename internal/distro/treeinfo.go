@@ -1,8 +1,6 @@
 package distro
 
 import (
-	"bufio"
-	"bytes"
 	"strings"
 )
 
@@ -28,24 +26,15 @@ const (
 func ParseTreeinfo(data []byte) Treeinfo {
 	t := Treeinfo{}
 	var sec map[string]string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxWordLen*2)
-	sc.Split(scanLinesAnyLength)
-	lines := 0
-	for sc.Scan() {
-		lines++
-		if lines > 100000 {
-			break
-		}
-		line := strings.TrimSpace(sc.Text())
+	configLines(data, 100000, func(line string) {
 		if line == "" || line[0] == ';' || line[0] == '#' {
-			continue
+			return
 		}
 		if line[0] == '[' {
 			end := strings.IndexByte(line, ']')
 			if end < 0 {
 				sec = nil
-				continue
+				return
 			}
 			name := strings.ToLower(strings.TrimSpace(line[1:end]))
 			if s, ok := t[name]; ok {
@@ -56,16 +45,16 @@ func ParseTreeinfo(data []byte) Treeinfo {
 			} else {
 				sec = nil
 			}
-			continue
+			return
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || sec == nil {
-			continue
+			return
 		}
 		k = strings.ToLower(strings.TrimSpace(k))
 		v = strings.TrimSpace(v)
 		if k == "" || len(k) > maxValueLen {
-			continue
+			return
 		}
 		if len(v) > maxValueLen {
 			v = v[:maxValueLen]
@@ -73,7 +62,7 @@ func ParseTreeinfo(data []byte) Treeinfo {
 		if _, exists := sec[k]; exists || len(sec) < maxKeys {
 			sec[k] = v
 		}
-	}
+	})
 	return t
 }
 
@@ -83,18 +72,9 @@ func ParseTreeinfo(data []byte) Treeinfo {
 func ParseLoaderEntry(data []byte) ConfigEntry {
 	var e ConfigEntry
 	var opts []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxWordLen*2)
-	sc.Split(scanLinesAnyLength)
-	lines := 0
-	for sc.Scan() {
-		lines++
-		if lines > 10000 {
-			break
-		}
-		line := strings.TrimSpace(sc.Text())
+	configLines(data, 10000, func(line string) {
 		if line == "" || line[0] == '#' {
-			continue
+			return
 		}
 		k, v := splitFirst(line)
 		switch strings.ToLower(k) {
@@ -115,7 +95,7 @@ func ParseLoaderEntry(data []byte) ConfigEntry {
 		case "options":
 			opts = append(opts, strings.Fields(v)...)
 		}
-	}
+	})
 	args, initrds := splitInitrdArgs(opts)
 	e.Args = args
 	if len(e.Initrds) == 0 {
