@@ -53,18 +53,24 @@ func (inv *Inventory) Machines(ctx context.Context, state State) ([]*Machine, er
 		q += ` WHERE state = ?`
 		args = append(args, state)
 	}
-	rows, err := inv.db.QueryContext(ctx, q+` ORDER BY mac`, args...)
+	return queryAll(ctx, inv.db, scanMachine, q+` ORDER BY mac`, args...)
+}
+
+// queryAll runs a query and scans every row with scan; no rows is an empty, non-nil list
+// (JSON []).
+func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (*T, error), query string, args ...any) ([]*T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []*Machine{}
+	out := []*T{}
 	for rows.Next() {
-		m, err := scanMachine(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

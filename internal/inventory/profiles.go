@@ -34,20 +34,7 @@ func (inv *Inventory) Profile(ctx context.Context, name string) (*Profile, error
 
 // Profiles lists all profiles by name.
 func (inv *Inventory) Profiles(ctx context.Context) ([]*Profile, error) {
-	rows, err := inv.db.QueryContext(ctx, `SELECT `+profileCols+` FROM profiles ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*Profile{}
-	for rows.Next() {
-		p, err := scanProfile(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, inv.db, scanProfile, `SELECT `+profileCols+` FROM profiles ORDER BY name`)
 }
 
 // PutProfile creates or replaces a profile (validation of ISO, entry and template is the

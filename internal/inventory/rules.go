@@ -13,23 +13,18 @@ func (inv *Inventory) Rules(ctx context.Context) ([]*Rule, error) {
 }
 
 func listRules(ctx context.Context, q querier) ([]*Rule, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, priority, mac_prefix, labels, profile, install, created FROM rules ORDER BY priority, id`)
-	if err != nil {
+	return queryAll(ctx, q, scanRule, `SELECT id, priority, mac_prefix, labels, profile, install, created FROM rules ORDER BY priority, id`)
+}
+
+func scanRule(s scanner) (*Rule, error) {
+	var r Rule
+	var labels, created string
+	if err := s.Scan(&r.ID, &r.Priority, &r.MACPrefix, &labels, &r.Profile, &r.Install, &created); err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []*Rule{}
-	for rows.Next() {
-		var r Rule
-		var labels, created string
-		if err := rows.Scan(&r.ID, &r.Priority, &r.MACPrefix, &labels, &r.Profile, &r.Install, &created); err != nil {
-			return nil, err
-		}
-		json.Unmarshal([]byte(labels), &r.Labels)
-		r.Created = parseTime(created)
-		out = append(out, &r)
-	}
-	return out, rows.Err()
+	json.Unmarshal([]byte(labels), &r.Labels)
+	r.Created = parseTime(created)
+	return &r, nil
 }
 
 // AddRule adds a rule and applies it to the machines that match it and have no profile yet.
