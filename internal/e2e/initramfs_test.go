@@ -116,8 +116,14 @@ func buildInitramfs(busyboxPath string) ([]byte, error) {
 		{name: "proc", mode: cpioDir | 0o755},
 		{name: "init", mode: cpioRegular | 0o755, data: []byte(payloadInit)},
 	}
+	return gzipNewc(entries, gzip.BestCompression)
+}
+
+// gzipNewc is a gzip-compressed newc archive of entries: what the kernel unpacks as an
+// initramfs (and what extra initrds appended to one look like).
+func gzipNewc(entries []cpioEntry, level int) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, level)
 	if err != nil {
 		return nil, err
 	}

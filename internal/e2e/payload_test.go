@@ -166,18 +166,7 @@ func buildInstallerInitramfs(busyboxPath, diInitrd string) ([]byte, error) {
 		entries = append(entries, cpioEntry{name: "modules/" + name, mode: cpioRegular | 0o644, data: mods[m]})
 	}
 	entries = append(entries, cpioEntry{name: "modules.order", mode: cpioRegular | 0o644, data: []byte(strings.Join(order, "\n") + "\n")})
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeNewc(zw, entries); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return gzipNewc(entries, gzip.DefaultCompression)
 }
 
 // extractModules reads the gzip-compressed newc initrd at p and returns the modules named by
