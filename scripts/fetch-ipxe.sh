@@ -3,7 +3,8 @@
 #
 # Source, in order of preference:
 #  1. Debian trixie's `ipxe` package (1.21.1+git20250501), pinned by version and sha256, downloaded
-#     with a private apt configuration (the system's apt sources are not touched). It has HTTPS,
+#     from the system's own Debian mirror with a private apt configuration (scripts/lib/debfetch.sh:
+#     the system's apt sources are read, not changed; DEBIAN_MIRROR overrides). It has HTTPS,
 #     arm64, autoexec.ipxe support and a ~4 s IPv6 wait instead of ~16 s (see docs/ipxe.md).
 #  2. The system's `ipxe` package (Debian bookworm: 1.0.0+git-20190125), installed with apt-get if
 #     missing. Works, boots slower; chosen automatically when trixie cannot be reached, or forced
@@ -20,6 +21,9 @@ pin_version="1.21.1+git20250501.dad20602+dfsg-1"
 pin_sha256="eeaca79dbde0fb86c102bf1d362c6f6a67ed0ddab38b3dd12e1b332339f5dd99"
 source=${IPXE_SOURCE:-trixie}
 
+# shellcheck source=lib/debfetch.sh
+. "$here/scripts/lib/debfetch.sh"
+
 log() { printf 'fetch-ipxe: %s\n' "$*" >&2; }
 
 if [[ -z ${FORCE:-} && -f $dest/VERSION && -f $dest/undionly.kpxe ]]; then
@@ -32,25 +36,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 fetch_trixie() {
-	local deb="$cache/ipxe_${pin_version//:/%3a}_all.deb"
-	if [[ ! -f $deb ]] || ! echo "$pin_sha256  $deb" | sha256sum -c --status; then
-		local apt="$stage/apt"
-		mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/dl"
-		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$apt/sources.list"
-		: >"$apt/status"
-		local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o "Dir::Etc::sourceparts=-"
-			-o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
-			-o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
-		log "downloading ipxe=$pin_version from Debian trixie"
-		apt-get "${opts[@]}" -qq update >&2 || return 1
-		(cd "$apt/dl" && apt-get "${opts[@]}" -qq download "ipxe=$pin_version" >&2) || return 1
-		mv "$apt"/dl/ipxe_*.deb "$deb"
-	fi
-	if ! echo "$pin_sha256  $deb" | sha256sum -c --status; then
-		log "sha256 mismatch for $deb (want $pin_sha256); refusing it"
-		rm -f "$deb"
-		return 1
-	fi
+	local deb
+	deb=$(debfetch trixie ipxe "$pin_version" "$pin_sha256" "$cache") || return 1
 	dpkg-deb -x "$deb" "$stage/root"
 	local lib="$stage/root/usr/lib/ipxe"
 	cp "$lib/undionly.kpxe" "$lib/snponly.efi" "$stage/"
