@@ -268,8 +268,8 @@ func parseBytes(t testing.TB, b []byte) *Image {
 
 // Debian's signed binaries, from installed packages.
 const (
-	debianShim   = "/usr/lib/shim/shimx64.efi.signed"                                           // shim-signed
-	debianGRUB   = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"                      // grub-efi-amd64-signed
+	debianShim   = "/usr/lib/shim/shimx64.efi.signed"                                            // shim-signed
+	debianGRUB   = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"                       // grub-efi-amd64-signed
 	debianKernel = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux" // debian-installer-12-netboot-amd64
 	debianARM64  = "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64/linux" // debian-installer-12-netboot-arm64
 )

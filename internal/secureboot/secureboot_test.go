@@ -77,13 +77,18 @@ func TestUnsignedImage(t *testing.T) {
 
 func TestNotPE(t *testing.T) {
 	for name, b := range map[string][]byte{
-		"empty":       nil,
-		"text":        []byte(strings.Repeat("#!/bin/sh\necho hi\n", 10)),
-		"mz only":     append([]byte("MZ"), make([]byte, 100)...),
-		"bad pe off":  func() []byte { b := buildPE(); binary.LittleEndian.PutUint32(b[0x3c:], 1<<30); return b }(),
-		"bad magic":   func() []byte { b := buildPE(); b[0x40+24] = 7; return b }(),
-		"short":       buildPE(testSection{".text", []byte("x")})[:0x150],
-		"bad section": func() []byte { b := buildPE(testSection{".text", []byte("x")}); b[0x148+20] = 0xff; b[0x148+23] = 0x7f; return b }(),
+		"empty":      nil,
+		"text":       []byte(strings.Repeat("#!/bin/sh\necho hi\n", 10)),
+		"mz only":    append([]byte("MZ"), make([]byte, 100)...),
+		"bad pe off": func() []byte { b := buildPE(); binary.LittleEndian.PutUint32(b[0x3c:], 1<<30); return b }(),
+		"bad magic":  func() []byte { b := buildPE(); b[0x40+24] = 7; return b }(),
+		"short":      buildPE(testSection{".text", []byte("x")})[:0x150],
+		"bad section": func() []byte {
+			b := buildPE(testSection{".text", []byte("x")})
+			b[0x148+20] = 0xff
+			b[0x148+23] = 0x7f
+			return b
+		}(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := Inspect(bytes.NewReader(b), int64(len(b)))
