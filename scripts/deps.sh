@@ -12,7 +12,9 @@
 #   ovmf              UEFI firmware: OVMF_CODE_4M.fd / OVMF_VARS_4M.fd
 #   ipxe              ipxe.lkrn, the non-iPXE-looking legacy PXE client of the "bios-tftp" scenario
 #   busybox-static    the payload initramfs's only binary (a dynamic busybox cannot run there)
-#   debian-installer-12-netboot-amd64   a real kernel to boot
+#   debian-installer-12-netboot-amd64   a real kernel to boot (Debian-signed: internal/secureboot)
+#   shim-signed, grub-efi-amd64-signed  Debian's signed shim and GRUB: internal/secureboot
+#                     checks its trust decisions against them
 #   iproute2          ip netns / bridge / veth / tuntap
 #   dnsmasq-base      the site DHCP server stand-in for proxy mode (no service gets started)
 #   cpio              interop test of the suite's initramfs writer
@@ -30,6 +32,8 @@ pkgs=(
 	ipxe
 	busybox-static
 	debian-installer-12-netboot-amd64
+	shim-signed
+	grub-efi-amd64-signed
 	iproute2
 	dnsmasq-base
 	cpio
