@@ -35,8 +35,8 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 }
 
 // client builds an API client from the flags, the environment and the token file, in that
-// order. A missing token is not an error here: reading needs none, and a mutating call
-// answers 401 with a message that says where the token is.
+// order. A missing ./data/api-token is not an error here: the server answers 401 and explain
+// says where the token is.
 func (f *apiFlags) client() (*client.Client, error) {
 	server := firstNonEmpty(f.server, os.Getenv("FLEETBOOT_SERVER"), "http://127.0.0.1:8080")
 	if !strings.Contains(server, "://") {
@@ -67,7 +67,11 @@ func (f *apiFlags) explain(c *client.Client, err error) error {
 	}
 	var ae *client.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
-		return fmt.Errorf("the server refused the API token (%s): pass --token, set FLEETBOOT_TOKEN, or point --data at the server's data directory", ae.Message)
+		const how = "pass --token, set FLEETBOOT_TOKEN, or point --data at the server's data directory (it holds api-token)"
+		if c.Token == "" {
+			return fmt.Errorf("the server wants the API token and none was found (no --token, no FLEETBOOT_TOKEN, no ./data/api-token): %s", how)
+		}
+		return fmt.Errorf("the server refused the API token (%s): %s", ae.Message, how)
 	}
 	return err
 }

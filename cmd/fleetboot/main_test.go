@@ -185,10 +185,14 @@ func TestCLIErrorsSayWhatToDo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "refused the API token") || !strings.Contains(err.Error(), "--token") {
 		t.Fatalf("wrong token: %v", err)
 	}
-	// Reading needs no token at all.
+	// Reading needs the token too (profiles carry password hashes and SSH keys); without one
+	// the CLI says where to get it.
 	t.Chdir(t.TempDir()) // no ./data/api-token here
-	if _, _, err := runCLI(t, "iso", "ls", "--server", srv.URL); err != nil {
-		t.Fatalf("iso ls without a token: %v", err)
+	for _, list := range [][]string{{"iso", "ls"}, {"machine", "ls"}, {"profile", "ls"}, {"rule", "ls"}} {
+		_, _, err := runCLI(t, append(list, "--server", srv.URL)...)
+		if err == nil || !strings.Contains(err.Error(), "none was found") || !strings.Contains(err.Error(), "--token") {
+			t.Fatalf("%s without a token: %v", strings.Join(list, " "), err)
+		}
 	}
 	if _, _, err := runCLI(t, "iso", "ls", "--server", srv.URL, "--data", t.TempDir()); err == nil || !strings.Contains(err.Error(), "api-token") {
 		t.Fatalf("--data without a token file: %v", err)

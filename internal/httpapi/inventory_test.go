@@ -54,34 +54,34 @@ func TestMachinesCRUD(t *testing.T) {
 	e.jsonCall(t, "PATCH", "/api/v1/machines/52:54:00:aa:bb:01", `{"state":"flying"}`, 400, nil)
 
 	var list []inventory.Machine
-	res, b := e.do(t, "GET", "/api/v1/machines", "", nil, nil)
+	res, b := e.do(t, "GET", "/api/v1/machines", testToken, nil, nil)
 	if res.StatusCode != 200 || json.Unmarshal(b, &list) != nil || len(list) != 1 {
 		t.Fatalf("list: %d %s", res.StatusCode, b)
 	}
-	res, b = e.do(t, "GET", "/api/v1/machines?state=installed", "", nil, nil)
+	res, b = e.do(t, "GET", "/api/v1/machines?state=installed", testToken, nil, nil)
 	if res.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
 		t.Fatalf("list installed: %d %s", res.StatusCode, b)
 	}
-	if res, _ := e.do(t, "GET", "/api/v1/machines?state=bogus", "", nil, nil); res.StatusCode != 400 {
+	if res, _ := e.do(t, "GET", "/api/v1/machines?state=bogus", testToken, nil, nil); res.StatusCode != 400 {
 		t.Errorf("unknown state filter: %d", res.StatusCode)
 	}
-	res, b = e.do(t, "GET", "/api/v1/machines/52-54-00-aa-bb-01", "", nil, nil)
+	res, b = e.do(t, "GET", "/api/v1/machines/52-54-00-aa-bb-01", testToken, nil, nil)
 	if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"hostname":"node1b"`)) {
 		t.Fatalf("get: %d %s", res.StatusCode, b)
 	}
 	var ev []inventory.Event
-	res, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01/events", "", nil, nil)
+	res, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01/events", testToken, nil, nil)
 	if res.StatusCode != 200 || json.Unmarshal(b, &ev) != nil || len(ev) == 0 {
 		t.Fatalf("events: %d %s", res.StatusCode, b)
 	}
-	if res, _ := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:99/events", "", nil, nil); res.StatusCode != 404 {
+	if res, _ := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:99/events", testToken, nil, nil); res.StatusCode != 404 {
 		t.Errorf("events of an unknown machine: %d", res.StatusCode)
 	}
-	if res, _ := e.do(t, "GET", "/api/v1/machines/zz", "", nil, nil); res.StatusCode != 400 {
+	if res, _ := e.do(t, "GET", "/api/v1/machines/zz", testToken, nil, nil); res.StatusCode != 400 {
 		t.Errorf("bad MAC in URL: %d", res.StatusCode)
 	}
 	e.jsonCall(t, "DELETE", "/api/v1/machines/52:54:00:aa:bb:01", "", 204, nil)
-	if res, _ := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", "", nil, nil); res.StatusCode != 404 {
+	if res, _ := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", testToken, nil, nil); res.StatusCode != 404 {
 		t.Fatalf("after delete: %d", res.StatusCode)
 	}
 	e.jsonCall(t, "DELETE", "/api/v1/machines/52:54:00:aa:bb:01", "", 404, nil)
@@ -120,11 +120,11 @@ func TestProfilesAndRulesCRUD(t *testing.T) {
 	}
 	e.jsonCall(t, "PUT", "/api/v1/profiles/bad%20name", `{"iso":"fedora"}`, 400, nil)
 	e.jsonCall(t, "PUT", "/api/v1/profiles/fed", `{"name":"other","iso":"fedora"}`, 400, nil)
-	if res, _ := e.do(t, "GET", "/api/v1/profiles/bad", "", nil, nil); res.StatusCode != 404 {
+	if res, _ := e.do(t, "GET", "/api/v1/profiles/bad", testToken, nil, nil); res.StatusCode != 404 {
 		t.Errorf("refused profile exists: %d", res.StatusCode)
 	}
 	var ps []inventory.Profile
-	res, b := e.do(t, "GET", "/api/v1/profiles", "", nil, nil)
+	res, b := e.do(t, "GET", "/api/v1/profiles", testToken, nil, nil)
 	if res.StatusCode != 200 || json.Unmarshal(b, &ps) != nil || len(ps) != 2 {
 		t.Fatalf("profiles: %d %s", res.StatusCode, b)
 	}
@@ -140,7 +140,7 @@ func TestProfilesAndRulesCRUD(t *testing.T) {
 		t.Fatalf("rule: %+v", added)
 	}
 	var m inventory.Machine
-	res, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", "", nil, nil)
+	res, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", testToken, nil, nil)
 	json.Unmarshal(b, &m)
 	if m.Profile != "fed" || m.State != inventory.InstallPending {
 		t.Fatalf("machine after the rule: %+v", m)
@@ -149,7 +149,7 @@ func TestProfilesAndRulesCRUD(t *testing.T) {
 	e.jsonCall(t, "POST", "/api/v1/rules", `{"profile":"fed"}`, 400, nil)
 	e.jsonCall(t, "POST", "/api/v1/rules", `{"profile":"fed","mac_prefix":"52:5"}`, 400, nil)
 	var rs []inventory.Rule
-	res, b = e.do(t, "GET", "/api/v1/rules", "", nil, nil)
+	res, b = e.do(t, "GET", "/api/v1/rules", testToken, nil, nil)
 	if res.StatusCode != 200 || json.Unmarshal(b, &rs) != nil || len(rs) != 1 || rs[0].ID != added.Rule.ID {
 		t.Fatalf("rules: %d %s", res.StatusCode, b)
 	}
@@ -207,7 +207,7 @@ func TestOneShotInstallOverHTTP(t *testing.T) {
 	if res.StatusCode != 200 || !bytes.Equal(kernel, fedoraFiles(t)["images/pxeboot/vmlinuz"]) {
 		t.Fatalf("kernel URL: %d %d bytes", res.StatusCode, len(kernel))
 	}
-	res, b := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", "", nil, nil)
+	res, b := e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01", testToken, nil, nil)
 	json.Unmarshal(b, &m)
 	if m.State != inventory.Installing || m.IP != "192.0.2.50" {
 		t.Fatalf("after the installer was handed out: %+v", m)
@@ -250,7 +250,7 @@ func TestOneShotInstallOverHTTP(t *testing.T) {
 		t.Fatalf("after done, want the local boot script, got:\n%s", script)
 	}
 	var ev []inventory.Event
-	_, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01/events", "", nil, nil)
+	_, b = e.do(t, "GET", "/api/v1/machines/52:54:00:aa:bb:01/events", testToken, nil, nil)
 	json.Unmarshal(b, &ev)
 	kinds := map[string]bool{}
 	for _, x := range ev {

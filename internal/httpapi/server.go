@@ -42,7 +42,7 @@ type Config struct {
 	Detector Detector
 	// Leases lists full-mode DHCP leases; nil when fleetboot hands out no addresses.
 	Leases Leases
-	// Token guards every mutating API call (Authorization: Bearer <token>).
+	// Token guards every call under /api/v1 (Authorization: Bearer <token>).
 	Token   string
 	Metrics *metrics.Metrics // nil: a private registry
 	Logger  *slog.Logger     // nil: discard
@@ -81,7 +81,13 @@ func New(cfg Config) *API {
 	e.Match(getHead, "/assets/*", a.asset)
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))
-	api := e.Group("/api/v1")
+	// Who may call what, decided here for every route at once: /api/v1 is the operator's and
+	// every call to it — reads too — needs the token, because machines, profiles, rules,
+	// events and leases carry password hashes, SSH keys, hostnames and addresses. Everything
+	// else is what a booting machine fetches before it could hold any secret (scripts, iPXE,
+	// kernels, files inside ISOs, its own unattended file, its done callback), plus /healthz
+	// and /metrics (counts only) for monitoring. README's "HTTP endpoints" table says the same.
+	api := e.Group("/api/v1", a.requireToken)
 	api.GET("/leases", a.listLeases)
 	if cfg.ISOs != nil {
 		a.routesISOs(e, api)

@@ -66,9 +66,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if created {
-		// Printed once, on first start; afterwards it is in the file only.
-		log.Info("generated the API token (kept in "+filepath.Join(cfg.DataDir, auth.TokenFile)+", mode 0600)", "token", token)
+	// The token itself never goes to the log (logs are shipped, kept and read by more people
+	// than the data directory); where it is goes there on every start, so an operator who
+	// missed the first one still finds it.
+	switch {
+	case cfg.Token != "":
+		log.Info("API token given by --token / FLEETBOOT_TOKEN")
+	case created:
+		log.Info("generated the API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", filepath.Join(cfg.DataDir, auth.TokenFile))
+	default:
+		log.Info("API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", filepath.Join(cfg.DataDir, auth.TokenFile))
 	}
 	isos, err := isostore.Open(ctx, cfg.DataDir, db, log)
 	if err != nil {

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,7 +79,13 @@ func TestRunServesAndStopsOnCancel(t *testing.T) {
 		t.Fatalf("api-token: %v %v", st, err)
 	}
 	// Leases are only for full mode.
-	res, _ = http.Get("http://" + cfg.HTTPAddr + "/api/v1/leases")
+	tok, _ := os.ReadFile(filepath.Join(cfg.DataDir, "api-token"))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+cfg.HTTPAddr+"/api/v1/leases", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("leases in dhcp=off: %d", res.StatusCode)
@@ -105,5 +114,77 @@ func TestRunRefusesBadConfigAndMissingBinaries(t *testing.T) {
 	err = Run(context.Background(), cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "scripts/fetch-ipxe.sh") {
 		t.Fatalf("missing binaries: %v", err)
+	}
+}
+
+// lockedBuffer is a log sink the server's goroutines may write to concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startAndStop runs the server until /healthz answers, then stops it, and returns its log.
+func startAndStop(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	var logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	up := false
+	for i := 0; i < 200 && !up; i++ {
+		if res, err := http.Get("http://" + cfg.HTTPAddr + "/healthz"); err == nil {
+			res.Body.Close()
+			up = res.StatusCode == http.StatusOK
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if !up {
+		t.Fatalf("server never answered /healthz:\n%s", logs.String())
+	}
+	return logs.String()
+}
+
+func TestAPITokenIsNeverLoggedButItsFileIsOnEveryStart(t *testing.T) {
+	cfg := testConfig(t)
+	file := filepath.Join(cfg.DataDir, "api-token")
+	for i, want := range []string{"generated the API token", "API token: the CLI reads it"} {
+		logs := startAndStop(t, cfg)
+		tok, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token := strings.TrimSpace(string(tok)); strings.Contains(logs, token) {
+			t.Fatalf("start %d logged the token:\n%s", i+1, logs)
+		}
+		if !strings.Contains(logs, want) || !strings.Contains(logs, "token_file="+file) {
+			t.Fatalf("start %d does not say where the token is (%q, token_file=%s):\n%s", i+1, want, file, logs)
+		}
+	}
+	cfg.Token = "operator-given-token-0123456789"
+	if logs := startAndStop(t, cfg); strings.Contains(logs, cfg.Token) || !strings.Contains(logs, "--token / FLEETBOOT_TOKEN") {
+		t.Fatalf("start with --token:\n%s", logs)
 	}
 }

@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// routeAccess is the decision for one route: whether it needs the API token, and a concrete
+// request that reaches it.
+type routeAccess struct {
+	token bool
+	path  string
+	body  string
+}
+
+// TestEveryRouteHasAnAccessDecision walks the router's own route list: every route must have
+// a decision in the table below (a route added without one fails here), every route that needs
+// the token answers 401 with WWW-Authenticate without it or with a wrong one, and every open
+// route (what a booting machine fetches, health, metrics) answers without a token.
+func TestEveryRouteHasAnAccessDecision(t *testing.T) {
+	e := newISOEnv(t)
+	v := e.putISO(t, "g", buildISO(t, genericFiles(), nil), http.StatusCreated)
+	const mac = "52:54:00:00:00:01"
+	open := func(p string) routeAccess { return routeAccess{path: p} }
+	tok := func(p, body string) routeAccess { return routeAccess{token: true, path: p, body: body} }
+	// The decisions, also written down in README's "HTTP endpoints" table.
+	table := map[string]routeAccess{
+		"GET /boot.ipxe":                       open("/boot.ipxe"),
+		"HEAD /boot.ipxe":                      open("/boot.ipxe"),
+		"GET /ipxe/:file":                      open("/ipxe/snponly.efi"),
+		"HEAD /ipxe/:file":                     open("/ipxe/undionly.kpxe"),
+		"GET /assets/*":                        open("/assets/vmlinuz"),
+		"HEAD /assets/*":                       open("/assets/vmlinuz"),
+		"GET /isos/:id/image.iso":              open("/isos/" + v.ID + "/image.iso"),
+		"HEAD /isos/:id/image.iso":             open("/isos/" + v.ID + "/image.iso"),
+		"GET /isos/:id/files":                  open("/isos/" + v.ID + "/files"),
+		"HEAD /isos/:id/files":                 open("/isos/" + v.ID + "/files"),
+		"GET /isos/:id/files/*":                open("/isos/" + v.ID + "/files/README.TXT"),
+		"HEAD /isos/:id/files/*":               open("/isos/" + v.ID + "/files/README.TXT"),
+		"GET /unattended/:mac/:file":           open("/unattended/" + mac + "/ks.cfg"),
+		"HEAD /unattended/:mac/:file":          open("/unattended/" + mac + "/ks.cfg"),
+		"POST /boot/done/:mac":                 open("/boot/done/" + mac),
+		"GET /healthz":                         open("/healthz"),
+		"HEAD /healthz":                        open("/healthz"),
+		"GET /metrics":                         open("/metrics"),
+		"HEAD /metrics":                        open("/metrics"),
+		echo.RouteNotFound + " /api/v1":        tok("/api/v1", ""),
+		echo.RouteNotFound + " /api/v1/*":      tok("/api/v1/no-such-thing", ""),
+		"GET /api/v1/leases":                   tok("/api/v1/leases", ""),
+		"GET /api/v1/isos":                     tok("/api/v1/isos", ""),
+		"GET /api/v1/isos/:id":                 tok("/api/v1/isos/"+v.ID, ""),
+		"PUT /api/v1/isos/:name":               tok("/api/v1/isos/x", "data"),
+		"POST /api/v1/isos":                    tok("/api/v1/isos?name=x", "data"),
+		"POST /api/v1/isos/register":           tok("/api/v1/isos/register", `{"path":"/etc/hostname"}`),
+		"DELETE /api/v1/isos/:id":              tok("/api/v1/isos/"+v.ID, ""),
+		"POST /api/v1/uploads":                 tok("/api/v1/uploads", `{"name":"x","size":10}`),
+		"HEAD /api/v1/uploads/:id":             tok("/api/v1/uploads/abc", ""),
+		"GET /api/v1/uploads/:id":              tok("/api/v1/uploads/abc", ""),
+		"PATCH /api/v1/uploads/:id":            tok("/api/v1/uploads/abc", "data"),
+		"POST /api/v1/uploads/:id/finish":      tok("/api/v1/uploads/abc/finish", ""),
+		"DELETE /api/v1/uploads/:id":           tok("/api/v1/uploads/abc", ""),
+		"GET /api/v1/machines":                 tok("/api/v1/machines", ""),
+		"POST /api/v1/machines":                tok("/api/v1/machines", `{"mac":"`+mac+`"}`),
+		"GET /api/v1/machines/:mac":            tok("/api/v1/machines/"+mac, ""),
+		"PATCH /api/v1/machines/:mac":          tok("/api/v1/machines/"+mac, `{}`),
+		"DELETE /api/v1/machines/:mac":         tok("/api/v1/machines/"+mac, ""),
+		"POST /api/v1/machines/:mac/reinstall": tok("/api/v1/machines/"+mac+"/reinstall", ""),
+		"GET /api/v1/machines/:mac/events":     tok("/api/v1/machines/"+mac+"/events", ""),
+		"GET /api/v1/profiles":                 tok("/api/v1/profiles", ""),
+		"POST /api/v1/profiles":                tok("/api/v1/profiles", `{"name":"p","iso":"g"}`),
+		"GET /api/v1/profiles/:name":           tok("/api/v1/profiles/p", ""),
+		"PUT /api/v1/profiles/:name":           tok("/api/v1/profiles/p", `{"iso":"g"}`),
+		"DELETE /api/v1/profiles/:name":        tok("/api/v1/profiles/p", ""),
+		"GET /api/v1/rules":                    tok("/api/v1/rules", ""),
+		"POST /api/v1/rules":                   tok("/api/v1/rules", `{"profile":"p"}`),
+		"DELETE /api/v1/rules/:id":             tok("/api/v1/rules/1", ""),
+	}
+
+	type call struct {
+		key    string
+		method string
+		routeAccess
+	}
+	var calls []call
+	seen := map[string]bool{}
+	for _, r := range e.api.e.Routes() {
+		key := r.Method + " " + r.Path
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		d, ok := table[key]
+		if !ok {
+			t.Errorf("route %s has no access decision: add it to this test's table (and to README's HTTP endpoints table)", key)
+			continue
+		}
+		m := r.Method
+		if m == echo.RouteNotFound {
+			m = http.MethodGet
+		}
+		calls = append(calls, call{key, m, d})
+	}
+	for key := range table {
+		if !seen[key] {
+			t.Errorf("table entry %s matches no route: drop it", key)
+		}
+	}
+	hdr := map[string]string{"Content-Type": "application/json"}
+	for _, c := range calls {
+		if !c.token {
+			res, b := e.do(t, c.method, c.path, "", hdr, strings.NewReader(c.body))
+			if res.StatusCode == http.StatusUnauthorized {
+				t.Errorf("%s (%s %s) must stay open for booting machines, got 401: %s", c.key, c.method, c.path, b)
+			}
+			continue
+		}
+		for _, token := range []string{"", "wrong-token-wrong-token"} {
+			res, b := e.do(t, c.method, c.path, token, hdr, strings.NewReader(c.body))
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s (%s %s) with token %q: %d, want 401: %s", c.key, c.method, c.path, token, res.StatusCode, b)
+			} else if !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s: 401 without WWW-Authenticate: Bearer", c.key)
+			}
+		}
+	}
+	// Nothing unauthenticated reached the store.
+	if l := e.listISOs(t); len(l) != 1 || l[0].ID != v.ID {
+		t.Fatalf("unauthenticated calls changed the ISOs: %+v", l)
+	}
+	if res, b := e.do(t, "GET", "/api/v1/machines", testToken, nil, nil); res.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
+		t.Fatalf("unauthenticated calls changed the machines: %d %s", res.StatusCode, b)
+	}
+	// With the token every protected route is reached (its own answer, never 401).
+	for _, c := range calls {
+		if c.token {
+			if res, b := e.do(t, c.method, c.path, testToken, hdr, strings.NewReader(c.body)); res.StatusCode == http.StatusUnauthorized {
+				t.Errorf("%s with the right token: 401: %s", c.key, b)
+			}
+		}
+	}
+}
