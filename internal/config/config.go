@@ -13,6 +13,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
 
 // DHCP modes.
@@ -87,7 +89,7 @@ func Default() Config {
 		TFTPAddr:     ":69",
 		DHCPMode:     DHCPProxy,
 		LeaseTime:    time.Hour,
-		HTTPBootFile: "snponly.efi",
+		HTTPBootFile: ipxe.UEFISnp,
 		MenuTimeout:  10 * time.Second,
 		Unassigned:   "menu",
 		UploadExpiry: 24 * time.Hour,
@@ -233,10 +235,8 @@ func (c Config) Validate() (*Resolved, error) {
 		}
 		r.DNS = append(r.DNS, a)
 	}
-	switch c.HTTPBootFile {
-	case "snponly.efi", "ipxe.efi":
-	default:
-		bad("--http-boot-file must be snponly.efi or ipxe.efi, not %q", c.HTTPBootFile)
+	if !ipxe.IsHTTPBootFile(c.HTTPBootFile) {
+		bad("--http-boot-file must be %s or %s, not %q", ipxe.UEFISnp, ipxe.UEFIFull, c.HTTPBootFile)
 	}
 	if c.BootKernel != "" {
 		if err := checkAssetPath(c.BootKernel); err != nil {

@@ -2,12 +2,12 @@ package dhcp
 
 import (
 	"net"
+
+	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
 
-// Boot file names served over TFTP (see internal/ipxe for the binaries themselves).
+// Where boot files live on HTTP; their names are internal/ipxe's.
 const (
-	tftpBIOSFile  = "undionly.kpxe"
-	tftpUEFIx64   = "snponly.efi"
 	bootScriptRel = "/boot.ipxe"
 	ipxeHTTPDir   = "/ipxe/"
 )
@@ -88,9 +88,9 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 		switch {
 		case !ci.HasArch || ci.Arch == archBIOS:
 			// Legacy PXE ROMs older than RFC 4578 send no option 93; they are all x86 BIOS.
-			p.BootFile = tftpBIOSFile
+			p.BootFile = ipxe.BIOSUndi
 		case ci.Arch == archEFIx64 || ci.Arch == archEFIBC:
-			p.BootFile = tftpUEFIx64
+			p.BootFile = ipxe.UEFISnp
 		case ci.Arch == archEFIARM64:
 			if cfg.Arm64File == "" {
 				return noBoot("uefi-pxe arm64: no arm64 iPXE binary configured")

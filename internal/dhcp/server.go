@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
 
@@ -32,7 +34,7 @@ const (
 
 // Defaults applied by New.
 const (
-	DefaultHTTPBootFile = "snponly.efi"
+	DefaultHTTPBootFile = ipxe.UEFISnp
 	DefaultLeaseTime    = time.Hour
 	DefaultMaxInFlight  = 64
 )

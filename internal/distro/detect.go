@@ -554,8 +554,12 @@ func (d *detection) guessArch() string {
 		{"/EFI/BOOT/BOOTIA32.EFI", "i386"},
 		{"/EFI/BOOT/BOOTRISCV64.EFI", "riscv64"},
 		{"/EFI/BOOT/BOOTLOONGARCH64.EFI", "loongarch64"},
+		// GRUB's module directories: Debian's mini.iso for arm64 keeps its EFI loaders inside
+		// an El Torito image (boot/grub/efi.img), so the ISO's own tree shows only these.
+		{"/boot/grub/arm64-efi", "arm64"},
+		{"/boot/grub/x86_64-efi", "x86_64"},
 	} {
-		if _, ok := d.v.file(c.file); ok {
+		if _, _, _, ok := d.v.stat(c.file); ok {
 			return c.arch
 		}
 	}

@@ -108,7 +108,7 @@ func serveContent(c echo.Context, name string, mod time.Time, etag string, body 
 // ipxeFile serves the iPXE binaries (UEFI HTTP Boot fetches them here) and autoexec.ipxe.
 func (a *API) ipxeFile(c echo.Context) error {
 	name := ipxe.CleanName(c.Param("file"))
-	if name == "autoexec.ipxe" {
+	if name == ipxe.AutoexecScript {
 		a.m.BootScripts.WithLabelValues("autoexec").Inc()
 		a.log.Info("autoexec script", "ip", remoteIP(c), "via", "http")
 		return serveScript(c, ipxe.Autoexec(a.cfg.Scripts))

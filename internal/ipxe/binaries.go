@@ -16,8 +16,9 @@ import (
 	"time"
 )
 
-// Names of the iPXE binaries fleetboot knows. Which firmware gets which is decided in
-// internal/dhcp; these are the file names on TFTP and under /ipxe/ on HTTP.
+// Names of the files fleetboot serves to firmware and iPXE, on TFTP and under /ipxe/ on HTTP.
+// This is the one list of them: internal/dhcp names them in replies, internal/config validates
+// --http-boot-file against them, internal/metrics derives its file labels from Served.
 const (
 	// BIOSUndi is iPXE for legacy BIOS PXE: it drives the NIC through the PXE ROM's UNDI.
 	BIOSUndi = "undionly.kpxe"
@@ -25,10 +26,15 @@ const (
 	UEFISnp = "snponly.efi"
 	// UEFIFull is iPXE for x86_64 UEFI with its own NIC drivers (Debian's ipxe-amd64.efi).
 	UEFIFull = "ipxe.efi"
-	// UEFIArm64Snp is an SNP-only arm64 build; Debian ships none, a user may provide one.
+	// UEFIArm64Snp is an SNP-only arm64 build. Debian ships none; an operator may put one in
+	// --ipxe-dir, and it is then preferred over UEFIArm64Full (Arm64).
 	UEFIArm64Snp = "snponly-arm64.efi"
-	// UEFIArm64Full is Debian's arm64 iPXE with its own drivers.
+	// UEFIArm64Full is Debian's arm64 iPXE (trixie's ipxe-arm64.efi) with its own drivers. It
+	// boots AAVMF's virtio-net through the firmware's SNP as well (verified under QEMU).
 	UEFIArm64Full = "ipxe-arm64.efi"
+	// AutoexecScript is the script trixie's EFI builds (x86_64 and arm64 alike) fetch from the
+	// server they were loaded from before their own DHCP boot; fleetboot generates it.
+	AutoexecScript = "autoexec.ipxe"
 )
 
 // required lists the binaries without which fleetboot cannot boot the x86 fleet it promises.
@@ -36,6 +42,13 @@ var required = []string{BIOSUndi, UEFISnp, UEFIFull}
 
 // known lists every binary name served, required or optional.
 var known = []string{BIOSUndi, UEFISnp, UEFIFull, UEFIArm64Snp, UEFIArm64Full}
+
+// Served lists every file name fleetboot may serve as a boot file: the binaries and the
+// generated autoexec.ipxe.
+func Served() []string { return append(append([]string(nil), known...), AutoexecScript) }
+
+// IsHTTPBootFile reports whether name may be configured as the x64 UEFI HTTP Boot binary.
+func IsHTTPBootFile(name string) bool { return name == UEFISnp || name == UEFIFull }
 
 // ErrMissing is returned by LoadBinaries when a required binary is absent.
 var ErrMissing = errors.New("iPXE binaries missing")

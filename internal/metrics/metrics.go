@@ -6,6 +6,8 @@ package metrics
 import (
 	"net/http"
 
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,7 +33,7 @@ var (
 	httpRoutes    = []string{"boot", "ipxe", "assets", "iso", "api", "other"}
 	codeClasses   = []string{"2xx", "3xx", "4xx", "5xx"}
 	scriptKinds   = []string{"chain", "target", "menu", "local", "autoexec"}
-	tftpFileNames = []string{"undionly.kpxe", "snponly.efi", "ipxe.efi", "ipxe-arm64.efi", "snponly-arm64.efi", "autoexec.ipxe", "other"}
+	tftpFileNames = append(ipxe.Served(), "other")
 )
 
 // New creates the collectors in a fresh registry (plus Go runtime and process collectors).

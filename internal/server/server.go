@@ -228,7 +228,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 // tftpFiles serves the iPXE binaries and the generated autoexec.ipxe, nothing else.
 func tftpFiles(bins *ipxe.Binaries, autoexec []byte) tftp.Files {
-	files := map[string][]byte{"autoexec.ipxe": autoexec}
+	files := map[string][]byte{ipxe.AutoexecScript: autoexec}
 	for _, b := range bins.List() {
 		files[b.Name] = b.Data
 	}
