@@ -1,0 +1,129 @@
+package secureboot
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/distro"
+)
+
+// mapFiles is an in-memory ISO (distro.MapFS) with random access.
+type mapFiles struct{ distro.MapFS }
+
+type memFile struct{ *bytes.Reader }
+
+func (memFile) Close() error { return nil }
+
+func (m mapFiles) Open(p string) (File, error) {
+	b, err := m.ReadFile(p, 1<<30)
+	if err != nil {
+		return nil, err
+	}
+	return memFile{bytes.NewReader(b)}, nil
+}
+
+const debianGCD = "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed" // grub-efi-amd64-signed: the CD build ISOs carry
+
+func TestISOPairDebianLayout(t *testing.T) {
+	fsys := mapFiles{distro.MapFS{
+		"efi/boot/bootx64.efi": {Data: debianFile(t, debianShim, "shim-signed")},
+		"efi/boot/grubx64.efi": {Data: debianFile(t, debianGCD, "grub-efi-amd64-signed")},
+		"efi/boot/mmx64.efi":   {Data: []byte("MokManager")},
+		"linux":                {Data: debianFile(t, debianKernel, "debian-installer-12-netboot-amd64")},
+	}}
+	p, ok := ISOPair(fsys, "x86_64")
+	if !ok {
+		t.Fatal("no x86_64 pair")
+	}
+	if p.Shim != "/efi/boot/bootx64.efi" || p.GRUB != "/efi/boot/grubx64.efi" || p.Loader != "grubx64.efi" {
+		t.Errorf("pair = %+v", p)
+	}
+	if !p.GRUBTrusted || p.GRUBProblem != "" {
+		t.Errorf("the ISO's shim must trust its GRUB: %+v", p)
+	}
+	if p.Prefix != "/boot/grub" || strings.Join(p.ConfigPaths, " ") != "/boot/grub/x86_64-efi/grub.cfg /boot/grub/grub.cfg {dir}/grub.cfg" {
+		t.Errorf("prefix %q config paths %q", p.Prefix, p.ConfigPaths)
+	}
+	if len(p.ShimTrusts) != 1 || p.ShimTrusts[0] != "CN=Debian Secure Boot CA" || len(p.ShimSigners) == 0 {
+		t.Errorf("shim trusts %q signed by %q", p.ShimTrusts, p.ShimSigners)
+	}
+	if _, ok := ISOPair(fsys, "arm64"); ok {
+		t.Error("arm64 pair on an x86_64 ISO")
+	}
+
+	r := CheckISO(fsys, []distro.Entry{
+		{ID: "install", Kernel: "/linux", Firmware: distro.FirmwareBoth},
+		{ID: "bios-only", Kernel: "/linux", Firmware: distro.FirmwareBIOS},
+		{ID: "sanboot", Sanboot: true, Firmware: distro.FirmwareBoth},
+	}, "x86_64", nil)
+	if len(r.Pairs) != 1 || len(r.Entries) != 2 {
+		t.Fatalf("readiness = %+v", r)
+	}
+	e, _ := r.Entry("install")
+	if !e.Trusted || e.Shim != "iso:/efi/boot/bootx64.efi" || e.By != "CN=Debian Secure Boot CA" || !e.Signature.Signed {
+		t.Errorf("install = %+v", e)
+	}
+	if e, _ := r.Entry("sanboot"); e.Trusted || !strings.Contains(e.Reason, "iPXE") {
+		t.Errorf("sanboot = %+v", e)
+	}
+}
+
+func TestGrubInfoOfDebianBuilds(t *testing.T) {
+	for _, c := range []struct{ path, prefix string }{
+		{debianGCD, "/boot/grub"},
+		{debianGRUB, "/grub"},
+		{"/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "/EFI/debian"},
+	} {
+		g, ok := GrubInfo(parseBytes(t, debianFile(t, c.path, "grub-efi-amd64-signed")))
+		if !ok || g.Prefix != c.prefix || g.Config != "normal (memdisk)/grub.cfg" {
+			t.Errorf("%s: %+v %v, want prefix %s", c.path, g, ok, c.prefix)
+		}
+	}
+	if _, ok := GrubInfo(parseBytes(t, debianFile(t, debianShim, "shim-signed"))); ok {
+		t.Error("shim reported as GRUB")
+	}
+}
+
+func TestCheckISOWithoutPairUsesDebianShim(t *testing.T) {
+	debian := map[string]*Shim{"x86_64": debianShimParsed(t)}
+	ca := newCert(t, "Custom Kernel CA", nil, true, time.Now().Add(year))
+	unsigned := buildPE(testSection{".text", []byte("kernel")})
+	fsys := mapFiles{distro.MapFS{
+		// BOOTX64.EFI that is GRUB itself, not a shim: no pair.
+		"EFI/BOOT/BOOTX64.EFI": {Data: debianFile(t, debianGCD, "grub-efi-amd64-signed")},
+		"EFI/BOOT/grubx64.efi": {Data: debianFile(t, debianGCD, "grub-efi-amd64-signed")},
+		"debian/linux":         {Data: debianFile(t, debianKernel, "debian-installer-12-netboot-amd64")},
+		"unsigned/vmlinuz":     {Data: unsigned},
+		"custom/vmlinuz":       {Data: sign(t, unsigned, ca)},
+		"bzimage/vmlinuz":      {Data: []byte("not a PE at all")},
+	}}
+	r := CheckISO(fsys, []distro.Entry{
+		{ID: "debian", Kernel: "/debian/linux"},
+		{ID: "unsigned", Kernel: "/unsigned/vmlinuz"},
+		{ID: "custom", Kernel: "/custom/vmlinuz"},
+		{ID: "bzimage", Kernel: "/bzimage/vmlinuz"},
+		{ID: "arm", Kernel: "/debian/linux", Arch: "arm64"},
+	}, "x86_64", debian)
+	if len(r.Pairs) != 0 {
+		t.Errorf("pairs = %+v, want none (BOOTX64.EFI is not a shim)", r.Pairs)
+	}
+	want := map[string]struct {
+		trusted bool
+		shim    string
+		reason  string
+	}{
+		"debian":   {true, ShimDebian, ""},
+		"unsigned": {false, ShimDebian, "not signed"},
+		"custom":   {false, ShimDebian, "Debian's shim trusts only Debian's key and enrolled MOKs"},
+		"bzimage":  {false, ShimDebian, "not an EFI"},
+		"arm":      {false, "", "no signed shim for arm64"},
+	}
+	for id, w := range want {
+		e, ok := r.Entry(id)
+		if !ok || e.Trusted != w.trusted || e.Shim != w.shim || !strings.Contains(e.Reason, w.reason) {
+			t.Errorf("%s = %+v, want trusted=%v shim=%q reason ~%q", id, e, w.trusted, w.shim, w.reason)
+		}
+	}
+}

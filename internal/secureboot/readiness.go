@@ -1,0 +1,111 @@
+package secureboot
+
+import (
+	"github.com/fleetboot/fleetboot/internal/distro"
+)
+
+// ShimDebian names fleetboot's default shim (Debian's shim-signed, Microsoft-signed, trusting
+// the Debian Secure Boot CA) in readiness reports.
+const ShimDebian = "debian"
+
+// EntryReadiness is the Secure Boot verdict for one boot entry (recipe) of an ISO: would a
+// machine with Secure Boot on boot it through the shim fleetboot serves for it.
+type EntryReadiness struct {
+	// Entry is the recipe's ID (what profiles store).
+	Entry  string `json:"entry"`
+	Kernel string `json:"kernel,omitempty"`
+	Arch   string `json:"arch,omitempty"`
+	// Signature is the kernel's Authenticode report (signed, by whom, digest).
+	Signature *Report `json:"signature,omitempty"`
+	// Shim names the shim that would be served: "iso:<path on the ISO>" for the ISO's own, or
+	// ShimDebian; "" when there is none for the entry's architecture.
+	Shim string `json:"shim,omitempty"`
+	// Verdict: Trusted when that shim lets the kernel run; Reason otherwise.
+	Verdict
+}
+
+// ISOReadiness is an ISO's Secure Boot readiness: its own shim + GRUB pairs, and a verdict per
+// boot entry. fleetboot computes it when the ISO is published and stores it with the
+// detection, so serving and profile checks need no re-parse.
+type ISOReadiness struct {
+	Pairs   []Pair           `json:"pairs,omitempty"`
+	Entries []EntryReadiness `json:"entries,omitempty"`
+}
+
+// Entry returns the verdict for the recipe with ID id.
+func (r *ISOReadiness) Entry(id string) (EntryReadiness, bool) {
+	for _, e := range r.Entries {
+		if e.Entry == id {
+			return e, true
+		}
+	}
+	return EntryReadiness{}, false
+}
+
+// CheckISO works out the readiness of each UEFI-bootable entry of an ISO. isoArch is the
+// detected architecture, used for entries that do not name one. fallback maps an
+// architecture to the shim fleetboot serves when the ISO carries no pair of its own
+// (ShimDebian's); a missing architecture means there is none. Entries that boot under BIOS
+// only are left out: Secure Boot is a UEFI matter.
+func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback map[string]*Shim) ISOReadiness {
+	r := ISOReadiness{Pairs: ISOPairs(fsys)}
+	for _, e := range entries {
+		if e.Firmware == distro.FirmwareBIOS {
+			continue
+		}
+		er := EntryReadiness{Entry: e.ID, Kernel: e.Kernel, Arch: e.Arch}
+		if er.Arch == "" {
+			er.Arch = isoArch
+		}
+		if e.Sanboot {
+			er.Reason = "sanboot needs iPXE, which is not signed: it cannot run with Secure Boot on"
+			r.Entries = append(r.Entries, er)
+			continue
+		}
+		rep, im, closeFn := inspectFile(fsys, e.Kernel)
+		er.Signature = &rep
+		if rep.PE && er.Arch == "" {
+			er.Arch = rep.Arch
+		}
+		var shim *Shim
+		for i := range r.Pairs {
+			if r.Pairs[i].Arch == er.Arch {
+				shim, er.Shim = r.Pairs[i].shim, "iso:"+r.Pairs[i].Shim
+				break
+			}
+		}
+		if shim == nil && fallback[er.Arch] != nil {
+			shim, er.Shim = fallback[er.Arch], ShimDebian
+		}
+		switch {
+		case im == nil:
+			er.Reason = "the kernel is not an EFI (PE/COFF) image: " + rep.Problem
+		case shim == nil:
+			er.Reason = "no signed shim for " + er.Arch + ": the ISO carries none and fleetboot has none for this architecture"
+		default:
+			er.Verdict = shim.Verify(im)
+			if !er.Trusted && er.Shim == ShimDebian && rep.Signed {
+				er.Reason += "; Debian's shim trusts only Debian's key and enrolled MOKs"
+			}
+		}
+		if closeFn != nil {
+			closeFn()
+		}
+		r.Entries = append(r.Entries, er)
+	}
+	return r
+}
+
+// inspectFile reports on one file of the ISO and keeps it open for Verify when it is a PE.
+func inspectFile(fsys ISOFiles, p string) (Report, *Image, func()) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return Report{Problem: err.Error()}, nil, nil
+	}
+	im, err := Parse(f, f.Size())
+	if err != nil {
+		f.Close()
+		return Report{Problem: err.Error()}, nil, nil
+	}
+	return im.Report(), im, func() { f.Close() }
+}
