@@ -137,7 +137,7 @@ func TestRecipeCommandLines(t *testing.T) {
 			[]string{"archisobasedir=arch", "archiso_http_srv=" + iso + "/files/", "ip=dhcp", "cms_verify=y",
 				"script=http://10.77.0.1:8080/api/v1/unattended/52-54-00-12-34-56"}, nil},
 		{"alpine-standard-3.20.3-x86_64", false, "/boot/vmlinuz-lts", []string{"/boot/initramfs-lts"},
-			[]string{"ip=dhcp", "modules=loop,squashfs", "alpine_repo=" + iso + "/files/apks", "modloop=" + iso + "/files/boot/modloop-lts"}, nil},
+			[]string{"ip=dhcp", "modules=loop,squashfs,sd-mod,usb-storage", "alpine_repo=" + iso + "/files/apks", "modloop=" + iso + "/files/boot/modloop-lts"}, nil},
 		{"openSUSE-Leap-15.6-DVD-x86_64", true, "/boot/x86_64/loader/linux", []string{"/boot/x86_64/loader/initrd"},
 			[]string{"install=" + iso + "/files/", "netsetup=dhcp", "autoyast=http://10.77.0.1:8080/api/v1/unattended/52-54-00-12-34-56"}, nil},
 		{"proxmox-ve_8.2-2", false, "/boot/linux26", []string{"/boot/initrd.img", ImageISO},

@@ -101,6 +101,16 @@ type Entry struct {
 	RAMNote string `json:"ram_note,omitempty"`
 	// Notes are caveats an operator should see next to the entry.
 	Notes []string `json:"notes,omitempty"`
+	// ISOEntry names the ISO's own boot entry whose arguments the command line starts from
+	// ("/boot/grub/grub.cfg: Install"); empty when the ISO has none for this kernel.
+	ISOEntry string `json:"iso_entry,omitempty"`
+	// ISOArgs says, for each argument of that entry, whether it was kept, rewritten or
+	// dropped, and why (see args.go).
+	ISOArgs []ArgDecision `json:"iso_args,omitempty"`
+
+	// base, when set by a recipe, is the ISO entry to start from instead of the first one
+	// with the same kernel.
+	base *ConfigEntry
 }
 
 // FileURL is the URL a machine fetches an ISO path (or ImageISO) from, each path element
@@ -294,7 +304,18 @@ func (b *builder) finish(entries []Entry) ([]Entry, error) {
 			if _, ok := b.v.file(e.Kernel); !ok {
 				continue
 			}
-			e.Cmdline = joinArgs(e.Cmdline, b.p.ExtraArgs, b.consoleArgs())
+			base := e.base
+			if base == nil {
+				if c, ok := b.baseEntry(e); ok {
+					base = &c
+				}
+			}
+			isoArgs := ""
+			if base != nil {
+				isoArgs = base.Args
+				e.ISOEntry = base.Source + ": " + base.Label
+			}
+			e.Cmdline, e.ISOArgs = b.mergeArgs(isoArgs, e.Cmdline, joinArgs(b.consoleArgs(), b.p.ExtraArgs))
 			room := maxCmdline
 			for _, i := range e.Initrds {
 				room -= len(" initrd=") + len(path.Base(i.Path)) + 2 // the renderer's initrd=<name>
@@ -309,6 +330,7 @@ func (b *builder) finish(entries []Entry) ([]Entry, error) {
 			}
 			e.RAMBytes += b.v.size(e.Kernel)
 		}
+		e.base = nil
 		for n := 2; ids[e.ID]; n++ {
 			e.ID = fmt.Sprintf("%s-%d", strings.TrimRight(e.ID, "-0123456789"), n)
 		}
@@ -788,7 +810,8 @@ func (b *builder) proxmox() ([]Entry, error) {
 	ram := "the whole ISO is loaded as an initrd: give the machine the ISO's size plus about 2 GiB"
 	var entries []Entry
 	seen := map[string]bool{}
-	for _, c := range b.r.Entries {
+	for i := range b.r.Entries {
+		c := &b.r.Entries[i]
 		if c.Kernel != kernel || seen[c.Args] {
 			continue
 		}
@@ -810,8 +833,8 @@ func (b *builder) proxmox() ([]Entry, error) {
 		case strings.Contains(l, "rescue"):
 			id = "rescue"
 		}
-		entries = append(entries, Entry{ID: id, Label: c.Label, Kernel: kernel, Initrds: ird, Cmdline: configArgs(c.Args),
-			RAMBytes: b.p.ISOSize, RAMNote: ram})
+		entries = append(entries, Entry{ID: id, Label: c.Label, Kernel: kernel, Initrds: ird,
+			RAMBytes: b.p.ISOSize, RAMNote: ram, base: c})
 	}
 	if len(entries) == 0 {
 		entries = append(entries, Entry{ID: "install", Label: b.title("Install"), Kernel: kernel, Initrds: ird,
@@ -871,10 +894,10 @@ func (b *builder) memtest() ([]Entry, error) {
 
 // --- unknown ISOs -----------------------------------------------------------------------
 //
-// The ISO's own boot entries, then sanboot of the whole image. Entries' arguments are kept
-// except GRUB variables (${…}), which iPXE would expand to nothing; arguments that name the
-// boot medium (root=live:CDLABEL=…, inst.stage2=hd:…) will usually fail once the kernel is
-// up, which the note says. sanboot hands the image to the firmware as a disk over HTTP: it
+// The ISO's own boot entries, then sanboot of the whole image. Entries' arguments go through
+// the same filter as every recipe's (args.go): GRUB variables and arguments that name the boot
+// medium (root=live:CDLABEL=…, inst.stage2=hd:…) are dropped, the rest kept; an installer
+// that still looks for its CD fails once the kernel is up, which the note says. sanboot hands the image to the firmware as a disk over HTTP: it
 // boots loaders that read everything into RAM early (memtest, small rescue images), but an
 // OS that later looks for its CD with its own drivers does not find it.
 
@@ -883,9 +906,10 @@ func (b *builder) unknown() ([]Entry, error) {
 		return nil, err
 	}
 	var entries []Entry
-	for i, c := range b.r.Entries {
+	for i := range b.r.Entries {
+		c := &b.r.Entries[i]
 		e := Entry{ID: fmt.Sprintf("entry-%d", i+1), Label: c.Label, Kernel: c.Kernel,
-			Initrds: initrds(c.Initrds...), Cmdline: configArgs(c.Args),
+			Initrds: initrds(c.Initrds...), base: c,
 			Notes: []string{"from " + c.Source + "; its arguments may expect the ISO as a local drive"}}
 		if e.Label == "" {
 			e.Label = path.Base(c.Kernel)
@@ -902,17 +926,4 @@ func (b *builder) unknown() ([]Entry, error) {
 		Firmware: FirmwareBoth, RAMNote: "the firmware reads the image over HTTP as a disk",
 		Notes: []string{"works only for payloads that load everything into RAM before their own drivers take over; installers that look for their CD later fail"}})
 	return entries, nil
-}
-
-// configArgs keeps the words of a command line taken from an ISO's boot config that are safe
-// on an iPXE kernel line: GRUB variables (${…}, which iPXE would expand to nothing), control
-// characters and iPXE's command separators and comments go.
-func configArgs(s string) string {
-	var args []string
-	for _, w := range strings.Fields(s) {
-		if !strings.Contains(w, "$") && checkArgs(w) == nil {
-			args = append(args, w)
-		}
-	}
-	return strings.Join(args, " ")
 }
