@@ -253,6 +253,34 @@ func newProfileCmd() *cobra.Command {
 		}),
 	}
 
+	var bootMAC string
+	boot := &cobra.Command{
+		Use:   "boot NAME [--mac MAC]",
+		Short: "Show what the profile boots: the final kernel command line and what happened to each of the ISO's own arguments",
+		Args:  cobra.ExactArgs(1),
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			e, err := c.ProfileBoot(cmd.Context(), args[0], bootMAC)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "entry    %s (%s)\nkernel   %s\ncmdline  %s\n", e.ID, e.Label, e.Kernel, e.Cmdline)
+			if e.ISOEntry != "" {
+				fmt.Fprintf(out, "from     %s\n", e.ISOEntry)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			for _, a := range e.ISOArgs {
+				now := ""
+				if a.Now != "" {
+					now = "→ " + a.Now + " "
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", a.Arg, a.Action, now, a.Why)
+			}
+			return tw.Flush()
+		}),
+	}
+	boot.Flags().StringVar(&bootMAC, "mac", "", "resolve for this machine (its firmware picks the entry)")
+
 	var p client.Profile
 	var templateFile string
 	var vars []string
@@ -304,7 +332,7 @@ func newProfileCmd() *cobra.Command {
 		}),
 	}
 
-	cmd.AddCommand(ls, show, put, rm)
+	cmd.AddCommand(ls, show, boot, put, rm)
 	return cmd
 }
 

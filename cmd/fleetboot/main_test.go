@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -127,6 +128,11 @@ func TestCLIMachineProfileRuleCommands(t *testing.T) {
 	}
 	if out := must("profile", "show", "fed"); !strings.Contains(out, `"tz": "UTC"`) {
 		t.Fatalf("profile show:\n%s", out)
+	}
+	// The Fedora DVD's grub.cfg boots with inst.stage2=hd:LABEL=…, which the recipe drops.
+	if out := must("profile", "boot", "fed"); !strings.Contains(out, "cmdline  quiet ip=dhcp inst.repo=") ||
+		!regexp.MustCompile(`inst.stage2=hd:LABEL=\S+\s+dropped\s+locates`).MatchString(out) {
+		t.Fatalf("profile boot:\n%s", out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.cfg")
 	os.WriteFile(bad, []byte("{{ if .Hostname }}"), 0o644)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
@@ -133,6 +134,21 @@ func (c *Client) Profiles(ctx context.Context) ([]Profile, error) {
 func (c *Client) Profile(ctx context.Context, name string) (*Profile, error) {
 	var out Profile
 	if err := c.sendJSON(ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(name), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ProfileBoot returns what profile name boots for the machine with that MAC ("" for any
+// machine): kernel, initrds, the final command line and the fate of each of the ISO's own
+// arguments.
+func (c *Client) ProfileBoot(ctx context.Context, name, mac string) (*distro.Entry, error) {
+	p := "/api/v1/profiles/" + url.PathEscape(name) + "/boot"
+	if mac != "" {
+		p += "?mac=" + url.QueryEscape(mac)
+	}
+	var out distro.Entry
+	if err := c.sendJSON(ctx, http.MethodGet, p, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -85,13 +85,14 @@ func familyISOs() []familyISO {
 				"/casper/install-sources.yaml":   "- default: true\n  id: ubuntu-server\n",
 				"/casper/ubuntu-server.squashfs": blob(2, 30000),
 				"/boot/grub/grub.cfg": "menuentry \"Try or Install Ubuntu Server\" {\n\tset gfxpayload=keep\n" +
-					"\tlinux\t/casper/vmlinuz  ---\n\tinitrd\t/casper/initrd\n}\n",
+					"\tlinux\t/casper/vmlinuz iso-scan/filename=/ubuntu.iso --- fleetboot.isoonly=ubuntu-grub\n\tinitrd\t/casper/initrd\n}\n",
 			},
 			kernelPath: "/casper/vmlinuz", initrdPath: "/casper/initrd",
 			kind:     "autoinstall",
 			template: "#cloud-config\n# fleetboot e2e autoinstall for {{.Hostname}}\nautoinstall:\n  version: 1\n  late-commands:\n    - " + doneLine + "\n",
-			wantArgs: []string{"url={iso}/image.iso", "autoinstall", "ds=nocloud-net;s={ua}/", "cloud-config-url=/dev/null"},
-			fetches:  map[string]string{"iso": ""},
+			wantArgs: []string{"url={iso}/image.iso", "autoinstall", "ds=nocloud-net;s={ua}/", "cloud-config-url=/dev/null",
+				"fleetboot.isoonly=ubuntu-grub"}, // only in the ISO's grub.cfg
+			fetches: map[string]string{"iso": ""},
 		},
 		{
 			name: "archlinux-2024.09.01", family: "arch", volid: "ARCH_202409",
@@ -129,14 +130,15 @@ func familyISOs() []familyISO {
 			files: map[string]string{
 				"/isolinux.cfg": "path \ninclude menu.cfg\ndefault vesamenu.c32\nprompt 0\ntimeout 0\n",
 				"/menu.cfg":     "menu hshift 4\nmenu width 70\nmenu title Debian GNU/Linux installer menu (BIOS mode)\ninclude txt.cfg\n",
-				"/txt.cfg":      "default install\nlabel install\n\tmenu label ^Install\n\tmenu default\n\tkernel linux\n\tappend vga=788 initrd=initrd.gz --- quiet\n",
+				"/txt.cfg":      "default install\nlabel install\n\tmenu label ^Install\n\tmenu default\n\tkernel linux\n\tappend vga=788 initrd=initrd.gz fleetboot.isoonly=debian-txt --- quiet\n",
 			},
 			kernelPath: "/linux", initrdPath: "/initrd.gz",
 			kind: "preseed",
 			template: "#_preseed_V1\n# fleetboot e2e preseed for {{.Hostname}}\nd-i debian-installer/locale string en_US\n" +
 				"d-i preseed/late_command string " + doneLine + "\n",
 			unattendedFile: "preseed.cfg",
-			wantArgs:       []string{"auto=true", "priority=critical", "url={ua}/preseed.cfg"},
+			wantArgs: []string{"auto=true", "priority=critical", "url={ua}/preseed.cfg",
+				"fleetboot.isoonly=debian-txt", "quiet"}, // only in the ISO's txt.cfg
 		},
 	}
 }

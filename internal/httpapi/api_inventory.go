@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
@@ -21,6 +22,9 @@ type Provisioner interface {
 	// Unattended renders the unattended-install file name for machine m ("" file: the kind's
 	// main file).
 	Unattended(ctx context.Context, m *inventory.Machine, file string) ([]byte, error)
+	// BootEntry resolves profile name for the machine with MAC mac ("" for any machine): the
+	// kernel, initrds, final command line and the fate of each of the ISO's own arguments.
+	BootEntry(ctx context.Context, name, mac string) (distro.Entry, error)
 }
 
 func (a *API) routesInventory(api *echo.Group) {
@@ -31,10 +35,12 @@ func (a *API) routesInventory(api *echo.Group) {
 	api.DELETE("/machines/:mac", a.deleteMachine)
 	api.POST("/machines/:mac/reinstall", a.reinstallMachine)
 	api.GET("/machines/:mac/events", a.machineEvents)
+	api.GET("/machines/:mac/boot", a.machineBoot)
 
 	api.GET("/profiles", a.listProfiles)
 	api.POST("/profiles", a.putProfile)
 	api.GET("/profiles/:name", a.getProfile)
+	api.GET("/profiles/:name/boot", a.profileBoot)
 	api.PUT("/profiles/:name", a.putProfile)
 	api.DELETE("/profiles/:name", a.deleteProfile)
 
@@ -158,6 +164,46 @@ func (a *API) machineEvents(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, ev)
+}
+
+// bootEntry answers what a profile boots: 422 with the reason when it resolves to nothing.
+func (a *API) bootEntry(c echo.Context, profile, mac string) error {
+	if a.cfg.Provision == nil {
+		return httpError(http.StatusNotFound, "no provisioning configured")
+	}
+	e, err := a.cfg.Provision.BootEntry(c.Request().Context(), profile, mac)
+	if errors.Is(err, inventory.ErrNotFound) {
+		return err
+	}
+	if err != nil {
+		return httpError(http.StatusUnprocessableEntity, err.Error())
+	}
+	return c.JSON(http.StatusOK, e)
+}
+
+func (a *API) profileBoot(c echo.Context) error {
+	mac := ""
+	if q := c.QueryParam("mac"); q != "" {
+		if mac = ipxe.NormalizeMAC(q); mac == "" {
+			return httpError(http.StatusBadRequest, "mac: not a MAC address")
+		}
+	}
+	return a.bootEntry(c, c.Param("name"), mac)
+}
+
+func (a *API) machineBoot(c echo.Context) error {
+	mac, err := macParam(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.cfg.Inventory.Machine(c.Request().Context(), mac)
+	if err != nil {
+		return err
+	}
+	if m.Profile == "" {
+		return httpError(http.StatusNotFound, "machine "+mac+" has no profile")
+	}
+	return a.bootEntry(c, m.Profile, mac)
 }
 
 func (a *API) listProfiles(c echo.Context) error {

@@ -263,3 +263,50 @@ func TestOneShotInstallOverHTTP(t *testing.T) {
 		t.Errorf("done for an unknown machine: %d", res.StatusCode)
 	}
 }
+
+// TestBootEntryShowsTheFinalCommandLine: the profile and machine views show what the machine
+// will boot, including which of the ISO's own arguments were kept, rewritten or dropped.
+func TestBootEntryShowsTheFinalCommandLine(t *testing.T) {
+	e := newISOEnv(t)
+	files := fedoraFiles(t)
+	files["EFI/BOOT/grub.cfg"] = []byte("menuentry 'Install Fedora 41' {\n\tlinux /images/pxeboot/vmlinuz inst.stage2=hd:LABEL=Fedora-S-dvd-x86_64-41 vga=791 site.token=ISOONLY console=ttyS0\n\tinitrd /images/pxeboot/initrd.img\n}\n")
+	files["boot/grub2/grub.cfg"] = files["EFI/BOOT/grub.cfg"]
+	iso := e.putISO(t, "fedora-41", buildISO(t, files, nil), http.StatusCreated)
+	e.jsonCall(t, "PUT", "/api/v1/profiles/f41", `{"iso":"fedora-41","extra_args":"console=ttyS1,9600"}`, 201, nil)
+	var got struct {
+		Cmdline  string                                   `json:"cmdline"`
+		ISOEntry string                                   `json:"iso_entry"`
+		ISOArgs  []struct{ Arg, Action, Now, Why string } `json:"iso_args"`
+	}
+	e.jsonCall(t, "GET", "/api/v1/profiles/f41/boot", "", 200, &got)
+	want := "site.token=ISOONLY ip=dhcp inst.repo=" + e.base + "/isos/" + iso.ID + "/files/ console=ttyS1,9600"
+	if got.Cmdline != want {
+		t.Errorf("cmdline %q, want %q", got.Cmdline, want)
+	}
+	actions := map[string]string{}
+	for _, a := range got.ISOArgs {
+		actions[a.Arg] = a.Action
+		if a.Action != "kept" && a.Why == "" {
+			t.Errorf("%s %s without a reason", a.Arg, a.Action)
+		}
+	}
+	for arg, want := range map[string]string{"inst.stage2=hd:LABEL=Fedora-S-dvd-x86_64-41": "dropped", "vga=791": "dropped",
+		"site.token=ISOONLY": "kept", "console=ttyS0": "dropped"} {
+		if actions[arg] != want {
+			t.Errorf("%s: %q, want %q (%+v)", arg, actions[arg], want, got.ISOArgs)
+		}
+	}
+	if !strings.HasSuffix(got.ISOEntry, "grub.cfg: Install Fedora 41") {
+		t.Errorf("iso_entry %q", got.ISOEntry)
+	}
+	// The machine view resolves the machine's own profile.
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:02","profile":"f41"}`, 201, nil)
+	got.Cmdline = ""
+	e.jsonCall(t, "GET", "/api/v1/machines/52:54:00:aa:bb:02/boot", "", 200, &got)
+	if got.Cmdline != want {
+		t.Errorf("machine view cmdline %q, want %q", got.Cmdline, want)
+	}
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:03"}`, 201, nil)
+	e.jsonCall(t, "GET", "/api/v1/machines/52:54:00:aa:bb:03/boot", "", 404, nil)
+	e.jsonCall(t, "GET", "/api/v1/profiles/nope/boot", "", 404, nil)
+}

@@ -146,6 +146,28 @@ func (s *Service) Target(ctx context.Context, p *inventory.Profile, m *inventory
 	return t, nil
 }
 
+// BootEntry is the boot entry profile name resolves to for the machine with that MAC (its
+// firmware picks among the ISO's entries; an unknown MAC or "" resolves as a machine of
+// unknown firmware): kernel, initrds, the final command line and what happened to each of the
+// ISO's own arguments.
+func (s *Service) BootEntry(ctx context.Context, name, mac string) (distro.Entry, error) {
+	p, err := s.Inv.Profile(ctx, name)
+	if err != nil {
+		return distro.Entry{}, err
+	}
+	m := &inventory.Machine{MAC: "00:00:00:00:00:00"}
+	if mac != "" {
+		m.MAC = mac
+		if known, err := s.Inv.Machine(ctx, mac); err == nil {
+			m = known
+		} else if !errors.Is(err, inventory.ErrNotFound) {
+			return distro.Entry{}, err
+		}
+	}
+	e, _, err := s.entry(ctx, p, m)
+	return e, err
+}
+
 // CheckProfile validates a profile before it is saved: the ISO exists, the entry is one of
 // its recipes (any firmware), and the template parses and renders.
 func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error {
