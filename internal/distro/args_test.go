@@ -44,7 +44,7 @@ func TestRecipeKeepsTheISOsOwnArguments(t *testing.T) {
 	}{
 		{
 			name: "debian mini.iso remixed for serial: console and --- quiet kept, vga dropped", layout: "debian-12-amd64-mini",
-			files: MapFS{"/boot/grub/grub.cfg": text("menuentry 'Install' {\n    linux    /linux vga=788 console=ttyS0,115200n8 --- quiet\n    initrd   /initrd.gz\n}\n")},
+			files:     MapFS{"/boot/grub/grub.cfg": text("menuentry 'Install' {\n    linux    /linux vga=788 console=ttyS0,115200n8 --- quiet\n    initrd   /initrd.gz\n}\n")},
 			params:    testParams,
 			want:      "console=ttyS0,115200n8 --- quiet",
 			decisions: []string{"vga=788 dropped", "console=ttyS0,115200n8 kept", "--- kept", "quiet kept"},
