@@ -75,6 +75,9 @@ type Config struct {
 	Token string
 	// UploadExpiry is how long an unfinished resumable upload is kept after its last chunk.
 	UploadExpiry time.Duration
+	// DrainTimeout is how long a stopping server (SIGTERM, Ctrl-C) lets running HTTP and TFTP
+	// transfers finish before it cuts them off. New requests are refused at once.
+	DrainTimeout time.Duration
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
 	LogFormat string
@@ -93,6 +96,7 @@ func Default() Config {
 		MenuTimeout:  10 * time.Second,
 		Unassigned:   "menu",
 		UploadExpiry: 24 * time.Hour,
+		DrainTimeout: 30 * time.Second,
 		LogLevel:     "info",
 		LogFormat:    "text",
 	}
@@ -268,6 +272,9 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if c.UploadExpiry < time.Minute {
 		bad("--upload-expiry must be at least 1m")
+	}
+	if c.DrainTimeout < 0 {
+		bad("--drain-timeout must not be negative")
 	}
 	if c.MenuTimeout < 0 {
 		bad("--menu-timeout must not be negative")

@@ -32,6 +32,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Unassigned, "unassigned", c.Unassigned, "what machines with nothing to install boot: menu or local")
 	fs.StringVar(&c.Token, "token", c.Token, "API bearer token (default: <data>/api-token, generated on first start)")
 	fs.DurationVar(&c.UploadExpiry, "upload-expiry", c.UploadExpiry, "drop unfinished resumable uploads idle this long")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM/Ctrl-C, how long running downloads may finish before they are cut off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }

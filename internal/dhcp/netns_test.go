@@ -568,4 +568,35 @@ func TestServerOnRealSocketsInNetns(t *testing.T) {
 			t.Fatal("Run on a missing interface did not fail")
 		}
 	})
+
+	t.Run("a port taken by another DHCP server names the flags that avoid it", func(t *testing.T) {
+		// dnsmasq and dhcpd bind port 67 without SO_REUSEPORT; a plain socket does the same.
+		err := ns.do(func() error {
+			other, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 67})
+			if err != nil {
+				return fmt.Errorf("occupy port 67: %w", err)
+			}
+			defer other.Close()
+			socks, err := Listen("fbs0")
+			if err == nil {
+				socks.Close()
+				return errors.New("Listen succeeded on a taken port")
+			}
+			for _, want := range []string{"UDP port 67 on fbs0 is already in use", "--dhcp off", "--interface"} {
+				if !strings.Contains(err.Error(), want) {
+					return fmt.Errorf("Listen: %v, want it to say %q", err, want)
+				}
+			}
+			// The failed start released its claim: the interface can be served at once.
+			other.Close()
+			socks, err = Listen("fbs0")
+			if err != nil {
+				return fmt.Errorf("Listen after the port was freed: %w", err)
+			}
+			return socks.Close()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

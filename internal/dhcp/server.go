@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -86,6 +87,9 @@ type Config struct {
 	// OnEvent, when set, is called once per reply sent and per request ignored or dropped,
 	// from the goroutine that handled the packet. It must not block.
 	OnEvent func(Event)
+	// Sockets, when set, are ports already bound by Listen on Interface; Run serves and then
+	// closes them. Nil: Run binds them itself.
+	Sockets *Sockets
 }
 
 // Event describes one DHCP outcome, for metrics and a machine's boot timeline.
@@ -257,9 +261,61 @@ func exclusions(cfg Config, subnet *net.IPNet) []net.IP {
 	return ex
 }
 
-// Run serves until ctx is done, then closes its sockets and waits for in-flight packets. It
-// fails at once when another fleetboot already serves DHCP on the interface in this network
-// namespace, or when port 67 or 4011 cannot be bound.
+// Sockets are the DHCP ports (67 and 4011) bound on one interface, with the claim on that
+// interface that keeps a second fleetboot off it.
+type Sockets struct {
+	lock  io.Closer
+	conns []*net.UDPConn // portServer, portPXE
+}
+
+// Listen claims iface and binds ports 67 and 4011 on it, without serving. It fails when
+// another fleetboot already serves DHCP on the interface in this network namespace, or when a
+// port is taken (another DHCP server); the message names the flags that avoid the conflict.
+//
+// Sockets are created in the network namespace of the calling OS thread.
+func Listen(iface string) (*Sockets, error) {
+	lock, err := lockInterface(iface)
+	if err != nil {
+		return nil, err
+	}
+	socks := &Sockets{lock: lock}
+	// Quirk (server4): its sockets set SO_REUSEPORT, so a second server on the same port binds
+	// without error and the kernel splits packets between the two. The lock above is what
+	// prevents that; a DHCP server that does not set SO_REUSEPORT (dnsmasq) makes this fail.
+	for _, port := range []int{portServer, portPXE} {
+		c, err := server4.NewIPv4UDPConn(iface, &net.UDPAddr{Port: port})
+		if err != nil {
+			socks.Close()
+			// server4 formats the bind error with %v: match the errno's text too.
+			if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+				return nil, fmt.Errorf("dhcp: UDP port %d on %s is already in use by another DHCP server "+
+					"(dnsmasq, dhcpd, kea?): stop it, or start fleetboot with --dhcp off and point that "+
+					"server at fleetboot (README, \"Pointing an existing DHCP server at fleetboot\"), "+
+					"or serve another --interface: %w", port, iface, err)
+			}
+			return nil, fmt.Errorf("dhcp: listen on %s port %d (is another DHCP server running there? "+
+				"--dhcp off runs without DHCP): %w", iface, port, err)
+		}
+		socks.conns = append(socks.conns, c)
+	}
+	return socks, nil
+}
+
+// Close releases the ports and the claim on the interface.
+func (s *Sockets) Close() error {
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+	return nil
+}
+
+// Run serves until ctx is done, then closes its sockets and waits for in-flight packets.
+// Without Config.Sockets it binds them first with Listen and fails at once as Listen does.
 //
 // Sockets are created in the network namespace of the calling OS thread.
 func (s *Server) Run(ctx context.Context) error {
@@ -268,29 +324,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer s.running.Store(false)
 
-	lock, err := lockInterface(s.cfg.Interface)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-
-	// Quirk (server4): its sockets set SO_REUSEPORT, so a second server on the same port binds
-	// without error and the kernel splits packets between the two. The lock above is what
-	// prevents that; a DHCP server that does not set SO_REUSEPORT (dnsmasq) makes this fail.
-	var conns []*net.UDPConn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
+	socks := s.cfg.Sockets
+	if socks == nil {
+		var err error
+		if socks, err = Listen(s.cfg.Interface); err != nil {
+			return err
 		}
-	}()
-	for _, port := range []int{portServer, portPXE} {
-		c, err := server4.NewIPv4UDPConn(s.cfg.Interface, &net.UDPAddr{Port: port})
-		if err != nil {
-			return fmt.Errorf("dhcp: listen on %s port %d (is another DHCP server running there?): %w",
-				s.cfg.Interface, port, err)
-		}
-		conns = append(conns, c)
 	}
+	defer socks.Close()
+	conns := socks.conns
 	s.log.Info("dhcp serving", "mode", string(s.cfg.Mode), "interface", s.cfg.Interface,
 		"server_ip", s.cfg.ServerIP.String(), "ports", "67,4011")
 

@@ -40,6 +40,8 @@ func (a *API) bootScript(c echo.Context) error {
 func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		a.inFlight.Add(1)
+		defer a.inFlight.Add(-1)
 		err := next(c)
 		if err != nil {
 			c.Error(err)

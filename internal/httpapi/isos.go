@@ -71,9 +71,22 @@ func (a *API) routesISOs(e *echo.Echo, api *echo.Group) {
 	api.DELETE("/uploads/:id", a.abortUpload)
 
 	getHead := []string{http.MethodGet, http.MethodHead}
+	// The ISO's URL (ISOInfo.URL, what `iso show` prints) is the base of every boot URL into
+	// it; opened in a browser it shows the ISO's files.
+	e.Match(getHead, "/isos/:id", a.isoHome)
+	e.Match(getHead, "/isos/:id/", a.isoHome)
 	e.Match(getHead, "/isos/:id/image.iso", a.isoImage)
 	e.Match(getHead, "/isos/:id/files", a.isoFile)
 	e.Match(getHead, "/isos/:id/files/*", a.isoFile)
+}
+
+// isoHome redirects an ISO's base URL to the listing of its files.
+func (a *API) isoHome(c echo.Context) error {
+	iso, err := a.cfg.ISOs.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusFound, "/isos/"+url.PathEscape(iso.ID)+"/files/")
 }
 
 func (a *API) listISOs(c echo.Context) error {

@@ -812,3 +812,31 @@ func (w *sendfileProbe) ReadFrom(r io.Reader) (int64, error) {
 	}
 	return io.Copy(w.ResponseRecorder, r)
 }
+
+// The url the API gives for an ISO (and `iso show` prints) is a real page: it leads to the
+// listing of the ISO's files, by id or by name.
+func TestISOURLExists(t *testing.T) {
+	e := newISOEnv(t)
+	v := e.putISO(t, "generic", buildISO(t, genericFiles(), nil), http.StatusCreated)
+	if v.URL != e.base+"/isos/"+v.ID {
+		t.Fatalf("url %q", v.URL)
+	}
+	res, err := http.Get(v.URL) // follows redirects, as a browser or curl -L does
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("README.TXT")) {
+		t.Fatalf("GET %s: %d\n%s", v.URL, res.StatusCode, body)
+	}
+	for _, p := range []string{"/isos/" + v.ID, "/isos/" + v.ID + "/", "/isos/generic"} {
+		res, _ := e.do(t, "GET", p, "", nil, nil)
+		if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/isos/"+v.ID+"/files/" {
+			t.Errorf("GET %s: %d Location %q", p, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	if res, _ := e.do(t, "GET", "/isos/nosuch", "", nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown ISO: %d", res.StatusCode)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -54,6 +55,8 @@ type API struct {
 	e   *echo.Echo
 	log *slog.Logger
 	m   *metrics.Metrics
+
+	inFlight atomic.Int64 // requests being served (downloads, uploads, API calls)
 }
 
 // New builds the routes.
@@ -102,6 +105,10 @@ func New(cfg Config) *API {
 	a.e = e
 	return a
 }
+
+// InFlight returns how many requests are being served right now: what a graceful shutdown
+// waits for.
+func (a *API) InFlight() int { return int(a.inFlight.Load()) }
 
 // ServeHTTP makes API an http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.e.ServeHTTP(w, r) }

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -32,7 +34,11 @@ import (
 	"github.com/fleetboot/fleetboot/internal/tftp"
 )
 
-// Run serves until ctx is cancelled or a service fails.
+// Run serves until ctx is cancelled or a service fails. It binds every listener (HTTP, TFTP,
+// DHCP) before it touches the data directory, so a start that fails on a bad flag or a port in
+// use leaves nothing behind; a start that fails later removes what it created. "fleetboot
+// serving" is logged once everything listens. When ctx ends, running transfers get
+// cfg.DrainTimeout to finish and Run returns nil.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -46,7 +52,58 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	logBinaries(log, bins)
+	m := metrics.New()
+	scripts := ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
 
+	// Listeners first.
+	ln, err := listenHTTP(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var ts *tftp.Server
+	if res.TFTPAddr != "" {
+		files := tftpFiles(bins, ipxe.Autoexec(scripts))
+		ts, err = tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Logger: log, DrainTimeout: cfg.DrainTimeout,
+			OnTransfer: func(t tftp.Transfer) {
+				file := metrics.TFTPFileLabel(t.File)
+				result := "ok"
+				switch {
+				case t.Probe:
+					result = "probe"
+				case t.Err != nil:
+					result = "error"
+				}
+				m.TFTPTransfers.WithLabelValues(file, result).Inc()
+				m.TFTPBytes.WithLabelValues(file).Add(float64(t.Bytes))
+			}})
+		if err != nil {
+			return fmt.Errorf("tftp: %w", err)
+		}
+		if err := ts.Listen(); err != nil {
+			return tftpListenError(res.TFTPAddr, err)
+		}
+		defer ts.Close()
+	}
+	var socks *dhcp.Sockets
+	if cfg.DHCPMode != config.DHCPOff {
+		if socks, err = dhcp.Listen(res.Interface); err != nil {
+			return err
+		}
+		defer socks.Close()
+	}
+
+	// Then the data directory.
+	undo, err := makeDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			undo()
+		}
+	}()
 	assetsDir := filepath.Join(cfg.DataDir, "assets")
 	if err := os.MkdirAll(assetsDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -88,8 +145,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	isos.InUse = func(id string) (bool, error) { return inv.ISOInUse(context.Background(), id) }
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase}
 
-	m := metrics.New()
-	scripts := ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned}
 	if cfg.BootKernel != "" {
 		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
@@ -102,7 +157,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// DHCP is built before the API (which lists its leases) and started with the others.
 	var ds *dhcp.Server
 	var leasesView httpapi.Leases
-	if cfg.DHCPMode != config.DHCPOff {
+	if socks != nil {
 		dcfg := dhcp.Config{
 			Mode:         dhcp.Mode(cfg.DHCPMode),
 			Interface:    res.Interface,
@@ -114,6 +169,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			DomainName:   cfg.DomainName,
 			LeaseTime:    cfg.LeaseTime,
 			Logger:       log,
+			Sockets:      socks,
 			OnEvent: func(e dhcp.Event) {
 				m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
 				// Answers are steps in the machine's timeline; the packets fleetboot ignores
@@ -159,10 +215,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	// HTTP. No ReadTimeout/WriteTimeout: uploads and ISO streams last as long as they last;
 	// header and idle timeouts keep slow or idle clients from pinning connections.
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
-	}
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	g.Go(func() error {
@@ -171,11 +223,24 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		return nil
 	})
+	// Graceful stop: no new requests or TFTP transfers; running ones get the drain timeout
+	// (the TFTP server applies the same timeout to its own transfers), then are cut off.
 	g.Go(func() error {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		httpN, tftpN := api.InFlight(), 0
+		if ts != nil {
+			tftpN = ts.Active()
+		}
+		log.Info(fmt.Sprintf("shutting down, draining %d transfers", httpN+tftpN), "http", httpN, "tftp", tftpN,
+			"drain_timeout", cfg.DrainTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 		defer cancel()
-		return hs.Shutdown(sctx)
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Warn("drain timeout reached, cutting off the remaining HTTP transfers", "http", api.InFlight(),
+				"drain_timeout", cfg.DrainTimeout)
+			hs.Close()
+		}
+		return nil
 	})
 
 	// Abandoned resumable uploads expire after a day; checked hourly.
@@ -196,34 +261,101 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	})
 
-	if res.TFTPAddr != "" {
-		files := tftpFiles(bins, ipxe.Autoexec(scripts))
-		ts, err := tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Logger: log, OnTransfer: func(t tftp.Transfer) {
-			file := metrics.TFTPFileLabel(t.File)
-			result := "ok"
-			switch {
-			case t.Probe:
-				result = "probe"
-			case t.Err != nil:
-				result = "error"
-			}
-			m.TFTPTransfers.WithLabelValues(file, result).Inc()
-			m.TFTPBytes.WithLabelValues(file).Add(float64(t.Bytes))
-		}})
-		if err != nil {
-			return fmt.Errorf("tftp: %w", err)
-		}
+	if ts != nil {
 		g.Go(func() error { return ts.Run(ctx) })
 	}
-
 	if ds != nil {
 		g.Go(func() error { return ds.Run(ctx) })
 	}
 
+	serving = true
 	log.Info("fleetboot serving", "http", ln.Addr().String(), "boot_url", res.HTTPBase+"/boot.ipxe",
 		"dhcp", cfg.DHCPMode, "interface", res.Interface, "server_ip", res.ServerIP.String(),
 		"tftp", orOff(res.TFTPAddr), "data", cfg.DataDir)
-	return g.Wait()
+	err = g.Wait()
+	if err != nil {
+		return err
+	}
+	log.Info("fleetboot stopped")
+	return nil
+}
+
+// listenHTTP binds the HTTP address; a busy or privileged port says which flag to change.
+func listenHTTP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("--http %s: address already in use (another fleetboot or web server?): "+
+			"stop it, or choose another port with --http (e.g. --http :8081): %w", addr, err)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("--http %s: permission denied: ports below 1024 need root or "+
+			"CAP_NET_BIND_SERVICE; or choose another port with --http: %w", addr, err)
+	}
+	return nil, fmt.Errorf("--http %s: %w", addr, err)
+}
+
+// tftpListenError says which flag to change when the TFTP port cannot be bound.
+func tftpListenError(addr string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("--tftp %s: address already in use (another TFTP server: tftpd-hpa, dnsmasq?): "+
+			"stop it, choose another address with --tftp, or use --tftp off when no machine boots "+
+			"legacy PXE: %w", addr, err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("--tftp %s: permission denied: port 69 needs root or CAP_NET_BIND_SERVICE; "+
+			"or use --tftp off: %w", addr, err)
+	}
+	return fmt.Errorf("--tftp %s: %w", addr, err)
+}
+
+// makeDataDir creates the data directory and returns undo, which removes what this start
+// created: the directory (and any parents it had to create) when it did not exist, otherwise
+// the entries that were not in it before. A start that fails must not leave a half-made data
+// directory that a second, corrected start would then take for an existing installation.
+func makeDataDir(dir string) (undo func(), err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	}
+	top := "" // the highest directory this start creates
+	for p := abs; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("--data %s: %w", dir, err)
+		}
+		top = p
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	before := map[string]bool{}
+	if top == "" {
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			return nil, fmt.Errorf("--data %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			before[e.Name()] = true
+		}
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	}
+	return func() {
+		if top != "" {
+			os.RemoveAll(top)
+			return
+		}
+		entries, _ := os.ReadDir(abs)
+		for _, e := range entries {
+			if !before[e.Name()] {
+				os.RemoveAll(filepath.Join(abs, e.Name()))
+			}
+		}
+	}, nil
 }
 
 // tftpFiles serves the iPXE binaries and the generated autoexec.ipxe, nothing else.

@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -186,5 +188,95 @@ func TestAPITokenIsNeverLoggedButItsFileIsOnEveryStart(t *testing.T) {
 	cfg.Token = "operator-given-token-0123456789"
 	if logs := startAndStop(t, cfg); strings.Contains(logs, cfg.Token) || !strings.Contains(logs, "--token / FLEETBOOT_TOKEN") {
 		t.Fatalf("start with --token:\n%s", logs)
+	}
+}
+
+// A start that fails — a bad flag, a port in use — leaves no data directory behind, names the
+// flag to change, and never claims to be serving.
+func TestFailedFirstStartLeavesNoDataDir(t *testing.T) {
+	busyTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyTCP.Close()
+	busyUDP, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+
+	for _, tc := range []struct {
+		name string
+		mod  func(*config.Config)
+		want []string
+	}{
+		{"bad flag", func(c *config.Config) { c.DHCPMode = "fulll" }, []string{"--dhcp must be proxy, full or off"}},
+		{"http port in use", func(c *config.Config) { c.HTTPAddr = busyTCP.Addr().String() },
+			[]string{"--http " + busyTCP.Addr().String(), "address already in use", "choose another port with --http"}},
+		{"tftp port in use", func(c *config.Config) { c.TFTPAddr = busyUDP.LocalAddr().String() },
+			[]string{"--tftp " + busyUDP.LocalAddr().String(), "address already in use", "--tftp off"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.DataDir = filepath.Join(t.TempDir(), "new", "data")
+			tc.mod(&cfg)
+			var logs lockedBuffer
+			err := Run(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err == nil {
+				t.Fatal("Run succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if _, err := os.Stat(filepath.Dir(cfg.DataDir)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("failed start left %s behind (%v)", filepath.Dir(cfg.DataDir), err)
+			}
+			if strings.Contains(logs.String(), "fleetboot serving") {
+				t.Errorf("failed start logged serving:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// A start that fails after creating files in an existing data directory removes what it
+// created and nothing else.
+func TestFailedStartKeepsExistingData(t *testing.T) {
+	cfg := testConfig(t)
+	os.WriteFile(filepath.Join(cfg.DataDir, "keep.txt"), []byte("operator's"), 0o644)
+	// A directory where the database file should be makes store.Open fail after assets/ exists.
+	os.Mkdir(filepath.Join(cfg.DataDir, "fleetboot.db"), 0o755)
+	if err := Run(context.Background(), cfg, nil); err == nil {
+		t.Fatal("Run succeeded on an unusable database path")
+	}
+	entries, _ := os.ReadDir(cfg.DataDir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "fleetboot.db,keep.txt" {
+		t.Fatalf("data dir after a failed start: %v", names)
+	}
+}
+
+func TestMakeDataDirUndoRemovesOnlyWhatItCreated(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b", "data")
+	undo, err := makeDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "fleetboot.db"), nil, 0o644)
+	undo()
+	if _, err := os.Stat(filepath.Join(root, "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("created parents left: %v", err)
+	}
+	if _, err := makeDataDir(filepath.Join(root, "file", "x")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "plain"), nil, 0o644)
+	if _, err := makeDataDir(filepath.Join(root, "plain")); err == nil {
+		t.Fatal("a file as data directory was accepted")
 	}
 }

@@ -100,6 +100,9 @@ type Config struct {
 	// MaxBlockSize caps the negotiated blksize, 513–65464 (default DefaultMaxBlockSize).
 	// Clients that do not ask for blksize get 512-byte blocks regardless.
 	MaxBlockSize int
+	// DrainTimeout is how long transfers still running when Run's context ends may go on
+	// before they are cut off at their next block. Zero cuts them off at once.
+	DrainTimeout time.Duration
 }
 
 // Transfer reports one read or write request after it ended.
@@ -136,12 +139,15 @@ type Server struct {
 	timeout    time.Duration
 	retries    int
 	maxBlock   int
+	drain      time.Duration
 
 	running atomic.Bool
+	active  atomic.Int64 // read transfers in progress
+	conn    *net.UDPConn // bound by Listen, served by Run
 	ready   chan struct{}
 	mu      sync.Mutex
 	bound   net.Addr
-	ctx     context.Context // Run's context; handlers stop reading from it when it ends
+	ctx     context.Context // ends DrainTimeout after Run's; handlers stop reading then
 
 	board statsBoard
 }
@@ -169,6 +175,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBlockSize == 0 {
 		cfg.MaxBlockSize = DefaultMaxBlockSize
 	}
+	if cfg.DrainTimeout < 0 {
+		return nil, fmt.Errorf("tftp: negative drain timeout %v", cfg.DrainTimeout)
+	}
 	// pin/tftp ignores caps outside (512, 65465); say so instead of silently not capping.
 	if cfg.MaxBlockSize <= 512 || cfg.MaxBlockSize > 65464 {
 		return nil, fmt.Errorf("tftp: max block size %d out of range 513–65464 "+
@@ -186,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		timeout:    cfg.Timeout,
 		retries:    cfg.Retries,
 		maxBlock:   cfg.MaxBlockSize,
+		drain:      cfg.DrainTimeout,
 		ready:      make(chan struct{}),
 		board:      statsBoard{m: map[string][]*hookStats{}},
 	}, nil
@@ -201,17 +211,17 @@ func (s *Server) Addr() net.Addr {
 // Ready is closed once Run has bound its socket (Addr is then set) or has failed to.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// Run listens on Config.Addr and serves until ctx ends. A bind error is returned at once. On
-// cancellation it stops accepting requests, aborts running transfers at their next block,
-// waits for them (at most Timeout × (Retries+1), for a client that stopped answering), closes the
-// socket and returns nil. Run may be called once.
-func (s *Server) Run(ctx context.Context) error {
-	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("tftp: Run called twice")
+// Listen binds the server's socket without serving yet, so that a caller can bind every
+// listener it needs before it commits to starting. Run serves the bound socket; Listen is
+// optional (Run binds by itself) and may be called once.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		return errors.New("tftp: Listen called twice")
 	}
 	conn, err := listen(s.addr)
 	if err != nil {
-		close(s.ready)
 		return fmt.Errorf("tftp: listen %s: %w", s.addr, err)
 	}
 	// pin/tftp asks for each request's destination address and interface (to reply from the
@@ -219,9 +229,54 @@ func (s *Server) Run(ctx context.Context) error {
 	// runs. A request queued before then comes without them and is served from the wildcard
 	// address with 512-byte blocks; so ask now, before anyone learns we listen.
 	enablePacketInfo(conn)
-	s.mu.Lock()
+	s.conn = conn
 	s.bound = conn.LocalAddr()
-	s.ctx = ctx
+	return nil
+}
+
+// Close releases a socket bound by Listen when Run will not be called (a start that failed
+// after binding). Once Run has started it owns the socket and Close does nothing.
+func (s *Server) Close() error {
+	if s.running.Load() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.Close()
+	s.conn, s.bound = nil, nil
+	return err
+}
+
+// Active returns how many read transfers are in progress.
+func (s *Server) Active() int { return int(s.active.Load()) }
+
+// Run listens on Config.Addr (unless Listen already did) and serves until ctx ends. A bind
+// error is returned at once. On cancellation it stops accepting requests, lets running
+// transfers go on for up to DrainTimeout, then aborts the rest at their next block, waits for
+// them (at most Timeout × (Retries+1), for a client that stopped answering), closes the socket
+// and returns nil. Run may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("tftp: Run called twice")
+	}
+	s.mu.Lock()
+	bound := s.conn != nil
+	s.mu.Unlock()
+	if !bound {
+		if err := s.Listen(); err != nil {
+			close(s.ready)
+			return err
+		}
+	}
+	// Transfers stop reading from abortCtx, which ends DrainTimeout after ctx does.
+	abortCtx, abort := context.WithCancel(context.Background())
+	defer abort()
+	s.mu.Lock()
+	conn := s.conn
+	s.ctx = abortCtx
 	s.mu.Unlock()
 	close(s.ready)
 
@@ -240,11 +295,16 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { served <- srv.Serve(conn) }()
 	select {
 	case <-ctx.Done():
-		srv.Shutdown() // closes conn, waits for transfers
+		// pin/tftp's Shutdown closes the socket (no new requests) and waits for the running
+		// transfers, which finish or, once the drain time is up, stop at their next block.
+		t := time.AfterFunc(s.drain, abort)
+		defer t.Stop()
+		srv.Shutdown()
 		<-served
 		return nil
 	case err := <-served:
 		// Serve only returns early when it cannot use the socket.
+		abort()
 		srv.Shutdown()
 		conn.Close()
 		if err == nil {
@@ -277,7 +337,7 @@ func enablePacketInfo(conn *net.UDPConn) {
 	_ = ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
 }
 
-// runCtx returns Run's context; handlers only run while Run does.
+// runCtx returns the context transfers read under; handlers only run while Run does.
 func (s *Server) runCtx() context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -319,7 +379,9 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	}
 
 	stats := s.board.open(key)
+	s.active.Add(1)
 	n, rerr := readFrom(rf, &stopReader{ctx: s.runCtx(), r: r})
+	s.active.Add(-1)
 	hs := s.board.close(key, stats)
 	t.Bytes, t.Dur = n, time.Since(start)
 	t.BlockSize, t.Retransmits = hs.blockSize, hs.retransmits

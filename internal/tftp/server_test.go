@@ -514,3 +514,75 @@ func TestServesOverIPv6Loopback(t *testing.T) {
 		t.Fatalf("reported err=%v blksize=%d", tr.Err, tr.BlockSize)
 	}
 }
+
+// With a drain timeout, a transfer in progress when the server stops runs to the end: the
+// client gets the whole file and the transfer is reported complete. Active counts it meanwhile.
+func TestRunDrainsActiveTransfersOnStop(t *testing.T) {
+	files := testFiles()
+	ts := startServer(t, files, func(c *Config) { c.Timeout = 5 * time.Second; c.DrainTimeout = time.Minute })
+	peer := newRawPeer(t)
+	peer.send(ts.addr, request(opRRQ, "ipxe.efi", "octet"))
+	first, tid := peer.mustRecv()
+	if first.op != opDATA || first.block != 1 {
+		t.Fatalf("got %+v", first)
+	}
+	if n := ts.srv.Active(); n != 1 {
+		t.Fatalf("Active = %d during a transfer, want 1", n)
+	}
+	stopped := make(chan time.Duration, 1)
+	go func() { stopped <- ts.stop() }()
+	// New requests are refused (the socket is closed) while the running one goes on.
+	got := peer.lockstep(first, tid, 512)
+	if !bytes.Equal(got, files["ipxe.efi"]) {
+		t.Fatalf("drained transfer delivered %d bytes, want %d", len(got), len(files["ipxe.efi"]))
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the transfer ended")
+	}
+	if tr := ts.next(t); tr.Err != nil || tr.Bytes != int64(len(files["ipxe.efi"])) {
+		t.Fatalf("reported %+v", tr)
+	}
+	if n := ts.srv.Active(); n != 0 {
+		t.Fatalf("Active = %d after the transfer, want 0", n)
+	}
+}
+
+// Listen binds before Run, so a caller learns of a busy port before it starts anything else,
+// and Run then serves that socket.
+func TestListenBindsBeforeRun(t *testing.T) {
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	s, err := New(Config{Addr: busy.LocalAddr().String(), Files: StaticFiles(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Listen on a busy port: %v", err)
+	}
+
+	files := testFiles()
+	s, err = New(Config{Addr: "127.0.0.1:0", Files: StaticFiles(files)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr().(*net.UDPAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	data, _, err := download(addr, "autoexec.ipxe", 0, false)
+	if err != nil || !bytes.Equal(data, files["autoexec.ipxe"]) {
+		t.Fatalf("download from the pre-bound socket: %v (%d bytes)", err, len(data))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHelperProcessFleetboot is not a test: it is the fleetboot process the serve tests start
+// (the test binary run again with FLEETBOOT_HELPER_ARGS set), so that they can signal a real
+// process and read its exit status.
+func TestHelperProcessFleetboot(t *testing.T) {
+	raw := os.Getenv("FLEETBOOT_HELPER_ARGS")
+	if raw == "" {
+		t.Skip("helper process for the serve tests")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(raw), &args); err != nil {
+		fmt.Fprintln(os.Stderr, "helper args:", err)
+		os.Exit(2)
+	}
+	os.Args = append([]string{"fleetboot"}, args...)
+	main() // exits 1 on error; returning means exit 0
+}
+
+// serveProc is a `fleetboot serve` child process with its log.
+type serveProc struct {
+	cmd    *exec.Cmd
+	log    string
+	done   chan struct{}
+	err    error
+	http   string
+	assets string
+}
+
+// startServe runs fleetboot serve on loopback (DHCP and TFTP off) with a fresh data directory
+// and stand-in iPXE binaries, and waits until it logs that it serves.
+func startServe(t *testing.T, extra ...string) *serveProc {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	bins := filepath.Join(dir, "ipxe")
+	os.Mkdir(bins, 0o755)
+	for _, n := range []string{"undionly.kpxe", "snponly.efi", "ipxe.efi"} {
+		os.WriteFile(filepath.Join(bins, n), []byte("binary "+n), 0o644)
+	}
+	data := filepath.Join(dir, "data")
+	args := append([]string{"serve", "--data", data, "--interface", "lo", "--advertise-ip", "127.0.0.1",
+		"--http", addr, "--tftp", "off", "--dhcp", "off", "--ipxe-dir", bins, "--log-format", "json"}, extra...)
+	raw, _ := json.Marshal(args)
+	p := &serveProc{log: filepath.Join(dir, "fleetboot.log"), done: make(chan struct{}), http: addr,
+		assets: filepath.Join(data, "assets")}
+	f, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcessFleetboot$")
+	p.cmd.Env = append(os.Environ(), "FLEETBOOT_HELPER_ARGS="+string(raw))
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill() // by its own PID
+			<-p.done
+		}
+	})
+	if !p.waitLog(t, "fleetboot serving", 60*time.Second) {
+		t.Fatalf("fleetboot did not start:\n%s", p.logText())
+	}
+	return p
+}
+
+func (p *serveProc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// waitLog waits up to d for a log record whose msg is msg; false when it did not come or the
+// process ended first.
+func (p *serveProc) waitLog(t *testing.T, msg string, d time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(p.logText()))
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+				return true
+			}
+		}
+		select {
+		case <-p.done:
+			return strings.Contains(p.logText(), `"msg":"`+msg+`"`)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// exitCode waits up to d for the process to exit and returns its status (-1: still running).
+func (p *serveProc) exitCode(d time.Duration) int {
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		return -1
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		return -2
+	}
+	return 0
+}
+
+// bigAsset puts a sparse file of size bytes below the server's assets directory.
+func bigAsset(t *testing.T, p *serveProc, size int64) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(p.assets, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// startDownload GETs the big asset and reads its first bytes, so that the transfer is running.
+func startDownload(t *testing.T, p *serveProc) (*http.Response, int64) {
+	t.Helper()
+	res, err := http.Get("http://" + p.http + "/assets/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET big.bin: %d", res.StatusCode)
+	}
+	n, err := io.CopyN(io.Discard, res.Body, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, n
+}
+
+// SIGTERM during a download: fleetboot says it drains one transfer, lets it finish, exits 0.
+func TestSIGTERMDrainsRunningDownloadsAndExitsZero(t *testing.T) {
+	const size = 256 << 20
+	p := startServe(t, "--drain-timeout", "10m")
+	bigAsset(t, p, size)
+	res, n := startDownload(t, p)
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !p.waitLog(t, "shutting down, draining 1 transfers", 30*time.Second) {
+		t.Fatalf("no drain message:\n%s", p.logText())
+	}
+	// New connections are refused (soon after the message) while the running download goes on.
+	refused := false
+	for i := 0; i < 200 && !refused; i++ {
+		c, err := net.DialTimeout("tcp", p.http, 5*time.Second)
+		if err != nil {
+			refused = true
+			break
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !refused {
+		t.Error("new connections still accepted 10 s into the drain")
+	}
+	rest, err := io.Copy(io.Discard, res.Body)
+	if err != nil || n+rest != size {
+		t.Fatalf("download during drain: %d of %d bytes, %v", n+rest, size, err)
+	}
+	if code := p.exitCode(60 * time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM:\n%s", code, p.logText())
+	}
+	if !p.waitLog(t, "fleetboot stopped", time.Second) {
+		t.Errorf("no stop message:\n%s", p.logText())
+	}
+}
+
+// A download that does not finish within --drain-timeout is cut off, and fleetboot still exits
+// 0, shortly after the drain timeout rather than never.
+func TestSIGTERMCutsOffStalledDownloadsAfterDrainTimeout(t *testing.T) {
+	p := startServe(t, "--drain-timeout", "1s")
+	bigAsset(t, p, 1<<30)
+	startDownload(t, p) // and never read again
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Generous bound for a loaded machine: the point is that it ends by itself.
+	if code := p.exitCode(60 * time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM with a stalled download:\n%s", code, p.logText())
+	}
+	log := p.logText()
+	for _, want := range []string{"shutting down, draining 1 transfers", "drain timeout reached"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
