@@ -53,6 +53,17 @@ func fuzzSmoke(t *testing.T, env []string, args ...string) (string, int) {
 
 const scratchGoMod = "module scratch\n\ngo 1.26\n"
 
+// fineTarget is a fuzz target with nothing to find.
+const fineTarget = `	package fine
+
+	import "testing"
+
+	func FuzzFine(f *testing.F) {
+		f.Add(1)
+		f.Fuzz(func(t *testing.T, n int) { _ = n * 2 })
+	}
+`
+
 // A target that panics on input only the mutator can produce (the seed is fine) must fail the
 // smoke, with the input written where Go's fuzzer puts it, and the other targets still run.
 func TestFuzzSmokeFailsOnARealCrasher(t *testing.T) {
@@ -81,15 +92,7 @@ func TestFuzzSmokeFailsOnARealCrasher(t *testing.T) {
 		f.Fuzz(func(t *testing.T, s string) { Parse(s) })
 	}
 `,
-		"fine/fine_test.go": `	package fine
-
-	import "testing"
-
-	func FuzzFine(f *testing.F) {
-		f.Add(1)
-		f.Fuzz(func(t *testing.T, n int) { _ = n * 2 })
-	}
-`,
+		"fine/fine_test.go": fineTarget,
 	})
 	out, code := fuzzSmoke(t, []string{"FUZZTIME=200000x"}, mod)
 	if code == 0 {
@@ -113,16 +116,8 @@ func TestFuzzSmokePassesAndHonoursFUZZTIME(t *testing.T) {
 		t.Skip("compiles and fuzzes a scratch module")
 	}
 	mod := writeModule(t, map[string]string{
-		"go.mod": scratchGoMod,
-		"fine/fine_test.go": `	package fine
-
-	import "testing"
-
-	func FuzzFine(f *testing.F) {
-		f.Add(1)
-		f.Fuzz(func(t *testing.T, n int) { _ = n * 2 })
-	}
-`,
+		"go.mod":            scratchGoMod,
+		"fine/fine_test.go": fineTarget,
 	})
 	out, code := fuzzSmoke(t, []string{"FUZZTIME=321x"}, mod)
 	if code != 0 {
