@@ -234,9 +234,9 @@ func newProfileCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tISO\tENTRY\tTEMPLATE\tEXTRA ARGS")
+			fmt.Fprintln(tw, "NAME\tISO\tENTRY\tTEMPLATE\tSECURE BOOT\tEXTRA ARGS")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.ISO, orDash(p.Entry), orDash(p.Kind), orDash(p.ExtraArgs))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ISO, orDash(p.Entry), orDash(p.Kind), secureBootWord(p.SecureBoot), orDash(p.ExtraArgs))
 			}
 			return tw.Flush()
 		}),
@@ -309,6 +309,9 @@ func newProfileCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "saved profile %s (iso %s)\n", out.Name, out.ISO)
+			if sb := out.SecureBoot; sb != nil && !sb.Ready {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: machines with Secure Boot on cannot boot profile %s (entry %s): %s\n", out.Name, orDash(sb.Entry), sb.Reason)
+			}
 			return nil
 		}),
 	}
@@ -406,4 +409,15 @@ func newRuleCmd() *cobra.Command {
 
 	cmd.AddCommand(ls, add, rm)
 	return cmd
+}
+
+// secureBootWord is a profile's Secure Boot column: "ready", "no" or "-" when unknown.
+func secureBootWord(sb *client.SecureBootStatus) string {
+	switch {
+	case sb == nil:
+		return "-"
+	case sb.Ready:
+		return "ready"
+	}
+	return "no"
 }

@@ -218,3 +218,31 @@ func TestCLIErrorsSayWhatToDo(t *testing.T) {
 		t.Fatalf("bad --label: %v", err)
 	}
 }
+
+// A profile whose kernel cannot boot under Secure Boot is saved, with a warning that says so,
+// and `profile ls` and `iso show` carry the verdict (the fixture's kernel is not even a PE).
+func TestCLIWarnsWhenAProfileCannotBootWithSecureBoot(t *testing.T) {
+	cliEnv(t)
+	srv := clienttest.Start(t, nil)
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	t.Setenv("FLEETBOOT_SERVER", srv.URL)
+	t.Setenv("FLEETBOOT_TOKEN", clienttest.Token)
+	if _, errOut, err := runCLI(t, "iso", "upload", p, "--name", "fedora", "-q"); err != nil {
+		t.Fatalf("iso upload: %v\n%s", err, errOut)
+	}
+	out, errOut, err := runCLI(t, "profile", "put", "fed", "--iso", "fedora")
+	if err != nil || !strings.Contains(out, "saved profile fed") {
+		t.Fatalf("profile put: %v\n%s%s", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "warning: machines with Secure Boot on cannot boot profile fed (entry install): the kernel is not an EFI (PE/COFF) image") {
+		t.Errorf("no Secure Boot warning on stderr:\n%s", errOut)
+	}
+	out, _, _ = runCLI(t, "profile", "ls")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "SECURE BOOT") || !strings.Contains(lines[1], " no ") {
+		t.Errorf("profile ls:\n%s", out)
+	}
+	out, _, _ = runCLI(t, "iso", "show", "fedora")
+	if !strings.Contains(out, `"secure_boot"`) || !strings.Contains(out, `"entry": "install"`) {
+		t.Errorf("iso show has no Secure Boot readiness:\n%s", out)
+	}
+}

@@ -22,6 +22,8 @@ type (
 	// Profile is what to install: an ISO's boot entry, extra kernel arguments and an optional
 	// unattended-install template.
 	Profile = inventory.Profile
+	// SecureBootStatus is a profile's Secure Boot verdict (computed by the server).
+	SecureBootStatus = inventory.SecureBootStatus
 	// Rule assigns a profile to machines matching a MAC prefix and/or labels.
 	Rule = inventory.Rule
 )

@@ -19,6 +19,8 @@ type Provisioner interface {
 	// CheckProfile validates a profile before it is saved: its ISO exists, the boot entry is one
 	// of the ISO's, the template parses and renders.
 	CheckProfile(ctx context.Context, p *inventory.Profile) error
+	// SecureBootStatus says whether machines with Secure Boot on can boot profile p.
+	SecureBootStatus(ctx context.Context, p *inventory.Profile) *inventory.SecureBootStatus
 	// Unattended renders the unattended-install file name for machine m ("" file: the kind's
 	// main file).
 	Unattended(ctx context.Context, m *inventory.Machine, file string) ([]byte, error)
@@ -211,6 +213,9 @@ func (a *API) listProfiles(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range ps {
+		a.withSecureBoot(c.Request().Context(), p)
+	}
 	return c.JSON(http.StatusOK, ps)
 }
 
@@ -219,7 +224,15 @@ func (a *API) getProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	a.withSecureBoot(c.Request().Context(), p)
 	return c.JSON(http.StatusOK, p)
+}
+
+// withSecureBoot fills in the profile's computed Secure Boot verdict.
+func (a *API) withSecureBoot(ctx context.Context, p *inventory.Profile) {
+	if a.cfg.Provision != nil {
+		p.SecureBoot = a.cfg.Provision.SecureBootStatus(ctx, p)
+	}
 }
 
 func (a *API) putProfile(c echo.Context) error {
@@ -245,6 +258,9 @@ func (a *API) putProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Saved either way (machines without Secure Boot boot it); the verdict in the answer is
+	// how the CLI warns before any machine with Secure Boot on tries.
+	a.withSecureBoot(c.Request().Context(), out)
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated

@@ -42,6 +42,7 @@ type isoEnv struct {
 	data string
 	isos *isostore.Store
 	inv  *inventory.Inventory
+	prov *provision.Service
 }
 
 func newISOEnv(t *testing.T) *isoEnv {
@@ -81,7 +82,7 @@ func newISOEnv(t *testing.T) *isoEnv {
 	srv.Config.Handler = api
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &isoEnv{srv: srv, api: api, base: base, data: data, isos: isos, inv: inv}
+	return &isoEnv{srv: srv, api: api, base: base, data: data, isos: isos, inv: inv, prov: prov}
 }
 
 // do sends one request; token "" sends none. It returns the response and its whole body.

@@ -80,6 +80,26 @@ type Profile struct {
 	SSHKeys   []string          `json:"ssh_keys,omitempty"`
 	Created   time.Time         `json:"created,omitzero"`
 	Updated   time.Time         `json:"updated,omitzero"`
+	// SecureBoot says whether machines with UEFI Secure Boot on can boot this profile. The
+	// server computes it on every read from its ISO's stored readiness (internal/provision);
+	// it is never stored, and ignored when a client sends it.
+	SecureBoot *SecureBootStatus `json:"secure_boot,omitempty"`
+}
+
+// SecureBootStatus is a profile's Secure Boot verdict: the boot entry a UEFI machine gets,
+// the shim fleetboot would serve for it and whether that shim trusts the entry's kernel.
+type SecureBootStatus struct {
+	// Ready is true when the kernel is signed by a key the served shim trusts.
+	Ready bool   `json:"ready"`
+	Entry string `json:"entry,omitempty"`
+	// Shim is "iso:<path>" for the ISO's own shim, "debian" for fleetboot's default one.
+	Shim string `json:"shim,omitempty"`
+	// Signer is the subject of the kernel's signing certificate, "" when unsigned.
+	Signer string `json:"signer,omitempty"`
+	// TrustedBy names the shim certificate the signature chains to, when Ready.
+	TrustedBy string `json:"trusted_by,omitempty"`
+	// Reason says why not, when not Ready.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Rule assigns a profile to machines that match it: every label given must match, and the MAC

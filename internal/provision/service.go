@@ -13,6 +13,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
+	"github.com/fleetboot/fleetboot/internal/secureboot"
 )
 
 // ErrNotFound is returned for a file the machine's profile does not have.
@@ -24,6 +25,11 @@ type Service struct {
 	Inv  *inventory.Inventory
 	// HTTPBase is the server's base URL, e.g. http://10.77.0.1:8080.
 	HTTPBase string
+	// Shims are the shims fleetboot serves, per architecture ("x86_64", "arm64"), to machines
+	// whose ISO carries no signed shim + GRUB pair of its own (Debian's). Secure Boot
+	// readiness checks kernels against them; nil means none: such entries are reported as
+	// not ready.
+	Shims map[string]*secureboot.Shim
 }
 
 // ISOURL is the base URL of an ISO's files and image.
@@ -36,6 +42,10 @@ type Detection struct {
 	Recipes []distro.Entry `json:"recipes,omitempty"`
 	// RecipeError says why no recipe exists (not netbootable, …).
 	RecipeError string `json:"recipe_error,omitempty"`
+	// SecureBoot is the ISO's Secure Boot readiness: its own shim + GRUB pairs and, per
+	// recipe, whether the kernel is signed, by whom, and trusted by the shim that would be
+	// served. Worked out at publish time so that serving needs no PE parsing.
+	SecureBoot *secureboot.ISOReadiness `json:"secure_boot,omitempty"`
 }
 
 // Detect recognises the ISO's distribution, works out its boot entries and stores both with
@@ -51,6 +61,8 @@ func (s *Service) Detect(ctx context.Context, idOrName string) (*Detection, erro
 	if err != nil {
 		d.RecipeError = err.Error()
 	}
+	sb := secureboot.CheckISO(fsys, d.Recipes, d.Arch, s.Shims)
+	d.SecureBoot = &sb
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
@@ -232,8 +244,41 @@ func (s *Service) Unattended(ctx context.Context, m *inventory.Machine, file str
 	})
 }
 
+// SecureBootStatus is profile p's Secure Boot verdict: the entry a UEFI machine gets and
+// whether the shim served for it trusts the entry's kernel. It reads the readiness stored at
+// publish time; for an ISO published before readiness existed it works it out now (a read of
+// the kernel's headers and signature). An error (ISO gone, no UEFI entry) is the reason.
+func (s *Service) SecureBootStatus(ctx context.Context, p *inventory.Profile) *inventory.SecureBootStatus {
+	e, iso, err := s.entry(ctx, p, &inventory.Machine{MAC: "00:00:00:00:00:00", Platform: "efi"})
+	if err != nil {
+		return &inventory.SecureBootStatus{Reason: err.Error()}
+	}
+	var det Detection
+	if iso.Detected != "" {
+		json.Unmarshal([]byte(iso.Detected), &det)
+	}
+	if det.SecureBoot == nil {
+		ix, _, err := s.ISOs.Index(ctx, iso.ID)
+		if err != nil {
+			return &inventory.SecureBootStatus{Entry: e.ID, Reason: err.Error()}
+		}
+		sb := secureboot.CheckISO(&isoFS{ctx: ctx, s: s.ISOs, id: iso.ID, ix: ix}, []distro.Entry{e}, det.Arch, s.Shims)
+		det.SecureBoot = &sb
+	}
+	r, ok := det.SecureBoot.Entry(e.ID)
+	if !ok {
+		return &inventory.SecureBootStatus{Entry: e.ID, Reason: "no Secure Boot verdict for entry " + e.ID}
+	}
+	st := &inventory.SecureBootStatus{Ready: r.Trusted, Entry: e.ID, Shim: r.Shim, TrustedBy: r.By, Reason: r.Reason}
+	if r.Signature != nil && len(r.Signature.Signers) > 0 {
+		st.Signer = r.Signature.Signers[0].Subject
+	}
+	return st
+}
+
 // isoFS is the distro package's view of an ISO: the persisted index answers Stat and ReadDir,
-// small files are read through the store.
+// small files are read through the store, and Open gives the secureboot package random access
+// to kernels and boot loaders.
 type isoFS struct {
 	ctx context.Context
 	s   *isostore.Store
@@ -259,6 +304,10 @@ func (f *isoFS) ReadFile(p string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d bytes: %w", p, file.Size(), distro.ErrTooLarge)
 	}
 	return io.ReadAll(io.LimitReader(file, max))
+}
+
+func (f *isoFS) Open(p string) (secureboot.File, error) {
+	return f.s.OpenFile(f.ctx, f.id, p)
 }
 
 func (f *isoFS) ReadDir(p string) ([]string, error) {

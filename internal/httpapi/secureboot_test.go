@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/secureboot"
+)
+
+// Debian's signed binaries, from installed packages (scripts/deps.sh installs them).
+var debianSigned = map[string]string{
+	"/usr/lib/shim/shimx64.efi.signed":                                            "shim-signed",
+	"/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed":                           "grub-efi-amd64-signed",
+	"/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux": "debian-installer-12-netboot-amd64",
+}
+
+func readDebian(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		t.Skipf("%s not installed (package %s)", path, debianSigned[path])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// stripSignature returns a signed PE without its certificate table: the same kernel, unsigned.
+func stripSignature(t *testing.T, b []byte) []byte {
+	t.Helper()
+	peOff := binary.LittleEndian.Uint32(b[0x3c:])
+	dir := int(peOff) + 24 + 112 + 4*8 // PE32+ data directory 4
+	off := binary.LittleEndian.Uint32(b[dir:])
+	if off == 0 || int(off) > len(b) {
+		t.Fatal("not a signed PE32+ image")
+	}
+	out := append([]byte(nil), b[:off]...)
+	binary.LittleEndian.PutUint64(out[dir:], 0)
+	return out
+}
+
+// An ISO in d-i mini.iso layout with Debian's signed kernel and its own signed shim + GRUB is
+// Secure Boot ready under its own shim; the same ISO with the signature taken off the kernel
+// (and no pair) is not, under Debian's shim either. Both show in GET /api/v1/isos/{id}, and a
+// profile on each says so when it is saved and read.
+func TestSecureBootReadinessOverTheAPI(t *testing.T) {
+	shimBytes := readDebian(t, "/usr/lib/shim/shimx64.efi.signed")
+	gcd := readDebian(t, "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed")
+	kernel := readDebian(t, "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux")
+	e := newISOEnv(t)
+	im, err := secureboot.Parse(bytes.NewReader(shimBytes), int64(len(shimBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	debianShim, err := secureboot.ParseShim(im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.prov.Shims = map[string]*secureboot.Shim{"x86_64": debianShim}
+
+	info := []byte("Debian GNU/Linux 12.8.0 \"Bookworm\" - Official amd64 NETINST with firmware 20241109-11:04\n")
+	signedISO := buildISO(t, map[string][]byte{
+		".disk/info": info, "linux": kernel, "initrd.gz": patternBytes(11, 5000),
+		"EFI/boot/bootx64.efi": shimBytes, "EFI/boot/grubx64.efi": gcd,
+	}, nil)
+	unsignedISO := buildISO(t, map[string][]byte{
+		".disk/info": info, "linux": stripSignature(t, kernel), "initrd.gz": patternBytes(11, 5000),
+	}, nil)
+
+	type readiness struct {
+		Detected struct {
+			Family     string                   `json:"family"`
+			SecureBoot *secureboot.ISOReadiness `json:"secure_boot"`
+		} `json:"detected"`
+	}
+	getISO := func(id string) readiness {
+		res, b := e.do(t, "GET", "/api/v1/isos/"+id, testToken, nil, nil)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET iso: %d %s", res.StatusCode, b)
+		}
+		var r readiness
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Detected.SecureBoot == nil {
+			t.Fatalf("no secure_boot in %s", b)
+		}
+		return r
+	}
+	putProfile := func(name, iso string) inventory.Profile {
+		body, _ := json.Marshal(inventory.Profile{ISO: iso})
+		res, b := e.do(t, "PUT", "/api/v1/profiles/"+name, testToken, map[string]string{"Content-Type": "application/json"}, bytes.NewReader(body))
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT profile: %d %s", res.StatusCode, b)
+		}
+		var p inventory.Profile
+		json.Unmarshal(b, &p)
+		return p
+	}
+
+	signed := e.putISO(t, "debian-signed", signedISO, http.StatusCreated)
+	r := getISO(signed.ID)
+	if r.Detected.Family != "debian" || len(r.Detected.SecureBoot.Pairs) != 1 {
+		t.Fatalf("signed ISO: %+v", r.Detected)
+	}
+	if p := r.Detected.SecureBoot.Pairs[0]; p.Shim != "/EFI/boot/bootx64.efi" || p.Loader != "grubx64.efi" || !p.GRUBTrusted || p.Prefix != "/boot/grub" {
+		t.Errorf("pair = %+v", p)
+	}
+	ent, ok := r.Detected.SecureBoot.Entry("install")
+	if !ok || !ent.Trusted || ent.Shim != "iso:/EFI/boot/bootx64.efi" || ent.By != "CN=Debian Secure Boot CA" ||
+		ent.Signature == nil || len(ent.Signature.Signers) != 1 || ent.Signature.Signers[0].Subject != "CN=Debian Secure Boot Signer 2022 - linux" {
+		t.Errorf("install entry = %+v", ent)
+	}
+	p := putProfile("deb-signed", signed.ID)
+	if p.SecureBoot == nil || !p.SecureBoot.Ready || p.SecureBoot.Entry != "install" || p.SecureBoot.TrustedBy != "CN=Debian Secure Boot CA" {
+		t.Errorf("profile secure_boot = %+v", p.SecureBoot)
+	}
+
+	unsigned := e.putISO(t, "debian-unsigned", unsignedISO, http.StatusCreated)
+	r = getISO(unsigned.ID)
+	ent, ok = r.Detected.SecureBoot.Entry("install")
+	if len(r.Detected.SecureBoot.Pairs) != 0 || !ok || ent.Trusted || ent.Shim != secureboot.ShimDebian || ent.Reason != "not signed" ||
+		ent.Signature == nil || ent.Signature.Signed || !ent.Signature.PE {
+		t.Errorf("unsigned ISO: pairs %+v, install entry %+v", r.Detected.SecureBoot.Pairs, ent)
+	}
+	p = putProfile("deb-unsigned", unsigned.ID)
+	if p.SecureBoot == nil || p.SecureBoot.Ready || p.SecureBoot.Reason != "not signed" {
+		t.Errorf("profile secure_boot = %+v", p.SecureBoot)
+	}
+	// Listing and reading the profile carry the verdict too.
+	res, b := e.do(t, "GET", "/api/v1/profiles", testToken, nil, nil)
+	if res.StatusCode != 200 || strings.Count(string(b), `"secure_boot"`) != 2 || !strings.Contains(string(b), `"ready":true`) {
+		t.Errorf("profiles: %d %s", res.StatusCode, b)
+	}
+}
