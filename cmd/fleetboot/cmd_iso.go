@@ -181,7 +181,7 @@ func newISOCmd() *cobra.Command {
 
 	show := &cobra.Command{
 		Use:   "show ID|NAME",
-		Short: "Show an ISO as JSON, with what was detected and its boot entries",
+		Short: "Show an ISO as JSON: what was detected, its boot entries and their Secure Boot readiness",
 		Args:  cobra.ExactArgs(1),
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			iso, err := c.GetISO(cmd.Context(), args[0])
