@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
@@ -82,7 +83,7 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 	if r.Profile != "" {
 		prof, err := p.Machines.Profile(ctx, r.Profile)
 		if err != nil {
-			return p.menu(ctx, "fleetboot: no profile "+r.Profile)
+			return p.menu(ctx, m, "fleetboot: no profile "+r.Profile)
 		}
 		p.Machines.AddEvent(ctx, m.MAC, "boot", "profile "+prof.Name+" chosen from the menu")
 		d, _, err := p.install(ctx, prof, m)
@@ -116,7 +117,7 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 		p.Machines.AddEvent(ctx, m.MAC, "boot", "default target "+t.Label)
 		return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, nil
 	}
-	return p.menu(ctx, "fleetboot")
+	return p.menu(ctx, m, "fleetboot")
 }
 
 // install renders the profile's installer for m; ok is false when the profile cannot boot and
@@ -127,21 +128,33 @@ func (p *Planner) install(ctx context.Context, prof *inventory.Profile, m *inven
 		// Tell the operator on the console and in the timeline; the machine falls back to the
 		// menu rather than looping on a broken profile, and its state stays as it was.
 		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s: %v", prof.Name, err))
-		d, err := p.menu(ctx, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
+		d, err := p.menu(ctx, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
 		return d, false, err
 	}
 	p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+t.Label)
 	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, true, nil
 }
 
-func (p *Planner) menu(ctx context.Context, title string) (Decision, error) {
+// menu lists the profiles m can boot. Profiles whose ISO has no kernel for m's architecture
+// (an arm64 ISO for an x86 machine, or the other way round) are left out, and the title says
+// how many: in a mixed fleet each machine sees only what it can run. Profiles that fail for
+// another reason stay listed; choosing one shows why it cannot boot.
+func (p *Planner) menu(ctx context.Context, m *inventory.Machine, title string) (Decision, error) {
 	profs, err := p.Machines.Profiles(ctx)
 	if err != nil {
 		return Decision{}, err
 	}
 	var items []ipxe.MenuItem
+	hidden := 0
 	for _, pr := range profs {
+		if _, err := p.Targets.Target(ctx, pr, m); errors.Is(err, distro.ErrWrongArch) {
+			hidden++
+			continue
+		}
 		items = append(items, ipxe.MenuItem{Name: pr.Name, Label: "Install " + pr.Name + " (" + pr.ISO + ")"})
+	}
+	if hidden > 0 {
+		title += fmt.Sprintf(" (%d profile(s) for other architectures hidden)", hidden)
 	}
 	return Decision{Kind: KindMenu, Script: ipxe.Menu(p.Scripts, title, items)}, nil
 }

@@ -455,7 +455,8 @@ func suseProduct(b []byte) (name, version string, ok bool) {
 }
 
 // debianInstaller: debian-installer media. Variant netboot for mini.iso (kernel /linux and
-// /initrd.gz at the root, which fetch everything else from a mirror); variant media for
+// /initrd.gz at the root, which fetch everything else from a mirror; the architecture comes
+// from .disk/info or, on arm64's mini.iso, GRUB's boot/grub/arm64-efi); variant media for
 // netinst/CD/DVD images (/install.<arch>/), whose installer initrd looks for the image on a
 // local drive. Ubuntu's old mini.iso and d-i server images are reported as ubuntu.
 func (d *detection) debianInstaller() bool {
@@ -466,7 +467,9 @@ func (d *detection) debianInstaller() bool {
 			if d.mentions("ubuntu") && !d.mentions("debian") {
 				fam, n = FamilyUbuntu, "Ubuntu"
 			}
-			if !d.mentions("debian") && !d.mentions("ubuntu") && !d.hasDI {
+			// Debian's arm64 mini.iso has no syslinux menu and no .disk/info, and its GRUB menu
+			// never says "Debian": d-i's own boot parameter rescue/enable=true is what tells.
+			if !d.mentions("debian") && !d.mentions("ubuntu") && !d.hasDI && !d.mentions("rescue/enable=true") {
 				return false
 			}
 			d.r.Family, d.r.Variant, d.r.Name = fam, VariantNetboot, n

@@ -111,6 +111,33 @@ func layouts(t testing.TB) []layout {
 			},
 		},
 		{
+			// Debian's arm64 mini.iso: GRUB only (its EFI loaders sit inside boot/grub/efi.img),
+			// no .disk/info, and a menu that never says "Debian" (the GRUB config is the
+			// netboot package's, as d-i builds mini.iso, with the kernel at the root).
+			name: "debian-12-arm64-mini", family: FamilyDebian, variant: VariantNetboot, arch: "arm64",
+			fs: MapFS{
+				"/linux":                         sized(32 * mib),
+				"/initrd.gz":                     initramfs(38),
+				"/boot/grub/grub.cfg":            config(t, "debian-12-arm64-mini.grub.cfg"),
+				"/boot/grub/font.pf2":            sized(30 * kib),
+				"/boot/grub/efi.img":             sized(4 * mib),
+				"/boot/grub/arm64-efi/linux.mod": sized(40 * kib),
+			},
+		},
+		{
+			name: "ubuntu-24.04.2-live-server-arm64", family: FamilyUbuntu, variant: VariantLiveServer, version: "24.04.2", arch: "arm64",
+			fs: MapFS{
+				"/.disk/info":                    text(`Ubuntu-Server 24.04.2 LTS "Noble Numbat" - Release arm64 (20250215)`),
+				"/boot/grub/grub.cfg":            text("menuentry \"Try or Install Ubuntu Server\" {\n\tset gfxpayload=keep\n\tlinux\t/casper/vmlinuz  ---\n\tinitrd\t/casper/initrd\n}\n"),
+				"/casper/vmlinuz":                kernel(),
+				"/casper/initrd":                 initramfs(70),
+				"/casper/install-sources.yaml":   text("- default: true\n  id: ubuntu-server\n"),
+				"/casper/ubuntu-server.squashfs": sized(900 * mib),
+				"/EFI/boot/bootaa64.efi":         sized(950 * kib),
+				"/EFI/boot/grubaa64.efi":         sized(2 * mib),
+			},
+		},
+		{
 			// d-i server image that also carries the netboot kernel and initrd.
 			name: "ubuntu-18.04.6-server-amd64", family: FamilyUbuntu, variant: VariantMedia, version: "18.04.6", arch: "x86_64",
 			fs: MapFS{
@@ -194,6 +221,31 @@ func layouts(t testing.TB) []layout {
 				"/images/install.img":         sized(800 * mib),
 				"/BaseOS/repodata/repomd.xml": text("<repomd/>"),
 				"/EFI/BOOT/BOOTAA64.EFI":      sized(900 * kib),
+			},
+		},
+		{
+			name: "Fedora-Server-netinst-aarch64-41-1.4", family: FamilyFedora, variant: VariantBoot, version: "41", arch: "arm64",
+			fs: MapFS{
+				"/.treeinfo": text("[general]\narch = aarch64\nfamily = Fedora\nname = Fedora 41\nversion = 41\n\n" +
+					"[images-aarch64]\ninitrd = images/pxeboot/initrd.img\nkernel = images/pxeboot/vmlinuz\n\n" +
+					"[release]\nname = Fedora\nshort = Fedora\nversion = 41\n\n[stage2]\nmainimage = images/install.img\n"),
+				"/images/pxeboot/vmlinuz":    sized(16 * mib),
+				"/images/pxeboot/initrd.img": initramfs(110),
+				"/images/install.img":        sized(700 * mib),
+				"/EFI/BOOT/BOOTAA64.EFI":     sized(900 * kib),
+			},
+		},
+		{
+			// An operator's combined tree with kernels for both architectures: one entry per
+			// architecture under the same ID.
+			name: "custom-sles-15.6-x86_64-aarch64", family: FamilySLES, version: "15.6", arch: "x86_64",
+			fs: MapFS{
+				"/media.1/media":              text("SUSE - SLE-15-SP6-Full-x86_64-GM-Media1\nSLE-15-SP6-Full-x86_64-GM-Media1\n1\n"),
+				"/media.1/products":           text("/Product-SLES SLES 15.6-0\n"),
+				"/boot/x86_64/loader/linux":   sized(11 * mib),
+				"/boot/x86_64/loader/initrd":  initramfs(95),
+				"/boot/aarch64/loader/linux":  sized(30 * mib),
+				"/boot/aarch64/loader/initrd": initramfs(90),
 			},
 		},
 		{

@@ -77,8 +77,9 @@ type Initrd struct {
 
 // Entry is one way to boot an ISO: the files to fetch and the command line, or sanboot.
 type Entry struct {
-	// ID is stable for an ISO and unique among its entries ("install", "install-hwe" …);
-	// profiles store it.
+	// ID is stable for an ISO and unique among its entries of one architecture ("install",
+	// "install-hwe" …); profiles store it. An ISO carrying kernels for several architectures
+	// has one entry per architecture under the same ID (see ForMachine).
 	ID    string `json:"id"`
 	Label string `json:"label"`
 	// Kernel is the file inside the ISO ("/"-rooted); empty for Sanboot.
@@ -331,10 +332,12 @@ func (b *builder) finish(entries []Entry) ([]Entry, error) {
 			e.RAMBytes += b.v.size(e.Kernel)
 		}
 		e.base = nil
-		for n := 2; ids[e.ID]; n++ {
+		// IDs are unique per architecture: an ISO with x86_64 and arm64 kernels offers the same
+		// ID once for each, and ForMachine picks by the machine's architecture.
+		for n := 2; ids[e.ID+"\x00"+e.Arch]; n++ {
 			e.ID = fmt.Sprintf("%s-%d", strings.TrimRight(e.ID, "-0123456789"), n)
 		}
-		ids[e.ID] = true
+		ids[e.ID+"\x00"+e.Arch] = true
 		out = append(out, e)
 	}
 	if len(out) == 0 {
@@ -450,16 +453,23 @@ func (b *builder) casper() ([]Entry, error) {
 func (b *builder) debianInstaller() ([]Entry, error) {
 	if b.r.Variant == VariantMedia {
 		// Some d-i images (Ubuntu 18.04 server) carry the netboot kernel and initrd too.
+		// One entry per architecture directory (<installer>/<debian arch>/).
+		var entries []Entry
 		if dir, ok := b.v.dir("/install/netboot"); ok {
 			for _, inst := range b.v.list(dir) {
 				for _, arch := range b.v.list(path.Join(dir, inst)) {
 					k, ok1 := b.v.file(path.Join(dir, inst, arch, "linux"))
 					i, ok2 := b.v.file(path.Join(dir, inst, arch, "initrd.gz"))
 					if ok1 && ok2 {
-						return []Entry{b.netbootInstaller(k, i)}, nil
+						e := b.netbootInstaller(k, i)
+						e.Arch = debianArch(arch)
+						entries = append(entries, e)
 					}
 				}
 			}
+		}
+		if len(entries) > 0 {
+			return entries, nil
 		}
 	}
 	if b.r.Variant != VariantNetboot {
@@ -543,28 +553,35 @@ func (b *builder) anaconda() ([]Entry, error) {
 	if data := b.v.read("/.treeinfo"); data != nil {
 		ti = ParseTreeinfo(data)
 	}
-	kernel, initrd := "", ""
+	// One entry per architecture the tree has boot images for ([images-<arch>]); a tree
+	// normally carries one, the loop keeps a combined tree bootable on both.
+	type pair struct{ kernel, initrd, arch string }
+	var pairs []pair
 	arch := firstNonEmpty(ti.Get("general", "arch"), ti.Get("tree", "arch"))
-	for _, sec := range []string{"images-" + arch, "images-x86_64", "images-aarch64"} {
+	seen := map[string]bool{}
+	for _, a := range []string{arch, "x86_64", "aarch64"} {
+		sec := "images-" + a
 		k, i := ti.Get(sec, "kernel"), ti.Get(sec, "initrd")
-		if k == "" || i == "" {
+		if a == "" || k == "" || i == "" || seen[normArch(a)] {
 			continue
 		}
 		kp, ok1 := b.v.file(k)
 		ip, ok2 := b.v.file(i)
 		if ok1 && ok2 {
-			kernel, initrd = kp, ip
-			break
+			seen[normArch(a)] = true
+			pairs = append(pairs, pair{kp, ip, normArch(a)})
 		}
 	}
-	if kernel == "" {
-		var err error
-		if kernel, err = b.need("/images/pxeboot/vmlinuz"); err != nil {
+	if len(pairs) == 0 {
+		kernel, err := b.need("/images/pxeboot/vmlinuz")
+		if err != nil {
 			return nil, err
 		}
-		if initrd, err = b.need("/images/pxeboot/initrd.img"); err != nil {
+		initrd, err := b.need("/images/pxeboot/initrd.img")
+		if err != nil {
 			return nil, err
 		}
+		pairs = append(pairs, pair{kernel, initrd, ""})
 	}
 	args := []string{"ip=dhcp"}
 	var notes []string
@@ -574,13 +591,17 @@ func (b *builder) anaconda() ([]Entry, error) {
 		args = append(args, "inst.stage2="+b.p.ISOURL+"/files/")
 		notes = append(notes, "boot/netinstall image: packages come from the distribution's mirrors (or a repository the kickstart names)")
 	}
-	e := Entry{ID: "install", Label: b.title("Install"), Kernel: kernel, Initrds: initrds(initrd), Notes: notes}
+	unattended := false
 	if b.p.UnattendedURL != "" {
 		args = append(args, "inst.ks="+b.p.UnattendedURL)
-		e.Unattended = true
+		unattended = true
 	}
-	e.Cmdline = strings.Join(args, " ")
-	return []Entry{e}, nil
+	var entries []Entry
+	for _, p := range pairs {
+		entries = append(entries, Entry{ID: "install", Label: b.title("Install"), Kernel: p.kernel, Initrds: initrds(p.initrd),
+			Arch: p.arch, Notes: notes, Unattended: unattended, Cmdline: strings.Join(args, " ")})
+	}
+	return entries, nil
 }
 
 // --- dracut live (Fedora Live and other LiveOS images) ----------------------------------
@@ -759,26 +780,26 @@ func (b *builder) alpine() ([]Entry, error) {
 // repository). SLES "Online" media need registration or a repository besides the ISO.
 
 func (b *builder) suse() ([]Entry, error) {
-	var kernel, initrd string
+	args := []string{"install=" + b.p.ISOURL + "/files/", "netsetup=dhcp"}
+	unattended := false
+	if b.p.UnattendedURL != "" {
+		args = append(args, "autoyast="+b.p.UnattendedURL)
+		unattended = true
+	}
+	// One entry per architecture directory (a DVD normally has one).
+	var entries []Entry
 	for _, a := range []string{"x86_64", "aarch64", "ppc64le", "s390x", "i386"} {
 		k, ok1 := b.v.file("/boot/" + a + "/loader/linux")
 		i, ok2 := b.v.file("/boot/" + a + "/loader/initrd")
 		if ok1 && ok2 {
-			kernel, initrd = k, i
-			break
+			entries = append(entries, Entry{ID: "install", Label: b.title("Install"), Kernel: k, Initrds: initrds(i),
+				Arch: normArch(a), Unattended: unattended, Cmdline: strings.Join(args, " ")})
 		}
 	}
-	if kernel == "" {
+	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s: /boot/<arch>/loader/linux: %w", b.r.Family, ErrMissingFile)
 	}
-	args := []string{"install=" + b.p.ISOURL + "/files/", "netsetup=dhcp"}
-	e := Entry{ID: "install", Label: b.title("Install"), Kernel: kernel, Initrds: initrds(initrd)}
-	if b.p.UnattendedURL != "" {
-		args = append(args, "autoyast="+b.p.UnattendedURL)
-		e.Unattended = true
-	}
-	e.Cmdline = strings.Join(args, " ")
-	return []Entry{e}, nil
+	return entries, nil
 }
 
 // --- Proxmox VE -------------------------------------------------------------------------

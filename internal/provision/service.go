@@ -111,26 +111,23 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 	if err != nil {
 		return distro.Entry{}, nil, err
 	}
-	firmware := distro.FirmwareBIOS
-	if m.Platform == "efi" {
+	// A machine that has not said what it is (no platform, no arch yet, or the profile check
+	// below) is not filtered.
+	firmware := distro.FirmwareBoth
+	switch m.Platform {
+	case "efi":
 		firmware = distro.FirmwareUEFI
+	case "pcbios":
+		firmware = distro.FirmwareBIOS
 	}
-	for _, e := range entries {
-		if p.Entry != "" && e.ID != p.Entry {
-			continue
+	e, err := distro.ForMachine(entries, p.Entry, m.Arch, firmware)
+	if err != nil {
+		if errors.Is(err, distro.ErrNoEntry) {
+			return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w (see GET /api/v1/isos/%s)", iso.Name, err, iso.ID)
 		}
-		if m.Platform != "" && e.Firmware != distro.FirmwareBoth && e.Firmware != firmware {
-			if p.Entry != "" {
-				return distro.Entry{}, nil, fmt.Errorf("entry %s boots on %s firmware only, this machine is %s", e.ID, e.Firmware, m.Platform)
-			}
-			continue
-		}
-		return e, iso, nil
+		return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w", iso.Name, err)
 	}
-	if p.Entry != "" {
-		return distro.Entry{}, nil, fmt.Errorf("ISO %s has no boot entry %q (see GET /api/v1/isos/%s)", iso.Name, p.Entry, iso.ID)
-	}
-	return distro.Entry{}, nil, fmt.Errorf("ISO %s has no boot entry for this machine's firmware", iso.Name)
+	return e, iso, nil
 }
 
 // Target implements boot.Targets: the profile's kernel, initrds and command line as URLs.
