@@ -13,6 +13,7 @@
 #   ipxe              ipxe.lkrn, the non-iPXE-looking legacy PXE client of the "bios-tftp" scenario
 #   busybox-static    the payload initramfs's only binary (a dynamic busybox cannot run there)
 #   debian-installer-12-netboot-amd64   a real kernel to boot (Debian-signed: internal/secureboot)
+#   debian-installer-12-netboot-arm64   Debian's signed arm64 kernel, shim and GRUB (internal/secureboot)
 #   shim-signed, grub-efi-amd64-signed  Debian's signed shim and GRUB: internal/secureboot
 #                     checks its trust decisions against them
 #   iproute2          ip netns / bridge / veth / tuntap
@@ -32,6 +33,7 @@ pkgs=(
 	ipxe
 	busybox-static
 	debian-installer-12-netboot-amd64
+	debian-installer-12-netboot-arm64
 	shim-signed
 	grub-efi-amd64-signed
 	iproute2

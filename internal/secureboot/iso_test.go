@@ -127,3 +127,34 @@ func TestCheckISOWithoutPairUsesDebianShim(t *testing.T) {
 		}
 	}
 }
+
+// The d-i netboot layout carries both architectures' pairs (bootnetx64.efi/bootnetaa64.efi
+// renamed to the removable-media names here). Their GRUB prefixes are the d-i directories, the
+// fact DESIGN.md records from the wire for bookworm's network GRUB.
+func TestISOPairsDebianInstallerBothArchitectures(t *testing.T) {
+	const amd, arm = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/", "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64/"
+	fsys := mapFiles{distro.MapFS{
+		"EFI/BOOT/BOOTX64.EFI":  {Data: debianFile(t, amd+"bootnetx64.efi", "debian-installer-12-netboot-amd64")},
+		"EFI/BOOT/grubx64.efi":  {Data: debianFile(t, amd+"grubx64.efi", "debian-installer-12-netboot-amd64")},
+		"EFI/BOOT/BOOTAA64.EFI": {Data: debianFile(t, arm+"bootnetaa64.efi", "debian-installer-12-netboot-arm64")},
+		"EFI/BOOT/grubaa64.efi": {Data: debianFile(t, arm+"grubaa64.efi", "debian-installer-12-netboot-arm64")},
+		"linux":                 {Data: debianFile(t, arm+"linux", "debian-installer-12-netboot-arm64")},
+	}}
+	pairs := ISOPairs(fsys)
+	if len(pairs) != 2 {
+		t.Fatalf("pairs = %+v", pairs)
+	}
+	for i, want := range []struct{ arch, loader, cfg string }{
+		{"x86_64", "grubx64.efi", "/debian-installer/amd64/grub/x86_64-efi/grub.cfg /debian-installer/amd64/grub/grub.cfg"},
+		{"arm64", "grubaa64.efi", "/debian-installer/arm64/grub/arm64-efi/grub.cfg /debian-installer/arm64/grub/grub.cfg"},
+	} {
+		p := pairs[i]
+		if p.Arch != want.arch || p.Loader != want.loader || strings.Join(p.ConfigPaths, " ") != want.cfg || !p.GRUBTrusted {
+			t.Errorf("pair %d = %+v", i, p)
+		}
+	}
+	r := CheckISO(fsys, []distro.Entry{{ID: "install", Kernel: "/linux"}}, "arm64", nil)
+	if e, _ := r.Entry("install"); !e.Trusted || e.Shim != "iso:/EFI/BOOT/BOOTAA64.EFI" || e.Arch != "arm64" {
+		t.Errorf("arm64 install = %+v", e)
+	}
+}
