@@ -101,6 +101,7 @@ func TestCheckISOWithoutPairUsesDebianShim(t *testing.T) {
 	}}
 	r := CheckISO(fsys, []distro.Entry{
 		{ID: "debian", Kernel: "/debian/linux"},
+		{ID: "debian-expert", Kernel: "/debian/linux"}, // same kernel: checked once, reported twice
 		{ID: "unsigned", Kernel: "/unsigned/vmlinuz"},
 		{ID: "custom", Kernel: "/custom/vmlinuz"},
 		{ID: "bzimage", Kernel: "/bzimage/vmlinuz"},
@@ -114,11 +115,12 @@ func TestCheckISOWithoutPairUsesDebianShim(t *testing.T) {
 		shim    string
 		reason  string
 	}{
-		"debian":   {true, ShimDebian, ""},
-		"unsigned": {false, ShimDebian, "not signed"},
-		"custom":   {false, ShimDebian, "Debian's shim trusts only Debian's key and enrolled MOKs"},
-		"bzimage":  {false, ShimDebian, "not an EFI"},
-		"arm":      {false, "", "no signed shim for arm64"},
+		"debian":        {true, ShimDebian, ""},
+		"debian-expert": {true, ShimDebian, ""},
+		"unsigned":      {false, ShimDebian, "not signed"},
+		"custom":        {false, ShimDebian, "Debian's shim trusts only Debian's key and enrolled MOKs"},
+		"bzimage":       {false, ShimDebian, "not an EFI"},
+		"arm":           {false, "", "no signed shim for arm64"},
 	}
 	for id, w := range want {
 		e, ok := r.Entry(id)

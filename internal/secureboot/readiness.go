@@ -1,6 +1,8 @@
 package secureboot
 
 import (
+	"fmt"
+
 	"github.com/fleetboot/fleetboot/internal/distro"
 )
 
@@ -49,6 +51,10 @@ func (r *ISOReadiness) Entry(id string) (EntryReadiness, bool) {
 // only are left out: Secure Boot is a UEFI matter.
 func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback map[string]*Shim) ISOReadiness {
 	r := ISOReadiness{Pairs: ISOPairs(fsys)}
+	// Entries often share a kernel (Proxmox's, Ubuntu's HWE variants …): check each kernel
+	// once per architecture (which decides the shim).
+	type key struct{ kernel, arch string }
+	seen := map[key]EntryReadiness{}
 	for _, e := range entries {
 		if e.Firmware == distro.FirmwareBIOS {
 			continue
@@ -62,12 +68,17 @@ func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback ma
 			r.Entries = append(r.Entries, er)
 			continue
 		}
+		var shim *Shim
+		if prev, ok := seen[key{e.Kernel, er.Arch}]; ok && er.Arch != "" {
+			prev.Entry = e.ID
+			r.Entries = append(r.Entries, prev)
+			continue
+		}
 		rep, im, closeFn := inspectFile(fsys, e.Kernel)
 		er.Signature = &rep
 		if rep.PE && er.Arch == "" {
 			er.Arch = rep.Arch
 		}
-		var shim *Shim
 		for i := range r.Pairs {
 			if r.Pairs[i].Arch == er.Arch {
 				shim, er.Shim = r.Pairs[i].shim, "iso:"+r.Pairs[i].Shim
@@ -91,16 +102,25 @@ func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback ma
 		if closeFn != nil {
 			closeFn()
 		}
+		seen[key{e.Kernel, er.Arch}] = er
 		r.Entries = append(r.Entries, er)
 	}
 	return r
 }
+
+// maxKernelBytes bounds what one readiness check hashes: kernels and unified kernel images
+// are tens of MiB; a "kernel" of gigabytes is a hostile or broken config, not worth reading.
+const maxKernelBytes = 512 << 20
 
 // inspectFile reports on one file of the ISO and keeps it open for Verify when it is a PE.
 func inspectFile(fsys ISOFiles, p string) (Report, *Image, func()) {
 	f, err := fsys.Open(p)
 	if err != nil {
 		return Report{Problem: err.Error()}, nil, nil
+	}
+	if f.Size() > maxKernelBytes {
+		f.Close()
+		return Report{Problem: fmt.Sprintf("%s: %d bytes, too big for a kernel", p, f.Size())}, nil, nil
 	}
 	im, err := Parse(f, f.Size())
 	if err != nil {
