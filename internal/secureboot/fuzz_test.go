@@ -22,6 +22,7 @@ func FuzzImage(f *testing.F) {
 	f.Add(sign(f, unsigned, leaf, ca))
 	f.Add(shimImage(ca.cert.Raw, nil))
 	f.Add(shimImage(append(signatureList(efiCertX509, ca.cert.Raw), signatureList(efiCertSHA256, make([]byte, 32))...), signatureList(efiCertSHA256, make([]byte, 32))))
+	f.Add(buildPE(testSection{"mods", grubMods("/boot/grub", "normal (memdisk)/grub.cfg\n")}))
 	f.Add([]byte("MZ"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep := Inspect(bytes.NewReader(b), int64(len(b)))
@@ -32,6 +33,7 @@ func FuzzImage(f *testing.F) {
 			}
 			return
 		}
+		GrubInfo(im)
 		if s, err := ParseShim(im); err == nil {
 			s.Verify(im)
 		}

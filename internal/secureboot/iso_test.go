@@ -2,6 +2,7 @@ package secureboot
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,46 @@ func TestISOPairsDebianInstallerBothArchitectures(t *testing.T) {
 	r := CheckISO(fsys, []distro.Entry{{ID: "install", Kernel: "/linux"}}, "arm64", nil)
 	if e, _ := r.Entry("install"); !e.Trusted || e.Shim != "iso:/EFI/BOOT/BOOTAA64.EFI" || e.Arch != "arm64" {
 		t.Errorf("arm64 install = %+v", e)
+	}
+}
+
+// grubMods builds a GRUB "mods" section: the module-info header, then a prefix and a config
+// object, as grub-mkimage lays them out.
+func grubMods(prefix, config string) []byte {
+	obj := func(typ uint32, data string) []byte {
+		b := make([]byte, 8, 8+len(data)+8)
+		b = append(b, data...)
+		b = append(b, make([]byte, 8-len(data)%8)...) // NUL-terminated, padded
+		binary.LittleEndian.PutUint32(b, typ)
+		binary.LittleEndian.PutUint32(b[4:], uint32(len(b)))
+		return b
+	}
+	body := append(obj(grubObjConfig, config), obj(grubObjPrefix, prefix)...)
+	h := make([]byte, 24)
+	binary.LittleEndian.PutUint32(h, grubModMagic)
+	binary.LittleEndian.PutUint64(h[8:], 24)
+	binary.LittleEndian.PutUint64(h[16:], uint64(24+len(body)))
+	return append(h, body...)
+}
+
+func TestGrubInfoAndConfigPathsOfBuiltImages(t *testing.T) {
+	for _, c := range []struct {
+		prefix, config, arch, want string
+	}{
+		{"/boot/grub", "normal (memdisk)/grub.cfg", "x86_64", "/boot/grub/x86_64-efi/grub.cfg /boot/grub/grub.cfg {dir}/grub.cfg"},
+		{"/grub", "normal (memdisk)/grub.cfg", "arm64", "/grub/arm64-efi/grub.cfg /grub/grub.cfg"},
+		{"/EFI/BOOT", "", "x86_64", "{dir}/grub.cfg-{mac} {dir}/grub.cfg /EFI/BOOT/grub.cfg-{mac} /EFI/BOOT/grub.cfg"},
+		{"(hd0,gpt1)/EFI/fedora", "", "x86_64", "{dir}/grub.cfg-{mac} {dir}/grub.cfg /EFI/fedora/grub.cfg-{mac} /EFI/fedora/grub.cfg"},
+	} {
+		g, ok := GrubInfo(parseBytes(t, buildPE(testSection{".text", []byte("x")}, testSection{"mods", grubMods(c.prefix, c.config)})))
+		if !ok || g.Prefix != c.prefix || g.Config != c.config {
+			t.Errorf("GrubInfo = %+v %v, want prefix %q config %q", g, ok, c.prefix, c.config)
+		}
+		if got := strings.Join(configPaths(g, c.arch), " "); got != c.want {
+			t.Errorf("configPaths(%+v) = %s, want %s", g, got, c.want)
+		}
+	}
+	if _, ok := GrubInfo(parseBytes(t, buildPE(testSection{"mods", []byte("not grub's module header at all")}))); ok {
+		t.Error("GrubInfo accepted a mods section without GRUB's magic")
 	}
 }
