@@ -80,6 +80,11 @@ type Pair struct {
 	// useless); GRUBProblem says why not.
 	GRUBTrusted bool   `json:"grub_trusted"`
 	GRUBProblem string `json:"grub_problem,omitempty"`
+	// ShimSBAT and GRUBSBAT are their .sbat sections: the component generations shim checks
+	// against the machine's SBAT revocation level (a GRUB whose generation is revoked is
+	// refused even though its signature is trusted).
+	ShimSBAT string `json:"shim_sbat,omitempty"`
+	GRUBSBAT string `json:"grub_sbat,omitempty"`
 
 	shim *Shim
 }
@@ -163,6 +168,7 @@ func makePair(fsys ISOFiles, arch, shimPath, grubPath string) (Pair, bool) {
 	for _, c := range p.shim.Certs {
 		p.ShimTrusts = append(p.ShimTrusts, c.Subject.String())
 	}
+	p.ShimSBAT = p.shim.SBAT
 	grubImg, closeGRUB, err := openImage(fsys, grubPath)
 	if err != nil {
 		p.GRUBProblem = err.Error()
@@ -171,6 +177,7 @@ func makePair(fsys ISOFiles, arch, shimPath, grubPath string) (Pair, bool) {
 	defer closeGRUB()
 	v := p.shim.Verify(grubImg)
 	p.GRUBTrusted, p.GRUBProblem = v.Trusted, v.Reason
+	p.GRUBSBAT, _ = sbat(grubImg)
 	info, _ := GrubInfo(grubImg)
 	p.Prefix = info.Prefix
 	p.ConfigPaths = configPaths(info, arch)

@@ -50,6 +50,9 @@ func TestISOPairDebianLayout(t *testing.T) {
 	if len(p.ShimTrusts) != 1 || p.ShimTrusts[0] != "CN=Debian Secure Boot CA" || len(p.ShimSigners) == 0 {
 		t.Errorf("shim trusts %q signed by %q", p.ShimTrusts, p.ShimSigners)
 	}
+	if !strings.Contains(p.ShimSBAT, "\nshim,") || !strings.Contains(p.GRUBSBAT, "\ngrub,") {
+		t.Errorf("SBAT: shim %q grub %q", p.ShimSBAT, p.GRUBSBAT)
+	}
 	if _, ok := ISOPair(fsys, "arm64"); ok {
 		t.Error("arm64 pair on an x86_64 ISO")
 	}
