@@ -154,7 +154,7 @@ chmod 644 "$root"/*.bin
 
 # ---- fleetboot --------------------------------------------------------------------------
 log "building fleetboot"
-(cd "$here" && go build -o "$work/fleetboot" ./cmd/fleetboot)
+(cd "$here" && CGO_ENABLED=0 go build -o "$work/fleetboot" ./cmd/fleetboot)
 fb_port=$(free_port)
 fb_url="http://127.0.0.1:$fb_port"
 data="$work/data"

@@ -15,5 +15,6 @@ if ! command -v dpkg-deb >/dev/null || ! command -v apt-get >/dev/null; then
 	exit 1
 fi
 bash scripts/fetch-ipxe.sh
-go build -o bin/fleetboot ./cmd/fleetboot
+# CGO_ENABLED=0: a static binary (pure-Go SQLite, Go resolver), copyable to any Linux host.
+CGO_ENABLED=0 go build -o bin/fleetboot ./cmd/fleetboot
 exec ./bin/fleetboot serve --data ./data "$@"

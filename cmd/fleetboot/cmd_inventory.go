@@ -82,6 +82,11 @@ func (m *machineChangeFlags) change(cmd *cobra.Command) (client.MachineChange, e
 
 func printMachines(cmd *cobra.Command, ms []client.Machine) error {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	machineTable(tw, ms)
+	return tw.Flush()
+}
+
+func machineTable(tw *tabwriter.Writer, ms []client.Machine) {
 	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tPROFILE\tIP\tLABELS\tLAST SEEN")
 	for _, m := range ms {
 		seen := "never"
@@ -90,32 +95,34 @@ func printMachines(cmd *cobra.Command, ms []client.Machine) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, orDash(m.Hostname), m.State, orDash(m.Profile), orDash(m.IP), formatKV(m.Labels), seen)
 	}
-	return tw.Flush()
 }
 
 func newMachineCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{
+	cmd := groupCommand(&cobra.Command{
 		Use:   "machine",
 		Short: "List and manage machines (assign profiles, reinstall, timeline)",
 		Example: `  fleetboot machine add 52:54:00:12:34:56 --profile fedora-41 --hostname web1 --label rack=r1
   fleetboot machine reinstall 52:54:00:12:34:56      # next network boot installs again
   fleetboot machine events 52:54:00:12:34:56`,
-	}
+	})
 	f.register(cmd)
 
 	var state string
+	var lsOut outputFlag
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List machines", Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return lsOut.check() },
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			ms, err := c.Machines(cmd.Context(), state)
 			if err != nil {
 				return err
 			}
-			return printMachines(cmd, ms)
+			return lsOut.print(cmd.OutOrStdout(), ms, func(tw *tabwriter.Writer) { machineTable(tw, ms) })
 		}),
 	}
 	ls.Flags().StringVar(&state, "state", "", "only machines in this state")
+	lsOut.register(ls)
 
 	show := &cobra.Command{
 		Use: "show MAC", Short: "Show a machine as JSON", Args: cobra.ExactArgs(1),
@@ -152,15 +159,22 @@ func newMachineCmd() *cobra.Command {
 	add.Flags().BoolVar(&install, "install", false, "install the profile on the next network boot")
 
 	var setFlags machineChangeFlags
+	var setInstall bool
 	set := &cobra.Command{
 		Use: "set MAC", Short: "Change a machine's profile, hostname, labels or state", Args: cobra.ExactArgs(1),
+		Example: `  fleetboot machine set 52:54:00:12:34:56 --profile rocky9 --install   # install rocky9 on the next network boot
+  fleetboot machine set 52:54:00:12:34:56 --profile=                    # unassign`,
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			ch, err := setFlags.change(cmd)
 			if err != nil {
 				return err
 			}
+			if setInstall {
+				s := "install-pending"
+				ch.State = &s
+			}
 			if ch.Profile == nil && ch.Hostname == nil && ch.Labels == nil && ch.State == nil {
-				return fmt.Errorf("nothing to change: give --profile, --hostname, --label or --state")
+				return fmt.Errorf("nothing to change: give --profile, --hostname, --label, --install or --state")
 			}
 			m, err := c.UpdateMachine(cmd.Context(), args[0], ch)
 			if err != nil {
@@ -170,6 +184,8 @@ func newMachineCmd() *cobra.Command {
 		}),
 	}
 	setFlags.register(set, true)
+	set.Flags().BoolVar(&setInstall, "install", false, "install the machine's profile on its next network boot (state install-pending)")
+	set.MarkFlagsMutuallyExclusive("install", "state")
 
 	reinstall := &cobra.Command{
 		Use: "reinstall MAC", Short: "Install the machine's profile again on its next network boot", Args: cobra.ExactArgs(1),
@@ -194,22 +210,25 @@ func newMachineCmd() *cobra.Command {
 	}
 
 	var limit int
+	var evOut outputFlag
 	events := &cobra.Command{
 		Use: "events MAC", Short: "Show a machine's timeline", Args: cobra.ExactArgs(1),
+		PreRunE: func(*cobra.Command, []string) error { return evOut.check() },
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			ev, err := c.MachineEvents(cmd.Context(), args[0], limit)
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tKIND\tDETAIL")
-			for _, e := range ev {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Detail)
-			}
-			return tw.Flush()
+			return evOut.print(cmd.OutOrStdout(), ev, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "TIME\tKIND\tDETAIL")
+				for _, e := range ev {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Detail)
+				}
+			})
 		}),
 	}
 	events.Flags().IntVar(&limit, "limit", 0, "at most this many events (0: the server's default)")
+	evOut.register(events)
 
 	cmd.AddCommand(ls, show, add, set, reinstall, rm, events)
 	return cmd
@@ -217,30 +236,33 @@ func newMachineCmd() *cobra.Command {
 
 func newProfileCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{
+	cmd := groupCommand(&cobra.Command{
 		Use:   "profile",
 		Short: "Manage profiles: which ISO entry to boot, extra kernel arguments, unattended template",
 		Example: `  fleetboot profile put fedora-ks --iso fedora-41 --args "console=ttyS0" \
       --template-file ks.cfg --template-kind kickstart --var tz=UTC
   fleetboot profile ls`,
-	}
+	})
 	f.register(cmd)
 
+	var lsOut outputFlag
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List profiles", Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return lsOut.check() },
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			ps, err := c.Profiles(cmd.Context())
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tISO\tENTRY\tTEMPLATE\tSECURE BOOT\tEXTRA ARGS")
-			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ISO, orDash(p.Entry), orDash(p.Kind), secureBootWord(p.SecureBoot), orDash(p.ExtraArgs))
-			}
-			return tw.Flush()
+			return lsOut.print(cmd.OutOrStdout(), ps, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "NAME\tISO\tENTRY\tTEMPLATE\tSECURE BOOT\tEXTRA ARGS")
+				for _, p := range ps {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ISO, orDash(p.Entry), orDash(p.Kind), secureBootWord(p.SecureBoot), orDash(p.ExtraArgs))
+				}
+			})
 		}),
 	}
+	lsOut.register(ls)
 
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show a profile as JSON", Args: cobra.ExactArgs(1),
@@ -341,29 +363,32 @@ func newProfileCmd() *cobra.Command {
 
 func newRuleCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{
+	cmd := groupCommand(&cobra.Command{
 		Use:   "rule",
 		Short: "Manage rules that assign profiles to machines by MAC prefix and labels",
 		Example: `  fleetboot rule add --profile fedora-ks --mac-prefix 52:54:00 --install
   fleetboot rule add --profile db --label role=db --priority 10`,
-	}
+	})
 	f.register(cmd)
 
+	var lsOut outputFlag
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List rules (lower priority wins)", Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return lsOut.check() },
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			rs, err := c.Rules(cmd.Context())
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPRIORITY\tMAC PREFIX\tLABELS\tPROFILE\tINSTALL")
-			for _, r := range rs {
-				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", r.ID, r.Priority, orDash(r.MACPrefix), formatKV(r.Labels), r.Profile, r.Install)
-			}
-			return tw.Flush()
+			return lsOut.print(cmd.OutOrStdout(), rs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tPRIORITY\tMAC PREFIX\tLABELS\tPROFILE\tINSTALL")
+				for _, r := range rs {
+					fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", r.ID, r.Priority, orDash(r.MACPrefix), formatKV(r.Labels), r.Profile, r.Install)
+				}
+			})
 		}),
 	}
+	lsOut.register(ls)
 
 	var r client.Rule
 	var labels []string
@@ -420,4 +445,32 @@ func secureBootWord(sb *client.SecureBootStatus) string {
 		return "ready"
 	}
 	return "no"
+}
+
+func newLeasesCmd() *cobra.Command {
+	var f apiFlags
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:     "leases",
+		Short:   "List the DHCP leases fleetboot handed out (--dhcp=full only)",
+		Example: "  fleetboot leases\n  fleetboot leases -o json | jq -r '.[] | select(.active) | .ip'",
+		Args:    cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return out.check() },
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			ls, err := c.Leases(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), ls, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "IP\tMAC\tSTATE\tACTIVE\tEXPIRES\tHOSTNAME")
+				for _, l := range ls {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", l.IP, l.MAC, l.State, l.Active,
+						l.Expires.Local().Format("2006-01-02 15:04:05"), orDash(l.Hostname))
+				}
+			})
+		}),
+	}
+	f.register(cmd)
+	out.register(cmd)
+	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,8 +61,9 @@ func (f *apiFlags) explain(c *client.Client, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, client.ErrUnreachable) {
-		return fmt.Errorf("cannot reach fleetboot at %s: is `fleetboot serve` running? (%w)", c.Base, errors.Unwrap(err))
+	var ue *client.UnreachableError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("cannot reach fleetboot at %s: is `fleetboot serve` running, and is --server (or FLEETBOOT_SERVER) right? (%w)", ue.Base, ue.Err)
 	}
 	var ae *client.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
@@ -96,22 +96,16 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newISOCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{
+	cmd := groupCommand(&cobra.Command{
 		Use:   "iso",
 		Short: "Upload, list, show and delete the ISO images a server boots from",
 		Example: `  fleetboot iso upload Fedora-Server-dvd-x86_64-41-1.4.iso --name fedora-41
   fleetboot iso ls
   fleetboot iso add /srv/isos/ubuntu-24.04-live-server-amd64.iso   # a file on the server's disk
   fleetboot iso rm fedora-41`,
-	}
+	})
 	f.register(cmd)
 
 	var name string
@@ -159,25 +153,28 @@ func newISOCmd() *cobra.Command {
 	upload.Flags().StringVar(&name, "name", "", "name of the ISO on the server (default: the file name)")
 	upload.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 
+	var lsOut outputFlag
 	ls := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List the stored ISOs",
 		Args:    cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return lsOut.check() },
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			isos, err := c.ListISOs(cmd.Context())
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tLABEL\tSIZE\tDETECTED\tSHA256")
-			for _, iso := range isos {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), humanBytes(iso.Size),
-					orDash(detectedSummary(iso.Detected)), shortSum(iso.SHA256))
-			}
-			return tw.Flush()
+			return lsOut.print(cmd.OutOrStdout(), isos, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tNAME\tLABEL\tSIZE\tDETECTED\tSHA256")
+				for _, iso := range isos {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), humanBytes(iso.Size),
+						orDash(detectedSummary(iso.Detected)), shortSum(iso.SHA256))
+				}
+			})
 		}),
 	}
+	lsOut.register(ls)
 
 	show := &cobra.Command{
 		Use:   "show ID|NAME",

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,8 +26,10 @@ then on scripts, kernels and initrds come over HTTP.
 Every flag can also be set by an environment variable: --lease-time → FLEETBOOT_LEASE_TIME.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
-	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd())
+	root.SetVersionTemplate("fleetboot {{.Version}}\n")
+	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd(), newLeasesCmd())
 	return root
 }
 
@@ -92,10 +95,47 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
-// version is the module version stamped by the Go toolchain, or "devel".
+// version describes this binary from what the Go toolchain stamped into it.
 func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel (no build information)"
 	}
-	return "devel"
+	return describeBuild(bi)
+}
+
+// describeBuild is "<module version> (commit <revision>[, modified], <commit time>, <go version>)".
+// The module version is the tag `go install …@v1.2.3` was given, or since Go 1.24 a
+// pseudo-version derived from the checkout (v0.0.0-<time>-<commit>[+dirty]); "devel" when the
+// build knows neither (go run, go test, a tree without .git).
+func describeBuild(bi *debug.BuildInfo) string {
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	var parts []string
+	if rev != "" {
+		c := "commit " + rev
+		if modified {
+			c += ", modified"
+		}
+		parts = append(parts, c)
+		if at != "" {
+			parts = append(parts, at)
+		}
+	}
+	parts = append(parts, bi.GoVersion)
+	return v + " (" + strings.Join(parts, ", ") + ")"
 }

@@ -46,8 +46,26 @@ type Client struct {
 	Backoff time.Duration
 }
 
-// ErrUnreachable marks errors where no connection to the server could be made at all.
+// ErrUnreachable marks errors where no connection to the server could be made at all
+// (errors.Is); errors.As gives the *UnreachableError with the server and the cause.
 var ErrUnreachable = errors.New("cannot reach fleetboot")
+
+// UnreachableError is a connection to Base that could not be made: refused, no route,
+// unknown host.
+type UnreachableError struct {
+	Base string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach fleetboot at %s: %v", e.Base, e.Err)
+}
+
+// Unwrap gives the cause (a *net.OpError, *net.DNSError, …).
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnreachable) true.
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
 
 // ISO is the server's description of a stored ISO.
 type ISO = httpapi.ISOInfo
@@ -115,7 +133,7 @@ func (c *Client) transportError(err error) error {
 	var op *net.OpError
 	var dns *net.DNSError
 	if (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) {
-		return fmt.Errorf("%w at %s: %w", ErrUnreachable, c.Base, err)
+		return &UnreachableError{Base: c.Base, Err: err}
 	}
 	return err
 }

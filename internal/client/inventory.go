@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/fleetboot/fleetboot/internal/distro"
+	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
@@ -26,6 +27,8 @@ type (
 	SecureBootStatus = inventory.SecureBootStatus
 	// Rule assigns a profile to machines matching a MAC prefix and/or labels.
 	Rule = inventory.Rule
+	// Lease is a full-mode DHCP lease.
+	Lease = httpapi.LeaseInfo
 )
 
 // MachineChange is what CreateMachine and UpdateMachine send; nil fields stay unchanged.
@@ -193,4 +196,12 @@ func (c *Client) AddRule(ctx context.Context, r Rule) (rule *Rule, applied int, 
 // DeleteRule deletes a rule by id.
 func (c *Client) DeleteRule(ctx context.Context, id int64) error {
 	return c.sendJSON(ctx, http.MethodDelete, "/api/v1/rules/"+strconv.FormatInt(id, 10), nil, nil)
+}
+
+// Leases lists the full-mode DHCP leases; the server answers 404 when it hands out no
+// addresses (--dhcp=proxy or off).
+func (c *Client) Leases(ctx context.Context) ([]Lease, error) {
+	var out []Lease
+	err := c.sendJSON(ctx, http.MethodGet, "/api/v1/leases", nil, &out)
+	return out, err
 }

@@ -137,6 +137,8 @@ func buildFleetboot(out string) error {
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	cmd := exec.Command("go", "build", "-o", out, "./cmd/fleetboot")
 	cmd.Dir = root
+	// The static binary scripts/run.sh and the Dockerfile build, not a cgo variant.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/fleetboot in %s: %w\n%s", root, err, b)
 	}

@@ -15,7 +15,8 @@ type Leases interface {
 	Leases(ctx context.Context) ([]dhcp.Lease, error)
 }
 
-type leaseJSON struct {
+// LeaseInfo is a full-mode DHCP lease as the API shows it (internal/client decodes into it too).
+type LeaseInfo struct {
 	IP       string    `json:"ip"`
 	MAC      string    `json:"mac"`
 	State    string    `json:"state"`
@@ -35,9 +36,9 @@ func (a *API) listLeases(c echo.Context) error {
 		return err
 	}
 	now := time.Now()
-	out := make([]leaseJSON, 0, len(ls))
+	out := make([]LeaseInfo, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, leaseJSON{IP: l.IP.String(), MAC: l.MAC.String(), State: string(l.State), Active: l.Active(now),
+		out = append(out, LeaseInfo{IP: l.IP.String(), MAC: l.MAC.String(), State: string(l.State), Active: l.Active(now),
 			Expires: l.Expires, Hostname: l.Hostname, Updated: l.Updated})
 	}
 	return c.JSON(http.StatusOK, out)

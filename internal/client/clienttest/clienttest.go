@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -33,7 +34,15 @@ type Server struct {
 	DataDir string
 	ISOs    *isostore.Store
 	Inv     *inventory.Inventory
+	// Leases is a full-mode lease table the API lists (GET /api/v1/leases), as with
+	// --dhcp=full; tests fill it with Reserve and Bind.
+	Leases *dhcp.LeaseDB
 }
+
+// leaseList is the API's view of a lease table.
+type leaseList struct{ db *dhcp.LeaseDB }
+
+func (l leaseList) Leases(ctx context.Context) ([]dhcp.Lease, error) { return l.db.List(ctx) }
 
 // Start runs a server until the test ends. wrap, when not nil, wraps the API handler (to
 // count requests or cut connections).
@@ -59,6 +68,10 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 		t.Fatal(err)
 	}
 	isos.InUse = func(id string) (bool, error) { return inv.ISOInUse(context.Background(), id) }
+	leases, err := dhcp.OpenLeaseDB(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bins, err := ipxe.LoadBinaries(fstest.MapFS{
 		"undionly.kpxe": {Data: []byte("BIOS-IPXE")},
 		"snponly.efi":   {Data: []byte("SNP-IPXE-EFI")},
@@ -73,14 +86,14 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	scripts := ipxe.ScriptConfig{HTTPBase: base}
 	var h http.Handler = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins,
 		Decider:   &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov},
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Token: Token})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leaseList{leases}, Token: Token})
 	if wrap != nil {
 		h = wrap(h)
 	}
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &Server{Server: srv, DataDir: data, ISOs: isos, Inv: inv}
+	return &Server{Server: srv, DataDir: data, ISOs: isos, Inv: inv, Leases: leases}
 }
 
 // BuildISO writes files (path → content) into a tree and makes an ISO of it with

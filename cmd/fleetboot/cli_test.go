@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"debug/buildinfo"
+	"debug/elf"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/client"
+	"github.com/fleetboot/fleetboot/internal/client/clienttest"
+	"github.com/fleetboot/fleetboot/internal/dhcp"
+)
+
+func TestUnknownSubcommandFailsWithASuggestion(t *testing.T) {
+	cliEnv(t)
+	for _, c := range []struct{ args, want []string }{
+		{[]string{"iso", "uplod"}, []string{`unknown command "uplod" for "fleetboot iso"`, "did you mean upload?"}},
+		{[]string{"machine", "sett", "52:54:00:12:34:56"}, []string{`unknown command "sett" for "fleetboot machine"`, "did you mean set?"}},
+		{[]string{"profile", "lss"}, []string{`unknown command "lss" for "fleetboot profile"`, "did you mean ls?"}},
+		{[]string{"rule", "remove"}, []string{`unknown command "remove" for "fleetboot rule"`, "fleetboot rule --help"}},
+		{[]string{"isoo", "ls"}, []string{`unknown command "isoo" for "fleetboot"`, "iso"}},
+	} {
+		out, _, err := runCLI(t, c.args...)
+		if err == nil {
+			t.Errorf("fleetboot %s: no error, output:\n%s", strings.Join(c.args, " "), out)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("fleetboot %s: %q lacks %q", strings.Join(c.args, " "), err, w)
+			}
+		}
+	}
+	// The group alone still prints its help and succeeds.
+	out, _, err := runCLI(t, "iso")
+	if err != nil || !strings.Contains(out, "Available Commands:") || !strings.Contains(out, "upload") {
+		t.Fatalf("fleetboot iso: %v\n%s", err, out)
+	}
+}
+
+func TestDescribeBuild(t *testing.T) {
+	settings := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		bi   debug.BuildInfo
+		want string
+	}{
+		{debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}}, "v1.2.3 (go1.26.8)"},
+		{debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}, "devel (go1.26.8)"},
+		{debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.0.0-20261203135623-6ea0f7e0cd95+dirty"},
+			Settings: settings("vcs", "git", "vcs.revision", "6ea0f7e0cd95ad23892d5276e1cd079d8065efc9", "vcs.time", "2026-12-03T13:56:23Z", "vcs.modified", "true")},
+			"v0.0.0-20261203135623-6ea0f7e0cd95+dirty (commit 6ea0f7e0cd95ad23892d5276e1cd079d8065efc9, modified, 2026-12-03T13:56:23Z, go1.26.8)"},
+		{debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: ""},
+			Settings: settings("vcs.revision", "abc", "vcs.modified", "false")}, "devel (commit abc, go1.26.8)"},
+	} {
+		if got := describeBuild(&c.bi); got != c.want {
+			t.Errorf("describeBuild(%+v) = %q, want %q", c.bi.Main, got, c.want)
+		}
+	}
+}
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary compiles ./cmd/fleetboot as scripts/run.sh and the Dockerfile do
+// (CGO_ENABLED=0), once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fleetboot-cli-test-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "fleetboot")
+		cmd := exec.Command("go", "build", "-o", built.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			built.err = err
+			t.Logf("%s", b)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v", built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.path != "" {
+		os.RemoveAll(filepath.Dir(built.path))
+	}
+	os.Exit(code)
+}
+
+// TestBinaryIsStaticAndPrintsItsBuild checks README's "static binary" claim on the binary the
+// scripts build, and that `version` and `--version` print what the toolchain stamped into it.
+func TestBinaryIsStaticAndPrintsItsBuild(t *testing.T) {
+	bin := buildBinary(t)
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Fatalf("binary has program header %v: dynamically linked", p.Type)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) != 0 {
+		t.Fatalf("binary needs shared libraries %v", libs)
+	}
+
+	bi, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "fleetboot " + describeBuild(bi)
+	if !strings.Contains(want, bi.GoVersion) {
+		t.Fatalf("describeBuild lacks the Go version: %q", want)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatalf("fleetboot %s: %v", args[0], err)
+		}
+		if first, _, _ := strings.Cut(string(out), "\n"); first != want {
+			t.Errorf("fleetboot %s: first line %q, want %q", args[0], first, want)
+		}
+	}
+}
+
+func TestUnreachableServerMessage(t *testing.T) {
+	cliEnv(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	_, _, err := runCLI(t, "machine", "ls", "--server", addr, "--token", clienttest.Token)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "%!") || !strings.Contains(msg, "cannot reach fleetboot at http://"+addr) ||
+		!strings.Contains(msg, "connection refused") || !strings.Contains(msg, "--server") {
+		t.Fatalf("unreachable: %s", msg)
+	}
+}
+
+// TestEveryListCommandPrintsJSON runs each list command with -o json against a real server
+// and decodes the output into the API's own types.
+func TestEveryListCommandPrintsJSON(t *testing.T) {
+	cliEnv(t)
+	srv := clienttest.Start(t, nil)
+	t.Setenv("FLEETBOOT_SERVER", srv.URL)
+	t.Setenv("FLEETBOOT_TOKEN", clienttest.Token)
+	must := func(args ...string) string { t.Helper(); return mustCLI(t, args...) }
+	// Empty lists are [] for scripts, never null.
+	for _, list := range [][]string{{"iso", "ls"}, {"machine", "ls"}, {"profile", "ls"}, {"rule", "ls"}, {"leases"}} {
+		if out := must(append(list, "-o", "json")...); strings.TrimSpace(out) != "[]" {
+			t.Errorf("%s -o json on an empty server: %q", strings.Join(list, " "), out)
+		}
+	}
+
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	must("iso", "upload", p, "--name", "fedora", "-q")
+	must("profile", "put", "fed", "--iso", "fedora", "--args", "console=ttyS0")
+	must("machine", "add", "52:54:00:12:34:56", "--profile", "fed", "--hostname", "web1")
+	must("rule", "add", "--profile", "fed", "--mac-prefix", "52:54:01")
+	ctx := context.Background()
+	now := time.Now()
+	req := dhcp.LeaseRequest{Pool: dhcp.Pool{Start: net.IPv4(10, 0, 0, 100), End: net.IPv4(10, 0, 0, 110)},
+		MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}, Hostname: "web1", Now: now, Until: now.Add(time.Hour)}
+	ip, err := srv.Leases.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.IP = ip
+	if err := srv.Leases.Bind(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+
+	var isos []client.ISO
+	decode(t, must("iso", "ls", "-o", "json"), &isos)
+	if len(isos) != 1 || isos[0].Name != "fedora" || len(isos[0].SHA256) != 64 {
+		t.Errorf("iso ls -o json: %+v", isos)
+	}
+	var ms []client.Machine
+	decode(t, must("machine", "ls", "--output", "json"), &ms)
+	if len(ms) != 1 || ms[0].MAC != "52:54:00:12:34:56" || ms[0].Hostname != "web1" || ms[0].Profile != "fed" {
+		t.Errorf("machine ls -o json: %+v", ms)
+	}
+	var ps []client.Profile
+	decode(t, must("profile", "ls", "-o", "json"), &ps)
+	if len(ps) != 1 || ps[0].Name != "fed" || ps[0].ExtraArgs != "console=ttyS0" {
+		t.Errorf("profile ls -o json: %+v", ps)
+	}
+	var rs []client.Rule
+	decode(t, must("rule", "ls", "-o", "json"), &rs)
+	if len(rs) != 1 || rs[0].MACPrefix != "52:54:01" || rs[0].Profile != "fed" {
+		t.Errorf("rule ls -o json: %+v", rs)
+	}
+	var ls []client.Lease
+	decode(t, must("leases", "-o", "json"), &ls)
+	if len(ls) != 1 || ls[0].IP != ip.String() || ls[0].MAC != "52:54:00:12:34:56" || ls[0].State != "bound" || !ls[0].Active {
+		t.Errorf("leases -o json: %+v", ls)
+	}
+	if out := must("leases"); !strings.Contains(out, ip.String()) || !strings.Contains(out, "bound") || !strings.Contains(out, "web1") {
+		t.Errorf("leases table:\n%s", out)
+	}
+	var ev []client.Event
+	decode(t, must("machine", "events", "52:54:00:12:34:56", "-o", "json"), &ev)
+	if len(ev) == 0 || ev[len(ev)-1].Kind == "" {
+		t.Errorf("machine events -o json: %+v", ev)
+	}
+	// A format that does not exist fails before the server is asked.
+	if _, _, err := runCLI(t, "machine", "ls", "-o", "yaml", "--server", "http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "want table or json") {
+		t.Fatalf("-o yaml: %v", err)
+	}
+}
+
+func decode(t *testing.T, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+}
+
+func TestMachineSetInstall(t *testing.T) {
+	cliEnv(t)
+	srv := clienttest.Start(t, nil)
+	t.Setenv("FLEETBOOT_SERVER", srv.URL)
+	t.Setenv("FLEETBOOT_TOKEN", clienttest.Token)
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	for _, args := range [][]string{
+		{"iso", "upload", p, "--name", "fedora", "-q"},
+		{"profile", "put", "fed", "--iso", "fedora"},
+		{"machine", "add", "52:54:00:12:34:56"},
+	} {
+		if _, errOut, err := runCLI(t, args...); err != nil {
+			t.Fatalf("fleetboot %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+	}
+	out, _, err := runCLI(t, "machine", "set", "52:54:00:12:34:56", "--profile", "fed", "--install")
+	if err != nil || !strings.Contains(out, "install-pending") || !strings.Contains(out, "fed") {
+		t.Fatalf("machine set --profile fed --install: %v\n%s", err, out)
+	}
+	m, err := srv.Inv.Machine(context.Background(), "52:54:00:12:34:56")
+	if err != nil || m.State != "install-pending" || m.Profile != "fed" {
+		t.Fatalf("stored machine: %+v %v", m, err)
+	}
+	if _, _, err := runCLI(t, "machine", "set", "52:54:00:12:34:56", "--install", "--state", "installed"); err == nil {
+		t.Fatal("--install with --state: no error")
+	}
+}
