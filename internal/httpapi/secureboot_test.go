@@ -63,7 +63,6 @@ func TestSecureBootReadinessOverTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.prov.Shims = map[string]*secureboot.Shim{"x86_64": debianShim}
 
 	info := []byte("Debian GNU/Linux 12.8.0 \"Bookworm\" - Official amd64 NETINST with firmware 20241109-11:04\n")
 	signedISO := buildISO(t, map[string][]byte{
@@ -105,8 +104,21 @@ func TestSecureBootReadinessOverTheAPI(t *testing.T) {
 		return p
 	}
 
+	// Published while the server has no shim of its own (a build without the embedded chain):
+	// the stored verdict says so; once it has Debian's, the profile's verdict is redone.
+	noPair := e.putISO(t, "debian-nopair", buildISO(t, map[string][]byte{
+		".disk/info": info, "linux": kernel, "initrd.gz": patternBytes(11, 5000)}, nil), http.StatusCreated)
+	r := getISO(noPair.ID)
+	if ent, _ := r.Detected.SecureBoot.Entry("install"); ent.Trusted || !strings.Contains(ent.Reason, "no signed shim for x86_64") {
+		t.Errorf("without a shim: %+v", ent)
+	}
+	e.prov.Shims = map[string]*secureboot.Shim{"x86_64": debianShim}
+	if p := putProfile("deb-nopair", noPair.ID); p.SecureBoot == nil || !p.SecureBoot.Ready || p.SecureBoot.Shim != secureboot.ShimDebian {
+		t.Errorf("profile on the pair-less ISO with Debian's shim: %+v", p.SecureBoot)
+	}
+
 	signed := e.putISO(t, "debian-signed", signedISO, http.StatusCreated)
-	r := getISO(signed.ID)
+	r = getISO(signed.ID)
 	if r.Detected.Family != "debian" || len(r.Detected.SecureBoot.Pairs) != 1 {
 		t.Fatalf("signed ISO: %+v", r.Detected)
 	}
@@ -136,7 +148,7 @@ func TestSecureBootReadinessOverTheAPI(t *testing.T) {
 	}
 	// Listing and reading the profile carry the verdict too.
 	res, b := e.do(t, "GET", "/api/v1/profiles", testToken, nil, nil)
-	if res.StatusCode != 200 || strings.Count(string(b), `"secure_boot"`) != 2 || !strings.Contains(string(b), `"ready":true`) {
+	if res.StatusCode != 200 || strings.Count(string(b), `"secure_boot"`) != 3 || !strings.Contains(string(b), `"ready":true`) {
 		t.Errorf("profiles: %d %s", res.StatusCode, b)
 	}
 }

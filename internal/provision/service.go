@@ -254,15 +254,21 @@ func (s *Service) SecureBootStatus(ctx context.Context, p *inventory.Profile) *i
 	if iso.Detected != "" {
 		json.Unmarshal([]byte(iso.Detected), &det)
 	}
-	if det.SecureBoot == nil {
+	r, ok := secureboot.EntryReadiness{}, false
+	if det.SecureBoot != nil {
+		r, ok = det.SecureBoot.Entry(e.ID)
+	}
+	// The stored verdict is redone when it predates readiness, or when it was judged against
+	// fleetboot's own shim and the server now has a different answer to "is there one" (the
+	// ISO was published by a build without the embedded chain, or the other way round).
+	if !ok || (r.Shim == "" && s.Shims[r.Arch] != nil) || (r.Shim == secureboot.ShimDebian && s.Shims[r.Arch] == nil) {
 		ix, _, err := s.ISOs.Index(ctx, iso.ID)
 		if err != nil {
 			return &inventory.SecureBootStatus{Entry: e.ID, Reason: err.Error()}
 		}
 		sb := secureboot.CheckISO(&isoFS{ctx: ctx, s: s.ISOs, id: iso.ID, ix: ix}, []distro.Entry{e}, det.Arch, s.Shims)
-		det.SecureBoot = &sb
+		r, ok = sb.Entry(e.ID)
 	}
-	r, ok := det.SecureBoot.Entry(e.ID)
 	if !ok {
 		return &inventory.SecureBootStatus{Entry: e.ID, Reason: "no Secure Boot verdict for entry " + e.ID}
 	}
