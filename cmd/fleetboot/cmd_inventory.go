@@ -255,9 +255,21 @@ func newProfileCmd() *cobra.Command {
 				return err
 			}
 			return lsOut.print(cmd.OutOrStdout(), ps, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "NAME\tISO\tENTRY\tTEMPLATE\tSECURE BOOT\tEXTRA ARGS")
+				fmt.Fprintln(tw, "NAME\tISO\tENTRY\tMODE\tTEMPLATE\tSECURE BOOT\tEXTRA ARGS\tSTATUS")
+				var broken []string
 				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ISO, orDash(p.Entry), orDash(p.Kind), secureBootWord(p.SecureBoot), orDash(p.ExtraArgs))
+					status := "ok"
+					if p.Broken {
+						status = "BROKEN"
+						broken = append(broken, fmt.Sprintf("%s: %s", p.Name, p.Problem))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ISO, orDash(p.Entry), orDash(p.Mode), orDash(p.Kind),
+						secureBootWord(p.SecureBoot), orDash(p.ExtraArgs), status)
+				}
+				// Why each broken profile cannot boot, below the table (too long for a column;
+				// a line without tabs does not widen the columns above it).
+				for _, b := range broken {
+					fmt.Fprintln(tw, "broken "+b)
 				}
 			})
 		}),
@@ -338,6 +350,8 @@ func newProfileCmd() *cobra.Command {
 		}),
 	}
 	put.Flags().StringVar(&p.ISO, "iso", "", "ISO id or name (required)")
+	put.Flags().StringVar(&p.Mode, "mode", "", "install-once (default: the installer until it calls back done, then the local disk), "+
+		"boot-once (once, no callback: memtest, rescue) or always (every network boot, state untouched)")
 	put.Flags().StringVar(&p.Entry, "entry", "", "boot entry id of the ISO (listed by: fleetboot iso show ID; default: the first that fits)")
 	put.Flags().StringVar(&p.ExtraArgs, "args", "", "extra kernel command line arguments")
 	put.Flags().StringVar(&templateFile, "template-file", "", "unattended-install template (Go text/template)")

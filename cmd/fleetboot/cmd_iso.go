@@ -213,11 +213,7 @@ func newISOCmd() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			if err := c.DeleteISO(cmd.Context(), args[0], force); err != nil {
-				var ae *client.APIError
-				if errors.As(err, &ae) && ae.Status == http.StatusConflict && !force {
-					return fmt.Errorf("%s (delete the profiles using it first, or pass --force)", ae.Message)
-				}
-				return err
+				return err // a refusal names the profiles using the ISO and the way out
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
 			return nil

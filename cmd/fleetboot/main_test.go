@@ -94,12 +94,19 @@ func TestCLIISOUploadListRemove(t *testing.T) {
 		t.Fatalf("profile put: %v %s", err, errOut)
 	}
 	_, _, err = runCLI(t, append([]string{"iso", "rm", "fedora-41"}, api...)...)
-	if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "--force") {
+	if err == nil || !strings.Contains(err.Error(), "is in use by profile fed:") || !strings.Contains(err.Error(), "--force") ||
+		strings.Count(err.Error(), "--force") != 1 {
 		t.Fatalf("iso rm in use: %v", err)
 	}
 	out, _, err = runCLI(t, append([]string{"iso", "rm", "fedora-41", "--force"}, api...)...)
 	if err != nil || !strings.Contains(out, "deleted fedora-41") {
 		t.Fatalf("iso rm --force: %v %s", err, out)
+	}
+	// The profile is left without its ISO: profile ls says it is broken, and why.
+	out, _, err = runCLI(t, append([]string{"profile", "ls"}, api...)...)
+	if err != nil || !strings.Contains(out, "STATUS") || !regexp.MustCompile(`(?m)^fed .*BROKEN$`).MatchString(out) ||
+		!strings.Contains(out, "broken fed: its ISO "+sum[:16]+" was deleted") {
+		t.Fatalf("profile ls after the ISO was force-deleted: %v\n%s", err, out)
 	}
 	out, _, _ = runCLI(t, append([]string{"iso", "ls"}, api...)...)
 	if strings.Contains(out, "fedora-41") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -26,11 +27,15 @@ const (
 	UnassignedLocal = "local"
 )
 
-// decide is the boot policy as a pure function of the machine's state. Installing machines
-// that boot from the network again get the installer again: the done callback did not come,
-// so the install did not finish (an installer that reboots mid-way calls back first).
-func decide(m *inventory.Machine, unassigned string) Action {
+// decide is the boot policy as a pure function of the machine's state and its profile's mode
+// ("" when it has no profile). Installing machines that boot from the network again get the
+// installer again: the done callback did not come, so the install did not finish (an
+// installer that reboots mid-way calls back first). A profile in mode always boots whatever
+// the state.
+func decide(m *inventory.Machine, mode string, unassigned string) Action {
 	switch {
+	case m.Profile != "" && mode == inventory.ModeAlways:
+		return ActInstall
 	case m.Profile != "" && (m.State == inventory.InstallPending || m.State == inventory.Installing):
 		return ActInstall
 	case m.State == inventory.Installed:
@@ -53,6 +58,9 @@ type Machines interface {
 // Targets resolves a profile into a boot target for one machine (internal/provision).
 type Targets interface {
 	Target(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error)
+	// Problem says why p cannot boot any machine ("" when nothing stops it): such a profile
+	// is left out of the menu and not handed out.
+	Problem(ctx context.Context, p *inventory.Profile) string
 }
 
 // Planner decides scripts from the inventory: install once, then local boot.
@@ -64,6 +72,9 @@ type Planner struct {
 	// Fallback, when set, is booted by machines that would get the menu (the --boot-kernel
 	// default target); nil keeps the menu.
 	Fallback *Target
+	// Log receives a warning for each profile that cannot boot when a machine asks for it;
+	// nil discards.
+	Log *slog.Logger
 }
 
 // Decide implements Decider. A machine picking a profile from the menu (?profile=NAME) boots
@@ -89,22 +100,35 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 		d, _, err := p.install(ctx, prof, m)
 		return d, err
 	}
-	switch decide(m, p.Unassigned) {
-	case ActInstall:
-		prof, err := p.Machines.Profile(ctx, m.Profile)
-		if err != nil {
+	var prof *inventory.Profile
+	mode := ""
+	if m.Profile != "" {
+		if prof, err = p.Machines.Profile(ctx, m.Profile); err != nil {
 			return Decision{}, fmt.Errorf("machine %s: %w", m.MAC, err)
 		}
+		mode = prof.Mode
+	}
+	switch decide(m, mode, p.Unassigned) {
+	case ActInstall:
 		d, ok, err := p.install(ctx, prof, m)
 		if err != nil || !ok {
 			return d, err
 		}
-		if m.State == inventory.InstallPending {
+		switch {
+		case prof.Mode == inventory.ModeAlways:
+			// Booted every time; the state is the operator's and stays as it is.
+		case prof.Mode == inventory.ModeBootOnce:
+			// Nothing will call back: booting it once is the whole job.
+			if _, err := p.Machines.Transition(ctx, m.MAC, []inventory.State{inventory.InstallPending, inventory.Installing},
+				inventory.Installed, "boot-once profile "+prof.Name+" handed out; next network boot: local disk"); err != nil && !errors.Is(err, inventory.ErrConflict) {
+				return Decision{}, err
+			}
+		case m.State == inventory.InstallPending:
 			if _, err := p.Machines.Transition(ctx, m.MAC, []inventory.State{inventory.InstallPending}, inventory.Installing,
 				"installer "+prof.Name+" handed out"); err != nil && !errors.Is(err, inventory.ErrConflict) {
 				return Decision{}, err
 			}
-		} else {
+		default:
 			p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+prof.Name+" handed out again (no done callback yet)")
 		}
 		return d, nil
@@ -123,11 +147,18 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 // install renders the profile's installer for m; ok is false when the profile cannot boot and
 // the menu was rendered instead.
 func (p *Planner) install(ctx context.Context, prof *inventory.Profile, m *inventory.Machine) (Decision, bool, error) {
+	if problem := p.Targets.Problem(ctx, prof); problem != "" {
+		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s cannot boot: %s; menu instead", prof.Name, problem))
+		p.log().Warn("profile cannot boot; machine gets the menu", "mac", m.MAC, "profile", prof.Name, "why", problem)
+		d, err := p.menu(ctx, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %s", prof.Name, problem))
+		return d, false, err
+	}
 	t, err := p.Targets.Target(ctx, prof, m)
 	if err != nil {
 		// Tell the operator on the console and in the timeline; the machine falls back to the
 		// menu rather than looping on a broken profile, and its state stays as it was.
 		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s: %v", prof.Name, err))
+		p.log().Warn("profile cannot boot; machine gets the menu", "mac", m.MAC, "profile", prof.Name, "err", err)
 		d, err := p.menu(ctx, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
 		return d, false, err
 	}
@@ -135,10 +166,18 @@ func (p *Planner) install(ctx context.Context, prof *inventory.Profile, m *inven
 	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, true, nil
 }
 
+func (p *Planner) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
 // menu lists the profiles m can boot. Profiles whose ISO has no kernel for m's architecture
 // (an arm64 ISO for an x86 machine, or the other way round) are left out, and the title says
-// how many: in a mixed fleet each machine sees only what it can run. Profiles that fail for
-// another reason stay listed; choosing one shows why it cannot boot.
+// how many: in a mixed fleet each machine sees only what it can run. Profiles that cannot boot
+// at all (their ISO was deleted: the API lists them as broken) are left out too. Profiles that
+// fail for another reason stay listed; choosing one shows why it cannot boot.
 func (p *Planner) menu(ctx context.Context, m *inventory.Machine, title string) (Decision, error) {
 	profs, err := p.Machines.Profiles(ctx)
 	if err != nil {
@@ -147,6 +186,9 @@ func (p *Planner) menu(ctx context.Context, m *inventory.Machine, title string) 
 	var items []ipxe.MenuItem
 	hidden := 0
 	for _, pr := range profs {
+		if p.Targets.Problem(ctx, pr) != "" {
+			continue
+		}
 		if _, err := p.Targets.Target(ctx, pr, m); errors.Is(err, distro.ErrWrongArch) {
 			hidden++
 			continue

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -27,6 +28,21 @@ type Provisioner interface {
 	// BootEntry resolves profile name for the machine with MAC mac ("" for any machine): the
 	// kernel, initrds, final command line and the fate of each of the ISO's own arguments.
 	BootEntry(ctx context.Context, name, mac string) (distro.Entry, error)
+	// Problem says why a profile cannot boot ("" when nothing stops it).
+	Problem(ctx context.Context, p *inventory.Profile) string
+}
+
+// macFormat is what a bad MAC address is told to look like.
+const macFormat = "want six hex pairs like 52:54:00:12:34:56 (':', '-' or '.' between them, or none)"
+
+// withProblem marks a profile that cannot boot, for listings.
+func (a *API) withProblem(ctx context.Context, p *inventory.Profile) {
+	if a.cfg.Provision == nil {
+		return
+	}
+	if p.Problem = a.cfg.Provision.Problem(ctx, p); p.Problem != "" {
+		p.Broken = true
+	}
 }
 
 func (a *API) routesInventory(api *echo.Group) {
@@ -54,7 +70,7 @@ func (a *API) routesInventory(api *echo.Group) {
 func macParam(c echo.Context) (string, error) {
 	mac := ipxe.NormalizeMAC(c.Param("mac"))
 	if mac == "" {
-		return "", httpError(http.StatusBadRequest, "not a MAC address: "+c.Param("mac"))
+		return "", httpError(http.StatusBadRequest, fmt.Sprintf("%q is not a MAC address: %s", c.Param("mac"), macFormat))
 	}
 	return mac, nil
 }
@@ -103,7 +119,7 @@ func (a *API) createMachine(c echo.Context) error {
 	}
 	mac := ipxe.NormalizeMAC(b.MAC)
 	if mac == "" {
-		return httpError(http.StatusBadRequest, "mac: not a MAC address")
+		return httpError(http.StatusBadRequest, fmt.Sprintf("mac %q is not a MAC address: %s", b.MAC, macFormat))
 	}
 	m, err := a.cfg.Inventory.CreateMachine(c.Request().Context(), mac, b.update())
 	if err != nil {
@@ -187,7 +203,7 @@ func (a *API) profileBoot(c echo.Context) error {
 	mac := ""
 	if q := c.QueryParam("mac"); q != "" {
 		if mac = ipxe.NormalizeMAC(q); mac == "" {
-			return httpError(http.StatusBadRequest, "mac: not a MAC address")
+			return httpError(http.StatusBadRequest, fmt.Sprintf("mac %q is not a MAC address: %s", q, macFormat))
 		}
 	}
 	return a.bootEntry(c, c.Param("name"), mac)
@@ -215,6 +231,7 @@ func (a *API) listProfiles(c echo.Context) error {
 	}
 	for _, p := range ps {
 		a.withSecureBoot(c.Request().Context(), p)
+		a.withProblem(c.Request().Context(), p)
 	}
 	return c.JSON(http.StatusOK, ps)
 }
@@ -225,6 +242,7 @@ func (a *API) getProfile(c echo.Context) error {
 		return err
 	}
 	a.withSecureBoot(c.Request().Context(), p)
+	a.withProblem(c.Request().Context(), p)
 	return c.JSON(http.StatusOK, p)
 }
 

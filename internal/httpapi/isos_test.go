@@ -62,7 +62,7 @@ func newISOEnv(t *testing.T) *isoEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	isos.InUse = func(id string) (bool, error) { return inv.ISOInUse(context.Background(), id) }
+	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
 	bins, err := ipxe.LoadBinaries(fstest.MapFS{
 		"undionly.kpxe": {Data: []byte("BIOS-IPXE")},
 		"snponly.efi":   {Data: []byte("SNP-IPXE-EFI")},

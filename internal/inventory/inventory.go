@@ -67,12 +67,37 @@ type Machine struct {
 	StateChanged time.Time         `json:"state_changed"`
 }
 
+// Profile modes: what a machine with the profile boots, and how often.
+const (
+	// ModeInstallOnce (the default) boots the installer until it calls back done
+	// (install-pending → installing → installed), then the local disk.
+	ModeInstallOnce = "install-once"
+	// ModeBootOnce boots the profile once and expects no callback: for tools that do not
+	// install anything (memtest, a rescue system). The machine goes from install-pending
+	// straight to installed, so its next network boot is the local disk.
+	ModeBootOnce = "boot-once"
+	// ModeAlways boots the profile on every network boot of a machine it is assigned to,
+	// whatever the machine's state, and never moves the state (diskless, a memtest station).
+	ModeAlways = "always"
+)
+
+// ValidMode reports whether m is a profile mode ("" is the default, install-once).
+func ValidMode(m string) bool {
+	switch m {
+	case "", ModeInstallOnce, ModeBootOnce, ModeAlways:
+		return true
+	}
+	return false
+}
+
 // Profile is an install: an ISO, one of its boot entries, extra kernel arguments and an
 // optional unattended-install template.
 type Profile struct {
-	Name      string            `json:"name"`
-	ISO       string            `json:"iso"`
-	Entry     string            `json:"entry,omitempty"`
+	Name  string `json:"name"`
+	ISO   string `json:"iso"`
+	Entry string `json:"entry,omitempty"`
+	// Mode is install-once (default), boot-once or always.
+	Mode      string            `json:"mode,omitempty"`
 	ExtraArgs string            `json:"extra_args,omitempty"`
 	Template  string            `json:"template,omitempty"`
 	Kind      string            `json:"template_kind,omitempty"`
@@ -84,6 +109,11 @@ type Profile struct {
 	// server computes it on every read from its ISO's stored readiness (internal/provision);
 	// it is never stored, and ignored when a client sends it.
 	SecureBoot *SecureBootStatus `json:"secure_boot,omitempty"`
+	// Broken is set, by the API when it lists profiles, for a profile that cannot boot any
+	// machine, with the reason in Problem (its ISO was force-deleted, a registered image file
+	// is gone). Not stored.
+	Broken  bool   `json:"broken"`
+	Problem string `json:"problem,omitempty"`
 }
 
 // SecureBootStatus is a profile's Secure Boot verdict: the boot entry a UEFI machine gets,
@@ -186,6 +216,7 @@ var migrations = []string{
 		kind TEXT NOT NULL,
 		detail TEXT NOT NULL DEFAULT '');
 	CREATE INDEX events_mac_time ON events(mac, id);`,
+	`ALTER TABLE profiles ADD COLUMN mode TEXT NOT NULL DEFAULT 'install-once';`,
 }
 
 // Open applies the inventory's migrations and returns it.

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -144,11 +145,11 @@ func TestRulesAssignByMACPrefixAndLabels(t *testing.T) {
 	if err := inv.DeleteProfile(ctx, "gpu"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("delete used profile: %v", err)
 	}
-	if used, _ := inv.ISOInUse(ctx, "a"); !used {
-		t.Fatal("ISO a should be in use")
+	if users, _ := inv.ISOUsers(ctx, "a"); strings.Join(users, ",") != "rack1" {
+		t.Fatalf("users of ISO a: %v", users)
 	}
-	if used, _ := inv.ISOInUse(ctx, "zzz"); used {
-		t.Fatal("ISO zzz should not be in use")
+	if users, _ := inv.ISOUsers(ctx, "zzz"); len(users) != 0 {
+		t.Fatalf("ISO zzz should not be in use: %v", users)
 	}
 }
 
@@ -210,5 +211,30 @@ func TestCreateMachineIsAtomic(t *testing.T) {
 	}
 	if _, err := inv.CreateMachine(ctx, "52:54:00:00:00:10", MachineUpdate{}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second create: %v", err)
+	}
+}
+
+func TestProfileModeIsStoredAndValidated(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	inv, err := Open(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := inv.PutProfile(ctx, &Profile{Name: "deb", ISO: "a"})
+	if err != nil || p.Mode != ModeInstallOnce {
+		t.Fatalf("default mode: %+v %v", p, err)
+	}
+	p, _, err = inv.PutProfile(ctx, &Profile{Name: "memtest", ISO: "a", Mode: ModeAlways})
+	if err != nil || p.Mode != ModeAlways {
+		t.Fatalf("always: %+v %v", p, err)
+	}
+	if _, _, err := inv.PutProfile(ctx, &Profile{Name: "x", ISO: "a", Mode: "sometimes"}); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), "install-once, boot-once or always") {
+		t.Fatalf("bad mode: %v", err)
 	}
 }

@@ -9,12 +9,12 @@ import (
 	"strings"
 )
 
-const profileCols = `name, iso, entry, extra_args, template, template_kind, vars, ssh_keys, created, updated`
+const profileCols = `name, iso, entry, extra_args, template, template_kind, vars, ssh_keys, created, updated, mode`
 
 func scanProfile(s scanner) (*Profile, error) {
 	var p Profile
 	var vars, keys, created, updated string
-	if err := s.Scan(&p.Name, &p.ISO, &p.Entry, &p.ExtraArgs, &p.Template, &p.Kind, &vars, &keys, &created, &updated); err != nil {
+	if err := s.Scan(&p.Name, &p.ISO, &p.Entry, &p.ExtraArgs, &p.Template, &p.Kind, &vars, &keys, &created, &updated, &p.Mode); err != nil {
 		return nil, err
 	}
 	json.Unmarshal([]byte(vars), &p.Vars)
@@ -52,17 +52,24 @@ func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, boo
 	if err := checkLabels(p.Vars); err != nil {
 		return nil, false, fmt.Errorf("vars: %w", err)
 	}
+	if !ValidMode(p.Mode) {
+		return nil, false, fmt.Errorf("%w: mode %q: want %s, %s or %s", ErrInvalid, p.Mode, ModeInstallOnce, ModeBootOnce, ModeAlways)
+	}
+	mode := p.Mode
+	if mode == "" {
+		mode = ModeInstallOnce
+	}
 	now := fmtTime(inv.now())
-	res, err := inv.db.ExecContext(ctx, `UPDATE profiles SET iso=?, entry=?, extra_args=?, template=?, template_kind=?, vars=?, ssh_keys=?, updated=? WHERE name=?`,
-		p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, p.Name)
+	res, err := inv.db.ExecContext(ctx, `UPDATE profiles SET iso=?, entry=?, extra_args=?, template=?, template_kind=?, vars=?, ssh_keys=?, updated=?, mode=? WHERE name=?`,
+		p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, mode, p.Name)
 	if err != nil {
 		return nil, false, err
 	}
 	created := false
 	if n, _ := res.RowsAffected(); n == 0 {
 		created = true
-		if _, err := inv.db.ExecContext(ctx, `INSERT INTO profiles (`+profileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.Name, p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, now); err != nil {
+		if _, err := inv.db.ExecContext(ctx, `INSERT INTO profiles (`+profileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.Name, p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, now, mode); err != nil {
 			return nil, false, err
 		}
 	}
@@ -87,11 +94,23 @@ func (inv *Inventory) DeleteProfile(ctx context.Context, name string) error {
 	return nil
 }
 
-// ISOInUse reports whether a profile uses the ISO (the ISO store refuses to delete it then).
-func (inv *Inventory) ISOInUse(ctx context.Context, isoID string) (bool, error) {
-	var n int
-	err := inv.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM profiles WHERE iso=?`, isoID).Scan(&n)
-	return n > 0, err
+// ISOUsers returns the names of the profiles that use the ISO, sorted (the ISO store refuses
+// to delete it while there are any, and names them).
+func (inv *Inventory) ISOUsers(ctx context.Context, isoID string) ([]string, error) {
+	rows, err := inv.db.QueryContext(ctx, `SELECT name FROM profiles WHERE iso=? ORDER BY name`, isoID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
 }
 
 func orEmpty(m map[string]string) map[string]string {

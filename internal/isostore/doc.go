@@ -10,7 +10,11 @@
 // codes with errors.Is.
 package isostore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Errors returned by this package; test for them with errors.Is. The comment says the HTTP
 // status each one suggests.
@@ -32,3 +36,24 @@ var (
 	ErrNoSpace          = errors.New("no space left for the upload")                  // 507
 	ErrChanged          = errors.New("ISO file changed on disk since it was indexed") // 409 (re-add it)
 )
+
+// InUseError is Delete's refusal of an ISO that profiles still use; it names them.
+// errors.Is(err, ErrInUse) holds.
+type InUseError struct {
+	ID, Name string
+	// Users are the names of the profiles using the ISO.
+	Users []string
+}
+
+func (e *InUseError) Error() string {
+	what, it := "profile", "it"
+	if len(e.Users) > 1 {
+		what, it = "profiles", "them"
+	}
+	return fmt.Sprintf("ISO %s (%s) is in use by %s %s: point %s at another ISO or delete %s first, "+
+		"or delete the ISO anyway with force (fleetboot iso rm --force; the %s then show as broken)",
+		e.Name, e.ID, what, strings.Join(e.Users, ", "), it, it, what)
+}
+
+// Is makes errors.Is(err, ErrInUse) true.
+func (e *InUseError) Is(target error) bool { return target == ErrInUse }

@@ -33,9 +33,10 @@ import (
 // place; a crash at any point leaves at worst unreferenced files, which Open removes. One
 // Store per data directory (the server's data-dir lock guarantees it).
 type Store struct {
-	// InUse, when set, tells Delete whether an ISO (by ID) is still referenced, e.g. by a
-	// boot profile; Delete refuses with ErrInUse unless forced. Nil means never in use.
-	InUse func(id string) (bool, error)
+	// InUse, when set, names what still references an ISO (by ID), e.g. its boot profiles;
+	// Delete refuses with an *InUseError (ErrInUse) while there is anything, unless forced.
+	// Nil means never in use.
+	InUse func(id string) ([]string, error)
 
 	dir, tmpDir, uploadDir string
 	db                     *store.Store
@@ -360,12 +361,12 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 		return err
 	}
 	if !force && s.InUse != nil {
-		used, err := s.InUse(iso.ID)
+		users, err := s.InUse(iso.ID)
 		if err != nil {
 			return fmt.Errorf("delete iso %s: in-use check: %w", iso.ID, err)
 		}
-		if used {
-			return fmt.Errorf("delete iso %s (%s): %w", iso.ID, iso.Name, ErrInUse)
+		if len(users) > 0 {
+			return &InUseError{ID: iso.ID, Name: iso.Name, Users: users}
 		}
 	}
 	s.publishMu.Lock()

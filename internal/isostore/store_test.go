@@ -678,9 +678,10 @@ func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
 	}
 	ctx := context.Background()
 	var asked string
-	s.InUse = func(id string) (bool, error) { asked = id; return true, nil }
-	if err := s.Delete(ctx, "rich", false); !errors.Is(err, ErrInUse) || asked != iso.ID {
-		t.Fatalf("Delete = %v (asked %q), want ErrInUse", err, asked)
+	s.InUse = func(id string) ([]string, error) { asked = id; return []string{"p1", "p2"}, nil }
+	if err := s.Delete(ctx, "rich", false); !errors.Is(err, ErrInUse) || asked != iso.ID ||
+		!strings.Contains(err.Error(), "in use by profiles p1, p2") {
+		t.Fatalf("Delete = %v (asked %q), want ErrInUse naming the profiles", err, asked)
 	}
 	f, err := s.OpenFile(ctx, iso.ID, "/casper/initrd")
 	if err != nil {

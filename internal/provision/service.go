@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 
@@ -95,6 +96,9 @@ func (s *Service) unattendedURL(p *inventory.Profile, m *inventory.Machine) stri
 // entry resolves profile p for machine m to one recipe entry.
 func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (distro.Entry, *isostore.ISO, error) {
 	ix, iso, err := s.ISOs.Index(ctx, p.ISO)
+	if errors.Is(err, isostore.ErrNotFound) {
+		return distro.Entry{}, nil, fmt.Errorf("its ISO %s was deleted; point the profile at another ISO (fleetboot iso ls)", p.ISO)
+	}
 	if err != nil {
 		return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w", p.ISO, err)
 	}
@@ -105,8 +109,17 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 	if iso.Detected == "" || json.Unmarshal([]byte(iso.Detected), &det) != nil || det.Family == "" {
 		det = distro.Detect(fsys)
 	}
-	params := distro.Params{ISOURL: s.ISOURL(iso.ID), ExtraArgs: p.ExtraArgs, UnattendedURL: s.unattendedURL(p, m),
-		Console: p.Vars["console"], ISOSize: iso.Size}
+	args, err := ExpandArgs(p.ExtraArgs, s.vars(p, m, iso.ID))
+	if err != nil {
+		return distro.Entry{}, nil, err
+	}
+	params := distro.Params{ISOURL: s.ISOURL(iso.ID), ExtraArgs: args, Console: p.Vars["console"], ISOSize: iso.Size}
+	// The recipe puts the answer file where the installer it knows looks for it. A raw
+	// template is for installers fleetboot does not know: the profile's extra arguments
+	// reference {{.UnattendedURL}} themselves.
+	if p.Kind != KindRaw {
+		params.UnattendedURL = s.unattendedURL(p, m)
+	}
 	entries, err := distro.Recipe(det, fsys, params)
 	if err != nil {
 		return distro.Entry{}, nil, err
@@ -181,8 +194,11 @@ func (s *Service) BootEntry(ctx context.Context, name, mac string) (distro.Entry
 // its recipes (any firmware), and the template parses and renders.
 func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error {
 	iso, err := s.ISOs.Get(ctx, p.ISO)
+	if errors.Is(err, isostore.ErrNotFound) {
+		return fmt.Errorf("no ISO %q: fleetboot iso ls lists the ISOs (use a name or an id)", p.ISO)
+	}
 	if err != nil {
-		return fmt.Errorf("iso %q: %w", p.ISO, err)
+		return err
 	}
 	p.ISO = iso.ID // store the stable id, not a name that can be reused
 	if p.Template != "" || p.Kind != "" {
@@ -192,6 +208,9 @@ func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error 
 		if err := Check(p.Kind, p.Template); err != nil {
 			return err
 		}
+	}
+	if _, err := ExpandArgs(p.ExtraArgs, sampleVars()); err != nil {
+		return err
 	}
 	// Any machine will do to resolve the entry: no platform means no firmware filter.
 	if _, _, err := s.entry(ctx, p, &inventory.Machine{MAC: "00:00:00:00:00:00"}); err != nil {
@@ -213,13 +232,10 @@ func (s *Service) Unattended(ctx context.Context, m *inventory.Machine, file str
 	if p.Template == "" {
 		return nil, fmt.Errorf("profile %s has no unattended template: %w", p.Name, ErrNotFound)
 	}
-	hostname := m.Hostname
-	if hostname == "" {
-		hostname = "host-" + strings.ReplaceAll(m.MAC, ":", "")
-	}
+	v := s.vars(p, m, p.ISO)
 	if p.Kind == KindAutoinstall && file == "meta-data" {
 		return []byte(fmt.Sprintf("instance-id: fleetboot-%s-%d\nlocal-hostname: %s\n",
-			strings.ReplaceAll(m.MAC, ":", ""), m.StateChanged.Unix(), hostname)), nil
+			strings.ReplaceAll(m.MAC, ":", ""), m.StateChanged.Unix(), v.Hostname)), nil
 	}
 	if file != Kinds[p.Kind] {
 		return nil, fmt.Errorf("profile %s serves %s, not %q: %w", p.Name, Kinds[p.Kind], file, ErrNotFound)
@@ -228,17 +244,46 @@ func (s *Service) Unattended(ctx context.Context, m *inventory.Machine, file str
 	if err != nil {
 		return nil, err
 	}
-	done := s.HTTPBase + "/boot/done/" + strings.ReplaceAll(m.MAC, ":", "-")
-	iso, err := s.ISOs.Get(ctx, p.ISO)
-	if err != nil {
+	if _, err := s.ISOs.Get(ctx, p.ISO); errors.Is(err, isostore.ErrNotFound) {
+		return nil, fmt.Errorf("profile %s: its ISO %s was deleted: %w", p.Name, p.ISO, ErrNotFound)
+	} else if err != nil {
 		return nil, err
 	}
-	return Render(t, Vars{
+	return Render(t, v)
+}
+
+// vars are the template fields for machine m installing profile p from ISO isoID.
+func (s *Service) vars(p *inventory.Profile, m *inventory.Machine, isoID string) Vars {
+	hostname := m.Hostname
+	if hostname == "" {
+		hostname = "host-" + strings.ReplaceAll(m.MAC, ":", "")
+	}
+	done := s.HTTPBase + "/boot/done/" + strings.ReplaceAll(m.MAC, ":", "-")
+	return Vars{
 		Hostname: hostname, MAC: m.MAC, MACHyphen: strings.ReplaceAll(m.MAC, ":", "-"), IP: m.IP,
 		ServerURL: s.HTTPBase, DoneURL: done, DoneCommand: doneCommand(done),
-		UnattendedURL: s.unattendedURL(p, m), ISOURL: s.ISOURL(iso.ID), Profile: p.Name,
+		UnattendedURL: s.unattendedURL(p, m), ISOURL: s.ISOURL(isoID), Profile: p.Name,
 		SSHKeys: p.SSHKeys, Labels: m.Labels, Vars: p.Vars,
-	})
+	}
+}
+
+// Problem says why profile p cannot boot any machine, or "" when nothing stops it: its ISO
+// was deleted (with force), or an ISO registered by path has lost its image file. The API
+// shows it, and the boot planner neither offers nor hands out such a profile.
+func (s *Service) Problem(ctx context.Context, p *inventory.Profile) string {
+	iso, err := s.ISOs.Get(ctx, p.ISO)
+	if errors.Is(err, isostore.ErrNotFound) {
+		return fmt.Sprintf("its ISO %s was deleted; point the profile at another ISO (fleetboot iso ls)", p.ISO)
+	}
+	if err != nil {
+		return "" // not known to be broken; a boot attempt reports the error
+	}
+	if iso.SourcePath != "" {
+		if _, err := os.Stat(iso.SourcePath); err != nil {
+			return fmt.Sprintf("its ISO %s is registered from %s, which cannot be read: %v", iso.Name, iso.SourcePath, err)
+		}
+	}
+	return ""
 }
 
 // SecureBootStatus is profile p's Secure Boot verdict: the entry a UEFI machine gets and

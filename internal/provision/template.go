@@ -6,7 +6,10 @@ package provision
 import (
 	"bytes"
 	"fmt"
+	"reflect"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 )
@@ -79,7 +82,7 @@ func Parse(kind, body string) (*template.Template, error) {
 	}
 	t, err := template.New(kind).Funcs(funcs).Option("missingkey=zero").Parse(body)
 	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
+		return nil, explainTemplateError("template", err)
 	}
 	return t, nil
 }
@@ -90,15 +93,21 @@ func Check(kind, body string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := Render(t, sampleVars()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sampleVars are the values templates and extra arguments are checked against when a profile
+// is saved.
+func sampleVars() Vars {
 	sample := Vars{Hostname: "host-525400000001", MAC: "52:54:00:00:00:01", MACHyphen: "52-54-00-00-00-01",
 		IP: "192.0.2.10", ServerURL: "http://192.0.2.1:8080", DoneURL: "http://192.0.2.1:8080/boot/done/52:54:00:00:00:01",
 		UnattendedURL: "http://192.0.2.1:8080/unattended/52:54:00:00:00:01/", ISOURL: "http://192.0.2.1:8080/isos/x",
 		Profile: "sample", SSHKeys: []string{"ssh-ed25519 AAAA sample"}, Labels: map[string]string{}, Vars: map[string]string{}}
 	sample.DoneCommand = doneCommand(sample.DoneURL)
-	if _, err := Render(t, sample); err != nil {
-		return err
-	}
-	return nil
+	return sample
 }
 
 // Render executes t for one machine.
@@ -111,9 +120,100 @@ func Render(t *template.Template, v Vars) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, v); err != nil {
-		return nil, fmt.Errorf("template: %w", err)
+		what := "template"
+		if t.Name() == argsTemplate {
+			what = "extra_args"
+		}
+		return nil, explainTemplateError(what, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// argsTemplate names the template made of a profile's extra arguments.
+const argsTemplate = "extra_args"
+
+// ExpandArgs renders a profile's extra kernel arguments for one machine: they may use the
+// template fields ({{.UnattendedURL}} is how a raw template reaches the installer, {{.Hostname}}
+// …). Arguments without "{{" are returned as they are.
+func ExpandArgs(args string, v Vars) (string, error) {
+	if !strings.Contains(args, "{{") {
+		return args, nil
+	}
+	t, err := template.New(argsTemplate).Funcs(funcs).Option("missingkey=zero").Parse(args)
+	if err != nil {
+		return "", explainTemplateError("extra_args", err)
+	}
+	out, err := Render(t, v)
+	if err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(string(out), "\r\n") {
+		return "", fmt.Errorf("extra_args: renders to more than one line")
+	}
+	return string(out), nil
+}
+
+// FieldNames lists the template fields (".Hostname", …) in declaration order.
+func FieldNames() []string {
+	t := reflect.TypeOf(Vars{})
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i] = "." + t.Field(i).Name
+	}
+	return names
+}
+
+// FuncNames lists the template functions, sorted.
+func FuncNames() []string {
+	names := make([]string, 0, len(funcs))
+	for n := range funcs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var (
+	// text/template's errors: "template: NAME:LINE: msg" (parse) and
+	// "template: NAME:LINE:COL: executing \"NAME\" at <ACTION>: msg" (execution).
+	parseErrRE = regexp.MustCompile(`^template: [^:]*:(\d+): (.*)$`)
+	execErrRE  = regexp.MustCompile(`^template: [^:]*:(\d+):(\d+): executing "[^"]*" at <([^>]*)>: (.*)$`)
+	fieldErrRE = regexp.MustCompile(`^can't evaluate field (\w+) in type (\S+)$`)
+	funcErrRE  = regexp.MustCompile(`^function "\w+" not defined$`)
+)
+
+// explainTemplateError rewrites text/template's error for the person who wrote the template:
+// the line (and column) in their text, and for a misspelt field the fields that exist rather
+// than a Go type name.
+func explainTemplateError(what string, err error) error {
+	msg := err.Error()
+	if m := execErrRE.FindStringSubmatch(msg); m != nil {
+		// text/template counts lines from 1 but columns from 0; editors count both from 1.
+		line, action, why := m[1], m[3], m[4]
+		col := m[2]
+		if n, err := strconv.Atoi(m[2]); err == nil {
+			col = strconv.Itoa(n + 1)
+		}
+		if f := fieldErrRE.FindStringSubmatch(why); f != nil {
+			if f[2] == reflect.TypeOf(Vars{}).String() {
+				return fmt.Errorf("%s line %s, column %s: .%s is not a template field; the fields are %s (functions: %s)",
+					what, line, col, f[1], strings.Join(FieldNames(), " "), strings.Join(FuncNames(), " "))
+			}
+			return fmt.Errorf("%s line %s, column %s, at %s: a %s has no field %s", what, line, col, action, f[2], f[1])
+		}
+		return fmt.Errorf("%s line %s, column %s, at %s: %s", what, line, col, action, why)
+	}
+	if m := parseErrRE.FindStringSubmatch(msg); m != nil {
+		line, why := m[1], m[2]
+		if strings.Contains(why, "unexpected EOF") {
+			why += " (an {{if}}, {{range}}, {{with}} or {{define}} without its {{end}}, or an unclosed {{ }}?)"
+		}
+		if funcErrRE.MatchString(why) {
+			why += "; the functions are " + strings.Join(FuncNames(), " ")
+		}
+		return fmt.Errorf("%s line %s: %s", what, line, why)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // doneCommand is a shell line that reports the install done with curl or wget.

@@ -142,7 +142,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	isos.InUse = func(id string) (bool, error) { return inv.ISOInUse(context.Background(), id) }
+	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase}
 
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned}

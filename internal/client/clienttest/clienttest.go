@@ -67,7 +67,7 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	isos.InUse = func(id string) (bool, error) { return inv.ISOInUse(context.Background(), id) }
+	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
 	leases, err := dhcp.OpenLeaseDB(ctx, db)
 	if err != nil {
 		t.Fatal(err)
