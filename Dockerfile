@@ -5,8 +5,10 @@
 #       serve --interface eth0 --dhcp proxy
 #
 # DHCP and TFTP need the host's network (--net=host): broadcast DHCP does not cross Docker's NAT.
-# The iPXE binaries come from Debian's ipxe package at build time (scripts/fetch-ipxe.sh) and are
-# embedded in the binary; nothing third-party is committed to the repository.
+# The iPXE binaries come from Debian's ipxe package at build time (scripts/fetch-ipxe.sh), the
+# signed shim + GRUB from Debian's shim-signed and grub-efi-amd64-signed
+# (scripts/fetch-secureboot.sh); both are embedded in the binary; nothing third-party is
+# committed to the repository.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -16,6 +18,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN bash scripts/fetch-ipxe.sh \
+    && bash scripts/fetch-secureboot.sh \
     && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleetboot ./cmd/fleetboot \
     && /out/fleetboot version
 

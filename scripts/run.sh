@@ -15,6 +15,8 @@ if ! command -v dpkg-deb >/dev/null || ! command -v apt-get >/dev/null; then
 	exit 1
 fi
 bash scripts/fetch-ipxe.sh
+# The signed shim + GRUB are optional: without them fleetboot serves iPXE to every machine.
+bash scripts/fetch-secureboot.sh || echo "run.sh: no signed shim + GRUB (see above); Secure Boot machines will not boot" >&2
 # CGO_ENABLED=0: a static binary (pure-Go SQLite, Go resolver), copyable to any Linux host.
 CGO_ENABLED=0 go build -o bin/fleetboot ./cmd/fleetboot
 exec ./bin/fleetboot serve --data ./data "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh — everything CI runs: install the test dependencies (Debian packages, the iPXE
-# binaries), check formatting and vet, a short fuzz smoke on every untrusted-input parser, then
+# binaries, the signed shim + GRUB), check formatting and vet, a short fuzz smoke on every untrusted-input parser, then
 # all tests with the race detector, including the end-to-end QEMU boot suite
 # (internal/e2e: network namespaces, SeaBIOS and OVMF VMs). Run as root on Debian.
 set -euo pipefail
@@ -11,6 +11,7 @@ command -v go >/dev/null || { echo "test.sh: Go is not installed" >&2; exit 1; }
 
 bash scripts/deps.sh
 bash scripts/fetch-ipxe.sh
+bash scripts/fetch-secureboot.sh
 
 echo "== gofmt"
 bad=$(gofmt -l cmd internal embed scripts)

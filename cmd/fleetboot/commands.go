@@ -11,6 +11,7 @@ import (
 
 	embedded "github.com/fleetboot/fleetboot/embed"
 	"github.com/fleetboot/fleetboot/internal/config"
+	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/server"
 )
@@ -59,10 +60,10 @@ func newServeCmd() *cobra.Command {
 }
 
 func newVersionCmd() *cobra.Command {
-	var dir string
+	var dir, sbDir string
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version and the iPXE binaries this build serves, with sha256",
+		Short: "Print the version and the iPXE binaries and signed shim + GRUB this build serves, with sha256",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -72,15 +73,27 @@ func newVersionCmd() *cobra.Command {
 				fmt.Fprintf(out, "iPXE binaries: %v\n", err)
 				return nil
 			}
-			fmt.Fprintf(out, "iPXE binaries (%s, %s):\n", bins.Source, bins.Version)
-			for _, b := range bins.List() {
-				fmt.Fprintf(out, "  %-18s %8d bytes  sha256:%s\n", b.Name, len(b.Data), b.SHA256)
+			printBinaries(out, fmt.Sprintf("iPXE binaries (%s, %s)", bins.Source, bins.Version), bins.List())
+			chain, err := grub.LoadChainFrom(embedded.SecureBoot, sbDir)
+			if err != nil {
+				fmt.Fprintf(out, "Secure Boot chain: %v\n", err)
+				return nil
 			}
+			printBinaries(out, fmt.Sprintf("Secure Boot chain (%s, %s)", chain.Source, chain.Version), chain.Binaries())
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "ipxe-dir", "", "report the binaries in this directory instead of the embedded ones")
+	cmd.Flags().StringVar(&sbDir, "secureboot-dir", "", "report the signed shim + GRUB in this directory instead of the embedded ones")
 	return cmd
+}
+
+// printBinaries lists served binaries with their sizes and sha256 under a heading.
+func printBinaries(out io.Writer, heading string, bins []*ipxe.Binary) {
+	fmt.Fprintf(out, "%s:\n", heading)
+	for _, b := range bins {
+		fmt.Fprintf(out, "  %-18s %8d bytes  sha256:%s\n", b.Name, len(b.Data), b.SHA256)
+	}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -26,6 +26,9 @@ type Request struct {
 	Remote netip.Addr
 	// Profile is a profile the machine's user picked from the menu ("" for none).
 	Profile string
+	// Loader is who asks: LoaderIPXE ("" too) or LoaderGRUB; the decision is rendered in its
+	// language.
+	Loader string
 }
 
 // Decision is the script to send and why.

@@ -48,6 +48,7 @@ func decide(m *inventory.Machine, mode string, unassigned string) Action {
 
 // Machines is what the planner needs of the inventory.
 type Machines interface {
+	Machine(ctx context.Context, mac string) (*inventory.Machine, error)
 	See(ctx context.Context, s inventory.Sighting) (*inventory.Machine, bool, error)
 	Profile(ctx context.Context, name string) (*inventory.Profile, error)
 	Profiles(ctx context.Context) ([]*inventory.Profile, error)
@@ -75,13 +76,26 @@ type Planner struct {
 	// Log receives a warning for each profile that cannot boot when a machine asks for it;
 	// nil discards.
 	Log *slog.Logger
+	// GRUB renders decisions for machines that boot through shim → GRUB.
+	GRUB GRUBRenderer
+	// DefaultChain is the server's --boot-chain (ChainAuto when empty).
+	DefaultChain string
+}
+
+// renderer picks the language of r's loader.
+func (p *Planner) renderer(r Request) Renderer {
+	if r.Loader == LoaderGRUB {
+		return p.GRUB
+	}
+	return IPXERenderer{Scripts: p.Scripts}
 }
 
 // Decide implements Decider. A machine picking a profile from the menu (?profile=NAME) boots
 // it once without changing its state.
 func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
+	rd := p.renderer(r)
 	if r.MAC == "" {
-		return Decision{Kind: KindChain, Script: ipxe.Chain(p.Scripts)}, nil
+		return Decision{Kind: KindChain, Script: rd.Chain()}, nil
 	}
 	ip := r.IP
 	if ip == "" && r.Remote.IsValid() {
@@ -94,10 +108,10 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 	if r.Profile != "" {
 		prof, err := p.Machines.Profile(ctx, r.Profile)
 		if err != nil {
-			return p.menu(ctx, m, "fleetboot: no profile "+r.Profile)
+			return p.menu(ctx, rd, m, "fleetboot: no profile "+r.Profile)
 		}
 		p.Machines.AddEvent(ctx, m.MAC, "boot", "profile "+prof.Name+" chosen from the menu")
-		d, _, err := p.install(ctx, prof, m)
+		d, _, err := p.install(ctx, rd, prof, m)
 		return d, err
 	}
 	var prof *inventory.Profile
@@ -110,7 +124,7 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 	}
 	switch decide(m, mode, p.Unassigned) {
 	case ActInstall:
-		d, ok, err := p.install(ctx, prof, m)
+		d, ok, err := p.install(ctx, rd, prof, m)
 		if err != nil || !ok {
 			return d, err
 		}
@@ -134,23 +148,23 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 		return d, nil
 	case ActLocal:
 		p.Machines.AddEvent(ctx, m.MAC, "boot", "local disk")
-		return Decision{Kind: KindLocal, Script: ipxe.LocalBoot(p.Scripts)}, nil
+		return Decision{Kind: KindLocal, Script: rd.Local(m.MAC)}, nil
 	}
 	if p.Fallback != nil {
 		t := AssetTarget(p.Scripts.HTTPBase, *p.Fallback)
 		p.Machines.AddEvent(ctx, m.MAC, "boot", "default target "+t.Label)
-		return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, nil
+		return Decision{Kind: KindTarget, Label: t.Label, Script: rd.Boot(m.MAC, t)}, nil
 	}
-	return p.menu(ctx, m, "fleetboot")
+	return p.menu(ctx, rd, m, "fleetboot")
 }
 
 // install renders the profile's installer for m; ok is false when the profile cannot boot and
 // the menu was rendered instead.
-func (p *Planner) install(ctx context.Context, prof *inventory.Profile, m *inventory.Machine) (Decision, bool, error) {
+func (p *Planner) install(ctx context.Context, rd Renderer, prof *inventory.Profile, m *inventory.Machine) (Decision, bool, error) {
 	if problem := p.Targets.Problem(ctx, prof); problem != "" {
 		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s cannot boot: %s; menu instead", prof.Name, problem))
 		p.log().Warn("profile cannot boot; machine gets the menu", "mac", m.MAC, "profile", prof.Name, "why", problem)
-		d, err := p.menu(ctx, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %s", prof.Name, problem))
+		d, err := p.menu(ctx, rd, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %s", prof.Name, problem))
 		return d, false, err
 	}
 	t, err := p.Targets.Target(ctx, prof, m)
@@ -159,11 +173,11 @@ func (p *Planner) install(ctx context.Context, prof *inventory.Profile, m *inven
 		// menu rather than looping on a broken profile, and its state stays as it was.
 		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s: %v", prof.Name, err))
 		p.log().Warn("profile cannot boot; machine gets the menu", "mac", m.MAC, "profile", prof.Name, "err", err)
-		d, err := p.menu(ctx, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
+		d, err := p.menu(ctx, rd, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
 		return d, false, err
 	}
 	p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+t.Label)
-	return Decision{Kind: KindTarget, Label: t.Label, Script: ipxe.Boot(p.Scripts, t)}, true, nil
+	return Decision{Kind: KindTarget, Label: t.Label, Script: rd.Boot(m.MAC, t)}, true, nil
 }
 
 func (p *Planner) log() *slog.Logger {
@@ -178,7 +192,7 @@ func (p *Planner) log() *slog.Logger {
 // how many: in a mixed fleet each machine sees only what it can run. Profiles that cannot boot
 // at all (their ISO was deleted: the API lists them as broken) are left out too. Profiles that
 // fail for another reason stay listed; choosing one shows why it cannot boot.
-func (p *Planner) menu(ctx context.Context, m *inventory.Machine, title string) (Decision, error) {
+func (p *Planner) menu(ctx context.Context, rd Renderer, m *inventory.Machine, title string) (Decision, error) {
 	profs, err := p.Machines.Profiles(ctx)
 	if err != nil {
 		return Decision{}, err
@@ -198,5 +212,5 @@ func (p *Planner) menu(ctx context.Context, m *inventory.Machine, title string) 
 	if hidden > 0 {
 		title += fmt.Sprintf(" (%d profile(s) for other architectures hidden)", hidden)
 	}
-	return Decision{Kind: KindMenu, Script: ipxe.Menu(p.Scripts, title, items)}, nil
+	return Decision{Kind: KindMenu, Script: rd.Menu(m.MAC, title, items)}, nil
 }

@@ -60,6 +60,17 @@ type Config struct {
 	// HTTPBootFile is the iPXE binary UEFI HTTP Boot x64 clients get: snponly.efi (uses the
 	// firmware's network driver; works on most hardware) or ipxe.efi (iPXE's own drivers).
 	HTTPBootFile string
+	// BootChain is what UEFI x64 machines are offered first, unless their machine label or
+	// profile var boot-chain says otherwise: auto (Debian's signed shim → GRUB; GRUB hands
+	// over to iPXE when Secure Boot is off, so a rack with mixed Secure Boot states installs
+	// without hand work), shim (shim → GRUB even with Secure Boot off) or ipxe (iPXE only, as
+	// before; Secure Boot machines cannot boot). auto and shim need the signed chain
+	// (scripts/fetch-secureboot.sh); without it auto serves iPXE and says so, shim refuses to
+	// start.
+	BootChain string
+	// SecureBootDir, when set, is a directory holding shimx64.efi and grubnetx64.efi to serve
+	// instead of the embedded ones.
+	SecureBootDir string
 	// BootKernel, BootInitrd and BootCmdline name the default boot target: paths relative to
 	// <data>/assets (served at /assets/). Empty kernel: machines get the boot menu.
 	BootKernel  string
@@ -93,6 +104,7 @@ func Default() Config {
 		DHCPMode:     DHCPProxy,
 		LeaseTime:    time.Hour,
 		HTTPBootFile: ipxe.UEFISnp,
+		BootChain:    "auto",
 		MenuTimeout:  10 * time.Second,
 		Unassigned:   "menu",
 		UploadExpiry: 24 * time.Hour,
@@ -241,6 +253,11 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if !ipxe.IsHTTPBootFile(c.HTTPBootFile) {
 		bad("--http-boot-file must be %s or %s, not %q", ipxe.UEFISnp, ipxe.UEFIFull, c.HTTPBootFile)
+	}
+	switch c.BootChain {
+	case "auto", "shim", "ipxe":
+	default:
+		bad("--boot-chain must be auto, shim or ipxe, not %q", c.BootChain)
 	}
 	if c.BootKernel != "" {
 		if err := checkAssetPath(c.BootKernel); err != nil {

@@ -55,7 +55,7 @@ func (s *Server) bootFor(ci clientInfo) bootPlan {
 	if !ci.netboot() {
 		return bootPlan{}
 	}
-	return decideBoot(ci, s.boot)
+	return decideBoot(ci, s.bootConfigFor(ci, s.boot))
 }
 
 func (s *Server) leaseOptions(ip net.IP) leaseOptions {

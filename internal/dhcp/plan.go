@@ -35,6 +35,14 @@ type bootConfig struct {
 	HTTPBootFile string // x64 UEFI HTTP Boot binary under /ipxe/
 	Arm64File    string // arm64 binary (TFTP name and under /ipxe/); "" means no arm64 offers
 	Proxy        bool   // replies are ProxyDHCP offers (no address from us)
+	// ShimFile is the signed shim's TFTP name, and ShimURLPath its path on the HTTP server
+	// ("/secureboot/shimx64.efi"); "" when the signed chain is not available.
+	ShimFile    string
+	ShimURLPath string
+	// OfferShim is this client's chain choice (its machine's, its profile's or the server's
+	// boot-chain is auto or shim): UEFI x64 PXE and HTTP Boot clients get shim instead of
+	// iPXE. Set per request; ignored without ShimFile.
+	OfferShim bool
 }
 
 // bootPlan is the boot part of a reply: what a netboot client is told, or why it is told
@@ -70,6 +78,11 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 	case ci.HTTP:
 		var file string
 		switch {
+		case ci.HasArch && ci.Arch == archEFIx64HTTP && cfg.OfferShim && cfg.ShimURLPath != "":
+			// Secure Boot firmware refuses unsigned iPXE; shim finds GRUB beside itself.
+			p.VendorClass = vendorHTTPClient
+			p.BootFile = cfg.HTTPBase + cfg.ShimURLPath
+			return finishBoot(p, ci, cfg)
 		case ci.HasArch && ci.Arch == archEFIx64HTTP:
 			file = cfg.HTTPBootFile
 		case ci.HasArch && ci.Arch == archEFIARM64HTTP:
@@ -89,6 +102,9 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 		case !ci.HasArch || ci.Arch == archBIOS:
 			// Legacy PXE ROMs older than RFC 4578 send no option 93; they are all x86 BIOS.
 			p.BootFile = ipxe.BIOSUndi
+		case (ci.Arch == archEFIx64 || ci.Arch == archEFIBC) && cfg.OfferShim && cfg.ShimFile != "":
+			// shim then asks for grubx64.efi at the TFTP root, GRUB for grub/grub.cfg.
+			p.BootFile = cfg.ShimFile
 		case ci.Arch == archEFIx64 || ci.Arch == archEFIBC:
 			p.BootFile = ipxe.UEFISnp
 		case ci.Arch == archEFIARM64:
@@ -104,6 +120,11 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 	default:
 		return noBoot("not a network boot client")
 	}
+	return finishBoot(p, ci, cfg)
+}
+
+// finishBoot adds what every boot offer carries.
+func finishBoot(p bootPlan, ci clientInfo, cfg bootConfig) bootPlan {
 	p.Boot = true
 	p.NextServer = cfg.ServerIP
 	if ci.GUID != nil {
@@ -112,6 +133,20 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 		p.GUID = ci.GUID
 	}
 	return p
+}
+
+// bootConfigFor is cfg with this client's chain choice filled in: only UEFI x64 PXE and HTTP
+// Boot clients are asked about (the rest never get shim), so the lookup costs nothing for
+// iPXE, BIOS and arm64 requests.
+func (s *Server) bootConfigFor(ci clientInfo, cfg bootConfig) bootConfig {
+	if cfg.ShimFile == "" || s.cfg.OfferShim == nil || ci.IPXE || !ci.HasArch {
+		return cfg
+	}
+	switch {
+	case ci.HTTP && ci.Arch == archEFIx64HTTP, ci.PXE && (ci.Arch == archEFIx64 || ci.Arch == archEFIBC):
+		cfg.OfferShim = s.cfg.OfferShim(ci.MAC)
+	}
+	return cfg
 }
 
 func noBoot(reason string) bootPlan { return bootPlan{Reason: reason} }

@@ -18,6 +18,17 @@ func TestDecideBootFollowsDesignTable(t *testing.T) {
 	noArm.Arm64File = ""
 	fullEFI := full
 	fullEFI.HTTPBootFile = "ipxe.efi"
+	// A client whose chain (machine, profile or server default) is auto or shim.
+	shim := full
+	shim.ShimFile, shim.ShimURLPath, shim.OfferShim = "shimx64.efi", "/secureboot/shimx64.efi", true
+	shimProxy := shim
+	shimProxy.Proxy = true
+	// The same client when the build has no signed chain.
+	shimMissing := full
+	shimMissing.OfferShim = true
+	// The signed chain is there but this client's chain is ipxe.
+	shimNotForThis := shim
+	shimNotForThis.OfferShim = false
 
 	tests := []struct {
 		name   string
@@ -58,6 +69,20 @@ func TestDecideBootFollowsDesignTable(t *testing.T) {
 		{"ipxe posing as bios pxe (user class changed, 175 kept) gets undionly", full,
 			join(biosPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("fbtest")), withOpt(optIPXEEncap, ipxeFeats)}),
 			"undionly.kpxe", "PXEClient", true, false},
+		{"uefi pxe x64 with chain auto/shim gets the signed shim", shim, uefiPXE(), "shimx64.efi", "PXEClient", true, false},
+		{"uefi pxe efi-bc with chain auto/shim, proxy mode", shimProxy, []dhcpv4.Modifier{withVC("PXEClient:Arch:00009:UNDI:003000"), withArch(archEFIBC)},
+			"shimx64.efi", "PXEClient", true, false},
+		{"uefi http x64 with chain auto/shim gets shim's URL", shim, uefiHTTP(),
+			"http://10.99.0.1:8080/secureboot/shimx64.efi", "HTTPClient", false, false},
+		{"uefi pxe x64 with chain ipxe gets iPXE", shimNotForThis, uefiPXE(), "snponly.efi", "PXEClient", true, false},
+		{"uefi http x64 with chain ipxe gets iPXE", shimNotForThis, uefiHTTP(),
+			"http://10.99.0.1:8080/ipxe/snponly.efi", "HTTPClient", false, false},
+		{"uefi pxe x64 without the signed chain gets iPXE", shimMissing, uefiPXE(), "snponly.efi", "PXEClient", true, false},
+		{"ipxe chained from GRUB (Secure Boot off) gets the script, not shim again", shim,
+			join(uefiPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("iPXE"))}), "http://10.99.0.1:8080/boot.ipxe", "", false, true},
+		{"bios pxe never gets shim", shim, biosPXE(), "undionly.kpxe", "PXEClient", true, false},
+		{"uefi pxe arm64 never gets the x64 shim", shim, []dhcpv4.Modifier{withVC("PXEClient:Arch:00011:UNDI:003000"), withArch(archEFIARM64)},
+			"ipxe-arm64.efi", "PXEClient", true, false},
 		{"plain client gets no boot options", full, plainClient(), "", "", false, false},
 		{"plain client in proxy mode", proxy, plainClient(), "", "", false, false},
 	}
@@ -125,5 +150,50 @@ func TestDecideBootDoesNotEchoAbsentGUID(t *testing.T) {
 	r := buildReply(msg(t, dhcpv4.MessageTypeDiscover), kindProxyOffer, serverIP, plan, leaseOptions{})
 	if _, ok := r.Options[optClientGUID]; ok {
 		t.Errorf("option 97 sent although the client sent none")
+	}
+}
+
+// TestBootConfigForAsksTheChainOnlyForUEFIx64 checks that the per-machine chain lookup (a
+// database read) runs for UEFI x64 PXE and HTTP Boot clients only, with their MAC, and that
+// its answer decides between shim and iPXE.
+func TestBootConfigForAsksTheChainOnlyForUEFIx64(t *testing.T) {
+	var asked []string
+	answer := true
+	s := &Server{cfg: Config{OfferShim: func(mac net.HardwareAddr) bool {
+		asked = append(asked, mac.String())
+		return answer
+	}}}
+	base := bootConfig{ServerIP: serverIP, HTTPBase: testHTTP, HTTPBootFile: "snponly.efi", ShimFile: "shimx64.efi", ShimURLPath: "/secureboot/shimx64.efi"}
+	for _, tc := range []struct {
+		name string
+		mods []dhcpv4.Modifier
+		ask  bool
+	}{
+		{"uefi pxe x64", uefiPXE(), true},
+		{"uefi http x64", uefiHTTP(), true},
+		{"bios pxe", biosPXE(), false},
+		{"ipxe", ipxeClient(), false},
+		{"arm64 pxe", []dhcpv4.Modifier{withVC("PXEClient:Arch:00011:UNDI:003000"), withArch(archEFIARM64)}, false},
+	} {
+		asked = nil
+		ci := classifyClient(msg(t, dhcpv4.MessageTypeDiscover, tc.mods...))
+		cfg := s.bootConfigFor(ci, base)
+		if got := len(asked) == 1; got != tc.ask {
+			t.Errorf("%s: chain asked %v times, want asked=%v", tc.name, asked, tc.ask)
+		}
+		if tc.ask && (asked[0] != ci.MAC.String() || !cfg.OfferShim) {
+			t.Errorf("%s: asked for %v, OfferShim %v", tc.name, asked, cfg.OfferShim)
+		}
+	}
+	answer = false
+	ci := classifyClient(msg(t, dhcpv4.MessageTypeDiscover, uefiPXE()...))
+	if plan := decideBoot(ci, s.bootConfigFor(ci, base)); plan.BootFile != "snponly.efi" {
+		t.Errorf("machine with chain ipxe offered %q", plan.BootFile)
+	}
+	noChain := base
+	noChain.ShimFile = ""
+	asked = nil
+	if s.bootConfigFor(ci, noChain); len(asked) != 0 {
+		t.Errorf("chain asked although the signed chain is not served")
 	}
 }

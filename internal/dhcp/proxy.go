@@ -14,7 +14,7 @@ func (s *Server) respondProxy(ci clientInfo, m *dhcpv4.DHCPv4, peer *net.UDPAddr
 		if !ci.netboot() {
 			return s.ignore(ci, portServer, "not a network boot client")
 		}
-		plan := decideBoot(ci, s.boot)
+		plan := decideBoot(ci, s.bootConfigFor(ci, s.boot))
 		if !plan.Boot {
 			return s.ignore(ci, portServer, plan.Reason)
 		}
@@ -33,7 +33,7 @@ func (s *Server) respondProxy(ci clientInfo, m *dhcpv4.DHCPv4, peer *net.UDPAddr
 		if !ci.netboot() {
 			return s.ignore(ci, portServer, "request to the proxy from a client that is not a network boot client")
 		}
-		plan := decideBoot(ci, s.boot)
+		plan := decideBoot(ci, s.bootConfigFor(ci, s.boot))
 		if !plan.Boot {
 			return s.ignore(ci, portServer, plan.Reason)
 		}
@@ -59,7 +59,7 @@ func (s *Server) respondPXEPort(ci clientInfo, m *dhcpv4.DHCPv4, peer *net.UDPAd
 	if !ci.netboot() {
 		return s.ignore(ci, portPXE, "not a network boot client")
 	}
-	plan := decideBoot(ci, s.boot4011)
+	plan := decideBoot(ci, s.bootConfigFor(ci, s.boot4011))
 	if !plan.Boot {
 		return s.ignore(ci, portPXE, plan.Reason)
 	}

@@ -67,6 +67,13 @@ type Config struct {
 	HTTPBootFile string
 	// Arm64File is the arm64 iPXE binary name (TFTP and under /ipxe/), or "" for no arm64 offers.
 	Arm64File string
+	// ShimFile and ShimURLPath name the signed shim on TFTP and HTTP ("" without the signed
+	// chain); OfferShim says, by client MAC, whether a UEFI x64 client gets shim instead of
+	// iPXE (nil: never). It is called for UEFI x64 PXE and HTTP Boot requests only, must be
+	// quick and must not block.
+	ShimFile    string
+	ShimURLPath string
+	OfferShim   func(mac net.HardwareAddr) bool
 	// PoolStart and PoolEnd bound the full-mode address range (inclusive).
 	PoolStart, PoolEnd net.IP
 	// Netmask of the full-mode network (the pool's subnet).
@@ -161,6 +168,8 @@ func New(cfg Config, leases LeaseStore) (*Server, error) {
 		HTTPBootFile: cfg.HTTPBootFile,
 		Arm64File:    cfg.Arm64File,
 		Proxy:        cfg.Mode == ModeProxy,
+		ShimFile:     cfg.ShimFile,
+		ShimURLPath:  cfg.ShimURLPath,
 	}
 	s.boot4011 = s.boot
 	s.boot4011.Proxy = true

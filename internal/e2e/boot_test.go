@@ -209,6 +209,9 @@ func startFleetboot(t *testing.T, env *bootEnv) *proc {
 		"--boot-kernel", "vmlinuz",
 		"--boot-initrd", "initrd.img",
 		"--boot-cmdline", env.cmdline,
+		// These scenarios prove the iPXE paths (snponly.efi over PXE and HTTP Boot); the
+		// default chain auto (shim → GRUB → iPXE) has its own scenario in secureboot_test.go.
+		"--boot-chain", "ipxe",
 		"--log-format", "json",
 		"--log-level", "debug",
 	}

@@ -96,6 +96,11 @@ func debianInstallerISO(t *testing.T, arch string) string {
 	return iso
 }
 
+// runOut runs a command and returns its combined output.
+func runOut(name string, args ...string) ([]byte, error) {
+	return exec.Command(name, args...).CombinedOutput()
+}
+
 // copyFile copies src to dst, creating dst's directory.
 func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)

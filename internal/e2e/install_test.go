@@ -96,21 +96,9 @@ func TestISOInstallsThroughFleetboot(t *testing.T) {
 		}
 	}
 	env := &isoEnv{bootEnv: newBootEnv(t, "iso", payload)}
-	env.server = startISOFleetboot(t, env.bootEnv)
-	tok, err := os.ReadFile(filepath.Join(env.dir, "data", "api-token"))
-	if err != nil {
-		t.Fatalf("api token: %v", err)
-	}
-	env.api = &apiClient{base: "http://" + lanServerIP + ":8080", token: strings.TrimSpace(string(tok)), http: env.lan.lan.httpClient(60 * time.Second)}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	t.Cleanup(func() { cancel(nil) })
-	go func() {
-		select {
-		case <-env.server.done:
-			cancel(fmt.Errorf("fleetboot exited during the boot (%v)", env.server.err))
-		case <-ctx.Done():
-		}
-	}()
+	// The ISO scenarios' UEFI machines boot through iPXE; shim → GRUB has its own scenarios.
+	env.server = startISOFleetboot(t, env.bootEnv, "--boot-chain", "ipxe")
+	ctx := env.connect(t)
 
 	vms := installVMs()
 	isos := map[string]*isoInfo{} // by family
@@ -177,9 +165,30 @@ func TestISOInstallsThroughFleetboot(t *testing.T) {
 		time.Since(started).Round(time.Second), installSummary(vms, results))
 }
 
+// connect gives env its API client (with the server's token) and returns a context that ends
+// with the test, or as soon as fleetboot exits (the cause says so).
+func (env *isoEnv) connect(t *testing.T) context.Context {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(env.dir, "data", "api-token"))
+	if err != nil {
+		t.Fatalf("api token: %v", err)
+	}
+	env.api = &apiClient{base: "http://" + lanServerIP + ":8080", token: strings.TrimSpace(string(tok)), http: env.lan.lan.httpClient(60 * time.Second)}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t.Cleanup(func() { cancel(nil) })
+	go func() {
+		select {
+		case <-env.server.done:
+			cancel(fmt.Errorf("fleetboot exited during the boot (%v)", env.server.err))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx
+}
+
 // startISOFleetboot runs fleetboot for the ISO scenarios: full DHCP, no default boot target,
-// a short menu timeout.
-func startISOFleetboot(t *testing.T, env *bootEnv) *proc {
+// a short menu timeout, and extra flags.
+func startISOFleetboot(t *testing.T, env *bootEnv, extra ...string) *proc {
 	t.Helper()
 	args := []string{suite.bin, "serve",
 		"--data", filepath.Join(env.dir, "data"),
@@ -197,6 +206,7 @@ func startISOFleetboot(t *testing.T, env *bootEnv) *proc {
 		"--log-format", "json",
 		"--log-level", "debug",
 	}
+	args = append(args, extra...)
 	p := startProc(t, "fleetboot", env.serverLog, env.lan.lan.command(args...)...)
 	waitHTTP(t, env, p, "http://"+lanServerIP+":8080/healthz")
 	return p

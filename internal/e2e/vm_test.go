@@ -325,6 +325,10 @@ func modeByte(mode string) int {
 		return 2
 	case "iso":
 		return 3
+	case "sb":
+		return 4
+	case "sboff":
+		return 5
 	}
 	return 0xee
 }

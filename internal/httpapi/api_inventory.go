@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -324,6 +325,13 @@ func (a *API) deleteRule(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// fromMachine reports whether the request comes from the address the machine last booted with
+// (what callbacks without a token must prove), and the request's address.
+func fromMachine(c echo.Context, m *inventory.Machine) (netip.Addr, bool) {
+	from := remoteIP(c)
+	return from, m.IP != "" && from.IsValid() && from.String() == m.IP
+}
+
 // done is the installer's one-shot callback: POST /boot/done/{mac}. It carries no token (an
 // installer has none) but only the machine itself may call it: the request must come from the
 // address the machine last booted with.
@@ -337,8 +345,8 @@ func (a *API) done(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	from := remoteIP(c)
-	if m.IP == "" || !from.IsValid() || from.String() != m.IP {
+	from, ok := fromMachine(c, m)
+	if !ok {
 		a.log.Warn("done callback from a foreign address refused", "mac", mac, "ip", from, "machine_ip", m.IP)
 		return httpError(http.StatusForbidden, "only the machine itself ("+m.IP+") may report its install done")
 	}

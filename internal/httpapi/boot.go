@@ -66,6 +66,8 @@ func routeGroup(p string) string {
 		return "boot"
 	case strings.HasPrefix(p, "/ipxe/"):
 		return "ipxe"
+	case strings.HasPrefix(p, "/secureboot/"), strings.HasPrefix(p, "/grub/"):
+		return "grub"
 	case strings.HasPrefix(p, "/assets/"):
 		return "assets"
 	case strings.HasPrefix(p, "/isos/"):

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
@@ -76,8 +77,16 @@ func newISOEnv(t *testing.T) *isoEnv {
 	base := "http://" + srv.Listener.Addr().String()
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: base}
 	scripts := ipxe.ScriptConfig{HTTPBase: base}
-	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov}
-	api := New(Config{Scripts: scripts, Binaries: bins, Decider: planner, Inventory: inv, Provision: prov,
+	chain, err := grub.LoadChain(fstest.MapFS{
+		"shimx64.efi":    {Data: []byte("SIGNED-SHIM")},
+		"grubnetx64.efi": {Data: []byte("SIGNED-GRUB")},
+	}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grubCfg := grub.Config{HTTPBase: base, IPXEFile: "snponly.efi"}
+	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: boot.ChainAuto}
+	api := New(Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Decider: planner, Inventory: inv, Provision: prov,
 		ISOs: isos, Detector: prov, Token: testToken})
 	srv.Config.Handler = api
 	srv.Start()

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
@@ -30,6 +31,12 @@ type Decider interface {
 type Config struct {
 	Scripts  ipxe.ScriptConfig
 	Binaries *ipxe.Binaries
+	// Chain is the signed shim + GRUB served at /secureboot/; nil serves none.
+	Chain *grub.Chain
+	// GRUB is what GRUB configs need to know about the server.
+	GRUB grub.Config
+	// GRUBDecider renders machines' GRUB configs; nil serves only the static GRUB files.
+	GRUBDecider GRUBDecider
 	// Assets is the directory served at /assets/ (<data>/assets); nil disables the route.
 	Assets  *os.Root
 	Decider Decider
@@ -81,6 +88,10 @@ func New(cfg Config) *API {
 	getHead := []string{http.MethodGet, http.MethodHead}
 	e.Match(getHead, "/boot.ipxe", a.bootScript)
 	e.Match(getHead, "/ipxe/:file", a.ipxeFile)
+	if cfg.Chain != nil {
+		e.Match(getHead, "/secureboot/:file", a.secureBootFile)
+		e.Match(getHead, "/grub/*", a.grubFile)
+	}
 	e.Match(getHead, "/assets/*", a.asset)
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))

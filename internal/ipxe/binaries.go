@@ -107,21 +107,31 @@ func LoadBinaries(fsys fs.FS, source string) (*Binaries, error) {
 
 // LoadBinariesFrom loads from dir when it is set, else from the embedded files.
 func LoadBinariesFrom(embedded fs.FS, dir string) (*Binaries, error) {
+	fsys, source, err := DirOrEmbedded(embedded, "ipxe", dir, "--ipxe-dir")
+	if err != nil {
+		return nil, err
+	}
+	return LoadBinaries(fsys, source)
+}
+
+// DirOrEmbedded is the directory dir (named by flag in errors) when it is set, else the
+// embedded directory sub; source says which ("embedded" or dir).
+func DirOrEmbedded(embedded fs.FS, sub, dir, flag string) (fsys fs.FS, source string, err error) {
 	if dir != "" {
 		st, err := os.Stat(dir)
 		if err != nil {
-			return nil, fmt.Errorf("--ipxe-dir: %w", err)
+			return nil, "", fmt.Errorf("%s: %w", flag, err)
 		}
 		if !st.IsDir() {
-			return nil, fmt.Errorf("--ipxe-dir %s is not a directory", dir)
+			return nil, "", fmt.Errorf("%s %s is not a directory", flag, dir)
 		}
-		return LoadBinaries(os.DirFS(dir), dir)
+		return os.DirFS(dir), dir, nil
 	}
-	sub, err := fs.Sub(embedded, "ipxe")
+	fsys, err = fs.Sub(embedded, sub)
 	if err != nil {
-		return nil, fmt.Errorf("embedded iPXE files: %w", err)
+		return nil, "", fmt.Errorf("embedded %s files: %w", sub, err)
 	}
-	return LoadBinaries(sub, "embedded")
+	return fsys, "embedded", nil
 }
 
 // Get returns the named binary. Names are exact: no directories, no case folding.

@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 
+	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,10 +31,10 @@ var (
 	dhcpKinds     = []string{"offer", "ack", "nak", "proxy-offer", "proxy-ack", "ignored", "dropped", "release", "decline", "inform"}
 	firmwares     = []string{"bios-pxe", "uefi-pxe", "uefi-http", "ipxe", "other"}
 	tftpResults   = []string{"ok", "probe", "error"}
-	httpRoutes    = []string{"boot", "ipxe", "assets", "iso", "api", "other"}
+	httpRoutes    = []string{"boot", "ipxe", "grub", "assets", "iso", "api", "other"}
 	codeClasses   = []string{"2xx", "3xx", "4xx", "5xx"}
 	scriptKinds   = []string{"chain", "target", "menu", "local", "autoexec"}
-	tftpFileNames = append(ipxe.Served(), "other")
+	tftpFileNames = append(append(ipxe.Served(), grub.Served()...), "other")
 )
 
 // New creates the collectors in a fresh registry (plus Go runtime and process collectors).

@@ -24,6 +24,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/dhcp"
+	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -52,8 +53,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	logBinaries(log, bins)
+	chain, err := grub.LoadChainFrom(embedded.SecureBoot, cfg.SecureBootDir)
+	switch {
+	case errors.Is(err, grub.ErrMissing) && cfg.BootChain != boot.ChainShim:
+		// Optional: without it fleetboot is what it was before Secure Boot support.
+		log.Warn("Secure Boot chain not available: every machine gets iPXE, machines with Secure Boot on cannot boot", "err", err)
+		chain = nil
+	case err != nil:
+		return fmt.Errorf("--boot-chain=%s: %w", cfg.BootChain, err)
+	default:
+		for _, b := range chain.Binaries() {
+			log.Info("Secure Boot binary", "file", b.Name, "bytes", len(b.Data), "sha256", b.SHA256, "source", chain.Source, "version", chain.Version)
+		}
+	}
 	m := metrics.New()
 	scripts := ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
+	grubCfg := grub.Config{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout, IPXEFile: ipxe.UEFISnp}
 
 	// Listeners first.
 	ln, err := listenHTTP(cfg.HTTPAddr)
@@ -63,8 +78,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer ln.Close()
 	var ts *tftp.Server
 	if res.TFTPAddr != "" {
-		files := tftpFiles(bins, ipxe.Autoexec(scripts))
-		ts, err = tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Logger: log, DrainTimeout: cfg.DrainTimeout,
+		files := tftpFiles(bins, ipxe.Autoexec(scripts), chain, grubCfg)
+		ts, err = tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Optional: grub.IsOptional, Logger: log, DrainTimeout: cfg.DrainTimeout,
 			OnTransfer: func(t tftp.Transfer) {
 				file := metrics.TFTPFileLabel(t.File)
 				result := "ok"
@@ -145,7 +160,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase}
 
-	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned}
+	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned,
+		GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: cfg.BootChain}
 	if cfg.BootKernel != "" {
 		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
 		for _, p := range append([]string{cfg.BootKernel}, res.BootInitrd...) {
@@ -186,6 +202,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				}
 			},
 		}
+		if chain != nil {
+			dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, grub.HTTPDir+grub.ShimFile
+			dcfg.OfferShim = func(mac net.HardwareAddr) bool {
+				c, err := planner.Chain(ctx, ipxe.NormalizeMAC(mac.String()))
+				if err != nil {
+					log.Warn("boot chain lookup failed; offering iPXE", "mac", mac, "err", err)
+					return false
+				}
+				return c != boot.ChainIPXE
+			}
+		}
 		if cfg.DHCPMode == config.DHCPFull {
 			dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
 			if res.Router.IsValid() {
@@ -208,7 +235,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if ds != nil && cfg.DHCPMode == config.DHCPFull {
 		leasesView = ds
 	}
-	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Assets: assets, Decider: planner,
+	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Assets: assets, Decider: planner,
 		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Token: token, Metrics: m, Logger: log})
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -358,11 +385,18 @@ func makeDataDir(dir string) (undo func(), err error) {
 	}, nil
 }
 
-// tftpFiles serves the iPXE binaries and the generated autoexec.ipxe, nothing else.
-func tftpFiles(bins *ipxe.Binaries, autoexec []byte) tftp.Files {
+// tftpFiles serves the iPXE binaries and the generated autoexec.ipxe and, with the signed
+// chain, shim, GRUB (at the root, where shim asks for it over TFTP) and GRUB's files below its
+// prefix; nothing else.
+func tftpFiles(bins *ipxe.Binaries, autoexec []byte, chain *grub.Chain, grubCfg grub.Config) tftp.Files {
 	files := map[string][]byte{ipxe.AutoexecScript: autoexec}
 	for _, b := range bins.List() {
 		files[b.Name] = b.Data
+	}
+	if chain != nil {
+		for name, data := range chain.StaticFiles(grubCfg) {
+			files[name] = data
+		}
 	}
 	return tftp.StaticFiles(files)
 }

@@ -117,6 +117,54 @@ func TestRunRefusesBadConfigAndMissingBinaries(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "scripts/fetch-ipxe.sh") {
 		t.Fatalf("missing binaries: %v", err)
 	}
+	// --boot-chain shim promises the signed chain: without it, refuse (auto only warns).
+	cfg = testConfig(t)
+	cfg.BootChain = "shim"
+	cfg.SecureBootDir = t.TempDir()
+	err = Run(context.Background(), cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "scripts/fetch-secureboot.sh") {
+		t.Fatalf("--boot-chain shim without the signed chain: %v", err)
+	}
+	cfg = testConfig(t)
+	cfg.BootChain = "sometimes"
+	if err := Run(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "--boot-chain must be auto, shim or ipxe") {
+		t.Fatalf("bad --boot-chain: %v", err)
+	}
+}
+
+// TestRunServesTheSignedChainWhenPresent: with a chain directory, shim and GRUB are served at
+// /secureboot/ and GRUB's bootstrap at /grub/grub.cfg; without one (auto), fleetboot still runs.
+func TestRunServesTheSignedChainWhenPresent(t *testing.T) {
+	for _, withChain := range []bool{true, false} {
+		cfg := testConfig(t)
+		cfg.SecureBootDir = t.TempDir()
+		if withChain {
+			os.WriteFile(filepath.Join(cfg.SecureBootDir, "shimx64.efi"), []byte("SHIM"), 0o644)
+			os.WriteFile(filepath.Join(cfg.SecureBootDir, "grubnetx64.efi"), []byte("GRUB"), 0o644)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, cfg, nil) }()
+		var code int
+		var body string
+		for i := 0; i < 100; i++ {
+			res, err := http.Get("http://" + cfg.HTTPAddr + "/secureboot/grubx64.efi")
+			if err == nil {
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				code, body = res.StatusCode, string(b)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if withChain && (code != 200 || body != "GRUB") || !withChain && code != 404 {
+			t.Errorf("chain present %v: /secureboot/grubx64.efi %d %q", withChain, code, body)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
 }
 
 // lockedBuffer is a log sink the server's goroutines may write to concurrently.

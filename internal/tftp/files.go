@@ -45,18 +45,24 @@ const maxNameLen = 255
 // requestName turns the file name of a read request into the name Files is asked for, or ""
 // when it cannot name a file we serve. Firmware sends either "undionly.kpxe" or
 // "/undionly.kpxe" (a DHCP filename with a leading slash), so exactly one leading "/" is
-// stripped; everything that would mean a directory or a path elsewhere is refused rather than
-// cleaned, so "a/../undionly.kpxe" does not become "undionly.kpxe": only exact names match.
+// stripped. "/" separates directories (GRUB reads grub/grub.cfg below its prefix), but every
+// part must be a plain name: empty parts, "." and ".." are refused rather than cleaned, so
+// "a/../undionly.kpxe" does not become "undionly.kpxe": only exact names match.
 func requestName(raw string) string {
 	name := strings.TrimPrefix(raw, "/")
-	if name == "" || name == "." || name == ".." || len(name) > maxNameLen {
+	if name == "" || len(name) > maxNameLen {
 		return ""
 	}
 	for i := 0; i < len(name); i++ {
 		// Backslash: Windows-style clients (and some firmware) use it as a separator.
 		// Control characters (NUL included) have no place in our names and would only reach
 		// the logs.
-		if c := name[i]; c == '/' || c == '\\' || c < 0x20 || c == 0x7f {
+		if c := name[i]; c == '\\' || c < 0x20 || c == 0x7f {
+			return ""
+		}
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." {
 			return ""
 		}
 	}

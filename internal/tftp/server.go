@@ -87,6 +87,9 @@ type Config struct {
 	Files Files
 	// Logger receives one line per transfer; nil discards.
 	Logger *slog.Logger
+	// Optional, when set, names files clients ask for knowing they may be absent (shim's
+	// revocation lists): refusing them is logged at debug level, not as a refusal.
+	Optional func(name string) bool
 	// OnTransfer, when set, is called once per finished, failed or refused request (metrics,
 	// machine timeline). It runs on the transfer's goroutine, possibly concurrently with other
 	// calls, and must not block.
@@ -134,6 +137,7 @@ type Transfer struct {
 type Server struct {
 	addr       string
 	files      Files
+	optional   func(string) bool
 	log        *slog.Logger
 	onTransfer func(Transfer)
 	timeout    time.Duration
@@ -190,6 +194,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		addr:       cfg.Addr,
 		files:      cfg.Files,
+		optional:   cfg.Optional,
 		log:        log,
 		onTransfer: cfg.OnTransfer,
 		timeout:    cfg.Timeout,
@@ -472,6 +477,8 @@ func (s *Server) finish(t Transfer) {
 		s.log.Debug("tftp size probe", append(attrs, "size", t.Size)...)
 	case t.Err == nil:
 		s.log.Info("tftp sent", append(attrs, "blksize", t.BlockSize, "retransmits", t.Retransmits)...)
+	case errors.Is(t.Err, ErrNotFound) && s.optional != nil && s.optional(t.File):
+		s.log.Debug("tftp optional file not served", append(attrs, "err", t.Err)...)
 	case errors.Is(t.Err, ErrNotFound), errors.Is(t.Err, ErrAccessViolation):
 		s.log.Info("tftp refused", append(attrs, "err", t.Err)...)
 	default:
