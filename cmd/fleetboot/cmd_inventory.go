@@ -87,13 +87,15 @@ func printMachines(cmd *cobra.Command, ms []client.Machine) error {
 }
 
 func machineTable(tw *tabwriter.Writer, ms []client.Machine) {
-	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tPROFILE\tIP\tLABELS\tLAST SEEN")
+	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tPROFILE\tIP\tPRODUCT\tLABELS\tLAST SEEN")
 	for _, m := range ms {
 		seen := "never"
 		if !m.LastSeen.IsZero() {
 			seen = m.LastSeen.Local().Format("2006-01-02 15:04:05")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, orDash(m.Hostname), m.State, orDash(m.Profile), orDash(m.IP), formatKV(m.Labels), seen)
+		product := strings.TrimSpace(m.Hardware["manufacturer"] + " " + m.Hardware["product"])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, orDash(m.Hostname), m.State, orDash(m.Profile), orDash(m.IP),
+			orDash(product), formatKV(m.Labels), seen)
 	}
 }
 
@@ -379,9 +381,10 @@ func newRuleCmd() *cobra.Command {
 	var f apiFlags
 	cmd := groupCommand(&cobra.Command{
 		Use:   "rule",
-		Short: "Manage rules that assign profiles to machines by MAC prefix and labels",
+		Short: "Manage rules that assign profiles to machines by MAC prefix, labels and hardware facts",
 		Example: `  fleetboot rule add --profile fedora-ks --mac-prefix 52:54:00 --install
-  fleetboot rule add --profile db --label role=db --priority 10`,
+  fleetboot rule add --profile db --label role=db --priority 10
+  fleetboot rule add --profile r650 --hardware "product=PowerEdge R650" --hardware "manufacturer=Dell*"`,
 	})
 	f.register(cmd)
 
@@ -395,9 +398,9 @@ func newRuleCmd() *cobra.Command {
 				return err
 			}
 			return lsOut.print(cmd.OutOrStdout(), rs, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tPRIORITY\tMAC PREFIX\tLABELS\tPROFILE\tINSTALL")
+				fmt.Fprintln(tw, "ID\tPRIORITY\tMAC PREFIX\tLABELS\tHARDWARE\tPROFILE\tINSTALL")
 				for _, r := range rs {
-					fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", r.ID, r.Priority, orDash(r.MACPrefix), formatKV(r.Labels), r.Profile, r.Install)
+					fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Priority, orDash(r.MACPrefix), formatKV(r.Labels), formatKV(r.Hardware), r.Profile, r.Install)
 				}
 			})
 		}),
@@ -405,7 +408,7 @@ func newRuleCmd() *cobra.Command {
 	lsOut.register(ls)
 
 	var r client.Rule
-	var labels []string
+	var labels, hardware []string
 	add := &cobra.Command{
 		Use: "add --profile P", Short: "Add a rule; machines without a profile that match get it at once", Args: cobra.NoArgs,
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
@@ -415,6 +418,13 @@ func newRuleCmd() *cobra.Command {
 					return err
 				}
 				r.Labels = l
+			}
+			if len(hardware) > 0 {
+				h, err := parseKV("hardware", hardware)
+				if err != nil {
+					return err
+				}
+				r.Hardware = h
 			}
 			out, applied, err := c.AddRule(cmd.Context(), r)
 			if err != nil {
@@ -427,6 +437,7 @@ func newRuleCmd() *cobra.Command {
 	add.Flags().StringVar(&r.Profile, "profile", "", "profile to assign (required)")
 	add.Flags().StringVar(&r.MACPrefix, "mac-prefix", "", "match MACs starting with these octets, e.g. 52:54:00")
 	add.Flags().StringArrayVar(&labels, "label", nil, "match machines with label key=value (repeatable; all must match)")
+	add.Flags().StringArrayVar(&hardware, "hardware", nil, "match a hardware fact iPXE reports, fact=value; * and ? glob, case ignored\n(repeatable; all must match; facts: manufacturer, product, serial, asset, memsize, cpuvendor, cpumodel, nic_chip, nic_bustype)")
 	add.Flags().BoolVar(&r.Install, "install", false, "also set matching machines to install-pending")
 	add.Flags().IntVar(&r.Priority, "priority", 0, "lower wins among matching rules")
 	add.MarkFlagRequired("profile")

@@ -182,6 +182,16 @@ func TestCLIMachineProfileRuleCommands(t *testing.T) {
 	if out := must("rule", "ls"); !strings.Contains(out, "52:54:01") || !strings.Contains(out, "true") {
 		t.Fatalf("rule ls:\n%s", out)
 	}
+	if out := must("rule", "add", "--profile", "fed", "--hardware", "product=PowerEdge R650", "--hardware", "manufacturer=Dell*"); !strings.Contains(out, "added rule 2") {
+		t.Fatalf("rule add --hardware:\n%s", out)
+	}
+	if out := must("rule", "ls"); !strings.Contains(out, "manufacturer=Dell*,product=PowerEdge R650") {
+		t.Fatalf("rule ls with hardware:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "rule", "add", "--profile", "fed", "--hardware", "colour=red"); err == nil || !strings.Contains(err.Error(), "want one of manufacturer") {
+		t.Fatalf("rule add with an unknown fact: %v", err)
+	}
+	must("rule", "rm", "2")
 	must("rule", "rm", "1")
 	if _, _, err := runCLI(t, "rule", "rm", "x"); err == nil {
 		t.Fatal("rule rm x: no error")

@@ -101,7 +101,8 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 	if ip == "" && r.Remote.IsValid() {
 		ip = r.Remote.String()
 	}
-	m, _, err := p.Machines.See(ctx, inventory.Sighting{MAC: r.MAC, UUID: r.UUID, Arch: r.Arch, Platform: r.Platform, IP: ip})
+	m, _, err := p.Machines.See(ctx, inventory.Sighting{MAC: r.MAC, UUID: r.UUID, Arch: r.Arch, Platform: r.Platform, IP: ip,
+		Hardware: r.Hardware})
 	if err != nil {
 		return Decision{}, fmt.Errorf("record machine %s: %w", r.MAC, err)
 	}

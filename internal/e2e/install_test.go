@@ -27,6 +27,9 @@ type installVM struct {
 	path   string     // boot path, a scenario name of vm_test.go: bios, uefi-pxe, uefi-http
 	// byRule assigns the machine through an assignment rule on its MAC instead of creating it.
 	byRule bool
+	// hardware, when set, gives the VM these SMBIOS system facts (QEMU -smbios type=1) and
+	// byRule matches them (the facts iPXE reports) instead of the MAC.
+	hardware map[string]string
 	// reboot boots the machine a second time after its install and expects local boot.
 	reboot bool
 }
@@ -42,7 +45,8 @@ func installVMs() []installVM {
 	return []installVM{
 		{name: "rocky", family: byFamily["rocky"], path: "bios", reboot: true},
 		{name: "ubuntu", family: byFamily["ubuntu"], path: "uefi-http", reboot: true},
-		{name: "arch", family: byFamily["arch"], path: "uefi-pxe"},
+		{name: "arch", family: byFamily["arch"], path: "uefi-pxe", byRule: true,
+			hardware: map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650", "serial": "7XK2LM3"}},
 		{name: "alpine", family: byFamily["alpine"], path: "bios", byRule: true},
 		{name: "debian", family: byFamily["debian"], path: "uefi-http"},
 		{name: "menu", path: "bios"},
@@ -261,6 +265,12 @@ func (env *isoEnv) publishFamily(ctx context.Context, f familyISO, kernel, paylo
 // assign makes the machine install its family's profile on its next boot: created through the
 // API as install-pending, or through a rule that matches its MAC when it is first seen.
 func (env *isoEnv) assign(ctx context.Context, vm installVM, mac string, iso *isoInfo) error {
+	if vm.byRule && vm.hardware != nil {
+		// Every machine of this product: what iPXE reads from SMBIOS picks the profile.
+		return env.api.do(ctx, http.MethodPost, "/api/v1/rules", map[string]any{
+			"hardware": map[string]string{"product": vm.hardware["product"], "manufacturer": "dell*"},
+			"profile":  vm.family.name, "install": true}, nil)
+	}
 	if vm.byRule {
 		return env.api.do(ctx, http.MethodPost, "/api/v1/rules", map[string]any{
 			"mac_prefix": mac, "profile": vm.family.name, "install": true}, nil)
@@ -310,6 +320,15 @@ func newInstallVMSpec(t *testing.T, l *lan, dir string, vm installVM, index int)
 		tap:       l.addTap(t),
 		serialLog: filepath.Join(dir, name+".serial.log"),
 		qemuLog:   filepath.Join(dir, name+".qemu.log"),
+	}
+	if vm.hardware != nil {
+		smbios := "type=1"
+		for _, k := range []string{"manufacturer", "product", "serial"} {
+			if v := vm.hardware[k]; v != "" {
+				smbios += "," + k + "=" + strings.ReplaceAll(v, ",", ",,") // QEMU escapes ',' by doubling
+			}
+		}
+		spec.extra = append(spec.extra, "-smbios", smbios)
 	}
 	if strings.HasPrefix(sc.name, "uefi") {
 		spec.varsFile = filepath.Join(dir, name+".vars.fd")
@@ -419,6 +438,14 @@ func (env *isoEnv) runInstall(ctx context.Context, t *testing.T, vm installVM, s
 	}
 	if m.State != "installed" || m.IP != ip {
 		t.Errorf("machine is %s at %s, want installed at %s", m.State, m.IP, ip)
+	}
+	for k, v := range vm.hardware {
+		if m.Hardware[k] != v {
+			t.Errorf("hardware fact %s = %q as iPXE reported it, want %q (all: %v)", k, m.Hardware[k], v, m.Hardware)
+		}
+	}
+	if vm.hardware != nil {
+		t.Logf("%s: hardware facts iPXE reported: %v", spec.name, m.Hardware)
 	}
 	var events []eventInfo
 	if err := env.api.do(ctx, http.MethodGet, "/api/v1/machines/"+spec.mac+"/events", nil, &events); err != nil {

@@ -258,6 +258,8 @@ type machineInfo struct {
 	State    string `json:"state"`
 	IP       string `json:"ip"`
 	Platform string `json:"platform"`
+	// Hardware is what iPXE reported (SMBIOS, NIC).
+	Hardware map[string]string `json:"hardware"`
 }
 
 // eventInfo is one entry of a machine's timeline.

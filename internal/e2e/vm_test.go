@@ -128,7 +128,8 @@ type vmSpec struct {
 	tap       string
 	serialLog string
 	qemuLog   string
-	varsFile  string // per-VM copy of OVMF_VARS (UEFI scenarios)
+	varsFile  string   // per-VM copy of OVMF_VARS (UEFI scenarios)
+	extra     []string // more QEMU arguments (e.g. -smbios)
 }
 
 // qemuArgs returns the QEMU command line for vm (without any netns wrapper). Common to all: TCG
@@ -175,7 +176,7 @@ func qemuArgs(vm vmSpec, serconFile string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", vm.scenario.name)
 	}
-	return args, nil
+	return append(args, vm.extra...), nil
 }
 
 // bootResult is the outcome of one VM.

@@ -32,7 +32,7 @@ func (a *API) bootScript(c echo.Context) error {
 	}
 	a.m.BootScripts.WithLabelValues(d.Kind).Inc()
 	a.log.Info("boot script", "mac", id.MAC, "uuid", id.UUID, "arch", id.Arch, "platform", id.Platform,
-		"ip", req.Remote, "kind", d.Kind, "target", d.Label)
+		"ip", req.Remote, "kind", d.Kind, "target", d.Label, "product", id.Hardware["product"])
 	return serveScript(c, d.Script)
 }
 

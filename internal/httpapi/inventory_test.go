@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -309,4 +310,41 @@ func TestBootEntryShowsTheFinalCommandLine(t *testing.T) {
 	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"52:54:00:aa:bb:03"}`, 201, nil)
 	e.jsonCall(t, "GET", "/api/v1/machines/52:54:00:aa:bb:03/boot", "", 404, nil)
 	e.jsonCall(t, "GET", "/api/v1/profiles/nope/boot", "", 404, nil)
+}
+
+// TestHardwareFactsFromTheIdentifyURL: the facts iPXE puts on the identify URL are recorded on
+// the machine, a rule on them assigns and installs its profile, and the unattended template
+// sees them.
+func TestHardwareFactsFromTheIdentifyURL(t *testing.T) {
+	e := newISOEnv(t)
+	e.putISO(t, "fedora-41", buildISO(t, fedoraFiles(t), nil), http.StatusCreated)
+	ks := "# {{.Hardware.manufacturer}} {{.Hardware.product}} serial {{.Hardware.serial}} nic {{.Hardware.nic_chip}}{{.Hardware.memsize}}\n"
+	body, _ := json.Marshal(map[string]any{"iso": "fedora-41", "template": ks, "template_kind": "kickstart"})
+	e.jsonCall(t, "PUT", "/api/v1/profiles/r650", string(body), 201, nil)
+	e.jsonCall(t, "POST", "/api/v1/rules", `{"hardware":{"colour":"red"},"profile":"r650"}`, 400, nil)
+	e.jsonCall(t, "POST", "/api/v1/rules", `{"hardware":{"product":"PowerEdge R650"},"profile":"r650","install":true}`, 201, nil)
+
+	// What iPXE sends for a Dell R650 (values escaped by :uristring).
+	res, script := e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-10&arch=x86_64&platform=efi&manufacturer=Dell%20Inc.&product=PowerEdge%20R650"+
+		"&serial=7XK2LM3&asset=&memsize=&cpuvendor=&cpumodel=&nic_chip=i350&nic_bustype=PCI", testToken, nil, nil)
+	if res.StatusCode != 200 || !bytes.Contains(script, []byte("inst.ks=")) {
+		t.Fatalf("an R650 booting for the first time should get the installer: %d\n%s", res.StatusCode, script)
+	}
+	var m inventory.Machine
+	e.jsonCall(t, "GET", "/api/v1/machines/52:54:00:aa:bb:10", "", 200, &m)
+	want := map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650", "serial": "7XK2LM3", "nic_chip": "i350", "nic_bustype": "PCI"}
+	if m.Profile != "r650" || m.State != inventory.Installing || !reflect.DeepEqual(m.Hardware, want) {
+		t.Fatalf("machine: profile %q state %s hardware %v, want r650 installing %v", m.Profile, m.State, m.Hardware, want)
+	}
+	res, b := e.do(t, "GET", "/unattended/52-54-00-aa-bb-10/ks.cfg", "", nil, nil)
+	if res.StatusCode != 200 || string(b) != "# Dell Inc. PowerEdge R650 serial 7XK2LM3 nic i350\n" {
+		t.Fatalf("ks.cfg: %d %q", res.StatusCode, b)
+	}
+	// Another product is not matched.
+	e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-11&arch=x86_64&platform=efi&manufacturer=Dell%20Inc.&product=PowerEdge%20R750", testToken, nil, nil)
+	var other inventory.Machine
+	e.jsonCall(t, "GET", "/api/v1/machines/52:54:00:aa:bb:11", "", 200, &other)
+	if other.Profile != "" || other.Hardware["product"] != "PowerEdge R750" {
+		t.Fatalf("R750: %+v", other)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
@@ -52,16 +53,20 @@ var (
 
 // Machine is one machine.
 type Machine struct {
-	MAC          string            `json:"mac"`
-	UUID         string            `json:"uuid,omitempty"`
-	Hostname     string            `json:"hostname,omitempty"`
-	Labels       map[string]string `json:"labels"`
-	Profile      string            `json:"profile,omitempty"`
-	State        State             `json:"state"`
-	Arch         string            `json:"arch,omitempty"`
-	Platform     string            `json:"platform,omitempty"`
-	Firmware     string            `json:"firmware,omitempty"`
-	IP           string            `json:"ip,omitempty"`
+	MAC      string            `json:"mac"`
+	UUID     string            `json:"uuid,omitempty"`
+	Hostname string            `json:"hostname,omitempty"`
+	Labels   map[string]string `json:"labels"`
+	Profile  string            `json:"profile,omitempty"`
+	State    State             `json:"state"`
+	Arch     string            `json:"arch,omitempty"`
+	Platform string            `json:"platform,omitempty"`
+	Firmware string            `json:"firmware,omitempty"`
+	IP       string            `json:"ip,omitempty"`
+	// Hardware is what iPXE reported at the machine's last boot (ipxe.HardwareFacts:
+	// manufacturer, product, serial, asset, memsize, cpuvendor, cpumodel, nic_chip,
+	// nic_bustype); facts it did not report keep their earlier value.
+	Hardware     map[string]string `json:"hardware,omitempty"`
 	FirstSeen    time.Time         `json:"first_seen"`
 	LastSeen     time.Time         `json:"last_seen"`
 	StateChanged time.Time         `json:"state_changed"`
@@ -132,14 +137,19 @@ type SecureBootStatus struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Rule assigns a profile to machines that match it: every label given must match, and the MAC
-// must start with MACPrefix when one is given. Lower Priority wins; ties go to the older rule.
+// Rule assigns a profile to machines that match it: every label and hardware fact given must
+// match, and the MAC must start with MACPrefix when one is given. Lower Priority wins; ties go to the older rule.
 type Rule struct {
 	ID        int64             `json:"id,omitempty"`
 	Priority  int               `json:"priority"`
 	MACPrefix string            `json:"mac_prefix,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
-	Profile   string            `json:"profile"`
+	// Hardware matches the machine's hardware facts: each value must match the whole fact,
+	// ignoring case, with * for any run of characters and ? for one, e.g.
+	// {"product": "PowerEdge R650"} or {"manufacturer": "Dell*"}. A machine that has not
+	// reported the fact does not match.
+	Hardware map[string]string `json:"hardware,omitempty"`
+	Profile  string            `json:"profile"`
 	// Install sets matching machines to install-pending (otherwise they only get the profile
 	// assigned, for an operator to start).
 	Install bool      `json:"install"`
@@ -163,6 +173,8 @@ type Sighting struct {
 	Platform string
 	Firmware string
 	IP       string
+	// Hardware facts the machine reported (ipxe.HardwareFacts keys).
+	Hardware map[string]string
 }
 
 // Inventory is the persisted inventory.
@@ -217,6 +229,8 @@ var migrations = []string{
 		detail TEXT NOT NULL DEFAULT '');
 	CREATE INDEX events_mac_time ON events(mac, id);`,
 	`ALTER TABLE profiles ADD COLUMN mode TEXT NOT NULL DEFAULT 'install-once';`,
+	`ALTER TABLE machines ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';
+	ALTER TABLE rules ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';`,
 }
 
 // Open applies the inventory's migrations and returns it.
@@ -252,6 +266,22 @@ func checkLabels(l map[string]string) error {
 		}
 		if len(v) > 253 || strings.ContainsAny(v, "\x00\n\r") {
 			return fmt.Errorf("%w: label %s has a bad value", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func checkHardwareRule(h map[string]string) error {
+	for k, v := range h {
+		if !ipxe.IsHardwareFact(k) {
+			var keys []string
+			for _, f := range ipxe.HardwareFacts {
+				keys = append(keys, f.Key)
+			}
+			return fmt.Errorf("%w: hardware fact %q: want one of %s", ErrInvalid, k, strings.Join(keys, ", "))
+		}
+		if strings.TrimSpace(v) == "" || len(v) > 255 || strings.ContainsAny(v, "\x00\n\r") {
+			return fmt.Errorf("%w: hardware %s: want a value or a pattern with * and ? (at most 255 characters)", ErrInvalid, k)
 		}
 	}
 	return nil

@@ -238,3 +238,76 @@ func TestProfileModeIsStoredAndValidated(t *testing.T) {
 		t.Fatalf("bad mode: %v", err)
 	}
 }
+
+// TestRulesMatchHardwareFacts: a rule on hardware facts (exact, glob, case-insensitive)
+// assigns machines by what iPXE reported at boot; a machine that did not report the fact does
+// not match; facts arriving later (a machine added by hand before its first boot) apply rules
+// then; facts are recorded on the machine and in its timeline.
+func TestRulesMatchHardwareFacts(t *testing.T) {
+	ctx := context.Background()
+	inv, _ := openInv(t)
+	inv.PutProfile(ctx, &Profile{Name: "r650", ISO: "a"})
+	inv.PutProfile(ctx, &Profile{Name: "dell", ISO: "b"})
+	for _, bad := range []map[string]string{{"colour": "red"}, {"product": ""}, {"product": "a\nb"}} {
+		if _, _, err := inv.AddRule(ctx, Rule{Profile: "r650", Hardware: bad}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("rule with hardware %q accepted: %v", bad, err)
+		}
+	}
+	if _, _, err := inv.AddRule(ctx, Rule{Priority: 1, Profile: "r650", Install: true,
+		Hardware: map[string]string{"product": "PowerEdge R650", "manufacturer": "dell*"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := inv.AddRule(ctx, Rule{Priority: 2, Profile: "dell", Hardware: map[string]string{"manufacturer": "Dell ?nc."}}); err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := inv.Rules(ctx)
+	if len(rules) != 2 || rules[0].Hardware["product"] != "PowerEdge R650" {
+		t.Fatalf("rules as stored: %+v", rules)
+	}
+	cases := []struct {
+		mac     string
+		hw      map[string]string
+		profile string
+	}{
+		{"52:54:00:00:01:01", map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650", "serial": "7XK2LM3"}, "r650"},
+		{"52:54:00:00:01:02", map[string]string{"manufacturer": "DELL INC.", "product": "PowerEdge R650xs"}, "dell"},
+		{"52:54:00:00:01:03", map[string]string{"manufacturer": "Supermicro", "product": "PowerEdge R650"}, ""},
+		{"52:54:00:00:01:04", map[string]string{"product": "PowerEdge R650"}, ""}, // no manufacturer reported
+		{"52:54:00:00:01:05", nil, ""},
+	}
+	for _, c := range cases {
+		m, _, err := inv.See(ctx, Sighting{MAC: c.mac, Hardware: c.hw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Profile != c.profile {
+			t.Errorf("%s with %v got profile %q, want %q", c.mac, c.hw, m.Profile, c.profile)
+		}
+		for k, v := range c.hw {
+			if m.Hardware[k] != v {
+				t.Errorf("%s: hardware %s = %q, want %q", c.mac, k, m.Hardware[k], v)
+			}
+		}
+	}
+	m, _ := inv.Machine(ctx, "52:54:00:00:01:01")
+	if m.State != InstallPending {
+		t.Errorf("install rule did not set install-pending: %s", m.State)
+	}
+	ev, _ := inv.Events(ctx, m.MAC, 0)
+	if len(ev) == 0 || ev[0].Kind != "discovered" || ev[0].Detail != `manufacturer="Dell Inc." product="PowerEdge R650" serial=7XK2LM3` {
+		t.Errorf("discovery event: %+v", ev)
+	}
+	// Added by hand before it ever booted: the first boot's facts apply the rules, and a
+	// later boot that does not report a fact keeps what was known.
+	if _, err := inv.CreateMachine(ctx, "52:54:00:00:01:06", MachineUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	m, _, _ = inv.See(ctx, Sighting{MAC: "52:54:00:00:01:06", Hardware: map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650"}})
+	if m.Profile != "r650" || m.State != InstallPending {
+		t.Errorf("machine added by hand, then booted: %+v", m)
+	}
+	m, _, _ = inv.See(ctx, Sighting{MAC: "52:54:00:00:01:06", Hardware: map[string]string{"nic_chip": "i350"}})
+	if m.Hardware["product"] != "PowerEdge R650" || m.Hardware["nic_chip"] != "i350" {
+		t.Errorf("facts after a second boot: %v", m.Hardware)
+	}
+}

@@ -6,22 +6,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
 
-const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, arch, platform, firmware, ip, first_seen, last_seen, state_changed`
+const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware`
 
 type scanner interface{ Scan(...any) error }
 
 func scanMachine(s scanner) (*Machine, error) {
 	var m Machine
-	var labels, first, last, changed string
+	var labels, first, last, changed, hardware string
 	if err := s.Scan(&m.MAC, &m.UUID, &m.Hostname, &labels, &m.Profile, &m.State, &m.Arch, &m.Platform,
-		&m.Firmware, &m.IP, &first, &last, &changed); err != nil {
+		&m.Firmware, &m.IP, &first, &last, &changed, &hardware); err != nil {
 		return nil, err
 	}
 	m.Labels = map[string]string{}
 	json.Unmarshal([]byte(labels), &m.Labels)
+	json.Unmarshal([]byte(hardware), &m.Hardware)
 	m.FirstSeen, m.LastSeen, m.StateChanged = parseTime(first), parseTime(last), parseTime(changed)
 	return &m, nil
 }
@@ -95,8 +99,9 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	switch {
 	case errors.Is(err, ErrNotFound):
 		created = true
-		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (mac, uuid, state, arch, platform, firmware, ip, first_seen, last_seen, state_changed)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.MAC, s.UUID, Discovered, s.Arch, s.Platform, s.Firmware, s.IP, now, now, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (mac, uuid, state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.MAC, s.UUID, Discovered, s.Arch, s.Platform, s.Firmware, s.IP, now, now, now,
+			jsonText(orEmpty(s.Hardware))); err != nil {
 			return nil, false, fmt.Errorf("record machine %s: %w", s.MAC, err)
 		}
 		addEvent(ctx, tx, s.MAC, now, "discovered", describeSighting(s))
@@ -113,9 +118,19 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 			}
 			return newv
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET uuid=?, arch=?, platform=?, firmware=?, ip=?, last_seen=? WHERE mac=?`,
-			upd(s.UUID, m.UUID), upd(s.Arch, m.Arch), upd(s.Platform, m.Platform), upd(s.Firmware, m.Firmware), upd(s.IP, m.IP), now, s.MAC); err != nil {
+		hw, changed := mergeHardware(m.Hardware, s.Hardware)
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET uuid=?, arch=?, platform=?, firmware=?, ip=?, last_seen=?, hardware=? WHERE mac=?`,
+			upd(s.UUID, m.UUID), upd(s.Arch, m.Arch), upd(s.Platform, m.Platform), upd(s.Firmware, m.Firmware), upd(s.IP, m.IP), now,
+			jsonText(hw), s.MAC); err != nil {
 			return nil, false, fmt.Errorf("update machine %s: %w", s.MAC, err)
+		}
+		if changed {
+			addEvent(ctx, tx, s.MAC, now, "hardware", describeHardware(s.Hardware))
+			// A machine added by hand before it first booted, or one whose facts changed,
+			// may now match a hardware rule.
+			if err := applyRules(ctx, tx, s.MAC, now); err != nil {
+				return nil, false, err
+			}
 		}
 	}
 	m, err = getMachine(ctx, tx, s.MAC)
@@ -132,7 +147,42 @@ func describeSighting(s Sighting) string {
 			parts = append(parts, kv[0]+"="+kv[1])
 		}
 	}
+	if hw := describeHardware(s.Hardware); hw != "" {
+		parts = append(parts, hw)
+	}
 	return strings.Join(parts, " ")
+}
+
+// describeHardware lists facts in ipxe.HardwareFacts order, values quoted when they hold
+// spaces.
+func describeHardware(h map[string]string) string {
+	var parts []string
+	for _, f := range ipxe.HardwareFacts {
+		if v, ok := h[f.Key]; ok {
+			if strings.ContainsAny(v, " \t\"") {
+				v = strconv.Quote(v)
+			}
+			parts = append(parts, f.Key+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// mergeHardware returns old updated with the facts reported now, and whether any changed. A
+// fact not reported keeps its old value (an older iPXE stage may not report it).
+func mergeHardware(old, now map[string]string) (map[string]string, bool) {
+	out := map[string]string{}
+	for k, v := range old {
+		out[k] = v
+	}
+	changed := false
+	for k, v := range now {
+		if out[k] != v {
+			out[k] = v
+			changed = true
+		}
+	}
+	return out, changed
 }
 
 // MachineUpdate changes an operator-owned field; nil fields stay as they are.

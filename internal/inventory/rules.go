@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -13,16 +14,17 @@ func (inv *Inventory) Rules(ctx context.Context) ([]*Rule, error) {
 }
 
 func listRules(ctx context.Context, q querier) ([]*Rule, error) {
-	return queryAll(ctx, q, scanRule, `SELECT id, priority, mac_prefix, labels, profile, install, created FROM rules ORDER BY priority, id`)
+	return queryAll(ctx, q, scanRule, `SELECT id, priority, mac_prefix, labels, profile, install, created, hardware FROM rules ORDER BY priority, id`)
 }
 
 func scanRule(s scanner) (*Rule, error) {
 	var r Rule
-	var labels, created string
-	if err := s.Scan(&r.ID, &r.Priority, &r.MACPrefix, &labels, &r.Profile, &r.Install, &created); err != nil {
+	var labels, created, hardware string
+	if err := s.Scan(&r.ID, &r.Priority, &r.MACPrefix, &labels, &r.Profile, &r.Install, &created, &hardware); err != nil {
 		return nil, err
 	}
 	json.Unmarshal([]byte(labels), &r.Labels)
+	json.Unmarshal([]byte(hardware), &r.Hardware)
 	r.Created = parseTime(created)
 	return &r, nil
 }
@@ -36,8 +38,11 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	if err := checkLabels(r.Labels); err != nil {
 		return nil, 0, err
 	}
-	if r.MACPrefix == "" && len(r.Labels) == 0 {
-		return nil, 0, fmt.Errorf("%w: a rule needs mac_prefix or labels (a rule matching everything is a default; set it explicitly with mac_prefix of the fleet)", ErrInvalid)
+	if err := checkHardwareRule(r.Hardware); err != nil {
+		return nil, 0, err
+	}
+	if r.MACPrefix == "" && len(r.Labels) == 0 && len(r.Hardware) == 0 {
+		return nil, 0, fmt.Errorf("%w: a rule needs mac_prefix, labels or hardware (a rule matching everything is a default; set it explicitly with mac_prefix of the fleet)", ErrInvalid)
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
@@ -50,8 +55,8 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM profiles WHERE name=?`, r.Profile).Scan(new(int)); err != nil {
 		return nil, 0, fmt.Errorf("%w: profile %q does not exist", ErrInvalid, r.Profile)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO rules (priority, mac_prefix, labels, profile, install, created) VALUES (?, ?, ?, ?, ?, ?)`,
-		r.Priority, r.MACPrefix, jsonText(orEmpty(r.Labels)), r.Profile, r.Install, now)
+	res, err := tx.ExecContext(ctx, `INSERT INTO rules (priority, mac_prefix, labels, profile, install, created, hardware) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.Priority, r.MACPrefix, jsonText(orEmpty(r.Labels)), r.Profile, r.Install, now, jsonText(orEmpty(r.Hardware)))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -106,6 +111,15 @@ func (r *Rule) Matches(m *Machine) bool {
 			return false
 		}
 	}
+	for k, pattern := range r.Hardware {
+		got, ok := m.Hardware[k]
+		if !ok {
+			return false
+		}
+		if !globMatch(pattern, got) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -138,4 +152,14 @@ func assignByRule(ctx context.Context, q querier, m *Machine, r *Rule, now strin
 		return setState(ctx, q, m.MAC, m.State, InstallPending, now, fmt.Sprintf("rule %d", r.ID))
 	}
 	return nil
+}
+
+// globMatch matches a whole hardware fact against a pattern where * is any run of characters
+// and ? one character, ignoring case: firmware vendors spell the same maker "Dell Inc." and
+// "DELL", and product names may contain '/', which path.Match would treat as a separator.
+func globMatch(pattern, s string) bool {
+	q := regexp.QuoteMeta(pattern)
+	q = strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(q)
+	re, err := regexp.Compile("(?is)^" + q + "$")
+	return err == nil && re.MatchString(s)
 }

@@ -8,12 +8,65 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 )
 
 // The iPXE variables a machine reports about itself when it asks for its script. netX is the
 // network device iPXE opened last, i.e. the one that booted (net0 would be wrong on a
 // multi-port machine that boots from its second port). :hexhyp avoids ':' in the query.
-const identifyQuery = "mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}&ip=${netX/ip}"
+const identityQuery = "mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}&ip=${netX/ip}"
+
+// HardwareFact is one hardware fact a machine reports on the identify URL: Key is the query
+// parameter and the name fleetboot records it under (machines, rules, templates), Setting the
+// iPXE setting it comes from.
+type HardwareFact struct {
+	Key     string
+	Setting string
+	// About says where the value comes from and when it is empty, for the docs.
+	About string
+}
+
+// HardwareFacts are the facts iPXE knows at boot, in display order. A setting a build does
+// not have expands to nothing (iPXE treats unknown names as empty user settings), so the
+// query is the same for every binary; checked in Debian trixie's 1.21.1 EFI builds: the
+// SMBIOS settings (manufacturer, product, serial, asset) and the NIC's chip/bustype are
+// there; memsize (MEMMAP_SETTINGS) and cpuvendor/cpumodel (CPUID_SETTINGS) are not compiled
+// in and arrive empty. :uristring escapes '&', ' ' and the like so a value cannot break
+// the query.
+var HardwareFacts = []HardwareFact{
+	{"manufacturer", "manufacturer", "SMBIOS system manufacturer, e.g. Dell Inc."},
+	{"product", "product", "SMBIOS product name, e.g. PowerEdge R650"},
+	{"serial", "serial", "SMBIOS system serial number (service tag)"},
+	{"asset", "asset", "SMBIOS asset tag"},
+	{"memsize", "memsize", "memory in MiB (iPXE builds with MEMMAP_SETTINGS only)"},
+	{"cpuvendor", "cpuvendor", "CPU vendor, e.g. GenuineIntel (x86 iPXE builds with CPUID_SETTINGS only)"},
+	{"cpumodel", "cpumodel", "CPU model string (x86 iPXE builds with CPUID_SETTINGS only)"},
+	{"nic_chip", "netX/chip", "boot NIC's chip/driver, e.g. virtio-net, i350"},
+	{"nic_bustype", "netX/bustype", "boot NIC's bus type: PCI, USB …"},
+}
+
+// IsHardwareFact reports whether key names one of HardwareFacts.
+func IsHardwareFact(key string) bool {
+	for _, f := range HardwareFacts {
+		if f.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// identifyQuery is the query string of the identify URL: identity, then hardware facts.
+var identifyQuery = func() string {
+	q := identityQuery
+	for _, f := range HardwareFacts {
+		q += "&" + f.Key + "=${" + f.Setting + ":uristring}"
+	}
+	return q
+}()
+
+// maxFact bounds one hardware fact's length: SMBIOS strings are at most 64 bytes in practice
+// (255 by the spec).
+const maxFact = 255
 
 // BootTarget is what a machine should boot: a kernel, its initrds and its command line, all
 // as absolute URLs the machine can fetch over HTTP.
@@ -114,6 +167,8 @@ type Identity struct {
 	Arch     string // iPXE ${buildarch}: i386, x86_64, arm64 …
 	Platform string // iPXE ${platform}: pcbios, efi
 	IP       string
+	// Hardware holds the HardwareFacts the machine reported, by key; empty ones are absent.
+	Hardware map[string]string
 }
 
 // ParseIdentity reads the identifying query. Values iPXE could not expand arrive empty; bad
@@ -126,7 +181,34 @@ func ParseIdentity(q url.Values) Identity {
 		Platform: cleanToken(q.Get("platform"), 16),
 		IP:       cleanToken(q.Get("ip"), 15),
 	}
+	for _, f := range HardwareFacts {
+		if v := cleanFact(q.Get(f.Key)); v != "" {
+			if id.Hardware == nil {
+				id.Hardware = map[string]string{}
+			}
+			id.Hardware[f.Key] = v
+		}
+	}
 	return id
+}
+
+// cleanFact trims a hardware fact and drops values that are too long, not UTF-8 or carry
+// control characters; SMBIOS placeholders firmware vendors leave in are dropped too.
+func cleanFact(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > maxFact || !utf8.ValidString(s) {
+		return ""
+	}
+	for _, c := range s {
+		if c < ' ' || c == 0x7f {
+			return ""
+		}
+	}
+	switch strings.ToLower(s) {
+	case "to be filled by o.e.m.", "default string", "not specified", "system serial number", "none", "n/a", "0":
+		return ""
+	}
+	return s
 }
 
 // NormalizeMAC accepts aa:bb:…, aa-bb-… or aabbcc… (6 bytes) and returns aa:bb:cc:dd:ee:ff,

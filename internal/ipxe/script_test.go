@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -105,10 +106,16 @@ func TestParseIdentity(t *testing.T) {
 		{"mac=zz-54-00-ab-cd-01&arch=<script>&platform=" + strings.Repeat("e", 40), Identity{}},
 		{"mac=52-54-00-ab-cd", Identity{}},
 		{"", Identity{}},
+		// Hardware facts as iPXE's :uristring sends them; placeholders and junk are dropped.
+		{"mac=52-54-00-ab-cd-01&manufacturer=Dell%20Inc.&product=PowerEdge%20R650%20&serial=7XK2LM3&asset=To%20Be%20Filled%20By%20O.E.M." +
+			"&memsize=&cpuvendor=GenuineIntel&cpumodel=a%0Ab&nic_chip=i350&nic_bustype=PCI&bogus=1",
+			Identity{MAC: "52:54:00:ab:cd:01", Hardware: map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650",
+				"serial": "7XK2LM3", "cpuvendor": "GenuineIntel", "nic_chip": "i350", "nic_bustype": "PCI"}}},
+		{"mac=52-54-00-ab-cd-01&product=" + strings.Repeat("x", 300), Identity{MAC: "52:54:00:ab:cd:01"}},
 	}
 	for _, c := range cases {
 		q, _ := url.ParseQuery(c.query)
-		if got := ParseIdentity(q); got != c.want {
+		if got := ParseIdentity(q); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("ParseIdentity(%q) = %+v, want %+v", c.query, got, c.want)
 		}
 	}

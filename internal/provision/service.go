@@ -263,7 +263,7 @@ func (s *Service) vars(p *inventory.Profile, m *inventory.Machine, isoID string)
 		Hostname: hostname, MAC: m.MAC, MACHyphen: strings.ReplaceAll(m.MAC, ":", "-"), IP: m.IP,
 		ServerURL: s.HTTPBase, DoneURL: done, DoneCommand: doneCommand(done),
 		UnattendedURL: s.unattendedURL(p, m), ISOURL: s.ISOURL(isoID), Profile: p.Name,
-		SSHKeys: p.SSHKeys, Labels: m.Labels, Vars: p.Vars,
+		SSHKeys: p.SSHKeys, Labels: m.Labels, Vars: p.Vars, Hardware: m.Hardware,
 	}
 }
 

@@ -51,6 +51,9 @@ type Vars struct {
 	SSHKeys       []string
 	Labels        map[string]string
 	Vars          map[string]string
+	// Hardware is the machine's hardware facts as iPXE reported them (manufacturer, product,
+	// serial, asset, memsize, cpuvendor, cpumodel, nic_chip, nic_bustype); a missing fact is "".
+	Hardware map[string]string
 }
 
 // funcs are the helpers templates may use.
@@ -105,7 +108,8 @@ func sampleVars() Vars {
 	sample := Vars{Hostname: "host-525400000001", MAC: "52:54:00:00:00:01", MACHyphen: "52-54-00-00-00-01",
 		IP: "192.0.2.10", ServerURL: "http://192.0.2.1:8080", DoneURL: "http://192.0.2.1:8080/boot/done/52:54:00:00:00:01",
 		UnattendedURL: "http://192.0.2.1:8080/unattended/52:54:00:00:00:01/", ISOURL: "http://192.0.2.1:8080/isos/x",
-		Profile: "sample", SSHKeys: []string{"ssh-ed25519 AAAA sample"}, Labels: map[string]string{}, Vars: map[string]string{}}
+		Profile: "sample", SSHKeys: []string{"ssh-ed25519 AAAA sample"}, Labels: map[string]string{}, Vars: map[string]string{},
+		Hardware: map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650", "serial": "7XK2LM3", "nic_chip": "i350"}}
 	sample.DoneCommand = doneCommand(sample.DoneURL)
 	return sample
 }
@@ -117,6 +121,9 @@ func Render(t *template.Template, v Vars) ([]byte, error) {
 	}
 	if v.Vars == nil {
 		v.Vars = map[string]string{}
+	}
+	if v.Hardware == nil {
+		v.Hardware = map[string]string{}
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, v); err != nil {
