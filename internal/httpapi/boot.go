@@ -18,7 +18,7 @@ import (
 // bootScript answers GET /boot.ipxe. Without ?mac= it is the DHCP filename every iPXE fetches
 // first, and the answer asks the machine to say who it is; with it, the decider picks.
 func (a *API) bootScript(c echo.Context) error {
-	id := ipxe.ParseIdentity(c.QueryParams())
+	id := ipxe.ParseIdentityQuery(c.Request().URL.RawQuery)
 	req := boot.Request{Identity: id, Remote: remoteIP(c)}
 	if p := c.QueryParam("profile"); p != "" {
 		if !inventory.ValidName(p) {

@@ -171,6 +171,15 @@ type Identity struct {
 	Hardware map[string]string
 }
 
+// ParseIdentityQuery parses the raw query of an identify URL. iPXE's :uristring escapes a space
+// as %20 but leaves '+' as it is (RFC 3986 sub-delims), and form decoding would turn it into a
+// space ("Standard PC (i440FX+PIIX, 1996)", QEMU's SMBIOS product, arrived as "i440FX PIIX"),
+// so '+' is taken literally here.
+func ParseIdentityQuery(rawQuery string) Identity {
+	q, _ := url.ParseQuery(strings.ReplaceAll(rawQuery, "+", "%2B"))
+	return ParseIdentity(q)
+}
+
 // ParseIdentity reads the identifying query. Values iPXE could not expand arrive empty; bad
 // values are dropped rather than trusted.
 func ParseIdentity(q url.Values) Identity {

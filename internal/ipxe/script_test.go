@@ -121,6 +121,15 @@ func TestParseIdentity(t *testing.T) {
 	}
 }
 
+// TestParseIdentityQueryKeepsPlus: what QEMU's SMBIOS product looks like on the wire from
+// iPXE's :uristring ('+' unescaped).
+func TestParseIdentityQueryKeepsPlus(t *testing.T) {
+	id := ParseIdentityQuery("mac=52-54-00-ab-cd-01&product=Standard%20PC%20(i440FX+PIIX,%201996)&serial=A%2BB")
+	if id.Hardware["product"] != "Standard PC (i440FX+PIIX, 1996)" || id.Hardware["serial"] != "A+B" || id.MAC != "52:54:00:ab:cd:01" {
+		t.Fatalf("got %+v", id)
+	}
+}
+
 func TestCleanNameRejectsPathsAndTraversal(t *testing.T) {
 	for in, want := range map[string]string{
 		"undionly.kpxe":     "undionly.kpxe",
