@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"debug/buildinfo"
 	"debug/elf"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,10 +173,7 @@ func TestUnreachableServerMessage(t *testing.T) {
 // TestEveryListCommandPrintsJSON runs each list command with -o json against a real server
 // and decodes the output into the API's own types.
 func TestEveryListCommandPrintsJSON(t *testing.T) {
-	cliEnv(t)
-	srv := clienttest.Start(t, nil)
-	t.Setenv("FLEETBOOT_SERVER", srv.URL)
-	t.Setenv("FLEETBOOT_TOKEN", clienttest.Token)
+	srv := cliServer(t)
 	must := func(args ...string) string { t.Helper(); return mustCLI(t, args...) }
 	// Empty lists are [] for scripts, never null.
 	for _, list := range [][]string{{"iso", "ls"}, {"machine", "ls"}, {"profile", "ls"}, {"rule", "ls"}, {"leases"}} {
@@ -236,6 +239,16 @@ func TestEveryListCommandPrintsJSON(t *testing.T) {
 	}
 }
 
+// cliServer starts a test server and points the CLI at it through the environment.
+func cliServer(t *testing.T) *clienttest.Server {
+	t.Helper()
+	cliEnv(t)
+	srv := clienttest.Start(t, nil)
+	t.Setenv("FLEETBOOT_SERVER", srv.URL)
+	t.Setenv("FLEETBOOT_TOKEN", clienttest.Token)
+	return srv
+}
+
 func decode(t *testing.T, out string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(out), v); err != nil {
@@ -244,10 +257,7 @@ func decode(t *testing.T, out string, v any) {
 }
 
 func TestMachineSetInstall(t *testing.T) {
-	cliEnv(t)
-	srv := clienttest.Start(t, nil)
-	t.Setenv("FLEETBOOT_SERVER", srv.URL)
-	t.Setenv("FLEETBOOT_TOKEN", clienttest.Token)
+	srv := cliServer(t)
 	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
 	for _, args := range [][]string{
 		{"iso", "upload", p, "--name", "fedora", "-q"},
@@ -268,5 +278,143 @@ func TestMachineSetInstall(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "machine", "set", "52:54:00:12:34:56", "--install", "--state", "installed"); err == nil {
 		t.Fatal("--install with --state: no error")
+	}
+}
+
+// TestCtrlCDuringUploadLeavesItResumable runs the real binary, holds one chunk of its
+// upload at the server past the middle of the file, sends SIGINT, and checks the message
+// (with the share the server holds), the exit status, and that the same command then
+// resumes from there.
+func TestCtrlCDuringUploadLeavesItResumable(t *testing.T) {
+	bin := buildBinary(t)
+	var hold atomic.Bool
+	hold.Store(true)
+	held := make(chan int64, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	var mu sync.Mutex
+	var offsets []int64
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 64 << 10
+	if st.Size() < 4*chunk {
+		t.Fatalf("test image of %d bytes is too small for several chunks", st.Size())
+	}
+	srv := clienttest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPatch {
+				off, _ := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
+				if hold.Load() && off >= st.Size()/2 {
+					select {
+					case held <- off:
+					default:
+					}
+					<-release // the client is interrupted meanwhile; this chunk never lands
+					http.Error(w, "held by the test", http.StatusServiceUnavailable)
+					return
+				}
+				mu.Lock()
+				offsets = append(offsets, off)
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	t.Cleanup(free) // before the server's Close, which waits for held handlers
+	cache := t.TempDir()
+	env := append(os.Environ(), "XDG_CACHE_HOME="+cache, "HOME="+t.TempDir(), "FLEETBOOT_SERVER="+srv.URL,
+		"FLEETBOOT_TOKEN="+clienttest.Token, "FLEETBOOT_DATA=")
+	args := []string{"iso", "upload", p, "--name", "big", "--chunk-size", strconv.Itoa(chunk)}
+
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var at int64
+	select {
+	case at = <-held:
+	case err := <-exited:
+		t.Fatalf("upload ended before it reached the middle: %v\n%s%s", err, stdout.String(), stderr.String())
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("upload never reached the middle of the file")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("no exit after SIGINT:\n%s", stderr.String())
+	}
+	free()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("exit after SIGINT: %v, want status 130", err)
+	}
+	want := fmt.Sprintf("interrupted at %d %%, run the same command to resume", at*100/st.Size())
+	if !strings.Contains(stderr.String(), want) {
+		t.Fatalf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "fleetboot", "uploads", "*.upload")); len(left) != 1 {
+		t.Fatalf("resume state after Ctrl-C: %v", left)
+	}
+
+	// The same command again continues where the server stopped.
+	hold.Store(false)
+	mu.Lock()
+	offsets = nil
+	mu.Unlock()
+	cmd = exec.Command(bin, args...)
+	cmd.Env = env
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "uploaded big") || !strings.Contains(stderr.String(), "resuming at") {
+		t.Fatalf("rerun did not resume:\nstdout: %s\nstderr: %s", stdout.String(), stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(offsets) == 0 || offsets[0] != at {
+		t.Fatalf("rerun sent chunks at %v, want the first at %d", offsets, at)
+	}
+	iso, err := srv.ISOs.Get(context.Background(), "big")
+	if err != nil || iso.Size != st.Size() {
+		t.Fatalf("published: %+v %v", iso, err)
+	}
+}
+
+// TestCLIUploadExplainsWhatHappened: a file that is no ISO is refused locally; the same
+// file again under its name is "already there"; under another name the CLI says the name
+// was not added.
+func TestCLIUploadExplainsWhatHappened(t *testing.T) {
+	cliServer(t)
+	junk := filepath.Join(t.TempDir(), "disk.img")
+	os.WriteFile(junk, clienttest.Pattern(1, 100_000), 0o644)
+	if _, _, err := runCLI(t, "iso", "upload", junk); err == nil || !strings.Contains(err.Error(), "not an ISO 9660 image") ||
+		!strings.Contains(err.Error(), `"CD001"`) || !strings.Contains(err.Error(), "nothing was uploaded") {
+		t.Fatalf("upload of a disk image: %v", err)
+	}
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	mustCLI(t, "iso", "upload", p, "--name", "fedora", "-q")
+	if out := mustCLI(t, "iso", "upload", p, "--name", "fedora", "-q"); !strings.HasPrefix(out, "already there: fedora") || !strings.Contains(out, "nothing was uploaded") {
+		t.Fatalf("same file again:\n%s", out)
+	}
+	if out := mustCLI(t, "iso", "upload", p, "--name", "fedora-2", "-q"); !strings.Contains(out, "already stored as fedora") ||
+		!strings.Contains(out, `the name "fedora-2" was NOT added`) {
+		t.Fatalf("same file, another name:\n%s", out)
 	}
 }

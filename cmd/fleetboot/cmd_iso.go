@@ -9,9 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
@@ -110,48 +108,56 @@ func newISOCmd() *cobra.Command {
 
 	var name string
 	var quiet bool
+	var chunk int64
 	upload := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Upload an ISO (resumable: run it again after an interruption and it continues)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Upload an ISO image. The file must be an ISO 9660 image (checked before anything is sent).
+
+The upload is resumable: after Ctrl-C, a lost connection or a reboot, run the same command
+again and it continues where the server stopped (the upload id is remembered in the user's
+cache directory; the server keeps unfinished uploads for --upload-expiry, 24h).
+
+If the server already has this content under the same name, nothing is sent. Under another
+name, the server keeps its one name for it and says so: ISO names are not aliases.`,
+		Args: cobra.ExactArgs(1),
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			if dir, err := os.UserCacheDir(); err == nil {
 				c.StateDir = filepath.Join(dir, "fleetboot", "uploads")
 			}
-			st, err := os.Stat(args[0])
-			if err != nil {
-				return err
-			}
+			c.ChunkSize = chunk
 			label := firstNonEmpty(name, filepath.Base(args[0]))
-			bar := progressbar.NewOptions64(st.Size(),
-				progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-				progressbar.OptionSetVisibility(!quiet),
-				progressbar.OptionSetDescription(label),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowTotalBytes(true),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.ErrOrStderr()) }),
-			)
-			iso, err := c.UploadISO(cmd.Context(), args[0], name, func(done, _ int64) { bar.Set64(done) })
+			bar := newUploadProgress(cmd.ErrOrStderr(), label, !quiet)
+			iso, err := c.UploadISO(cmd.Context(), args[0], name, bar.update)
 			if err != nil {
-				bar.Exit()
+				bar.abort()
+				var ie *client.InterruptedError
+				if errors.As(err, &ie) {
+					// Wrapping keeps context.Canceled visible to main (exit status 130).
+					return fmt.Errorf("interrupted at %d %%, run the same command to resume: %w", ie.Percent(), ie.Err)
+				}
 				return err
 			}
-			bar.Finish()
-			verb := "uploaded"
-			if iso.Existed {
-				verb = "already stored"
+			bar.finish()
+			out := cmd.OutOrStdout()
+			switch {
+			case !iso.Existed:
+				fmt.Fprintf(out, "uploaded %s: id %s, %d files, sha256 %s\n", iso.Name, iso.ID, iso.Files, iso.SHA256)
+			case iso.Name == label:
+				fmt.Fprintf(out, "already there: %s (id %s, sha256 %s) has the same content; nothing was uploaded\n", iso.Name, iso.ID, iso.SHA256)
+			default:
+				fmt.Fprintf(out, "already stored as %s (id %s, sha256 %s): the name %q was NOT added (an ISO has one name); use %s\n",
+					iso.Name, iso.ID, iso.SHA256, label, iso.Name)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: id %s, %d files, sha256 %s\n", verb, iso.Name, iso.ID, iso.Files, iso.SHA256)
 			if fam := detectedSummary(iso.Detected); fam != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "detected %s\n", fam)
+				fmt.Fprintf(out, "detected %s\n", fam)
 			}
 			return nil
 		}),
 	}
 	upload.Flags().StringVar(&name, "name", "", "name of the ISO on the server (default: the file name)")
 	upload.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	upload.Flags().Int64Var(&chunk, "chunk-size", 64<<20, "bytes per upload request: what an interruption can cost at most")
 
 	var lsOut outputFlag
 	ls := &cobra.Command{

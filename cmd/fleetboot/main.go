@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,6 +16,9 @@ func main() {
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetboot:", err)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			os.Exit(130) // stopped by Ctrl-C or SIGTERM, as shells report a SIGINT
+		}
 		os.Exit(1)
 	}
 }

@@ -179,11 +179,70 @@ func jsonHeader() http.Header { return http.Header{"Content-Type": {"application
 // Progress is told how many bytes the server holds of total.
 type Progress func(done, total int64)
 
-// UploadISO uploads the file at path under name through the resumable API. An unfinished
-// upload of the same file (same path, size and modification time, same server, same name) is
-// resumed. The file is hashed as the server confirms each chunk, and the published ISO's
-// sha256 must match: bytes damaged on the way would fail the upload rather than publish
-// silently.
+// Errors of UploadISO found before a byte is sent.
+var (
+	// ErrNotISO9660: the file has no ISO 9660 primary volume descriptor, so the server would
+	// refuse it after the whole upload.
+	ErrNotISO9660 = errors.New("not an ISO 9660 image")
+	// ErrNameTaken: the server has an ISO of that name with other content.
+	ErrNameTaken = errors.New("name already used by another ISO")
+)
+
+// InterruptedError is an upload stopped by its context (Ctrl-C). Nothing is lost: the
+// server keeps what it received, the upload stays resumable, and UploadISO of the same file
+// under the same name continues from Offset.
+type InterruptedError struct {
+	// Offset is how many bytes the server holds (asked after the interruption; the last
+	// confirmed offset when it could not be asked); Size is the file's size.
+	Offset, Size int64
+	Err          error
+}
+
+// Percent is the share of the file the server holds, rounded down.
+func (e *InterruptedError) Percent() int64 {
+	if e.Size <= 0 {
+		return 0
+	}
+	return e.Offset * 100 / e.Size
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("upload interrupted at %d %% (%d of %d bytes on the server; resumable): %v", e.Percent(), e.Offset, e.Size, e.Err)
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// iso9660Magic is the standard identifier of every ISO 9660 volume descriptor; the first
+// descriptor (the primary one) starts at sector 16 (ECMA-119 §8.1), after the system area.
+const (
+	iso9660Magic      = "CD001"
+	iso9660PVDOffset  = 16 * 2048
+	iso9660MagicStart = iso9660PVDOffset + 1 // after the descriptor's type byte
+)
+
+// checkISO9660 fails with ErrNotISO9660 unless sector 16 holds a volume descriptor: one read
+// of 6 bytes instead of streaming gigabytes to be told so.
+func checkISO9660(f *os.File, path string) error {
+	var b [len(iso9660Magic)]byte
+	n, err := f.ReadAt(b[:], iso9660MagicStart)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if n < len(b) || string(b[:]) != iso9660Magic {
+		return fmt.Errorf("%s: %w: no %q volume descriptor at sector 16 (byte %d); nothing was uploaded "+
+			"(a compressed image must be unpacked first, and a disk image (.img) is not an ISO)", path, ErrNotISO9660, iso9660Magic, iso9660MagicStart)
+	}
+	return nil
+}
+
+// UploadISO uploads the file at path under name through the resumable API. The file is
+// checked for an ISO 9660 volume descriptor first. When the server already has an ISO of that
+// name, nothing is sent: the same content is returned with Existed set, other content fails
+// with ErrNameTaken. An unfinished upload of the same file (same path, size and modification
+// time, same server, same name) is resumed. The file is hashed as the server confirms each
+// chunk, and the published ISO's sha256 must match: bytes damaged on the way would fail the
+// upload rather than publish silently. When ctx ends mid-way the error is an
+// *InterruptedError and the upload stays resumable.
 func (c *Client) UploadISO(ctx context.Context, path, name string, progress Progress) (*ISO, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -197,12 +256,83 @@ func (c *Client) UploadISO(ctx context.Context, path, name string, progress Prog
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
+	if err := checkISO9660(f, path); err != nil {
+		return nil, err
+	}
 	if name == "" {
 		name = filepath.Base(path)
 	}
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
+	size := st.Size()
+	if stored, err := c.GetISO(ctx, name); err == nil && stored.Name == name {
+		return c.sameAsStored(ctx, f, path, size, stored)
+	} else if ae := (*APIError)(nil); err != nil && !(errors.As(err, &ae) && ae.Status == http.StatusNotFound) {
+		return nil, err
+	}
+	id, offset := "", int64(0)
+	iso, err := c.upload(ctx, f, path, name, st, progress, &id, &offset)
+	if err != nil && ctx.Err() != nil {
+		return nil, c.interrupted(ctx, id, offset, size)
+	}
+	return iso, err
+}
+
+// sameAsStored compares the file with the ISO the server has under its name: the same
+// content is simply there (Existed), other content is ErrNameTaken. Only a file of the
+// stored size is hashed.
+func (c *Client) sameAsStored(ctx context.Context, f *os.File, path string, size int64, stored *ISO) (*ISO, error) {
+	taken := func() error {
+		return fmt.Errorf("%w: the server's %q (id %s, %d bytes) is not %s: choose another --name, or delete it first (fleetboot iso rm %s)",
+			ErrNameTaken, stored.Name, stored.ID, stored.Size, path, stored.Name)
+	}
+	if stored.Size != size {
+		return nil, taken()
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, &ctxReader{ctx: ctx, r: io.NewSectionReader(f, 0, size)}); err != nil {
+		if ctx.Err() != nil {
+			return nil, &InterruptedError{Size: size, Err: ctx.Err()}
+		}
+		return nil, fmt.Errorf("hash %s: %w", path, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != stored.SHA256 {
+		return nil, taken()
+	}
+	stored.Existed = true
+	return stored, nil
+}
+
+// ctxReader stops reading once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// interrupted asks the server how much of upload id it holds, with a context of its own (the
+// caller's has ended), so that the user learns where a rerun continues.
+func (c *Client) interrupted(ctx context.Context, id string, offset, size int64) error {
+	if id != "" {
+		ask, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		if o, err := c.offset(ask, id); err == nil {
+			offset = o
+		}
+		cancel()
+	}
+	return &InterruptedError{Offset: offset, Size: size, Err: ctx.Err()}
+}
+
+// upload runs the resumable protocol; *id and *offset follow the upload and what the server
+// confirmed, for the caller to report an interruption.
+func (c *Client) upload(ctx context.Context, f *os.File, path, name string, st os.FileInfo, progress Progress, idp *string, offp *int64) (*ISO, error) {
 	size := st.Size()
 	state := c.statePath(path, name, st)
 	id, offset, err := c.resume(ctx, state)
@@ -220,6 +350,8 @@ func (c *Client) UploadISO(ctx context.Context, path, name string, progress Prog
 		id, offset = created.ID, 0
 		c.saveState(state, id)
 	}
+	*idp = id
+	defer func() { *offp = offset }()
 	chunk := c.ChunkSize
 	if chunk <= 0 {
 		chunk = 64 << 20

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,11 +36,8 @@ func bigISO(t *testing.T) (string, string) {
 	return p, hex.EncodeToString(s[:])
 }
 
-func newClient(srv *clienttest.Server) *Client {
-	return &Client{Base: srv.URL, Token: clienttest.Token, ChunkSize: 64 << 10, Backoff: 10 * time.Millisecond}
-}
-
-func TestUploadISOInChunksReportsProgress(t *testing.T) {
+// startCountingPatches starts a test server that counts the upload chunks (PATCHes) it gets.
+func startCountingPatches(t *testing.T) (*clienttest.Server, *atomic.Int32) {
 	var patches atomic.Int32
 	srv := clienttest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +47,15 @@ func TestUploadISOInChunksReportsProgress(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
+	return srv, &patches
+}
+
+func newClient(srv *clienttest.Server) *Client {
+	return &Client{Base: srv.URL, Token: clienttest.Token, ChunkSize: 64 << 10, Backoff: 10 * time.Millisecond}
+}
+
+func TestUploadISOInChunksReportsProgress(t *testing.T) {
+	srv, patches := startCountingPatches(t)
 	p, sum := bigISO(t)
 	st, _ := os.Stat(p)
 	c := newClient(srv)
@@ -182,6 +189,12 @@ func TestUploadISOResumesAcrossRuns(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("run 1: %v, want context.Canceled", err)
 	}
+	// The error says how much the server holds (asked after the interruption).
+	var ie *InterruptedError
+	st, _ := os.Stat(p)
+	if !errors.As(err, &ie) || ie.Size != st.Size() || ie.Offset < 2*64<<10 || ie.Offset >= ie.Size || ie.Percent() != ie.Offset*100/ie.Size {
+		t.Fatalf("run 1: %#v, want an InterruptedError with the server's offset", err)
+	}
 	left, _ := filepath.Glob(filepath.Join(state, "*.upload"))
 	if len(left) != 1 {
 		t.Fatalf("state files after run 1: %v", left)
@@ -204,8 +217,8 @@ func TestUploadISOResumesAcrossRuns(t *testing.T) {
 	mu.Lock()
 	first2 := offsets[held]
 	mu.Unlock()
-	if first2 == "0" {
-		t.Errorf("run 2 started at offset 0")
+	if o, _ := strconv.ParseInt(first2, 10, 64); o < ie.Offset {
+		t.Errorf("run 2 started at offset %s, before the %d bytes run 1 reported", first2, ie.Offset)
 	}
 	if left, _ := filepath.Glob(filepath.Join(state, "*.upload")); len(left) != 0 {
 		t.Errorf("state files after success: %v", left)
@@ -286,9 +299,10 @@ func TestISOCallsAndAPIErrors(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 400 {
 		t.Fatalf("RegisterISO relative: %v", err)
 	}
-	// A file that is no ISO: refused by the server, and the state is not kept.
+	// A file that only looks like an ISO (the volume descriptor's magic, junk around it):
+	// refused by the server, and the state is not kept.
 	junk := filepath.Join(t.TempDir(), "junk.iso")
-	os.WriteFile(junk, clienttest.Pattern(5, 100_000), 0o644)
+	os.WriteFile(junk, withISO9660Magic(clienttest.Pattern(5, 100_000)), 0o644)
 	c.StateDir = t.TempDir()
 	_, err = c.UploadISO(ctx, junk, "", nil)
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnprocessableEntity {
@@ -318,7 +332,7 @@ func TestUnreachableServerIsNamed(t *testing.T) {
 
 	// A remembered upload survives a run that could not reach the server.
 	f := filepath.Join(t.TempDir(), "x.iso")
-	os.WriteFile(f, []byte("data"), 0o644)
+	os.WriteFile(f, withISO9660Magic(make([]byte, 40000)), 0o644)
 	st, _ := os.Stat(f)
 	c.StateDir = t.TempDir()
 	state := c.statePath(f, "x.iso", st)
@@ -401,5 +415,82 @@ func TestInventoryCalls(t *testing.T) {
 	}
 	if _, err := c.Machine(ctx, "52:54:00:00:00:01"); !errors.As(err, &ae) || ae.Status != 404 {
 		t.Fatalf("Machine after delete: %v", err)
+	}
+}
+
+// withISO9660Magic puts a primary volume descriptor's first bytes at sector 16 of b.
+func withISO9660Magic(b []byte) []byte {
+	copy(b[16*2048:], "\x01CD001\x01")
+	return b
+}
+
+// TestUploadChecksTheISO9660HeaderLocally: a file without "CD001" at sector 16 is refused
+// before the server is asked anything, with a message that says why.
+func TestUploadChecksTheISO9660HeaderLocally(t *testing.T) {
+	var requests atomic.Int64
+	srv := clienttest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1); h.ServeHTTP(w, r) })
+	})
+	c := &Client{Base: srv.URL, Token: clienttest.Token, StateDir: t.TempDir()}
+	dir := t.TempDir()
+	for name, content := range map[string][]byte{
+		"random.iso":     clienttest.Pattern(9, 3<<20),
+		"short.iso":      []byte("CD001"),
+		"empty.iso":      nil,
+		"gzip.iso.gz":    append([]byte{0x1f, 0x8b, 8, 0}, make([]byte, 40000)...),
+		"magic-at-0.img": append([]byte("\x01CD001"), make([]byte, 40000)...),
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, content, 0o644)
+		_, err := c.UploadISO(context.Background(), p, "", nil)
+		if !errors.Is(err, ErrNotISO9660) || !strings.Contains(err.Error(), "sector 16") || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d requests reached the server for files that are no ISO", n)
+	}
+	// A real image passes the check.
+	if _, err := c.UploadISO(context.Background(), clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../..")), "ok", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUploadSameFileAgainAndUnderAnotherName: the same file under its own name is already
+// there (no bytes sent); under another name the server answers with the ISO under its one
+// name; other content under a taken name is refused before any byte is sent.
+func TestUploadSameFileAgainAndUnderAnotherName(t *testing.T) {
+	srv, patched := startCountingPatches(t)
+	ctx := context.Background()
+	c := &Client{Base: srv.URL, Token: clienttest.Token, StateDir: t.TempDir()}
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	first, err := c.UploadISO(ctx, p, "fedora", nil)
+	if err != nil || first.Existed {
+		t.Fatalf("first upload: %+v %v", first, err)
+	}
+	before := patched.Load()
+	again, err := c.UploadISO(ctx, p, "fedora", nil)
+	if err != nil || !again.Existed || again.ID != first.ID || again.Name != "fedora" {
+		t.Fatalf("same file, same name: %+v %v", again, err)
+	}
+	if patched.Load() != before {
+		t.Fatalf("the same file under its own name was sent again")
+	}
+	other, err := c.UploadISO(ctx, p, "fedora-copy", nil)
+	if err != nil || !other.Existed || other.Name != "fedora" || !strings.Contains(other.Message, `the name "fedora-copy" was not added`) {
+		t.Fatalf("same file, another name: %+v %v", other, err)
+	}
+	if l, _ := c.ListISOs(ctx); len(l) != 1 {
+		t.Fatalf("%d ISOs listed, want 1", len(l))
+	}
+	files := clienttest.FedoraFiles(t, "../..")
+	files["extra.txt"] = []byte("other content")
+	q := clienttest.BuildISO(t, files)
+	before = patched.Load()
+	if _, err := c.UploadISO(ctx, q, "fedora", nil); !errors.Is(err, ErrNameTaken) || !strings.Contains(err.Error(), "--name") {
+		t.Fatalf("other content, taken name: %v", err)
+	}
+	if patched.Load() != before {
+		t.Fatalf("other content under a taken name was sent")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"mime"
@@ -44,6 +45,9 @@ type ISOInfo struct {
 	URL string `json:"url"`
 	// Existed is set when an upload's content was already stored.
 	Existed bool `json:"existed,omitempty"`
+	// Message says, for an upload whose content was already stored, what happened to the
+	// name it was sent under: nothing to do (its own name), or not added (an ISO has one name).
+	Message string `json:"message,omitempty"`
 }
 
 func (a *API) isoView(iso *isostore.ISO) ISOInfo {
@@ -185,11 +189,12 @@ func (a *API) uploadISO(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.published(c, iso)
+	return a.published(c, iso, name)
 }
 
-// published runs detection on a new ISO and answers 201 (or 200 when the content existed).
-func (a *API) published(c echo.Context, iso *isostore.ISO) error {
+// published runs detection on a new ISO and answers 201, or 200 when the content existed,
+// saying what became of the name it was sent under (requested).
+func (a *API) published(c echo.Context, iso *isostore.ISO, requested string) error {
 	ctx := c.Request().Context()
 	if !iso.Existed && a.cfg.Detector != nil {
 		if _, err := a.cfg.Detector.Detect(ctx, iso.ID); err != nil {
@@ -205,7 +210,16 @@ func (a *API) published(c echo.Context, iso *isostore.ISO) error {
 		code = http.StatusOK
 	}
 	c.Response().Header().Set("Location", "/api/v1/isos/"+iso.ID)
-	return c.JSON(code, a.isoView(iso))
+	v := a.isoView(iso)
+	switch {
+	case !iso.Existed:
+	case iso.Name == requested:
+		v.Message = fmt.Sprintf("already stored as %q: nothing new was kept", iso.Name)
+	default:
+		v.Message = fmt.Sprintf("the same content is already stored as %q (id %s): the name %q was not added (an ISO has one name); use %q",
+			iso.Name, iso.ID, requested, iso.Name)
+	}
+	return c.JSON(code, v)
 }
 
 func (a *API) registerISO(c echo.Context) error {
@@ -223,7 +237,7 @@ func (a *API) registerISO(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.published(c, iso)
+	return a.published(c, iso, b.Name)
 }
 
 func (a *API) deleteISO(c echo.Context) error {
@@ -311,11 +325,15 @@ func (a *API) appendUpload(c echo.Context) error {
 }
 
 func (a *API) finishUpload(c echo.Context) error {
-	iso, err := a.cfg.ISOs.FinishUpload(c.Request().Context(), c.Param("id"))
+	u, err := a.cfg.ISOs.UploadStatus(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return a.published(c, iso)
+	iso, err := a.cfg.ISOs.FinishUpload(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	return a.published(c, iso, u.Name)
 }
 
 func (a *API) abortUpload(c echo.Context) error {

@@ -261,8 +261,17 @@ func TestISOPutUploadPublishesThenReportsExisting(t *testing.T) {
 
 	// Same content under another name: nothing new is stored, the existing ISO answers 200.
 	again := e.putISO(t, "fedora-again", p, http.StatusOK)
-	if !again.Existed || again.ID != v.ID {
+	if !again.Existed || again.ID != v.ID || again.Name != "fedora-41" ||
+		!strings.Contains(again.Message, `the name "fedora-again" was not added`) || !strings.Contains(again.Message, `use "fedora-41"`) {
 		t.Fatalf("second upload: %+v", again)
+	}
+	// The same file under its own name again, without a checksum: 200, it is there.
+	same := e.putISO(t, "fedora-41", p, http.StatusOK)
+	if !same.Existed || same.ID != v.ID || !strings.Contains(same.Message, `already stored as "fedora-41"`) {
+		t.Fatalf("same name again: %+v", same)
+	}
+	if res, _ := e.do(t, "GET", "/api/v1/isos/fedora-again", testToken, nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("fedora-again became a name: %d", res.StatusCode)
 	}
 	if l := e.listISOs(t); len(l) != 1 {
 		t.Fatalf("list after duplicate: %d ISOs, want 1", len(l))

@@ -199,10 +199,30 @@ func TestUploadSameContentReturnsTheExistingISO(t *testing.T) {
 	if !second.Existed || second.ID != first.ID || second.Name != "first" {
 		t.Fatalf("second upload = %+v, want the existing ISO named first", second)
 	}
-	// Re-uploading under the same name with the checksum announced is allowed (idempotent).
-	again, err := uploadFile(t, s, "first", fx.iso, fx.sum)
-	if err != nil || !again.Existed {
-		t.Fatalf("same name, same content: %+v, %v", again, err)
+	// Re-uploading under the same name is allowed (idempotent), with or without a checksum.
+	for _, sum := range []string{fx.sum, ""} {
+		again, err := uploadFile(t, s, "first", fx.iso, sum)
+		if err != nil || !again.Existed || again.Name != "first" {
+			t.Fatalf("same name, same content (checksum %q): %+v, %v", sum, again, err)
+		}
+	}
+	// Resumable too: the announced size matches, so the upload goes ahead and its finish
+	// answers with the stored ISO.
+	ctx := context.Background()
+	img, _ := os.ReadFile(fx.iso)
+	u, err := s.CreateUpload(ctx, "first", int64(len(img)), "")
+	if err != nil {
+		t.Fatalf("resumable upload of the same file under its own name: %v", err)
+	}
+	if _, err := s.AppendUpload(ctx, u.ID, 0, bytes.NewReader(img)); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.FinishUpload(ctx, u.ID); err != nil || !again.Existed || again.Name != "first" {
+		t.Fatalf("resumable, same name, same content: %+v, %v", again, err)
+	}
+	// A size that differs cannot be the same content: refused before any byte is sent.
+	if _, err := s.CreateUpload(ctx, "first", int64(len(img))+2048, ""); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("resumable, same name, other size: %v, want ErrNameTaken", err)
 	}
 	if list, _ := s.List(context.Background()); len(list) != 1 {
 		t.Fatalf("%d ISOs listed, want 1", len(list))

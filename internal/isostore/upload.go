@@ -31,13 +31,16 @@ const copyBufSize = 1 << 20
 //
 // wantSHA256 (hex, optional) must match the content or the upload fails with
 // ErrChecksumMismatch. If the same content is already stored, under whatever name, that ISO
-// is returned with Existed set and nothing new is kept: a second name for the same bytes
-// would make two IDs serve identical files, so names are not aliases. A name used by other
-// content fails with ErrNameTaken (early, before the body is read, when the name is taken
-// and wantSHA256 does not name the stored content). Malformed images fail with ErrBadISO
-// (UDF-only ones also match ErrUDFOnly); a full disk with ErrNoSpace.
+// is returned with Existed set and nothing new is kept: uploading the same file under the
+// same name again succeeds, and under another name returns the ISO under its one name — names
+// are not aliases (an alias would be a second name for profiles to refer to, and deleting
+// "one of them" would delete both). A name used by other content fails with ErrNameTaken:
+// early, before the body is read, when wantSHA256 names other content; otherwise once the
+// body is hashed.
+// Malformed images fail with ErrBadISO (UDF-only ones also match ErrUDFOnly); a full disk
+// with ErrNoSpace.
 func (s *Store) Upload(ctx context.Context, name string, body io.Reader, wantSHA256 string) (*ISO, error) {
-	want, err := s.checkNew(ctx, name, wantSHA256)
+	want, err := s.checkNew(ctx, name, wantSHA256, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +74,12 @@ func (s *Store) Upload(ctx context.Context, name string, body io.Reader, wantSHA
 	return iso, nil
 }
 
-// checkNew validates the name and expected checksum of a new image and fails early when the
-// name belongs to other content.
-func (s *Store) checkNew(ctx context.Context, name, wantSHA256 string) (string, error) {
+// checkNew validates the name and expected checksum of a new image of size bytes (-1:
+// unknown) and fails early when the name is taken by content that cannot be this image: a
+// checksum or a size that differs. The same image under its own name again is allowed (the
+// upload then answers with the stored ISO); whether it is the same is otherwise known only
+// once it is hashed, and ingest checks the name again then.
+func (s *Store) checkNew(ctx context.Context, name, wantSHA256 string, size int64) (string, error) {
 	if err := ValidateName(name); err != nil {
 		return "", err
 	}
@@ -81,7 +87,8 @@ func (s *Store) checkNew(ctx context.Context, name, wantSHA256 string) (string, 
 	if err != nil {
 		return "", err
 	}
-	if other, err := s.Get(ctx, name); err == nil && other.SHA256 != want {
+	if other, err := s.Get(ctx, name); err == nil &&
+		((want != "" && other.SHA256 != want) || (size >= 0 && other.Size != size)) {
 		return "", fmt.Errorf("%q: %w", name, ErrNameTaken)
 	} else if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", err
@@ -284,7 +291,7 @@ func (s *Store) insert(ctx context.Context, iso *ISO, uploadID string) error {
 // If the file is later replaced or modified (size or modification time differ), serving it
 // fails with ErrChanged until it is deleted and added again. Deleting it never removes p.
 func (s *Store) AddPath(ctx context.Context, name, p string) (*ISO, error) {
-	if _, err := s.checkNew(ctx, name, ""); err != nil {
+	if _, err := s.checkNew(ctx, name, "", -1); err != nil {
 		return nil, err
 	}
 	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
@@ -352,7 +359,7 @@ type Upload struct {
 // Data arrives with AppendUpload; FinishUpload verifies, indexes and publishes it like
 // Upload. A size larger than the free space fails at once with ErrNoSpace.
 func (s *Store) CreateUpload(ctx context.Context, name string, size int64, wantSHA256 string) (*Upload, error) {
-	want, err := s.checkNew(ctx, name, wantSHA256)
+	want, err := s.checkNew(ctx, name, wantSHA256, size)
 	if err != nil {
 		return nil, err
 	}
