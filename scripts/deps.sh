@@ -16,6 +16,9 @@
 #   debian-installer-12-netboot-arm64   Debian's signed arm64 kernel, shim and GRUB (internal/secureboot)
 #   shim-signed, grub-efi-amd64-signed  Debian's signed shim and GRUB: internal/secureboot
 #                     checks its trust decisions against them
+#   qemu-system-arm   qemu-system-aarch64: the arm64 machines of the mixed-fleet scenario
+#   qemu-efi-aarch64  AAVMF, UEFI for them: /usr/share/AAVMF/AAVMF_{CODE,VARS}.fd
+#   debian-installer-12-netboot-arm64   the real arm64 installer those machines boot
 #   iproute2          ip netns / bridge / veth / tuntap
 #   dnsmasq-base      the site DHCP server stand-in for proxy mode (no service gets started)
 #   cpio              interop test of the suite's initramfs writer
@@ -36,6 +39,9 @@ pkgs=(
 	debian-installer-12-netboot-arm64
 	shim-signed
 	grub-efi-amd64-signed
+	qemu-system-arm
+	qemu-efi-aarch64
+	debian-installer-12-netboot-arm64
 	iproute2
 	dnsmasq-base
 	cpio

@@ -24,10 +24,25 @@ import (
 //	FLEETBOOT_E2E_LOGDIR       keep every log (serial consoles, fleetboot, dnsmasq, QEMU) and
 //	                           fleetboot's data dir in <dir>/<mode>/ (emptied at start) instead
 //	                           of a temporary directory removed after the test
-//	FLEETBOOT_E2E_VM_TIMEOUT   per-VM limit (Go duration), default 240s
+//	FLEETBOOT_E2E_VM_TIMEOUT   per-VM limit (Go duration), default 240s; real installers get 3×
 //	FLEETBOOT_E2E_MODES        DHCP modes to run, comma-separated, default "full,proxy"
 //	FLEETBOOT_E2E_SERIAL_MODES run the modes one after the other instead of all VMs at once
 const defaultVMTimeout = 240 * time.Second
+
+// vmTimeout is the per-VM limit: FLEETBOOT_E2E_VM_TIMEOUT, else defaultVMTimeout. Scenarios
+// booting a real installer allow a multiple of it.
+func vmTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	v := os.Getenv("FLEETBOOT_E2E_VM_TIMEOUT")
+	if v == "" {
+		return defaultVMTimeout
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("FLEETBOOT_E2E_VM_TIMEOUT=%q: want a positive Go duration such as 600s", v)
+	}
+	return d
+}
 
 // payloadArgs start every payload kernel's command line (see newBootEnv).
 const payloadArgs = "console=ttyS0 quiet panic=1 no_timer_check"
@@ -68,12 +83,7 @@ func runBootSuite(t *testing.T, start serverStarter) {
 	if err != nil {
 		t.Fatalf("build payload initramfs: %v", err)
 	}
-	timeout := defaultVMTimeout
-	if v := os.Getenv("FLEETBOOT_E2E_VM_TIMEOUT"); v != "" {
-		if timeout, err = time.ParseDuration(v); err != nil {
-			t.Fatalf("FLEETBOOT_E2E_VM_TIMEOUT: %v", err)
-		}
-	}
+	timeout := vmTimeout(t)
 	modes := []string{"full", "proxy"}
 	if v := os.Getenv("FLEETBOOT_E2E_MODES"); v != "" {
 		modes = strings.Split(v, ",")

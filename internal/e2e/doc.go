@@ -11,6 +11,11 @@
 // recipe's command line, fetches what it points at, calls the install-done callback, and the
 // machine's next boot is local. An unknown machine gets the menu and its local-disk default.
 //
+// The mixed-fleet scenario (arm64_test.go) proves arm64 next to x86_64 on one server and one
+// set of profiles: the real Debian 12 installers for arm64 and amd64, uploaded as mini.iso-layout
+// ISOs, boot on QEMU arm64 machines (AAVMF, over UEFI PXE and UEFI HTTP Boot) and an x86_64
+// machine (OVMF, UEFI PXE) until each asks "Select a language" on its serial console.
+//
 // Everything lives in _test.go files; this file only carries the package documentation. The
 // suite needs root, QEMU and friends (scripts/deps.sh installs them): without them it skips,
 // unless CI=true or FLEETBOOT_E2E=1, where it fails and names what to install.

@@ -93,12 +93,7 @@ func TestISOInstallsThroughFleetboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	timeout := defaultVMTimeout
-	if v := os.Getenv("FLEETBOOT_E2E_VM_TIMEOUT"); v != "" {
-		if timeout, err = time.ParseDuration(v); err != nil {
-			t.Fatalf("FLEETBOOT_E2E_VM_TIMEOUT: %v", err)
-		}
-	}
+	timeout := vmTimeout(t)
 	env := &isoEnv{bootEnv: newBootEnv(t, "iso", payload)}
 	// The ISO scenarios' UEFI machines boot through iPXE; shim → GRUB has its own scenarios.
 	env.server = startISOFleetboot(t, env.bootEnv, "--boot-chain", "ipxe")
@@ -302,12 +297,7 @@ func newInstallVMSpec(t *testing.T, l *lan, dir string, vm installVM, index int)
 	}
 	// The plain scenarios' evidence ends with the default target's /assets/; here the kernel
 	// comes out of the ISO store.
-	ev := append([]string(nil), sc.evidence...)
-	for i := range ev {
-		if ev[i] == "/assets/" {
-			ev[i] = "/isos/"
-		}
-	}
+	ev := replaceAll(sc.evidence, "/assets/", "/isos/")
 	if vm.family == nil {
 		ev = nil
 	}
@@ -330,16 +320,7 @@ func newInstallVMSpec(t *testing.T, l *lan, dir string, vm installVM, index int)
 		}
 		spec.extra = append(spec.extra, "-smbios", smbios)
 	}
-	if strings.HasPrefix(sc.name, "uefi") {
-		spec.varsFile = filepath.Join(dir, name+".vars.fd")
-		vars, err := os.ReadFile(ovmfVars)
-		if err != nil {
-			t.Fatalf("OVMF vars: %v", err)
-		}
-		if err := os.WriteFile(spec.varsFile, vars, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spec.varsFile = uefiVars(t, dir, name, sc)
 	return spec
 }
 

@@ -237,6 +237,7 @@ type isoInfo struct {
 	URL      string `json:"url"`
 	Detected struct {
 		Family  string `json:"family"`
+		Arch    string `json:"arch"`
 		Variant string `json:"variant"`
 		Version string `json:"version"`
 		Recipes []struct {
@@ -246,6 +247,7 @@ type isoInfo struct {
 			Initrds  []struct{ Path string } `json:"initrds"`
 			Cmdline  string                  `json:"cmdline"`
 			Firmware string                  `json:"firmware"`
+			Arch     string                  `json:"arch"`
 		} `json:"recipes"`
 		RecipeError string `json:"recipe_error"`
 	} `json:"detected"`
@@ -257,6 +259,7 @@ type machineInfo struct {
 	Profile  string `json:"profile"`
 	State    string `json:"state"`
 	IP       string `json:"ip"`
+	Arch     string `json:"arch"`
 	Platform string `json:"platform"`
 	// Hardware is what iPXE reported (SMBIOS, NIC).
 	Hardware map[string]string `json:"hardware"`

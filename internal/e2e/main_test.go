@@ -43,6 +43,11 @@ var requirements = []requirement{
 	// The ISO scenarios build their images with it and take virtio-net modules from here.
 	{"xorriso", "xorriso", onPath("xorriso")},
 	{diInitrdPath, "debian-installer-12-netboot-amd64", fileExists(diInitrdPath)},
+	// The arm64 machines of the mixed-fleet scenario (arm64_test.go).
+	{qemuAarch64, "qemu-system-arm", onPath(qemuAarch64)},
+	{aavmfCode, "qemu-efi-aarch64", fileExists(aavmfCode)},
+	{aavmfVars, "qemu-efi-aarch64", fileExists(aavmfVars)},
+	{diNetbootDir("arm64") + "/linux", "debian-installer-12-netboot-arm64", fileExists(diNetbootDir("arm64") + "/linux")},
 }
 
 // missingRequirements lists what is absent, with the packages to install.

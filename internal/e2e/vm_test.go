@@ -20,11 +20,38 @@ const (
 	kernelPath  = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux" // debian-installer-12-netboot-amd64
 	busyboxPath = "/bin/busybox"                                                                // busybox-static
 	qemuBinary  = "qemu-system-x86_64"                                                          // qemu-system-x86 (+ seabios, ipxe-qemu)
+	qemuAarch64 = "qemu-system-aarch64"                                                         // qemu-system-arm
+	// AAVMF is EDK2's ArmVirtQemu build; both files are 64 MiB, the size of the virt machine's
+	// two pflash banks.
+	aavmfCode = "/usr/share/AAVMF/AAVMF_CODE.fd" // qemu-efi-aarch64
+	aavmfVars = "/usr/share/AAVMF/AAVMF_VARS.fd" // qemu-efi-aarch64 (no keys: Secure Boot off)
+)
+
+// vmKind is the emulated hardware of a VM: which QEMU, which machine, which UEFI firmware.
+type vmKind struct {
+	// arch is what iPXE's ${buildarch} says on this machine under UEFI.
+	arch    string
+	qemu    string
+	machine []string // machine type, CPU and memory arguments
+	// code and vars are the UEFI firmware and the variable store template each VM gets a
+	// copy of.
+	code, vars string
+}
+
+var (
+	x86VM = vmKind{arch: "x86_64", qemu: qemuBinary, machine: []string{"-m", "512"}, code: ovmfCode, vars: ovmfVars}
+	// arm64VM: QEMU's virt board with a Cortex-A57 under TCG; 1 GiB because Debian's arm64
+	// installer unpacks a 40 MB initrd (DESIGN.md: 44 s to its first question, direct boot).
+	arm64VM = vmKind{arch: "arm64", qemu: qemuAarch64, machine: []string{"-machine", "virt", "-cpu", "cortex-a57", "-m", "1024"},
+		code: aavmfCode, vars: aavmfVars}
 )
 
 // scenario is one way a machine network-boots.
 type scenario struct {
+	// name is the boot path: bios, bios-tftp, uefi-pxe or uefi-http.
 	name string
+	// kind is the machine's hardware; nil is x86VM.
+	kind *vmKind
 	// evidence is what the serial console must show, in this order, before the payload's
 	// token: proof that the boot took this scenario's path and not a fallback (say, a NIC ROM
 	// booting after the path under test failed).
@@ -82,6 +109,45 @@ var scenarios = []scenario{
 	},
 }
 
+// arm64Scenarios are the boot paths of arm64 machines: AAVMF's own PXE and HTTP Boot clients
+// (arm64 servers have UEFI only) loading Debian's arm64 iPXE, which fetches autoexec.ipxe like
+// the x86_64 EFI build and reports ${buildarch} arm64.
+var arm64Scenarios = []scenario{
+	{
+		name: "uefi-pxe", kind: &arm64VM,
+		evidence: []string{"Start PXE over IPv4", "NBP filename is ipxe-arm64.efi", "NBP file downloaded successfully",
+			"autoexec.ipxe", "iPXE", "/boot.ipxe", "/isos/"},
+		giveUp: "UEFI Interactive Shell",
+		server: serverExpectation{firmware: "uefi-pxe", file: "ipxe-arm64.efi", nbp: "ipxe-arm64.efi", nbpVia: "tftp"},
+	},
+	{
+		// AAVMF honours the same fw_cfg switches as OVMF (see qemuArgs): with PXE off its
+		// HTTP Boot option runs.
+		name: "uefi-http", kind: &arm64VM,
+		evidence: []string{"Start HTTP Boot over IPv4", "URI: http://" + lanServerIP + ":8080/ipxe/ipxe-arm64.efi",
+			"autoexec.ipxe", "iPXE", "/boot.ipxe", "/isos/"},
+		giveUp: "UEFI Interactive Shell",
+		server: serverExpectation{firmware: "uefi-http", file: "/ipxe/ipxe-arm64.efi", nbp: "ipxe-arm64.efi", nbpVia: "http"},
+	},
+}
+
+// hw is the scenario's hardware.
+func (sc scenario) hw() vmKind {
+	if sc.kind == nil {
+		return x86VM
+	}
+	return *sc.kind
+}
+
+// label names the scenario in VM names and summaries: the boot path, prefixed with the
+// architecture for non-x86 machines.
+func (sc scenario) label() string {
+	if a := sc.hw().arch; a != x86VM.arch {
+		return a + "-" + sc.name
+	}
+	return sc.name
+}
+
 // legacyPXEScript is the iPXE script ipxe.lkrn runs from its kernel command line in the
 // bios-tftp scenario.
 //
@@ -137,23 +203,26 @@ type vmSpec struct {
 // serial console to a file, and a virtio RNG (UEFI iPXE otherwise spends ~4 s gathering
 // entropy).
 func qemuArgs(vm vmSpec, serconFile string) ([]string, error) {
-	args := []string{qemuBinary,
-		"-name", vm.name,
-		"-accel", "tcg",
-		"-m", "512",
+	hw := vm.scenario.hw()
+	if hw.arch != x86VM.arch && strings.HasPrefix(vm.scenario.name, "bios") {
+		return nil, fmt.Errorf("scenario %s: %s machines have no BIOS", vm.scenario.name, hw.arch)
+	}
+	args := []string{hw.qemu, "-name", vm.name, "-accel", "tcg"}
+	args = append(args, hw.machine...)
+	args = append(args,
 		"-display", "none",
 		"-no-reboot",
-		"-serial", "file:" + vm.serialLog,
-		"-netdev", "tap,id=n0,ifname=" + vm.tap + ",script=no,downscript=no",
+		"-serial", "file:"+vm.serialLog,
+		"-netdev", "tap,id=n0,ifname="+vm.tap+",script=no,downscript=no",
 		"-device", "virtio-rng-pci",
-	}
+	)
 	nic := "virtio-net-pci,netdev=n0,mac=" + vm.mac
 	// SeaBIOS mirrors its console, and so every option ROM's and iPXE's BIOS console, to the
 	// serial port named by etc/sercon-port. SeaBIOS reads that file as a little-endian integer
 	// of 1, 2, 4 or 8 bytes: a 5-byte string "0x3f8" is ignored, hence the 2-byte file.
 	sercon := []string{"-fw_cfg", "name=etc/sercon-port,file=" + serconFile}
 	uefi := []string{
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + hw.code,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + vm.varsFile,
 	}
 	switch vm.scenario.name {
@@ -168,6 +237,8 @@ func qemuArgs(vm vmSpec, serconFile string) ([]string, error) {
 		args = append(args, uefi...)
 		args = append(args, "-device", nic+",romfile=,bootindex=1")
 	case "uefi-http":
+		// OVMF and AAVMF (verified with qemu-efi-aarch64 2022.11) read these fw_cfg files: with
+		// PXE off, the NIC's boot option is HTTP Boot.
 		args = append(args, uefi...)
 		args = append(args, "-device", nic+",romfile=,bootindex=1",
 			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
@@ -189,12 +260,21 @@ type bootResult struct {
 	err      error
 }
 
-// bootVM starts vm in the LAN and waits until its serial console shows the token (pass), QEMU
-// exits without it, or timeout passes (fail: OVMF never gives up on a failed network boot, it
-// sits in its boot manager or shell).
+// bootVM starts vm in the LAN and waits until its serial console shows the payload's token
+// and the payload powers the VM off (pass), QEMU exits without it, or timeout passes (fail:
+// OVMF never gives up on a failed network boot, it sits in its boot manager or shell).
 func bootVM(ctx context.Context, t *testing.T, l *lan, vm vmSpec, serconFile, token string, timeout time.Duration) bootResult {
 	t.Helper()
-	res := bootResult{scenario: vm.scenario.name, mac: vm.mac}
+	return bootVMUntil(ctx, t, l, vm, serconFile, timeout, func(serial []byte) (bool, error) { return findToken(serial, token) }, true)
+}
+
+// bootVMUntil is bootVM for any payload: done reports whether the serial console shows the
+// payload running (an error fails the boot at once). With powerOff the payload must then power
+// the VM off; otherwise (a real installer waiting for its user) the VM is stopped.
+func bootVMUntil(ctx context.Context, t *testing.T, l *lan, vm vmSpec, serconFile string, timeout time.Duration,
+	done func(serial []byte) (bool, error), powerOff bool) bootResult {
+	t.Helper()
+	res := bootResult{scenario: vm.scenario.label(), mac: vm.mac}
 	args, err := qemuArgs(vm, serconFile)
 	if err != nil {
 		res.err = err
@@ -202,6 +282,9 @@ func bootVM(ctx context.Context, t *testing.T, l *lan, vm vmSpec, serconFile, to
 	}
 	start := time.Now()
 	p := startProc(t, "qemu "+vm.name, vm.qemuLog, l.lan.command(args...)...)
+	if !powerOff {
+		defer p.stop(5 * time.Second)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -211,13 +294,13 @@ func bootVM(ctx context.Context, t *testing.T, l *lan, vm vmSpec, serconFile, to
 		if res.script == 0 && bytes.Contains(serial, []byte("/boot.ipxe")) {
 			res.script = time.Since(start)
 		}
-		if found, err := findToken(serial, token); found || err != nil {
+		if found, err := done(serial); found || err != nil {
 			res.elapsed = time.Since(start)
 			if err == nil {
 				err = evidenceInOrder(serial, vm.scenario.evidence)
 			}
-			if err == nil && !p.wait(30*time.Second) {
-				err = fmt.Errorf("token seen but the VM did not power off within 30 s")
+			if err == nil && powerOff && !p.wait(30*time.Second) {
+				err = fmt.Errorf("payload running but the VM did not power off within 30 s")
 			}
 			res.err = err
 			return res
@@ -229,16 +312,16 @@ func bootVM(ctx context.Context, t *testing.T, l *lan, vm vmSpec, serconFile, to
 		if p.exited() {
 			// The last bytes may have landed between the read and the exit.
 			serial, _ = os.ReadFile(vm.serialLog)
-			if found, _ := findToken(serial, token); found {
+			if found, _ := done(serial); found {
 				continue
 			}
-			res.err = fmt.Errorf("QEMU exited after %s without the token (%v); qemu: %s",
+			res.err = fmt.Errorf("QEMU exited after %s before the payload ran (%v); qemu: %s",
 				time.Since(start).Round(time.Millisecond), p.err, strings.TrimSpace(readableTail(vm.qemuLog, 5)))
 			return res
 		}
 		select {
 		case <-ctx.Done():
-			res.err = fmt.Errorf("no token after %s", time.Since(start).Round(time.Second))
+			res.err = fmt.Errorf("payload not running after %s", time.Since(start).Round(time.Second))
 			if cause := context.Cause(ctx); !errors.Is(cause, context.DeadlineExceeded) {
 				res.err = fmt.Errorf("%w: %v", res.err, cause)
 			}
@@ -295,7 +378,7 @@ func evidenceInOrder(serial []byte, markers []string) error {
 // newVMSpec fills in names and files for one VM of a run.
 func newVMSpec(t *testing.T, l *lan, dir, mode string, sc scenario, index int) vmSpec {
 	t.Helper()
-	name := mode + "-" + sc.name
+	name := mode + "-" + sc.label()
 	vm := vmSpec{
 		scenario:  sc,
 		name:      name,
@@ -304,17 +387,26 @@ func newVMSpec(t *testing.T, l *lan, dir, mode string, sc scenario, index int) v
 		serialLog: filepath.Join(dir, name+".serial.log"),
 		qemuLog:   filepath.Join(dir, name+".qemu.log"),
 	}
-	if strings.HasPrefix(sc.name, "uefi") {
-		vm.varsFile = filepath.Join(dir, name+".vars.fd")
-		vars, err := os.ReadFile(ovmfVars)
-		if err != nil {
-			t.Fatalf("OVMF vars: %v", err)
-		}
-		if err := os.WriteFile(vm.varsFile, vars, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	vm.varsFile = uefiVars(t, dir, name, sc)
 	return vm
+}
+
+// uefiVars gives a UEFI VM its own copy of the firmware's variable store (the firmware writes
+// boot entries into it) and returns its path; "" for BIOS scenarios.
+func uefiVars(t *testing.T, dir, name string, sc scenario) string {
+	t.Helper()
+	if !strings.HasPrefix(sc.name, "uefi") {
+		return ""
+	}
+	p := filepath.Join(dir, name+".vars.fd")
+	vars, err := os.ReadFile(sc.hw().vars)
+	if err != nil {
+		t.Fatalf("UEFI variable store: %v", err)
+	}
+	if err := os.WriteFile(p, vars, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // modeByte keeps MACs distinct across DHCP modes, so logs of different modes never mix.
@@ -330,6 +422,8 @@ func modeByte(mode string) int {
 		return 4
 	case "sboff":
 		return 5
+	case "mixed":
+		return 6
 	}
 	return 0xee
 }
@@ -394,5 +488,35 @@ func TestLegacyPXEScriptHasOneCommandPerLine(t *testing.T) {
 	}
 	if !sawUserClass || !sawChain {
 		t.Errorf("script must set a non-iPXE user-class and then chain over TFTP:\n%s", legacyPXEScript())
+	}
+}
+
+func TestQEMUArgsFollowTheMachineKind(t *testing.T) {
+	for _, sc := range arm64Scenarios {
+		args, err := qemuArgs(vmSpec{scenario: sc, name: "a", mac: "52:54:00:00:00:01", tap: "tap0", serialLog: "s", varsFile: "v"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Join(args, " ")
+		for _, want := range []string{qemuAarch64 + " ", "-machine virt -cpu cortex-a57", "file=" + aavmfCode, "unit=1,file=v", "romfile=,bootindex=1"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("arm64 %s: %q lacks %q", sc.name, line, want)
+			}
+		}
+		if http := strings.Contains(line, "IPv4PXESupport,string=n"); http != (sc.name == "uefi-http") {
+			t.Errorf("arm64 %s: PXE switched off = %v", sc.name, http)
+		}
+		if strings.Contains(line, ovmfCode) || strings.Contains(line, "sercon") {
+			t.Errorf("arm64 %s: x86 firmware in %q", sc.name, line)
+		}
+	}
+	x86, err := qemuArgs(vmSpec{scenario: scenarioNamed(t, "uefi-pxe"), varsFile: "v"}, "")
+	if err != nil || x86[0] != qemuBinary || !strings.Contains(strings.Join(x86, " "), "file="+ovmfCode) {
+		t.Errorf("x86 uefi-pxe: %v %v", x86, err)
+	}
+	armBIOS := scenarioNamed(t, "bios")
+	armBIOS.kind = &arm64VM
+	if _, err := qemuArgs(vmSpec{scenario: armBIOS}, "sercon"); err == nil {
+		t.Error("an arm64 BIOS machine was accepted")
 	}
 }

@@ -29,8 +29,9 @@ const (
 	// UEFIArm64Snp is an SNP-only arm64 build. Debian ships none; an operator may put one in
 	// --ipxe-dir, and it is then preferred over UEFIArm64Full (Arm64).
 	UEFIArm64Snp = "snponly-arm64.efi"
-	// UEFIArm64Full is Debian's arm64 iPXE (trixie's ipxe-arm64.efi) with its own drivers. It
-	// boots AAVMF's virtio-net through the firmware's SNP as well (verified under QEMU).
+	// UEFIArm64Full is Debian's arm64 iPXE (trixie's ipxe-arm64.efi) with its own drivers;
+	// loaded by AAVMF over PXE or HTTP Boot it runs autoexec.ipxe and reports ${buildarch}
+	// arm64 (verified under QEMU's virt board with virtio-net).
 	UEFIArm64Full = "ipxe-arm64.efi"
 	// AutoexecScript is the script trixie's EFI builds (x86_64 and arm64 alike) fetch from the
 	// server they were loaded from before their own DHCP boot; fleetboot generates it.
