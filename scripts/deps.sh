@@ -13,12 +13,12 @@
 #   ipxe              ipxe.lkrn, the non-iPXE-looking legacy PXE client of the "bios-tftp" scenario
 #   busybox-static    the payload initramfs's only binary (a dynamic busybox cannot run there)
 #   debian-installer-12-netboot-amd64   a real kernel to boot (Debian-signed: internal/secureboot)
-#   debian-installer-12-netboot-arm64   Debian's signed arm64 kernel, shim and GRUB (internal/secureboot)
+#   debian-installer-12-netboot-arm64   Debian's signed arm64 kernel, shim and GRUB (internal/secureboot);
+#                     the real arm64 installer the mixed-fleet scenario boots
 #   shim-signed, grub-efi-amd64-signed  Debian's signed shim and GRUB: internal/secureboot
 #                     checks its trust decisions against them
 #   qemu-system-arm   qemu-system-aarch64: the arm64 machines of the mixed-fleet scenario
 #   qemu-efi-aarch64  AAVMF, UEFI for them: /usr/share/AAVMF/AAVMF_{CODE,VARS}.fd
-#   debian-installer-12-netboot-arm64   the real arm64 installer those machines boot
 #   iproute2          ip netns / bridge / veth / tuntap
 #   dnsmasq-base      the site DHCP server stand-in for proxy mode (no service gets started)
 #   cpio              interop test of the suite's initramfs writer
@@ -41,7 +41,6 @@ pkgs=(
 	grub-efi-amd64-signed
 	qemu-system-arm
 	qemu-efi-aarch64
-	debian-installer-12-netboot-arm64
 	iproute2
 	dnsmasq-base
 	cpio
