@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 	"github.com/fleetboot/fleetboot/internal/provision"
+	"github.com/fleetboot/fleetboot/internal/secureboot"
 	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/tftp"
 )
@@ -158,7 +160,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
-	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase}
+	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase, Shims: servedShims(chain, log)}
 
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned,
 		GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: cfg.BootChain}
@@ -399,6 +401,33 @@ func tftpFiles(bins *ipxe.Binaries, autoexec []byte, chain *grub.Chain, grubCfg 
 		}
 	}
 	return tftp.StaticFiles(files)
+}
+
+// servedShims reads what fleetboot's own shim trusts, for the Secure Boot readiness of ISOs
+// without a signed pair of their own. It also checks that the GRUB served with it verifies
+// under it: if not, every machine with Secure Boot on would stop at shim, which the log says at
+// once. A chain that does not parse leaves readiness without a shim (entries say so).
+func servedShims(chain *grub.Chain, log *slog.Logger) map[string]*secureboot.Shim {
+	if chain == nil {
+		return nil
+	}
+	im, err := secureboot.Parse(bytes.NewReader(chain.Shim.Data), int64(len(chain.Shim.Data)))
+	if err == nil {
+		var shim *secureboot.Shim
+		if shim, err = secureboot.ParseShim(im); err == nil {
+			gim, gerr := secureboot.Parse(bytes.NewReader(chain.GRUB.Data), int64(len(chain.GRUB.Data)))
+			if gerr != nil {
+				log.Warn("the served GRUB is not an EFI image: machines with Secure Boot on cannot boot through it", "err", gerr)
+			} else if v := shim.Verify(gim); !v.Trusted {
+				log.Warn("the served shim does not trust the served GRUB: machines with Secure Boot on stop at shim", "reason", v.Reason)
+			} else {
+				log.Info("Secure Boot chain verified: the served shim trusts the served GRUB", "trusted_by", v.By)
+			}
+			return map[string]*secureboot.Shim{im.Arch(): shim}
+		}
+	}
+	log.Warn("cannot read the served shim's certificates: Secure Boot readiness reports no shim for ISOs without their own", "err", err)
+	return nil
 }
 
 func logBinaries(log *slog.Logger, bins *ipxe.Binaries) {

@@ -14,9 +14,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/config"
+	"github.com/fleetboot/fleetboot/internal/grub"
 )
 
 func freePort(t *testing.T) string {
@@ -326,5 +328,51 @@ func TestMakeDataDirUndoRemovesOnlyWhatItCreated(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "plain"), nil, 0o644)
 	if _, err := makeDataDir(filepath.Join(root, "plain")); err == nil {
 		t.Fatal("a file as data directory was accepted")
+	}
+}
+
+// The served shim is what Secure Boot readiness judges pair-less ISOs against; a served GRUB
+// that shim would refuse is said at start-up, and a chain that is not a shim gives no shim.
+func TestServedShimsReadsTheChainAndChecksItsGRUB(t *testing.T) {
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			t.Skipf("%s not installed (shim-signed, grub-efi-amd64-signed)", p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	shim := read("/usr/lib/shim/shimx64.efi.signed")
+	grubNet := read("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")
+	for _, c := range []struct {
+		name       string
+		shim, grub []byte
+		want       string // in the log
+		shims      bool
+	}{
+		{"Debian's pair", shim, grubNet, "Secure Boot chain verified", true},
+		// shim is Microsoft-signed: the Debian shim does not trust it as a second stage.
+		{"GRUB the shim refuses", shim, shim, "the served shim does not trust the served GRUB", true},
+		{"not a shim", []byte("SHIM"), []byte("GRUB"), "cannot read the served shim's certificates", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			chain, err := grub.LoadChain(fstest.MapFS{"shimx64.efi": {Data: c.shim}, "grubnetx64.efi": {Data: c.grub}}, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs lockedBuffer
+			got := servedShims(chain, slog.New(slog.NewTextHandler(&logs, nil)))
+			if (got["x86_64"] != nil) != c.shims || !strings.Contains(logs.String(), c.want) {
+				t.Errorf("shims %v, log:\n%s", got, logs.String())
+			}
+			if c.shims && got["x86_64"].Certs[0].Subject.CommonName != "Debian Secure Boot CA" {
+				t.Errorf("vendor certificate %v", got["x86_64"].Certs[0].Subject)
+			}
+		})
+	}
+	if servedShims(nil, slog.New(slog.DiscardHandler)) != nil {
+		t.Error("shims without a chain")
 	}
 }
