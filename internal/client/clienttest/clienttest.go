@@ -5,6 +5,7 @@ package clienttest
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,11 +39,6 @@ type Server struct {
 	// --dhcp=full; tests fill it with Reserve and Bind.
 	Leases *dhcp.LeaseDB
 }
-
-// leaseList is the API's view of a lease table.
-type leaseList struct{ db *dhcp.LeaseDB }
-
-func (l leaseList) Leases(ctx context.Context) ([]dhcp.Lease, error) { return l.db.List(ctx) }
 
 // Start runs a server until the test ends. wrap, when not nil, wraps the API handler (to
 // count requests or cut connections).
@@ -82,11 +78,18 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
+	// A full-mode DHCP server that never runs: the API lists its leases (written into Leases
+	// by the tests) and the metrics read its pool, 10.0.0.100-10.0.0.110.
+	ds, err := dhcp.New(dhcp.Config{Mode: dhcp.ModeFull, Interface: "lo", ServerIP: net.IPv4(10, 0, 0, 1), HTTPBase: base,
+		PoolStart: net.IPv4(10, 0, 0, 100), PoolEnd: net.IPv4(10, 0, 0, 110), Netmask: net.CIDRMask(24, 32)}, leases)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: base}
 	scripts := ipxe.ScriptConfig{HTTPBase: base}
 	var h http.Handler = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins,
 		Decider:   &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov},
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leaseList{leases}, Token: Token})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Token: Token})
 	if wrap != nil {
 		h = wrap(h)
 	}
