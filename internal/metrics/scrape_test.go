@@ -9,10 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fleetboot/fleetboot/internal/client/clienttest"
-	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
@@ -73,18 +71,8 @@ func TestMetricsScrape(t *testing.T) {
 			}
 		}
 	}
-	now := time.Now()
 	for i := 0; i < 2; i++ {
-		req := dhcp.LeaseRequest{Pool: dhcp.Pool{Start: net.IPv4(10, 0, 0, 100), End: net.IPv4(10, 0, 0, 110)},
-			MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 1, byte(i)}, Now: now, Until: now.Add(time.Hour)}
-		ip, err := srv.Leases.Reserve(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.IP = ip
-		if err := srv.Leases.Bind(ctx, req); err != nil {
-			t.Fatal(err)
-		}
+		srv.BindLease(t, net.HardwareAddr{0x52, 0x54, 0, 0, 1, byte(i)}, "")
 	}
 	// Requests to a file inside an ISO and to raw paths nobody routes: the label is the
 	// template, never the path.

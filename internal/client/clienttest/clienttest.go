@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
@@ -97,6 +98,25 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &Server{Server: srv, DataDir: data, ISOs: isos, Inv: inv, Leases: leases}
+}
+
+// BindLease gives mac a bound one-hour lease from the test pool, as a DHCP exchange with the
+// full-mode server would, and returns its address.
+func (s *Server) BindLease(t testing.TB, mac net.HardwareAddr, hostname string) net.IP {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	req := dhcp.LeaseRequest{Pool: dhcp.Pool{Start: net.IPv4(10, 0, 0, 100), End: net.IPv4(10, 0, 0, 110)},
+		MAC: mac, Hostname: hostname, Now: now, Until: now.Add(time.Hour)}
+	ip, err := s.Leases.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.IP = ip
+	if err := s.Leases.Bind(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	return ip
 }
 
 // BuildISO writes files (path → content) into a tree and makes an ISO of it with
