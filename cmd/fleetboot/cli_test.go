@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/client"
 	"github.com/fleetboot/fleetboot/internal/client/clienttest"
