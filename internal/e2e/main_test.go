@@ -36,6 +36,9 @@ var requirements = []requirement{
 	{"virtio-net iPXE ROM", "ipxe-qemu", fileExists("/usr/lib/ipxe/qemu/efi-virtio.rom")},
 	{ovmfCode, "ovmf", fileExists(ovmfCode)},
 	{ovmfVars, "ovmf", fileExists(ovmfVars)},
+	// Secure Boot scenarios: OVMF with Secure Boot and Microsoft's keys enrolled.
+	{ovmfSecCode, "ovmf", fileExists(ovmfSecCode)},
+	{ovmfMSVars, "ovmf", fileExists(ovmfMSVars)},
 	{ipxeLkrn, "ipxe", fileExists(ipxeLkrn)},
 	{kernelPath, "debian-installer-12-netboot-amd64", fileExists(kernelPath)},
 	{"static " + busyboxPath, "busybox-static", func() bool { return checkStatic(busyboxPath) == nil }},

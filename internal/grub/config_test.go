@@ -133,3 +133,4 @@ func TestOptionalShimFiles(t *testing.T) {
 		}
 	}
 }
+
