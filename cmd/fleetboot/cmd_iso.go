@@ -133,8 +133,7 @@ name, the server keeps its one name for it and says so: ISO names are not aliase
 				bar.abort()
 				var ie *client.InterruptedError
 				if errors.As(err, &ie) {
-					// Wrapping keeps context.Canceled visible to main (exit status 130).
-					return fmt.Errorf("interrupted at %d %%, run the same command to resume: %w", ie.Percent(), ie.Err)
+					return interruptedError{fmt.Sprintf("interrupted at %d %%, run the same command to resume", ie.Percent()), ie.Err}
 				}
 				return err
 			}
@@ -230,6 +229,16 @@ name, the server keeps its one name for it and says so: ISO names are not aliase
 	cmd.AddCommand(upload, ls, show, add, rm)
 	return cmd
 }
+
+// interruptedError is the whole message of an upload stopped by Ctrl-C; it unwraps to the
+// context's error, which main turns into exit status 130.
+type interruptedError struct {
+	msg   string
+	cause error
+}
+
+func (e interruptedError) Error() string { return e.msg }
+func (e interruptedError) Unwrap() error { return e.cause }
 
 // detectedSummary is "family version" out of the detection JSON the server stores.
 func detectedSummary(raw json.RawMessage) string {

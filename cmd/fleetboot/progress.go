@@ -41,7 +41,7 @@ func (p *uploadProgress) update(done, total int64) {
 	if !p.started {
 		p.started, p.base, p.start, p.total = true, done, now, total
 		if done > 0 && p.visible {
-			fmt.Fprintf(p.w, "%s: resuming at %s of %s (%d %%), the server has the rest before it\n",
+			fmt.Fprintf(p.w, "%s: resuming at %s of %s (%d %%): the server already has those bytes\n",
 				p.label, humanBytes(done), humanBytes(total), percent(done, total))
 		}
 	}
@@ -49,8 +49,9 @@ func (p *uploadProgress) update(done, total int64) {
 		// After a failed chunk the server may hold less than the run started with.
 		p.base = done
 	}
+	complete := done == total && p.done != total // the first time it gets there
 	p.done, p.total = done, total
-	if p.visible && (now.Sub(p.lastDraw) >= p.every || done == total) {
+	if p.visible && (now.Sub(p.lastDraw) >= p.every || complete) {
 		p.lastDraw = now
 		p.drawn = true
 		fmt.Fprintf(p.w, "\r%s\033[K", p.line(now))
@@ -83,12 +84,12 @@ func (p *uploadProgress) line(now time.Time) string {
 	return b.String()
 }
 
-// finish ends the progress line: with the average rate of this run when the upload is done.
+// finish ends the progress line once the upload is done (its last state stays on screen).
 func (p *uploadProgress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.drawn {
-		fmt.Fprintf(p.w, "\r%s\033[K\n", p.line(p.now()))
+		fmt.Fprintln(p.w)
 	}
 }
 

@@ -143,13 +143,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// The token itself never goes to the log (logs are shipped, kept and read by more people
 	// than the data directory); where it is goes there on every start, so an operator who
 	// missed the first one still finds it.
+	tokenFile, _ := filepath.Abs(filepath.Join(cfg.DataDir, auth.TokenFile))
 	switch {
 	case cfg.Token != "":
 		log.Info("API token given by --token / FLEETBOOT_TOKEN")
 	case created:
-		log.Info("generated the API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", filepath.Join(cfg.DataDir, auth.TokenFile))
+		log.Info("generated the API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", tokenFile)
 	default:
-		log.Info("API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", filepath.Join(cfg.DataDir, auth.TokenFile))
+		log.Info("API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", tokenFile)
 	}
 	isos, err := isostore.Open(ctx, cfg.DataDir, db, log)
 	if err != nil {
