@@ -23,7 +23,6 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/client"
 	"github.com/fleetboot/fleetboot/internal/client/clienttest"
-	"github.com/fleetboot/fleetboot/internal/dhcp"
 )
 
 func TestUnknownSubcommandFailsWithASuggestion(t *testing.T) {
@@ -187,18 +186,7 @@ func TestEveryListCommandPrintsJSON(t *testing.T) {
 	must("profile", "put", "fed", "--iso", "fedora", "--args", "console=ttyS0")
 	must("machine", "add", "52:54:00:12:34:56", "--profile", "fed", "--hostname", "web1")
 	must("rule", "add", "--profile", "fed", "--mac-prefix", "52:54:01")
-	ctx := context.Background()
-	now := time.Now()
-	req := dhcp.LeaseRequest{Pool: dhcp.Pool{Start: net.IPv4(10, 0, 0, 100), End: net.IPv4(10, 0, 0, 110)},
-		MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}, Hostname: "web1", Now: now, Until: now.Add(time.Hour)}
-	ip, err := srv.Leases.Reserve(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.IP = ip
-	if err := srv.Leases.Bind(ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	ip := srv.BindLease(t, net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}, "web1")
 
 	var isos []client.ISO
 	decode(t, must("iso", "ls", "-o", "json"), &isos)

@@ -521,6 +521,51 @@ func (s *Server) Leases(ctx context.Context) ([]Lease, error) {
 	return s.leases.List(ctx)
 }
 
+// PoolUsage is how the full-mode pool is used at one moment.
+type PoolUsage struct {
+	// Size is the number of addresses the pool can hand out (the range minus exclusions).
+	Size int
+	// Active counts leases offered or bound and not expired.
+	Active int
+	// Free counts pool addresses nothing holds: neither an active lease nor a quarantined
+	// DECLINE.
+	Free int
+}
+
+// PoolUsage reports the full-mode pool's usage; the zero value in proxy mode.
+func (s *Server) PoolUsage(ctx context.Context) (PoolUsage, error) {
+	if s.cfg.Mode != ModeFull {
+		return PoolUsage{}, nil
+	}
+	start, _ := ipToUint(s.pool.Start)
+	end, _ := ipToUint(s.pool.End)
+	u := PoolUsage{Size: int(end-start) + 1}
+	seen := map[uint32]bool{}
+	for _, x := range s.pool.Exclude {
+		if v, ok := ipToUint(x); ok && v >= start && v <= end && !seen[v] {
+			seen[v] = true
+			u.Size--
+		}
+	}
+	leases, err := s.leases.List(ctx)
+	if err != nil {
+		return PoolUsage{}, err
+	}
+	now := s.now()
+	held := 0
+	for _, l := range leases {
+		if !l.Active(now) || !s.pool.Contains(l.IP) {
+			continue
+		}
+		held++
+		if l.State == StateOffered || l.State == StateBound {
+			u.Active++
+		}
+	}
+	u.Free = u.Size - held
+	return u, nil
+}
+
 // rawChaddr reads chaddr from a packet that may not parse, for drop/ignore events.
 func rawChaddr(pkt []byte) net.HardwareAddr {
 	const hlenOff, chaddrOff = 2, 28

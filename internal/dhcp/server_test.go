@@ -465,3 +465,29 @@ func TestServeDropsPacketsBeyondMaxInFlight(t *testing.T) {
 		t.Errorf("%d dropped packets were handled anyway", len(handled))
 	}
 }
+
+// PoolUsage counts the pool without its exclusions, the active leases and what is still free;
+// an expired lease frees its address again.
+func TestPoolUsageCountsActiveLeasesAndFreeAddresses(t *testing.T) {
+	ctx := context.Background()
+	cfg := fullConfig()
+	cfg.PoolStart, cfg.PoolEnd = ip4(250), ip4(255) // holds the router (.254) and broadcast (.255)
+	s, now := newTestServer(t, cfg, newLeaseDB(t))
+	u, err := s.PoolUsage(ctx)
+	if err != nil || u != (PoolUsage{Size: 4, Active: 0, Free: 4}) {
+		t.Fatalf("empty pool: %+v %v", u, err)
+	}
+	fullClient(t, s, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, plainClient()...)
+	fullClient(t, s, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, plainClient()...)
+	if u, err = s.PoolUsage(ctx); err != nil || u != (PoolUsage{Size: 4, Active: 2, Free: 2}) {
+		t.Fatalf("two bound: %+v %v", u, err)
+	}
+	*now = now.Add(2 * time.Hour) // past the 1 h lease time
+	if u, err = s.PoolUsage(ctx); err != nil || u != (PoolUsage{Size: 4, Active: 0, Free: 4}) {
+		t.Fatalf("after expiry: %+v %v", u, err)
+	}
+	proxy, _ := newTestServer(t, proxyConfig(), nil)
+	if u, err := proxy.PoolUsage(ctx); err != nil || u != (PoolUsage{}) {
+		t.Fatalf("proxy mode: %+v %v", u, err)
+	}
+}

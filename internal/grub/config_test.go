@@ -133,4 +133,3 @@ func TestOptionalShimFiles(t *testing.T) {
 		}
 	}
 }
-

@@ -53,6 +53,11 @@ func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			status = http.StatusOK
 		}
 		a.m.HTTPRequests.WithLabelValues(route, metrics.CodeClass(status)).Inc()
+		tmpl := c.Path() // the route template, never the raw path (bounded label values)
+		if tmpl == "" {
+			tmpl = metrics.UnmatchedRoute
+		}
+		a.m.HTTPDuration.WithLabelValues(metrics.MethodLabel(c.Request().Method), tmpl).Observe(time.Since(start).Seconds())
 		a.m.HTTPBytes.WithLabelValues(route).Add(float64(res.Size))
 		a.log.Debug("http", "method", c.Request().Method, "path", c.Request().URL.Path, "status", res.Status,
 			"bytes", res.Size, "ip", remoteIP(c), "dur", time.Since(start), "range", c.Request().Header.Get("Range"))

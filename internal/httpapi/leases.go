@@ -10,9 +10,10 @@ import (
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 )
 
-// Leases lists the full-mode DHCP leases (internal/dhcp).
+// Leases lists the full-mode DHCP leases and the pool's usage (internal/dhcp).
 type Leases interface {
 	Leases(ctx context.Context) ([]dhcp.Lease, error)
+	PoolUsage(ctx context.Context) (dhcp.PoolUsage, error)
 }
 
 // LeaseInfo is a full-mode DHCP lease as the API shows it (internal/client decodes into it too).

@@ -114,7 +114,44 @@ func New(cfg Config) *API {
 		}
 	}
 	a.e = e
+	a.watchMetrics()
 	return a
+}
+
+// watchMetrics pre-initialises the latency histogram for every route and registers the
+// gauges read at scrape time: machines by state, and in full DHCP mode the pool's usage.
+func (a *API) watchMetrics() {
+	var routes [][2]string
+	for _, r := range a.e.Routes() {
+		if r.Method != echo.RouteNotFound {
+			routes = append(routes, [2]string{r.Method, r.Path})
+		}
+	}
+	a.m.InitRoutes(routes)
+	live := metrics.Live{OnError: func(what string, err error) { a.log.Warn("metrics: cannot read "+what, "err", err) }}
+	if inv := a.cfg.Inventory; inv != nil {
+		for _, s := range inventory.States {
+			live.States = append(live.States, string(s))
+		}
+		live.MachineStates = func(ctx context.Context) (map[string]int, error) {
+			byState, err := inv.CountByState(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[string]int, len(byState))
+			for s, n := range byState {
+				out[string(s)] = n
+			}
+			return out, nil
+		}
+	}
+	if l := a.cfg.Leases; l != nil {
+		live.Pool = func(ctx context.Context) (int, int, int, error) {
+			u, err := l.PoolUsage(ctx)
+			return u.Active, u.Free, u.Size, err
+		}
+	}
+	a.m.Watch(live)
 }
 
 // InFlight returns how many requests are being served right now: what a graceful shutdown

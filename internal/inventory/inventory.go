@@ -35,6 +35,9 @@ const (
 	Installed State = "installed"
 )
 
+// States lists every machine state, in life order (metrics pre-initialise one series each).
+var States = []State{Discovered, InstallPending, Installing, Installed}
+
 // ValidState reports whether s is a known state.
 func ValidState(s State) bool {
 	switch s {

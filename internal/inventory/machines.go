@@ -60,6 +60,28 @@ func (inv *Inventory) Machines(ctx context.Context, state State) ([]*Machine, er
 	return queryAll(ctx, inv.db, scanMachine, q+` ORDER BY mac`, args...)
 }
 
+// CountByState returns how many machines are in each state; every state is present.
+func (inv *Inventory) CountByState(ctx context.Context) (map[State]int, error) {
+	out := make(map[State]int, len(States))
+	for _, s := range States {
+		out[s] = 0
+	}
+	rows, err := inv.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM machines GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s State
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
 // queryAll runs a query and scans every row with scan; no rows is an empty, non-nil list
 // (JSON []).
 func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (*T, error), query string, args ...any) ([]*T, error) {

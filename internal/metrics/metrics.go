@@ -4,7 +4,11 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
+	"runtime"
+	"runtime/debug"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -24,6 +28,26 @@ type Metrics struct {
 	HTTPRequests  *prometheus.CounterVec // route, code class
 	HTTPBytes     *prometheus.CounterVec // route
 	BootScripts   *prometheus.CounterVec // kind
+	// HTTPDuration observes every request's duration by method and route template
+	// ("/isos/:id/files/*", never the raw path: one series per route, not per file).
+	HTTPDuration *prometheus.HistogramVec // method, route
+}
+
+// UnmatchedRoute is the route label of requests no route matched.
+const UnmatchedRoute = "unmatched"
+
+// httpMethods are the method label values; others fold into "other" (a client chooses the
+// method, and must not grow the label set).
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// MethodLabel folds a request method into the known label set.
+func MethodLabel(m string) string {
+	for _, k := range httpMethods {
+		if k == m {
+			return m
+		}
+	}
+	return "other"
 }
 
 // Label values known up front.
@@ -59,9 +83,15 @@ func New() *Metrics {
 		BootScripts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetboot_boot_scripts_total", Help: "iPXE scripts served by kind.",
 		}, []string{"kind"}),
+		// Boot scripts and API calls take milliseconds, kernels and ISOs seconds to minutes:
+		// the buckets span both.
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fleetboot_http_request_duration_seconds", Help: "HTTP request duration (to the last byte sent) by method and route template.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		}, []string{"method", "route"}),
 	}
-	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration,
+		buildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range dhcpKinds {
 		for _, f := range firmwares {
 			m.DHCPReplies.WithLabelValues(k, f)
@@ -83,6 +113,112 @@ func New() *Metrics {
 		m.BootScripts.WithLabelValues(k)
 	}
 	return m
+}
+
+// InitRoutes pre-initialises the latency histogram for every method and route template the
+// HTTP server has, and for unmatched requests.
+func (m *Metrics) InitRoutes(routes [][2]string) {
+	for _, r := range routes {
+		m.HTTPDuration.WithLabelValues(MethodLabel(r[0]), r[1])
+	}
+	for _, meth := range httpMethods {
+		m.HTTPDuration.WithLabelValues(meth, UnmatchedRoute)
+	}
+}
+
+// buildInfo is fleetboot_build_info{version,goversion,revision} 1, from what the Go
+// toolchain stamped into the binary.
+func buildInfo() prometheus.Collector {
+	version, revision, goVersion := "devel", "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			version = v
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "fleetboot_build_info",
+		Help:        "Always 1; the labels say which fleetboot build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion, "revision": revision},
+	})
+	g.Set(1)
+	return g
+}
+
+// Live are the values read on every scrape rather than counted as they happen.
+type Live struct {
+	// MachineStates counts machines per state; States lists every state, so that each has a
+	// series (0 when no machine is in it).
+	MachineStates func(ctx context.Context) (map[string]int, error)
+	States        []string
+	// Pool reports the full-mode DHCP pool: active leases, free and total addresses. Nil when
+	// fleetboot hands out no addresses (the gauges are then absent).
+	Pool func(ctx context.Context) (active, free, size int, err error)
+	// OnError is told when a value cannot be read (the scrape then lacks that metric).
+	OnError func(what string, err error)
+}
+
+// Watch registers the scrape-time gauges: fleetboot_machines{state},
+// fleetboot_dhcp_leases_active, fleetboot_dhcp_pool_free_addresses and
+// fleetboot_dhcp_pool_addresses.
+func (m *Metrics) Watch(l Live) {
+	m.reg.MustRegister(&liveCollector{l: l})
+}
+
+var (
+	machinesDesc   = prometheus.NewDesc("fleetboot_machines", "Machines by state.", []string{"state"}, nil)
+	leasesDesc     = prometheus.NewDesc("fleetboot_dhcp_leases_active", "Full-mode DHCP leases offered or bound and not expired.", nil, nil)
+	poolFreeDesc   = prometheus.NewDesc("fleetboot_dhcp_pool_free_addresses", "Full-mode pool addresses no lease or quarantine holds.", nil, nil)
+	poolSizeDesc   = prometheus.NewDesc("fleetboot_dhcp_pool_addresses", "Full-mode pool addresses that can be handed out (the range minus exclusions).", nil, nil)
+	scrapeDeadline = 5 * time.Second
+)
+
+type liveCollector struct{ l Live }
+
+func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.l.MachineStates != nil {
+		ch <- machinesDesc
+	}
+	if c.l.Pool != nil {
+		ch <- leasesDesc
+		ch <- poolFreeDesc
+		ch <- poolSizeDesc
+	}
+}
+
+func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeDeadline)
+	defer cancel()
+	fail := func(what string, err error) {
+		if c.l.OnError != nil {
+			c.l.OnError(what, err)
+		}
+	}
+	if c.l.MachineStates != nil {
+		if n, err := c.l.MachineStates(ctx); err != nil {
+			fail("machines by state", err)
+		} else {
+			for _, s := range c.l.States {
+				ch <- prometheus.MustNewConstMetric(machinesDesc, prometheus.GaugeValue, float64(n[s]), s)
+			}
+		}
+	}
+	if c.l.Pool != nil {
+		if active, free, size, err := c.l.Pool(ctx); err != nil {
+			fail("dhcp pool", err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(active))
+			ch <- prometheus.MustNewConstMetric(poolFreeDesc, prometheus.GaugeValue, float64(free))
+			ch <- prometheus.MustNewConstMetric(poolSizeDesc, prometheus.GaugeValue, float64(size))
+		}
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -5,6 +5,7 @@ package clienttest
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
@@ -38,11 +40,6 @@ type Server struct {
 	// --dhcp=full; tests fill it with Reserve and Bind.
 	Leases *dhcp.LeaseDB
 }
-
-// leaseList is the API's view of a lease table.
-type leaseList struct{ db *dhcp.LeaseDB }
-
-func (l leaseList) Leases(ctx context.Context) ([]dhcp.Lease, error) { return l.db.List(ctx) }
 
 // Start runs a server until the test ends. wrap, when not nil, wraps the API handler (to
 // count requests or cut connections).
@@ -82,11 +79,18 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
+	// A full-mode DHCP server that never runs: the API lists its leases (written into Leases
+	// by the tests) and the metrics read its pool, 10.0.0.100-10.0.0.110.
+	ds, err := dhcp.New(dhcp.Config{Mode: dhcp.ModeFull, Interface: "lo", ServerIP: net.IPv4(10, 0, 0, 1), HTTPBase: base,
+		PoolStart: net.IPv4(10, 0, 0, 100), PoolEnd: net.IPv4(10, 0, 0, 110), Netmask: net.CIDRMask(24, 32)}, leases)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: base}
 	scripts := ipxe.ScriptConfig{HTTPBase: base}
 	var h http.Handler = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins,
 		Decider:   &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov},
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leaseList{leases}, Token: Token})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Token: Token})
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -94,6 +98,25 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &Server{Server: srv, DataDir: data, ISOs: isos, Inv: inv, Leases: leases}
+}
+
+// BindLease gives mac a bound one-hour lease from the test pool, as a DHCP exchange with the
+// full-mode server would, and returns its address.
+func (s *Server) BindLease(t testing.TB, mac net.HardwareAddr, hostname string) net.IP {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	req := dhcp.LeaseRequest{Pool: dhcp.Pool{Start: net.IPv4(10, 0, 0, 100), End: net.IPv4(10, 0, 0, 110)},
+		MAC: mac, Hostname: hostname, Now: now, Until: now.Add(time.Hour)}
+	ip, err := s.Leases.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.IP = ip
+	if err := s.Leases.Bind(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	return ip
 }
 
 // BuildISO writes files (path → content) into a tree and makes an ISO of it with
