@@ -42,11 +42,18 @@ type serveProc struct {
 	err    error
 	http   string
 	assets string
+	data   string
 }
 
 // startServe runs fleetboot serve on loopback (DHCP and TFTP off) with a fresh data directory
 // and stand-in iPXE binaries, and waits until it logs that it serves.
 func startServe(t *testing.T, extra ...string) *serveProc {
+	t.Helper()
+	return startServeOn(t, "", extra...)
+}
+
+// startServeOn is startServe on the data directory data ("" for a fresh one).
+func startServeOn(t *testing.T, data string, extra ...string) *serveProc {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,12 +67,14 @@ func startServe(t *testing.T, extra ...string) *serveProc {
 	for _, n := range []string{"undionly.kpxe", "snponly.efi", "ipxe.efi"} {
 		os.WriteFile(filepath.Join(bins, n), []byte("binary "+n), 0o644)
 	}
-	data := filepath.Join(dir, "data")
+	if data == "" {
+		data = filepath.Join(dir, "data")
+	}
 	args := append([]string{"serve", "--data", data, "--interface", "lo", "--advertise-ip", "127.0.0.1",
 		"--http", addr, "--tftp", "off", "--dhcp", "off", "--ipxe-dir", bins, "--log-format", "json"}, extra...)
 	raw, _ := json.Marshal(args)
 	p := &serveProc{log: filepath.Join(dir, "fleetboot.log"), done: make(chan struct{}), http: addr,
-		assets: filepath.Join(data, "assets")}
+		assets: filepath.Join(data, "assets"), data: data}
 	f, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)

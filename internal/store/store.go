@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
@@ -88,6 +89,25 @@ func (s *Store) Migrate(ctx context.Context, component string, steps []string) e
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("migrate %s to %d: %w", component, v, err)
 		}
+	}
+	return nil
+}
+
+// Snapshot writes a consistent copy of the database in dataDir to dest (which must not exist)
+// with SQLite's VACUUM INTO, while a server may be writing to it: the copy is one transaction's
+// view, whole and compacted, with no WAL beside it.
+func Snapshot(ctx context.Context, dataDir, dest string) error {
+	p := filepath.Join(dataDir, "fleetboot.db")
+	if _, err := os.Stat(p); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", p, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		return fmt.Errorf("snapshot database %s: %w", p, err)
 	}
 	return nil
 }
