@@ -235,7 +235,8 @@ func newDirSink(root string) (*dirSink, error) {
 	return &dirSink{root: root}, nil
 }
 
-func (s *dirSink) add(rel, src string) (File, error) {
+// copyFrom opens src and hands its content, size and file info to write.
+func copyFrom(src string, write func(r io.Reader, st fs.FileInfo) (File, error)) (File, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return File{}, err
@@ -245,7 +246,14 @@ func (s *dirSink) add(rel, src string) (File, error) {
 	if err != nil {
 		return File{}, err
 	}
-	return writeFile(filepath.Join(s.root, filepath.FromSlash(rel)), rel, io.LimitReader(in, st.Size()), st.Size(), st.Mode().Perm())
+	// The size is taken now: a file that grows meanwhile is copied as it was.
+	return write(io.LimitReader(in, st.Size()), st)
+}
+
+func (s *dirSink) add(rel, src string) (File, error) {
+	return copyFrom(src, func(r io.Reader, st fs.FileInfo) (File, error) {
+		return writeFile(filepath.Join(s.root, filepath.FromSlash(rel)), rel, r, st.Size(), st.Mode().Perm())
+	})
 }
 
 // writeFile creates dst from r (size bytes), fsyncs it and describes it as rel.
@@ -310,16 +318,9 @@ func newTarSink(path string) (*tarSink, error) {
 }
 
 func (s *tarSink) add(rel, src string) (File, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return File{}, err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return File{}, err
-	}
-	return s.write(rel, io.LimitReader(in, st.Size()), st.Size(), st.Mode().Perm(), st.ModTime())
+	return copyFrom(src, func(r io.Reader, st fs.FileInfo) (File, error) {
+		return s.write(rel, r, st.Size(), st.Mode().Perm(), st.ModTime())
+	})
 }
 
 func (s *tarSink) write(rel string, r io.Reader, size int64, perm fs.FileMode, mtime time.Time) (File, error) {
