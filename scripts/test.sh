@@ -5,8 +5,9 @@
 # (internal/e2e: network namespaces, SeaBIOS and OVMF VMs). Run as root on Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH=$PATH:/usr/local/go/bin
-command -v go >/dev/null || { echo "test.sh: Go is not installed" >&2; exit 1; }
+# shellcheck source=lib/gocheck.sh
+. scripts/lib/gocheck.sh
+gocheck_require test.sh
 [[ $(id -u) == 0 ]] || { echo "test.sh: run as root (apt, network namespaces, QEMU taps)" >&2; exit 1; }
 
 bash scripts/deps.sh

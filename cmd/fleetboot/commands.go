@@ -36,16 +36,26 @@ Every flag can also be set by an environment variable: --lease-time → FLEETBOO
 
 func newServeCmd() *cobra.Command {
 	cfg := config.Default()
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the boot server (DHCP, TFTP, HTTP)",
 		Example: `  fleetboot serve                                  # proxyDHCP on the default-route interface
   fleetboot serve --interface eth1 --dhcp full --pool 10.0.0.100-10.0.0.199 --router 10.0.0.1 --dns 10.0.0.1
-  fleetboot serve --dhcp off --tftp off            # a site DHCP server points machines at http://HOST:8080/boot.ipxe`,
+  fleetboot serve --dhcp off --tftp off            # a site DHCP server points machines at http://HOST:8080/boot.ipxe
+  fleetboot serve --dry-run                        # which interface and LAN it would answer on, then exit`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := config.ApplyEnv(cmd.Flags()); err != nil {
 				return err
+			}
+			if dryRun {
+				r, err := cfg.Validate()
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(cmd.OutOrStdout(), servePlan(cfg, r))
+				return nil
 			}
 			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 			if err != nil {
@@ -56,6 +66,7 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	cfg.RegisterFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the interface, address and what DHCP/TFTP/HTTP would answer, then exit without listening")
 	return cmd
 }
 
