@@ -41,12 +41,19 @@ func fuzzSmoke(t *testing.T, env []string, args ...string) (string, int) {
 	}
 	cmd := exec.Command("bash", append([]string{"fuzz-smoke.sh"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	return combined(t, cmd)
+}
+
+// combined runs cmd and returns its stdout and stderr together and its exit code; it fails the
+// test only when cmd cannot run at all.
+func combined(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("fuzz-smoke.sh: %v", err)
+		t.Fatalf("%s: %v", cmd, err)
 	}
 	return string(out), code
 }

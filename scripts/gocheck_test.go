@@ -68,14 +68,7 @@ gocheck_require run.sh
 echo "using $(command -v go)"`, "gocheck", tarball)
 	cmd.Dir = ".."
 	cmd.Env = []string{"PATH=" + path, "HOME=" + t.TempDir()}
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
+	return combined(t, cmd)
 }
 
 func TestGoCheckSaysWhatToDoForEachGo(t *testing.T) {

@@ -32,14 +32,8 @@ runnotice "$@"`, "run.sh", plan}, args...)...)
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), env...)
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code, time.Since(start)
+	out, code := combined(t, cmd)
+	return out, code, time.Since(start)
 }
 
 func TestRunNoticeNamesInterfaceLANAndTheWayOut(t *testing.T) {

@@ -7,8 +7,9 @@ import (
 )
 
 // The layouts below mirror the file names each distribution ships on its ISO, with real boot
-// config excerpts from testdata/configs. Large payloads (squashfs, kernels) have a size and
-// no bytes: detection and recipes only stat them.
+// config excerpts from the repository's top-level testdata/boot-configs (shared with the
+// httpapi and client tests). Large payloads (squashfs, kernels) have a size and no bytes:
+// detection and recipes only stat them.
 
 const (
 	kib = 1 << 10
@@ -22,7 +23,7 @@ func initramfs(n int64) MapFile { return sized(n * mib) }
 
 func config(t testing.TB, name string) MapFile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "configs", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "boot-configs", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // GRUB's arm64-efi modules, the menu d-i writes (it never names Debian), no .disk/info.
 func debianArm64MiniFiles(t testing.TB) map[string][]byte {
 	t.Helper()
-	cfg, err := os.ReadFile(filepath.Join("..", "distro", "testdata", "configs", "debian-12-arm64-mini.grub.cfg"))
+	cfg, err := os.ReadFile(filepath.Join("..", "..", "testdata", "boot-configs", "debian-12-arm64-mini.grub.cfg"))
 	if err != nil {
 		t.Fatal(err)
 	}

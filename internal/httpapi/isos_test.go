@@ -216,7 +216,7 @@ func genericFiles() map[string][]byte {
 func fedoraFiles(t testing.TB) map[string][]byte {
 	t.Helper()
 	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "distro", "testdata", "configs", name))
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "boot-configs", name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -164,7 +164,7 @@ func Pattern(seed, n int) []byte {
 func FedoraFiles(t testing.TB, repoRoot string) map[string][]byte {
 	t.Helper()
 	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(repoRoot, "internal", "distro", "testdata", "configs", name))
+		b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "boot-configs", name))
 		if err != nil {
 			t.Fatal(err)
 		}
