@@ -31,6 +31,10 @@ type Service struct {
 	// readiness checks kernels against them; nil means none: such entries are reported as
 	// not ready.
 	Shims map[string]*secureboot.Shim
+	// ServesISOPairs is true when machines whose ISO carries its own signed shim + GRUB get
+	// that pair instead of Shims (not implemented by the boot path yet: false), which decides
+	// whose trust readiness reports.
+	ServesISOPairs bool
 }
 
 // ISOURL is the base URL of an ISO's files and image.
@@ -62,7 +66,7 @@ func (s *Service) Detect(ctx context.Context, idOrName string) (*Detection, erro
 	if err != nil {
 		d.RecipeError = err.Error()
 	}
-	sb := secureboot.CheckISO(fsys, d.Recipes, d.Arch, s.Shims)
+	sb := secureboot.CheckISO(fsys, d.Recipes, d.Arch, s.Shims, s.ServesISOPairs)
 	d.SecureBoot = &sb
 	b, err := json.Marshal(d)
 	if err != nil {
@@ -311,7 +315,7 @@ func (s *Service) SecureBootStatus(ctx context.Context, p *inventory.Profile) *i
 		if err != nil {
 			return &inventory.SecureBootStatus{Entry: e.ID, Reason: err.Error()}
 		}
-		sb := secureboot.CheckISO(&isoFS{ctx: ctx, s: s.ISOs, id: iso.ID, ix: ix}, []distro.Entry{e}, det.Arch, s.Shims)
+		sb := secureboot.CheckISO(&isoFS{ctx: ctx, s: s.ISOs, id: iso.ID, ix: ix}, []distro.Entry{e}, det.Arch, s.Shims, s.ServesISOPairs)
 		r, ok = sb.Entry(e.ID)
 	}
 	if !ok {

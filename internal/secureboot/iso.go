@@ -27,8 +27,9 @@ type ISOFiles interface {
 }
 
 // Pair is an ISO's own signed boot pair: its shim and the GRUB that shim loads, for one
-// architecture. fleetboot serves it to machines whose profile boots that ISO, so the
-// vendor's kernel verifies under the vendor's own shim.
+// architecture. Served to machines whose profile boots that ISO, it lets the vendor's kernel
+// verify under the vendor's own shim (Debian's shim trusts only Debian's key). The boot path
+// does not serve ISO pairs yet; readiness reports what the pair would give (iso_shim).
 //
 // Where a network-booted GRUB looks for its config (facts read out of the binaries with
 // GrubInfo, and from the distributions' GRUB patches; the Debian rows verified in QEMU):

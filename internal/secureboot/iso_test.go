@@ -61,7 +61,7 @@ func TestISOPairDebianLayout(t *testing.T) {
 		{ID: "install", Kernel: "/linux", Firmware: distro.FirmwareBoth},
 		{ID: "bios-only", Kernel: "/linux", Firmware: distro.FirmwareBIOS},
 		{ID: "sanboot", Sanboot: true, Firmware: distro.FirmwareBoth},
-	}, "x86_64", nil)
+	}, "x86_64", nil, true)
 	if len(r.Pairs) != 1 || len(r.Entries) != 2 {
 		t.Fatalf("readiness = %+v", r)
 	}
@@ -71,6 +71,43 @@ func TestISOPairDebianLayout(t *testing.T) {
 	}
 	if e, _ := r.Entry("sanboot"); e.Trusted || !strings.Contains(e.Reason, "iPXE") {
 		t.Errorf("sanboot = %+v", e)
+	}
+
+	// A server that serves its own shim to everyone: that shim's verdict, and the ISO's own
+	// beside it.
+	debian := map[string]*Shim{"x86_64": debianShimParsed(t)}
+	r = CheckISO(fsys, []distro.Entry{{ID: "install", Kernel: "/linux"}}, "x86_64", debian, false)
+	if e, _ := r.Entry("install"); !e.Trusted || e.Shim != ShimDebian || e.ISOShim == nil || !e.ISOShim.Trusted {
+		t.Errorf("install with fleetboot's shim = %+v (iso shim %+v)", e, e.ISOShim)
+	}
+	r = CheckISO(fsys, []distro.Entry{{ID: "install", Kernel: "/linux"}}, "x86_64", nil, false)
+	if e, _ := r.Entry("install"); e.Trusted || e.Shim != "" || !strings.Contains(e.Reason, "does not serve the ISO's own") || e.ISOShim == nil || !e.ISOShim.Trusted {
+		t.Errorf("install without any served shim = %+v", e)
+	}
+}
+
+// A kernel only the ISO's own shim trusts (another vendor's) is not ready while fleetboot
+// serves Debian's shim, and the reason says the ISO's shim would take it.
+func TestCheckISOVendorKernelNeedsTheISOsShim(t *testing.T) {
+	ca := newCert(t, "Vendor CA", nil, true, time.Now().Add(year))
+	leaf := newCert(t, "Vendor Kernel Signer", ca, false, time.Now().Add(year))
+	fsys := mapFiles{distro.MapFS{
+		"EFI/BOOT/BOOTX64.EFI": {Data: shimImage(ca.cert.Raw, nil)},
+		"EFI/BOOT/grubx64.efi": {Data: sign(t, buildPE(testSection{".text", []byte("vendor grub")}), leaf, ca)},
+		"images/vmlinuz":       {Data: sign(t, buildPE(testSection{".text", []byte("vendor kernel")}), leaf, ca)},
+	}}
+	entries := []distro.Entry{{ID: "install", Kernel: "/images/vmlinuz"}}
+	r := CheckISO(fsys, entries, "x86_64", map[string]*Shim{"x86_64": debianShimParsed(t)}, false)
+	e, _ := r.Entry("install")
+	if e.Trusted || e.Shim != ShimDebian || !strings.Contains(e.Reason, "the ISO's own shim trusts it") || e.ISOShim == nil || e.ISOShim.By != "CN=Vendor CA" {
+		t.Errorf("install = %+v (iso shim %+v)", e, e.ISOShim)
+	}
+	if len(r.Pairs) != 1 || !r.Pairs[0].GRUBTrusted {
+		t.Errorf("pairs = %+v", r.Pairs)
+	}
+	r = CheckISO(fsys, entries, "x86_64", nil, true)
+	if e, _ := r.Entry("install"); !e.Trusted || e.Shim != "iso:/EFI/BOOT/BOOTX64.EFI" || e.ISOShim != nil {
+		t.Errorf("served ISO pair: install = %+v", e)
 	}
 }
 
@@ -110,7 +147,7 @@ func TestCheckISOWithoutPairUsesDebianShim(t *testing.T) {
 		{ID: "custom", Kernel: "/custom/vmlinuz"},
 		{ID: "bzimage", Kernel: "/bzimage/vmlinuz"},
 		{ID: "arm", Kernel: "/debian/linux", Arch: "arm64"},
-	}, "x86_64", debian)
+	}, "x86_64", debian, false)
 	if len(r.Pairs) != 0 {
 		t.Errorf("pairs = %+v, want none (BOOTX64.EFI is not a shim)", r.Pairs)
 	}
@@ -159,7 +196,7 @@ func TestISOPairsDebianInstallerBothArchitectures(t *testing.T) {
 			t.Errorf("pair %d = %+v", i, p)
 		}
 	}
-	r := CheckISO(fsys, []distro.Entry{{ID: "install", Kernel: "/linux"}}, "arm64", nil)
+	r := CheckISO(fsys, []distro.Entry{{ID: "install", Kernel: "/linux"}}, "arm64", nil, true)
 	if e, _ := r.Entry("install"); !e.Trusted || e.Shim != "iso:/EFI/BOOT/BOOTAA64.EFI" || e.Arch != "arm64" {
 		t.Errorf("arm64 install = %+v", e)
 	}

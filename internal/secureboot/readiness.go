@@ -19,11 +19,15 @@ type EntryReadiness struct {
 	Arch   string `json:"arch,omitempty"`
 	// Signature is the kernel's Authenticode report (signed, by whom, digest).
 	Signature *Report `json:"signature,omitempty"`
-	// Shim names the shim that would be served: "iso:<path on the ISO>" for the ISO's own, or
+	// Shim names the shim that is served for the entry: "iso:<path on the ISO>" for the ISO's own
+	// (when CheckISO is told ISO pairs are served), or
 	// ShimDebian; "" when there is none for the entry's architecture.
 	Shim string `json:"shim,omitempty"`
 	// Verdict: Trusted when that shim lets the kernel run; Reason otherwise.
 	Verdict
+	// ISOShim is the verdict of the ISO's own shim, when the ISO carries a pair for the
+	// entry's architecture but that pair is not what is served (see CheckISO).
+	ISOShim *Verdict `json:"iso_shim,omitempty"`
 }
 
 // ISOReadiness is an ISO's Secure Boot readiness: its own shim + GRUB pairs, and a verdict per
@@ -46,10 +50,12 @@ func (r *ISOReadiness) Entry(id string) (EntryReadiness, bool) {
 
 // CheckISO works out the readiness of each UEFI-bootable entry of an ISO. isoArch is the
 // detected architecture, used for entries that do not name one. fallback maps an
-// architecture to the shim fleetboot serves when the ISO carries no pair of its own
-// (ShimDebian's); a missing architecture means there is none. Entries that boot under BIOS
-// only are left out: Secure Boot is a UEFI matter.
-func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback map[string]*Shim) ISOReadiness {
+// architecture to the shim fleetboot serves (ShimDebian's); a missing architecture means
+// there is none. servesISOPairs says whether machines get the ISO's own shim + GRUB when it
+// carries a pair: then the verdict is that shim's; when not (the server serves its own shim
+// to everyone), the verdict is fleetboot's shim's and ISOShim tells what the ISO's own would
+// say. Entries that boot under BIOS only are left out: Secure Boot is a UEFI matter.
+func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback map[string]*Shim, servesISOPairs bool) ISOReadiness {
 	r := ISOReadiness{Pairs: ISOPairs(fsys)}
 	// Entries often share a kernel (Proxmox's, Ubuntu's HWE variants …): check each kernel
 	// once per architecture (which decides the shim).
@@ -79,24 +85,36 @@ func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback ma
 		if rep.PE && er.Arch == "" {
 			er.Arch = rep.Arch
 		}
+		var pair *Pair
 		for i := range r.Pairs {
 			if r.Pairs[i].Arch == er.Arch {
-				shim, er.Shim = r.Pairs[i].shim, "iso:"+r.Pairs[i].Shim
+				pair = &r.Pairs[i]
 				break
 			}
 		}
-		if shim == nil && fallback[er.Arch] != nil {
+		if pair != nil && servesISOPairs {
+			shim, er.Shim = pair.shim, "iso:"+pair.Shim
+		} else if fallback[er.Arch] != nil {
 			shim, er.Shim = fallback[er.Arch], ShimDebian
 		}
 		switch {
 		case im == nil:
 			er.Reason = "the kernel is not an EFI (PE/COFF) image: " + rep.Problem
+		case shim == nil && pair != nil:
+			er.Reason = "fleetboot has no signed shim for " + er.Arch + " and does not serve the ISO's own"
 		case shim == nil:
 			er.Reason = "no signed shim for " + er.Arch + ": the ISO carries none and fleetboot has none for this architecture"
 		default:
 			er.Verdict = shim.Verify(im)
 			if !er.Trusted && er.Shim == ShimDebian && rep.Signed {
 				er.Reason += "; Debian's shim trusts only Debian's key and enrolled MOKs"
+			}
+		}
+		if im != nil && pair != nil && er.Shim != "iso:"+pair.Shim {
+			v := pair.shim.Verify(im)
+			er.ISOShim = &v
+			if v.Trusted && !er.Trusted {
+				er.Reason += "; the ISO's own shim trusts it, but fleetboot serves its own shim, not the ISO's"
 			}
 		}
 		if closeFn != nil {
