@@ -49,6 +49,9 @@ fetch_trixie() {
 fetch_system() {
 	if ! dpkg-query -W -f='${Status}' ipxe 2>/dev/null | grep -q "ok installed"; then
 		log "installing Debian's ipxe package"
+		# Package lists first: a fresh system or container image (Docker's debian and golang
+		# images) has none, and apt-get install would not find the package.
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipxe >&2
 	fi
 	local lib=/usr/lib/ipxe

@@ -8,21 +8,29 @@
 
 # debfetch_mirror prints the URI of the repository the system uses for its own Debian release
 # (component main), e.g. the site mirror. Fails when none is configured.
+#
+# `apt-get indextargets` lists only what `apt-get update` has fetched; a fresh container image
+# (Docker's debian and golang images ship without /var/lib/apt/lists) lists nothing. Then the
+# URIs apt *would* fetch (`apt-get --print-uris update`, which reads the sources and downloads
+# nothing) say the same: <REPO_URI>dists/<SUITE>/main/binary-…/Packages.
 debfetch_mirror() {
 	if [[ -n ${DEBIAN_MIRROR:-} ]]; then
 		echo "${DEBIAN_MIRROR%/}"
 		return
 	fi
-	local codename uri
+	local codename targets uri
 	codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
-	uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null |
-		awk -v c="$codename" '$3 == "main" && ($2 == c || c == "") { print $1; exit }')
+	targets=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null)
+	if [[ -z $targets ]]; then
+		targets=$(apt-get --print-uris update 2>/dev/null |
+			sed -n "s|^'\(.*/\)dists/\([^/]*\)/\([^/]*\)/binary-[^/]*/Packages[^']*'.*|\1 \2 \3|p")
+	fi
+	uri=$(awk -v c="$codename" '$3 == "main" && ($2 == c || c == "") { print $1; exit }' <<<"$targets")
 	if [[ -z $uri ]]; then
-		uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null |
-			awk '$3 == "main" && $2 !~ /-(security|updates|backports)$/ { print $1; exit }')
+		uri=$(awk '$3 == "main" && $2 !~ /-(security|updates|backports)$/ { print $1; exit }' <<<"$targets")
 	fi
 	if [[ -z $uri ]]; then
-		echo "debfetch: no Debian mirror in the system's apt configuration (run apt-get update, or set DEBIAN_MIRROR)" >&2
+		echo "debfetch: no Debian mirror in the system's apt configuration (set DEBIAN_MIRROR)" >&2
 		return 1
 	fi
 	echo "${uri%/}"
