@@ -45,7 +45,7 @@ runnotice() {
 		cat >&2 <<-EOF
 			run.sh: it will answer PXE clients on interface $iface, on the LAN it is on ($lan).
 			run.sh: Proxy mode hands out no addresses (your DHCP server keeps doing that), but every machine
-			run.sh: there that boots from the network gets fleetboot's iPXE and boot menu, next to any PXE
+			run.sh: there that boots from the network gets fleetboot's boot loader and menu, next to any PXE
 			run.sh: server you already run.
 		EOF
 		;;
