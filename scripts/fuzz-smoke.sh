@@ -40,6 +40,7 @@ declare -A budget=(
 	[internal/distro:FuzzDetect]=10000x      # (4800/s; the seed layouts make its baseline slow)
 	[internal/isostore:FuzzBuildIndex]=10000x # (3500/s)
 	[internal/isostore:FuzzReadIndex]=10000x  # (3600/s)
+	[internal/secureboot:FuzzImage]=10000x    # (4400/s at load 35: PE/Authenticode/shim parsers)
 	[internal/tftp:FuzzRequestName]=25000x   # (8800/s)
 	[internal/tftp:FuzzRequest]=15000x       # (4300/s)
 )
