@@ -334,15 +334,15 @@ func TestManyClientsAtOnce(t *testing.T) {
 	}
 }
 
+// Promptly is shown without a stopwatch: with a 10-minute transfer timeout, a Run that waited
+// for any timeout (a lingering transfer, a read deadline) would not return within liveness.
 func TestRunStopsPromptlyWhenIdle(t *testing.T) {
 	before := runtime.NumGoroutine()
-	ts := startServer(t, testFiles(), nil)
+	ts := startServer(t, testFiles(), func(c *Config) { c.Timeout = 10 * time.Minute })
 	if _, _, err := download(ts.addr, "autoexec.ipxe", 0, false); err != nil {
 		t.Fatal(err)
 	}
-	if took := ts.stop(); took > time.Second {
-		t.Fatalf("Run took %v to return", took)
-	}
+	ts.stop() // fails the test if Run does not return within liveness
 	waitGoroutines(t, before)
 	if !portClosed(t, ts.addr) {
 		t.Fatal("listening socket still open")
@@ -362,10 +362,9 @@ func TestRunStopsWithinBoundWithAStalledClient(t *testing.T) {
 	peer := newRawPeer(t)
 	peer.send(ts.addr, request(opRRQ, "ipxe.efi", "octet"))
 	peer.mustRecv() // DATA 1, never acknowledged
-	took := ts.stop()
-	if took > 4*200*time.Millisecond+time.Second {
-		t.Fatalf("Run took %v to return", took)
-	}
+	// Bounded, not fast: without the bound Run would wait for an ACK that never comes; with it
+	// Run returns after 4 × 200 ms (longer on a loaded machine, which is not a failure).
+	ts.stop() // fails the test if Run does not return within liveness
 	waitGoroutines(t, before)
 	if tr := ts.next(t); tr.Err == nil {
 		t.Fatal("stalled transfer reported as success")
@@ -375,7 +374,9 @@ func TestRunStopsWithinBoundWithAStalledClient(t *testing.T) {
 // A transfer in progress ends at its next block when the server stops.
 func TestRunAbortsActiveTransfersOnStop(t *testing.T) {
 	before := runtime.NumGoroutine()
-	ts := startServer(t, testFiles(), func(c *Config) { c.Timeout = 5 * time.Second; c.Retries = 5 })
+	// A 10-minute timeout: a Run that waited for the transfer to time out instead of ending it
+	// would not return within liveness.
+	ts := startServer(t, testFiles(), func(c *Config) { c.Timeout = 10 * time.Minute; c.Retries = 5 })
 	peer := newRawPeer(t)
 	peer.send(ts.addr, request(opRRQ, "ipxe.efi", "octet"))
 	p, tid := peer.mustRecv()
@@ -388,7 +389,7 @@ func TestRunAbortsActiveTransfersOnStop(t *testing.T) {
 	block := uint16(1)
 	for i := 0; i < 100; i++ {
 		peer.send(tid, ack(block))
-		p, _, ok := peer.recv(2 * time.Second)
+		p, _, ok := peer.recv(liveness)
 		if !ok {
 			t.Fatal("no reply after ACK")
 		}
@@ -401,11 +402,8 @@ func TestRunAbortsActiveTransfersOnStop(t *testing.T) {
 		block = p.block
 	}
 	select {
-	case took := <-stopped:
-		if took > 2*time.Second {
-			t.Fatalf("Run took %v", took)
-		}
-	case <-time.After(5 * time.Second):
+	case <-stopped:
+	case <-time.After(liveness):
 		t.Fatal("Run did not return")
 	}
 	if tr := ts.next(t); !errors.Is(tr.Err, ErrShutdown) {
@@ -431,7 +429,7 @@ func TestRunReturnsBindErrorsAtOnce(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "address already in use") {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(liveness):
 		t.Fatal("Run did not return a bind error")
 	}
 	<-s.Ready()
@@ -538,7 +536,7 @@ func TestRunDrainsActiveTransfersOnStop(t *testing.T) {
 	}
 	select {
 	case <-stopped:
-	case <-time.After(10 * time.Second):
+	case <-time.After(liveness):
 		t.Fatal("Run did not return after the transfer ended")
 	}
 	if tr := ts.next(t); tr.Err != nil || tr.Bytes != int64(len(files["ipxe.efi"])) {
