@@ -194,8 +194,10 @@ func TestSIGTERMDrainsRunningDownloadsAndExitsZero(t *testing.T) {
 		t.Fatalf("no drain message:\n%s", p.logText())
 	}
 	// New connections are refused (soon after the message) while the running download goes on.
+	// The budget is time, not a count of attempts, and generous: a loaded machine only delays
+	// the refusal, and a listener that stays open still fails.
 	refused := false
-	for i := 0; i < 200 && !refused; i++ {
+	for deadline := time.Now().Add(time.Minute); !refused && time.Now().Before(deadline); {
 		c, err := net.DialTimeout("tcp", p.http, 5*time.Second)
 		if err != nil {
 			refused = true
@@ -205,7 +207,7 @@ func TestSIGTERMDrainsRunningDownloadsAndExitsZero(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !refused {
-		t.Error("new connections still accepted 10 s into the drain")
+		t.Error("new connections still accepted a minute into the drain")
 	}
 	rest, err := io.Copy(io.Discard, res.Body)
 	if err != nil || n+rest != size {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -31,6 +32,37 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// getWhenUp GETs url from a server that Run is starting in the background: it polls until the
+// server answers, for up to a minute (startup is milliseconds; the bound is for -race on a
+// loaded 2-core machine), and fails the test if Run returns first. logs, when not nil, is
+// shown on failure.
+func getWhenUp(t *testing.T, url string, done <-chan error, logs fmt.Stringer) (code int, body string) {
+	t.Helper()
+	show := func() string {
+		if logs == nil {
+			return ""
+		}
+		return "\n" + logs.String()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return res.StatusCode, string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: no answer within a minute: %v%s", url, err, show())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before %s answered: %v%s", url, err, show())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func testConfig(t *testing.T) config.Config {
 	c := config.Default()
 	c.DataDir = t.TempDir()
@@ -54,18 +86,7 @@ func TestRunServesAndStopsOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, nil) }()
 
-	var body string
-	for i := 0; i < 100; i++ {
-		res, err := http.Get("http://" + cfg.HTTPAddr + "/healthz")
-		if err == nil {
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			body = string(b)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if body != "ok\n" {
+	if _, body := getWhenUp(t, "http://"+cfg.HTTPAddr+"/healthz", done, nil); body != "ok\n" {
 		t.Fatalf("healthz never answered ok (got %q)", body)
 	}
 	res, err := http.Get("http://" + cfg.HTTPAddr + "/ipxe/snponly.efi")
@@ -101,7 +122,7 @@ func TestRunServesAndStopsOnCancel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run after cancel: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Run did not return after cancel")
 	}
 }
@@ -147,18 +168,7 @@ func TestRunServesTheSignedChainWhenPresent(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- Run(ctx, cfg, nil) }()
-		var code int
-		var body string
-		for i := 0; i < 100; i++ {
-			res, err := http.Get("http://" + cfg.HTTPAddr + "/secureboot/grubx64.efi")
-			if err == nil {
-				b, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				code, body = res.StatusCode, string(b)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		code, body := getWhenUp(t, "http://"+cfg.HTTPAddr+"/secureboot/grubx64.efi", done, nil)
 		if withChain && (code != 200 || body != "GRUB") || !withChain && code != 404 {
 			t.Errorf("chain present %v: /secureboot/grubx64.efi %d %q", withChain, code, body)
 		}
@@ -195,26 +205,18 @@ func startAndStop(t *testing.T, cfg config.Config) string {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	up := false
-	for i := 0; i < 200 && !up; i++ {
-		if res, err := http.Get("http://" + cfg.HTTPAddr + "/healthz"); err == nil {
-			res.Body.Close()
-			up = res.StatusCode == http.StatusOK
-		} else {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	code, _ := getWhenUp(t, "http://"+cfg.HTTPAddr+"/healthz", done, &logs)
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("Run: %v\n%s", err, logs.String())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Run did not return after cancel")
 	}
-	if !up {
-		t.Fatalf("server never answered /healthz:\n%s", logs.String())
+	if code != http.StatusOK {
+		t.Fatalf("/healthz answered %d:\n%s", code, logs.String())
 	}
 	return logs.String()
 }
