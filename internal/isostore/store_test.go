@@ -613,9 +613,14 @@ func TestExpireUploadsDiscardsAbandonedOnes(t *testing.T) {
 	if _, err := s.AppendUpload(ctx, old.ID, 0, strings.NewReader("some bytes")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// The old upload was last touched an hour ago (set in the database, not slept for: with a
+	// window of milliseconds a busy machine let "fresh" age past it too and expired both).
+	if _, err := s.db.DB().ExecContext(ctx, `UPDATE iso_uploads SET updated_at_ns = ? WHERE id = ?`,
+		time.Now().Add(-time.Hour).UnixNano(), old.ID); err != nil {
+		t.Fatal(err)
+	}
 	fresh, _ := s.CreateUpload(ctx, "fresh", -1, "")
-	n, err := s.ExpireUploads(ctx, 10*time.Millisecond)
+	n, err := s.ExpireUploads(ctx, 30*time.Minute)
 	if err != nil || n != 1 {
 		t.Fatalf("ExpireUploads = %d, %v; want 1", n, err)
 	}
