@@ -239,13 +239,14 @@ func TestUploadISOResumesAcrossRuns(t *testing.T) {
 		t.Fatalf("state after an interrupted run: %v", left)
 	}
 	id, _ := os.ReadFile(left[0])
-	// The server may still be finishing the cancelled PATCH (409 busy) for a moment.
-	for i := 0; ; i++ {
+	// The server may still be finishing the cancelled PATCH (409 busy) for a moment: retry
+	// API errors for up to a minute (a moment under -race on a loaded machine can be seconds).
+	for deadline := time.Now().Add(time.Minute); ; {
 		_, err := c3.do(context.Background(), http.MethodDelete, "/api/v1/uploads/"+strings.TrimSpace(string(id)), nil, nil, nil)
 		if err == nil {
 			break
 		}
-		if !errors.As(err, new(*APIError)) || i == 200 {
+		if !errors.As(err, new(*APIError)) || time.Now().After(deadline) {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
