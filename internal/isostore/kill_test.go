@@ -17,8 +17,10 @@ import (
 
 const childEnv = "FLEETBOOT_ISOSTORE_CHILD"
 
-// stallingReader serves r, then blocks (for at most 30 s, so an orphaned child still ends)
-// once stallAt bytes were read: the upload is in flight when the parent kills it.
+// stallingReader serves r, then blocks once stallAt bytes were read: the upload is in flight
+// when the parent kills it. The block ends after 5 minutes only so that a child orphaned by a
+// crashed parent still ends; it is long because a parent that kills later than that (a loaded
+// machine) would see the child exit by itself and fail.
 type stallingReader struct {
 	r       io.Reader
 	n       int64
@@ -27,7 +29,7 @@ type stallingReader struct {
 
 func (s *stallingReader) Read(p []byte) (int, error) {
 	if s.n >= s.stallAt {
-		time.Sleep(30 * time.Second)
+		time.Sleep(5 * time.Minute)
 		return 0, errors.New("parent never killed the child")
 	}
 	if int64(len(p)) > s.stallAt-s.n {
@@ -86,10 +88,11 @@ func startChild(t *testing.T, mode, dir, img, uploadID string) func() {
 	return kill
 }
 
-// waitFor polls cond every 10 ms for up to 20 s.
+// waitFor polls cond every 10 ms for up to 2 minutes (the child, a -race test binary, starts,
+// opens the store and copies megabytes first; on a loaded machine that can take a while).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if cond() {
 			return
 		}
