@@ -187,7 +187,7 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 
 	// GRUB's own HTTP client is slow under TCG (the 40 MB initrd takes 1–2 min with four VMs
 	// on two cores); bounded all the same.
-	timeout := 5 * defaultVMTimeout
+	timeout := 2 * defaultVMTimeout // 20 minutes
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	times := map[string][2]time.Duration{}
