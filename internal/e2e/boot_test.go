@@ -271,7 +271,7 @@ func writeAssets(dir string, env *bootEnv) error {
 func waitHTTP(t *testing.T, env *bootEnv, p *proc, url string) {
 	t.Helper()
 	client := env.lan.lan.httpClient(2 * time.Second)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // startup is seconds; the VMs of other modes may be booting
 	var last string
 	for time.Now().Before(deadline) {
 		if p.exited() {
@@ -305,7 +305,7 @@ func startSiteDHCP(t *testing.T, env *bootEnv) {
 		"--pid-file=" + filepath.Join(env.dir, "site-dnsmasq.pid"),
 		"--port=0", "--log-dhcp", "--log-facility=-"}
 	p := startProc(t, "site dnsmasq", logPath, env.lan.site.command(args...)...)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // dnsmasq starts at once; the bound is for a loaded machine
 	for {
 		b, _ := os.ReadFile(logPath)
 		if strings.Contains(string(b), "DHCP, IP range") {

@@ -161,7 +161,7 @@ func newLAN(t *testing.T, label string) *lan {
 		}
 	}
 	// br0 only counts as up once a port has carrier; wait so servers bind a working link.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // normally milliseconds
 	for {
 		out, err := exec.Command("ip", "-n", string(l.lan), "-o", "link", "show", lanBridge).CombinedOutput()
 		if err == nil && strings.Contains(string(out), "state UP") {
