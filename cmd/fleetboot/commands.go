@@ -34,6 +34,11 @@ Every flag can also be set by an environment variable: --lease-time → FLEETBOO
 	return root
 }
 
+// errLogged is an error the command already logged; main exits 1 without printing it again.
+type errLogged struct{ error }
+
+func (e errLogged) Unwrap() error { return e.error }
+
 func newServeCmd() *cobra.Command {
 	cfg := config.Default()
 	var dryRun bool
@@ -62,7 +67,14 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			log.Info("fleetboot starting", "version", version())
-			return server.Run(cmd.Context(), cfg, log)
+			if err := server.Run(cmd.Context(), cfg, log); err != nil {
+				// In the log too, so a log collector (json) sees why it stopped; nothing
+				// said "serving" before (Run logs that only once every listener is up), so
+				// a refused second instance reads "starting" then "not started".
+				log.Error("fleetboot not started", "err", err)
+				return errLogged{err}
+			}
+			return nil
 		},
 	}
 	cfg.RegisterFlags(cmd.Flags())

@@ -15,7 +15,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "fleetboot:", err)
+		if !errors.As(err, new(errLogged)) {
+			fmt.Fprintln(os.Stderr, "fleetboot:", err)
+		}
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			os.Exit(130) // stopped by Ctrl-C or SIGTERM, as shells report a SIGINT
 		}

@@ -43,6 +43,7 @@ type serveProc struct {
 	http   string
 	assets string
 	data   string
+	args   []string
 }
 
 // startServe runs fleetboot serve on loopback (DHCP and TFTP off) with a fresh data directory
@@ -72,9 +73,20 @@ func startServeOn(t *testing.T, data string, extra ...string) *serveProc {
 	}
 	args := append([]string{"serve", "--data", data, "--interface", "lo", "--advertise-ip", "127.0.0.1",
 		"--http", addr, "--tftp", "off", "--dhcp", "off", "--ipxe-dir", bins, "--log-format", "json"}, extra...)
+	p := launchServe(t, args, filepath.Join(dir, "fleetboot.log"))
+	p.http, p.assets, p.data = addr, filepath.Join(data, "assets"), data
+	if !p.waitLog(t, "fleetboot serving", 60*time.Second) {
+		t.Fatalf("fleetboot did not start:\n%s", p.logText())
+	}
+	return p
+}
+
+// launchServe starts the helper process with args, its output in logFile; killed (by its own
+// PID) when the test ends if it still runs.
+func launchServe(t *testing.T, args []string, logFile string) *serveProc {
+	t.Helper()
 	raw, _ := json.Marshal(args)
-	p := &serveProc{log: filepath.Join(dir, "fleetboot.log"), done: make(chan struct{}), http: addr,
-		assets: filepath.Join(data, "assets"), data: data}
+	p := &serveProc{log: logFile, done: make(chan struct{}), args: args}
 	f, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
@@ -99,10 +111,48 @@ func startServeOn(t *testing.T, data string, extra ...string) *serveProc {
 			<-p.done
 		}
 	})
-	if !p.waitLog(t, "fleetboot serving", 60*time.Second) {
-		t.Fatalf("fleetboot did not start:\n%s", p.logText())
-	}
 	return p
+}
+
+// A second fleetboot started on the same data directory and addresses is refused; its log
+// says why, as a record of its own, and nothing in it says "serving" (every listener is bound
+// before Run logs that).
+func TestSecondInstanceLogsItsRefusalAndNeverServing(t *testing.T) {
+	first := startServe(t)
+	second := launchServe(t, first.args, filepath.Join(t.TempDir(), "second.log"))
+	if code := second.exitCode(60 * time.Second); code != 1 {
+		t.Fatalf("second instance exit status %d, want 1:\n%s", code, second.logText())
+	}
+	var msgs []string
+	refusal := ""
+	sc := bufio.NewScanner(strings.NewReader(second.logText()))
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			t.Errorf("not a JSON log record: %q", sc.Text())
+			continue
+		}
+		msg, _ := rec["msg"].(string)
+		msgs = append(msgs, msg)
+		if strings.Contains(msg, "serving") {
+			t.Errorf("the refused instance logged %q", msg)
+		}
+		if msg == "fleetboot not started" && rec["level"] == "ERROR" {
+			refusal, _ = rec["err"].(string)
+		}
+	}
+	if !strings.Contains(refusal, "address already in use") || !strings.Contains(refusal, "another fleetboot") {
+		t.Errorf("refusal %q does not say another fleetboot holds the address (log: %v)", refusal, msgs)
+	}
+	if len(msgs) == 0 || msgs[len(msgs)-1] != "fleetboot not started" {
+		t.Errorf("the refusal is not the last record: %v", msgs)
+	}
+	// The first one still serves.
+	res, err := http.Get("http://" + first.http + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("first instance after the refused start: %v", err)
+	}
+	res.Body.Close()
 }
 
 func (p *serveProc) logText() string {

@@ -193,6 +193,16 @@ func (p *Planner) log() *slog.Logger {
 // how many: in a mixed fleet each machine sees only what it can run. Profiles that cannot boot
 // at all (their ISO was deleted: the API lists them as broken) are left out too. Profiles that
 // fail for another reason stay listed; choosing one shows why it cannot boot.
+// menuLabel names a profile in the menu by its name and its ISO's name (not the ISO's id,
+// which means nothing on a console); a target that did not resolve falls back to the id.
+func menuLabel(pr *inventory.Profile, t ipxe.BootTarget) string {
+	iso := t.ISOName
+	if iso == "" {
+		iso = pr.ISO
+	}
+	return "Install " + pr.Name + " (" + iso + ")"
+}
+
 func (p *Planner) menu(ctx context.Context, rd Renderer, m *inventory.Machine, title string) (Decision, error) {
 	profs, err := p.Machines.Profiles(ctx)
 	if err != nil {
@@ -204,11 +214,12 @@ func (p *Planner) menu(ctx context.Context, rd Renderer, m *inventory.Machine, t
 		if p.Targets.Problem(ctx, pr) != "" {
 			continue
 		}
-		if _, err := p.Targets.Target(ctx, pr, m); errors.Is(err, distro.ErrWrongArch) {
+		t, err := p.Targets.Target(ctx, pr, m)
+		if errors.Is(err, distro.ErrWrongArch) {
 			hidden++
 			continue
 		}
-		items = append(items, ipxe.MenuItem{Name: pr.Name, Label: "Install " + pr.Name + " (" + pr.ISO + ")"})
+		items = append(items, ipxe.MenuItem{Name: pr.Name, Label: menuLabel(pr, t)})
 	}
 	if hidden > 0 {
 		title += fmt.Sprintf(" (%d profile(s) for other architectures hidden)", hidden)

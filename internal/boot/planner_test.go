@@ -250,3 +250,20 @@ func TestPlannerProfileModes(t *testing.T) {
 		t.Fatalf("always moved an install-pending machine to %s", m.State)
 	}
 }
+
+// The menu names each profile with its ISO's name, not the ISO's content-hash id.
+func TestMenuLabelsNameTheProfileAndTheISO(t *testing.T) {
+	ctx := context.Background()
+	p, inv := newTestPlanner(t)
+	p.Targets = targetFunc(func(pr *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error) {
+		return ipxe.BootTarget{Label: pr.Name, Kernel: "http://s:8080/isos/" + pr.ISO + "/files/linux", ISOName: "rocky-9.4-x86_64-dvd.iso"}, nil
+	})
+	inv.PutProfile(ctx, &inventory.Profile{Name: "rocky9", ISO: "3f9a0b1c2d3e4f50"})
+	d, err := p.Decide(ctx, Request{Identity: ipxe.Identity{MAC: "52:54:00:00:00:31", Platform: "pcbios"}})
+	if err != nil || d.Kind != KindMenu {
+		t.Fatalf("%v %s", err, d.Kind)
+	}
+	if !strings.Contains(string(d.Script), "Install rocky9 (rocky-9.4-x86_64-dvd.iso)") || strings.Contains(string(d.Script), "3f9a0b1c2d3e4f50") {
+		t.Fatalf("menu labels:\n%s", d.Script)
+	}
+}

@@ -31,9 +31,11 @@ var diEFINames = map[string]struct{ shim, grub, bootName, grubName string }{
 // returns its path (in t's temporary directory): the Debian-signed kernel /linux and
 // /initrd.gz at the root, the signed shim and GRUB as EFI/boot/boot<x64|aa64>.efi +
 // grub<x64|aa64>.efi, GRUB's menu in /boot/grub/grub.cfg (the package's, with the netboot
-// paths turned into the mini.iso ones) and, on amd64, the isolinux menu files. The test is
-// skipped (or failed when the suite is demanded) if the package is not installed.
-func debianInstallerISO(t *testing.T, arch string) string {
+// paths turned into the mini.iso ones) and, on amd64, the isolinux menu files. bootArgs, when
+// given, are added to every kernel line of those boot configs, as a site's remix of the ISO
+// (e.g. for serial-only servers) would have them. The test is skipped (or failed when the
+// suite is demanded) if the package is not installed.
+func debianInstallerISO(t *testing.T, arch string, bootArgs ...string) string {
 	t.Helper()
 	names, ok := diEFINames[arch]
 	if !ok {
@@ -70,11 +72,16 @@ func debianInstallerISO(t *testing.T, arch string) string {
 	// The netboot tree keeps the installer below debian-installer/<arch>/; mini.iso has it at
 	// the root.
 	grubCfg := strings.ReplaceAll(string(cfg), "/debian-installer/"+arch+"/", "/")
+	extra := ""
+	if len(bootArgs) > 0 {
+		extra = " " + strings.Join(bootArgs, " ")
+		grubCfg = strings.ReplaceAll(grubCfg, " /linux ", " /linux"+extra+" ")
+	}
 	files := map[string]string{"boot/grub/grub.cfg": grubCfg}
 	if arch == "amd64" {
 		files["isolinux.cfg"] = "path \ninclude menu.cfg\ndefault vesamenu.c32\nprompt 0\ntimeout 0\n"
 		files["menu.cfg"] = "menu hshift 4\nmenu width 70\nmenu title Debian GNU/Linux installer menu (BIOS mode)\ninclude txt.cfg\n"
-		files["txt.cfg"] = "default install\nlabel install\n\tmenu label ^Install\n\tmenu default\n\tkernel linux\n\tappend vga=788 initrd=initrd.gz --- quiet\n"
+		files["txt.cfg"] = "default install\nlabel install\n\tmenu label ^Install\n\tmenu default\n\tkernel linux\n\tappend vga=788" + extra + " initrd=initrd.gz --- quiet\n"
 	}
 	for p, body := range files {
 		dst := filepath.Join(tree, filepath.FromSlash(p))

@@ -475,9 +475,9 @@ func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var local time.Duration
-	// Under BIOS the local script's sanboot of drive 0x80 runs and fails (no disk; the NIC
-	// ROM's iPXE then stops at its shell); under UEFI `exit` hands back to the firmware's
-	// boot manager.
+	// Under BIOS the local script's sanboot of drive 0x80 runs and fails (no disk; the script
+	// then offers retry/shell/power-off and powers off after the wait); under UEFI `exit`
+	// hands back to the firmware's boot manager.
 	marker := []byte("fleetboot: booting from local disk")
 	after := []byte("Booting from SAN device 0x80")
 	if strings.HasPrefix(spec.scenario.name, "uefi") {
@@ -515,7 +515,7 @@ func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec,
 // runMenu boots a machine fleetboot has never seen: it must get the menu listing the profiles,
 // which falls through to local disk after the menu timeout.
 func (env *isoEnv) runMenu(ctx context.Context, t *testing.T, spec vmSpec, timeout time.Duration, res *installResult) {
-	res.note = fmt.Sprintf("menu, local after %s timeout", isoMenuTimeout)
+	res.note = fmt.Sprintf("menu, local after %s timeout, no disk: power-off", isoMenuTimeout)
 	args, err := qemuArgs(spec, env.sercon)
 	if err != nil {
 		t.Fatal(err)
@@ -559,6 +559,22 @@ func (env *isoEnv) runMenu(ctx context.Context, t *testing.T, spec vmSpec, timeo
 		case <-ctx.Done():
 			t.Fatalf("no menu and local boot after %s (scripts %v)\n%s", time.Since(start).Round(time.Second), kinds,
 				readableTail(spec.serialLog, 30))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	// The VM has no disk: SeaBIOS returns from sanboot, and the script says so and powers the
+	// machine off after the wait instead of redrawing the menu forever.
+	for noDisk := []byte("fleetboot: no bootable local disk"); ; {
+		text := ansiEscape.ReplaceAll(mustRead(t, spec.serialLog), nil)
+		if p.exited() {
+			if !bytes.Contains(text, noDisk) || !bytes.Contains(text, []byte("fleetboot: powering off")) {
+				t.Errorf("QEMU exited without the no-disk message and power-off:\n%s", readableTail(spec.serialLog, 30))
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no power-off after the failed local boot within %s\n%s", timeout, readableTail(spec.serialLog, 30))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

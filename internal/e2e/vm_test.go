@@ -196,6 +196,7 @@ type vmSpec struct {
 	qemuLog   string
 	varsFile  string   // per-VM copy of OVMF_VARS (UEFI scenarios)
 	extra     []string // more QEMU arguments (e.g. -smbios)
+	memMB     int      // RAM in MiB; 0 keeps the machine kind's (512 MiB on x86, enough for the payload)
 }
 
 // qemuArgs returns the QEMU command line for vm (without any netns wrapper). Common to all: TCG
@@ -209,6 +210,13 @@ func qemuArgs(vm vmSpec, serconFile string) ([]string, error) {
 	}
 	args := []string{hw.qemu, "-name", vm.name, "-accel", "tcg"}
 	args = append(args, hw.machine...)
+	if vm.memMB > 0 {
+		for i := range args[:len(args)-1] {
+			if args[i] == "-m" {
+				args[i+1] = fmt.Sprint(vm.memMB)
+			}
+		}
+	}
 	args = append(args,
 		"-display", "none",
 		"-no-reboot",
@@ -424,6 +432,8 @@ func modeByte(mode string) int {
 		return 5
 	case "mixed":
 		return 6
+	case "isoargs":
+		return 7
 	}
 	return 0xee
 }

@@ -79,6 +79,9 @@ type BootTarget struct {
 	// Sanboot, when set, boots this image URL with iPXE's sanboot instead of a kernel (whole
 	// ISOs whose payload runs from RAM).
 	Sanboot string
+	// ISOName names the ISO the target comes out of, for menus ("" for the --boot-kernel
+	// default target).
+	ISOName string
 }
 
 // Initrd is one initrd and the name the kernel sees it under.
@@ -273,7 +276,15 @@ func render(t *template.Template, c ScriptConfig, v any) []byte {
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
 
 var funcs = template.FuncMap{
-	"ms":      func(d time.Duration) int64 { return d.Milliseconds() },
+	"ms": func(d time.Duration) int64 { return d.Milliseconds() },
+	// waitms is the no-disk choice's wait: the menu timeout, or 10 s when there is none
+	// (iPXE's choose --timeout 0 would wait forever).
+	"waitms": func(d time.Duration) int64 {
+		if d <= 0 {
+			d = 10 * time.Second
+		}
+		return d.Milliseconds()
+	},
 	"query":   func() string { return identifyQuery },
 	"oneline": oneLine,
 }
@@ -285,6 +296,31 @@ chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || shell
 var autoexecTmpl = template.Must(template.New("autoexec").Funcs(funcs).Parse(`#!ipxe
 ifconf -c dhcp && chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}}
 `))
+
+// noDiskBlock follows every BIOS local boot. SeaBIOS returns from `sanboot --drive 0x80` when
+// the first disk has no boot sector (a new machine, a wiped disk); the menu used to `goto menu`
+// there and redraw itself forever. Instead the console says why and offers asking fleetboot
+// again, a shell, or powering off, which is the default after the wait: a machine with nothing
+// to boot should not spin. `poweroff` needs an iPXE built with POWEROFF_CMD (Debian's are); where
+// it is missing, `exit` hands back to the BIOS.
+const noDiskBlock = `
+:nodisk
+echo fleetboot: no bootable local disk (BIOS drive 0x80 did not start): install an OS, assign a profile, or check the boot order
+menu fleetboot: this machine has no bootable local disk
+item nodisk_retry Ask fleetboot again
+item nodisk_shell iPXE shell
+item nodisk_poweroff Power off
+choose --timeout {{waitms .MenuTimeout}} --default nodisk_poweroff nodisk_choice || goto nodisk_poweroff
+goto ${nodisk_choice}
+:nodisk_retry
+chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || goto nodisk
+:nodisk_shell
+shell
+goto nodisk
+:nodisk_poweroff
+echo fleetboot: powering off (no bootable local disk)
+poweroff || exit
+`
 
 var bootTmpl = template.Must(template.New("boot").Funcs(funcs).Parse(`#!ipxe
 echo fleetboot: booting {{oneline .V.Label}}
@@ -301,8 +337,7 @@ boot || goto failed
 echo fleetboot: could not boot {{oneline .V.Label}} - local disk in 10 s, any key for a shell
 prompt --timeout 10000 && shell ||
 iseq ${platform} efi && exit ||
-sanboot --no-describe --drive 0x80
-`))
+sanboot --no-describe --drive 0x80 || goto nodisk` + noDiskBlock))
 
 var menuTmpl = template.Must(template.New("menu").Funcs(funcs).Parse(`#!ipxe
 :menu
@@ -332,11 +367,9 @@ goto menu
 :local
 echo fleetboot: booting from local disk
 iseq ${platform} efi && exit ||
-sanboot --no-describe --drive 0x80 || goto menu
-`))
+sanboot --no-describe --drive 0x80 || goto nodisk` + noDiskBlock))
 
 var localTmpl = template.Must(template.New("local").Funcs(funcs).Parse(`#!ipxe
 echo fleetboot: booting from local disk
 iseq ${platform} efi && exit ||
-sanboot --no-describe --drive 0x80
-`))
+sanboot --no-describe --drive 0x80 || goto nodisk` + noDiskBlock))

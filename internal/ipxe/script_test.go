@@ -76,9 +76,10 @@ func TestBootScriptNamesEveryInitrdOnTheCmdline(t *testing.T) {
 }
 
 func TestScriptsCannotBeSplitByNewlinesInValues(t *testing.T) {
-	got := string(Boot(sc, BootTarget{Label: "evil\nshell", Kernel: "http://s/k", Cmdline: "a\nchain http://evil"}))
+	// reboot is a command the script itself never runs (shell is: the no-disk choice).
+	got := string(Boot(sc, BootTarget{Label: "evil\nreboot", Kernel: "http://s/k", Cmdline: "a\nchain http://evil"}))
 	for _, line := range strings.Split(got, "\n") {
-		if strings.HasPrefix(line, "shell") || strings.HasPrefix(line, "chain http://evil") {
+		if strings.HasPrefix(line, "reboot") || strings.HasPrefix(line, "chain http://evil") {
 			t.Fatalf("a value injected a script line %q:\n%s", line, got)
 		}
 	}

@@ -154,7 +154,7 @@ func (s *Service) Target(ctx context.Context, p *inventory.Profile, m *inventory
 		return ipxe.BootTarget{}, err
 	}
 	isoURL := s.ISOURL(iso.ID)
-	t := ipxe.BootTarget{Label: p.Name + ": " + e.Label}
+	t := ipxe.BootTarget{Label: p.Name + ": " + e.Label, ISOName: iso.Name}
 	if e.Sanboot {
 		t.Sanboot = distro.FileURL(isoURL, distro.ImageISO)
 		return t, nil
