@@ -1,7 +1,10 @@
 package dhcp
 
 import (
+	"fmt"
 	"net"
+
+	"github.com/fleetboot/fleetboot/internal/quirk"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -30,6 +33,15 @@ func (s *Server) respondProxy(ci clientInfo, m *dhcpv4.DHCPv4, peer *net.UDPAddr
 		if ci.ServerID == nil || !ci.ServerID.Equal(s.cfg.ServerIP.To4()) {
 			return s.ignore(ci, portServer, "request for another DHCP server")
 		}
+		if ci.RequestedIP != nil && !ci.RequestedIP.IsUnspecified() {
+			// It asks for an address in our name, and the proxy never offered one: the
+			// site's DHCP server uses fleetboot's own address as its server identifier (it
+			// runs on this host). An address-less ACK from us would be taken by EDK2 as its
+			// lease and DECLINEd (seen in QEMU with dnsmasq on the same host); staying
+			// silent lets the site server's ACK through.
+			return s.quirk(ci, portServer, quirk.SharedServerID, fmt.Sprintf(
+				"REQUEST for %s names fleetboot's address %s as its DHCP server: not answered on port 67", ci.RequestedIP, s.cfg.ServerIP))
+		}
 		if !ci.netboot() {
 			return s.ignore(ci, portServer, "request to the proxy from a client that is not a network boot client")
 		}
@@ -38,6 +50,15 @@ func (s *Server) respondProxy(ci clientInfo, m *dhcpv4.DHCPv4, peer *net.UDPAddr
 			return s.ignore(ci, portServer, plan.Reason)
 		}
 		return s.reply(ci, m, kindProxyAck, portServer, peer, plan, leaseOptions{})
+
+	case dhcpv4.MessageTypeDecline:
+		if ci.ServerID != nil && ci.ServerID.Equal(s.cfg.ServerIP.To4()) {
+			// The symptom itself: a client DECLINEs, to our address, a lease the proxy never
+			// gave (it took a proxy ACK for one).
+			return s.quirk(ci, portServer, quirk.SharedServerID, fmt.Sprintf(
+				"DECLINE of %s sent to fleetboot's address %s, which the site DHCP server also uses", ci.RequestedIP, s.cfg.ServerIP))
+		}
+		return s.ignore(ci, portServer, "DECLINE for another DHCP server")
 
 	default:
 		return s.ignore(ci, portServer, "proxy mode answers DISCOVER only on port 67")

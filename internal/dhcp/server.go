@@ -16,6 +16,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/quirk"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
 
@@ -116,6 +117,9 @@ type Event struct {
 	Port int
 	// Reason says why a request was ignored, dropped or NAKed.
 	Reason string
+	// Quirk, when set, names the network problem an ignored request revealed (Reason says
+	// what was seen).
+	Quirk quirk.Kind
 }
 
 // Server is fleetboot's DHCPv4 server. Create it with New, run it with Run.
@@ -469,6 +473,13 @@ func (s *Server) ignore(ci clientInfo, port int, reason string) response {
 	ev := s.event(ci, "ignored", port)
 	ev.Reason = reason
 	return response{ev: ev}
+}
+
+// quirk ignores a request that shows a network problem and names it in the event.
+func (s *Server) quirk(ci clientInfo, port int, k quirk.Kind, reason string) response {
+	res := s.ignore(ci, port, reason)
+	res.ev.Quirk = k
+	return res
 }
 
 func (s *Server) event(ci clientInfo, kind string, port int) Event {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/fleetboot/fleetboot/internal/quirk"
 )
 
 func proxyConfig() Config {
@@ -35,6 +37,39 @@ func newTestServer(t *testing.T, cfg Config, leases LeaseStore) (*Server, *time.
 	now := t0
 	s.now = func() time.Time { return now }
 	return s, &now
+}
+
+// The site DHCP server runs on fleetboot's own address (dnsmasq on the same host): the
+// client's REQUEST for its lease names our address in option 54. Answering it with the proxy's
+// address-less ACK makes EDK2 DECLINE (seen in QEMU); the proxy stays silent and says why, and a
+// DECLINE sent to our address is reported the same way.
+func TestProxyDetectsASiteServerSharingItsAddress(t *testing.T) {
+	s, _ := newTestServer(t, proxyConfig(), nil)
+	ctx := context.Background()
+	bcast := &net.UDPAddr{IP: net.IPv4zero, Port: 68}
+	req := msg(t, dhcpv4.MessageTypeRequest, join(uefiPXE(), []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(serverIP)), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4(123)))})...)
+	res := s.respond(ctx, req, bcast, 67)
+	if res.reply != nil || res.ev.Kind != "ignored" || res.ev.Quirk != quirk.SharedServerID ||
+		!strings.Contains(res.ev.Reason, "REQUEST for 10.99.0.123 names fleetboot's address") {
+		t.Fatalf("lease request in our name: reply %v, event %+v", res.reply != nil, res.ev)
+	}
+	decline := msg(t, dhcpv4.MessageTypeDecline, join(uefiPXE(), []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(serverIP)), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4(123)))})...)
+	if res := s.respond(ctx, decline, bcast, 67); res.reply != nil || res.ev.Quirk != quirk.SharedServerID || !strings.Contains(res.ev.Reason, "DECLINE of 10.99.0.123") {
+		t.Fatalf("decline to our address: %+v", res.ev)
+	}
+	// Without option 50 (firmware that picked the proxy offer by mistake) it still gets the
+	// boot options, and a DECLINE to the site server is none of our business.
+	plain := msg(t, dhcpv4.MessageTypeRequest, join(uefiPXE(), []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptServerIdentifier(serverIP))})...)
+	if res := s.respond(ctx, plain, bcast, 67); res.ev.Kind != "proxy-ack" || res.ev.Quirk != "" {
+		t.Fatalf("request naming the proxy without option 50: %+v", res.ev)
+	}
+	other := msg(t, dhcpv4.MessageTypeDecline, join(uefiPXE(), []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip4(254))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4(123)))})...)
+	if res := s.respond(ctx, other, bcast, 67); res.ev.Quirk != "" || res.ev.Kind != "ignored" {
+		t.Fatalf("decline to another server: %+v", res.ev)
+	}
 }
 
 func TestNewValidatesWithActionableMessages(t *testing.T) {

@@ -75,7 +75,7 @@ func TestRealDebianInstallerTakesTheISOsSerialConsole(t *testing.T) {
 	p := startProc(t, "qemu "+spec.name, spec.qemuLog, env.lan.lan.command(args...)...)
 	defer p.stop(5 * time.Second)
 	// The real installer's 40 MB initrd and its start under TCG on a shared machine; bounded.
-	deadline := time.After(2 * defaultVMTimeout)
+	deadline := time.After(3 * defaultVMTimeout)
 	for {
 		serial, _ := os.ReadFile(spec.serialLog)
 		text := ansiEscape.ReplaceAll(serial, nil)

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,11 @@ func (a *API) bootScript(c echo.Context) error {
 		return err
 	}
 	a.m.BootScripts.WithLabelValues(d.Kind).Inc()
+	if id.MAC != "" {
+		for _, q := range a.chains.Script(id.MAC, req.Remote.String(), d.Kind, time.Now()) {
+			a.cfg.Quirks.Report(c.Request().Context(), q)
+		}
+	}
 	a.log.Info("boot script", "mac", id.MAC, "uuid", id.UUID, "arch", id.Arch, "platform", id.Platform,
 		"ip", req.Remote, "kind", d.Kind, "target", d.Label, "product", id.Hardware["product"])
 	return serveScript(c, d.Script)
@@ -58,6 +65,13 @@ func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			tmpl = metrics.UnmatchedRoute
 		}
 		a.m.HTTPDuration.WithLabelValues(metrics.MethodLabel(c.Request().Method), tmpl).Observe(time.Since(start).Seconds())
+		if (route == "iso" || route == "assets") && c.Request().Method == http.MethodGet && (status == http.StatusOK || status == http.StatusPartialContent) {
+			// What the machine fetched, in order, and whether it all arrived (internal/quirk).
+			want, _ := strconv.ParseInt(res.Header().Get("Content-Length"), 10, 64)
+			for _, q := range a.chains.Fetched(remoteIP(c).String(), c.Request().URL.Path, res.Size, want, time.Now()) {
+				a.cfg.Quirks.Report(context.WithoutCancel(c.Request().Context()), q)
+			}
+		}
 		a.m.HTTPBytes.WithLabelValues(route).Add(float64(res.Size))
 		a.log.Debug("http", "method", c.Request().Method, "path", c.Request().URL.Path, "status", res.Status,
 			"bytes", res.Size, "ip", remoteIP(c), "dur", time.Since(start), "range", c.Request().Header.Get("Range"))

@@ -2,11 +2,17 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"github.com/fleetboot/fleetboot/internal/quirk"
+	"io"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -347,4 +353,73 @@ func TestHardwareFactsFromTheIdentifyURL(t *testing.T) {
 	if other.Profile != "" || other.Hardware["product"] != "PowerEdge R750" {
 		t.Fatalf("R750: %+v", other)
 	}
+}
+
+// TestQuirksFromTheBootChain: a machine that keeps asking for its script without getting
+// further is reported as a boot loop with the step, and a download the client gave up on
+// half-way as incomplete; both are machine events and counted in /metrics.
+func TestQuirksFromTheBootChain(t *testing.T) {
+	e := newISOEnv(t)
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	e.api.cfg.Quirks = &quirk.Reporter{Log: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil)),
+		Count: func(k quirk.Kind) { e.api.m.Quirks.WithLabelValues(string(k)).Inc() },
+		Event: func(ctx context.Context, mac, kind, detail string) error {
+			return e.inv.AddEvent(ctx, mac, kind, detail)
+		}}
+	const mac = "52:54:00:aa:bb:20"
+	for i := 0; i < 4; i++ {
+		if res, _ := e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-20&arch=x86_64&platform=efi", "", nil, nil); res.StatusCode != 200 {
+			t.Fatalf("boot.ipxe: %d", res.StatusCode)
+		}
+	}
+	ev, _ := e.inv.Events(context.Background(), mac, 0)
+	found := false
+	for _, x := range ev {
+		found = found || x.Kind == "quirk" && strings.Contains(x.Detail, "boot-loop: started the boot chain over 3 times") && strings.Contains(x.Detail, "after the menu boot script")
+	}
+	if !found {
+		t.Errorf("no boot-loop event: %+v", ev)
+	}
+
+	// 32 MiB is more than loopback's socket buffers hold: closing after a few bytes cuts the
+	// server's copy short.
+	iso := e.putISO(t, "big", buildISO(t, map[string][]byte{"big.bin": patternBytes(9, 32<<20)}, nil), http.StatusCreated)
+	e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-20&arch=x86_64&platform=efi", "", nil, nil)
+	res, err := http.Get(e.base + "/isos/" + iso.ID + "/files/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(res.Body, make([]byte, 4096))
+	res.Body.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mu.Lock()
+		got := logs.String()
+		mu.Unlock()
+		if strings.Contains(got, "network quirk: incomplete-fetch") && strings.Contains(got, "stopped mid-transfer: /isos/"+iso.ID+"/files/big.bin") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no incomplete-fetch report:\n%s", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, metrics := e.do(t, "GET", "/metrics", "", nil, nil)
+	for _, want := range []string{`fleetboot_quirks_total{quirk="boot-loop"} 1`, `fleetboot_quirks_total{quirk="incomplete-fetch"} 1`, `fleetboot_quirks_total{quirk="shared-server-id"} 0`} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// lockedWriter serialises writes from handler goroutines to a buffer the test reads.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
+	"github.com/fleetboot/fleetboot/internal/quirk"
 )
 
 // Decider picks the script for a machine (internal/boot implements it).
@@ -53,7 +54,10 @@ type Config struct {
 	// Token guards every call under /api/v1 (Authorization: Bearer <token>).
 	Token   string
 	Metrics *metrics.Metrics // nil: a private registry
-	Logger  *slog.Logger     // nil: discard
+	// Quirks receives the network problems the boot chain shows (boot loops, incomplete
+	// downloads); nil: a reporter that only logs and counts.
+	Quirks *quirk.Reporter
+	Logger *slog.Logger // nil: discard
 }
 
 // API is the HTTP handler.
@@ -62,6 +66,8 @@ type API struct {
 	e   *echo.Echo
 	log *slog.Logger
 	m   *metrics.Metrics
+	// chains follows each machine's script and file fetches (internal/quirk).
+	chains quirk.Tracker
 
 	inFlight atomic.Int64 // requests being served (downloads, uploads, API calls)
 }
@@ -74,6 +80,9 @@ func New(cfg Config) *API {
 	}
 	if a.m == nil {
 		a.m = metrics.New()
+	}
+	if a.cfg.Quirks == nil {
+		a.cfg.Quirks = &quirk.Reporter{Log: a.log, Count: func(k quirk.Kind) { a.m.Quirks.WithLabelValues(string(k)).Inc() }}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/quirk"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,6 +29,7 @@ type Metrics struct {
 	HTTPRequests  *prometheus.CounterVec // route, code class
 	HTTPBytes     *prometheus.CounterVec // route
 	BootScripts   *prometheus.CounterVec // kind
+	Quirks        *prometheus.CounterVec // quirk (internal/quirk kinds)
 	// HTTPDuration observes every request's duration by method and route template
 	// ("/isos/:id/files/*", never the raw path: one series per route, not per file).
 	HTTPDuration *prometheus.HistogramVec // method, route
@@ -83,6 +85,9 @@ func New() *Metrics {
 		BootScripts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetboot_boot_scripts_total", Help: "iPXE scripts served by kind.",
 		}, []string{"kind"}),
+		Quirks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetboot_quirks_total", Help: "Network problems detected while machines boot (README: Troubleshooting), by kind.",
+		}, []string{"quirk"}),
 		// Boot scripts and API calls take milliseconds, kernels and ISOs seconds to minutes:
 		// the buckets span both.
 		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -90,7 +95,7 @@ func New() *Metrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"method", "route"}),
 	}
-	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration,
+	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks,
 		buildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range dhcpKinds {
 		for _, f := range firmwares {
@@ -111,6 +116,9 @@ func New() *Metrics {
 	}
 	for _, k := range scriptKinds {
 		m.BootScripts.WithLabelValues(k)
+	}
+	for _, k := range quirk.Kinds {
+		m.Quirks.WithLabelValues(string(k))
 	}
 	return m
 }

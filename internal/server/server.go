@@ -32,6 +32,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 	"github.com/fleetboot/fleetboot/internal/provision"
+	"github.com/fleetboot/fleetboot/internal/quirk"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
 	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/tftp"
@@ -161,6 +162,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
+	// One way to report network problems, whichever component sees them.
+	quirks := &quirk.Reporter{Log: log, Count: func(k quirk.Kind) { m.Quirks.WithLabelValues(string(k)).Inc() },
+		Event: func(ctx context.Context, mac, kind, detail string) error {
+			err := inv.AddEvent(ctx, mac, kind, detail)
+			if errors.Is(err, inventory.ErrNotFound) {
+				return nil // a machine fleetboot has not recorded (yet)
+			}
+			return err
+		}}
 	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase, Shims: servedShims(chain, log)}
 
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned,
@@ -191,6 +201,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			Sockets:      socks,
 			OnEvent: func(e dhcp.Event) {
 				m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
+				if e.Quirk != "" {
+					quirks.Report(context.Background(), quirk.Report{Kind: e.Quirk, MAC: ipxe.NormalizeMAC(e.MAC.String()), Detail: e.Reason})
+				}
 				// Answers are steps in the machine's timeline; the packets fleetboot ignores
 				// (everything else on the LAN in proxy mode) are not.
 				switch e.Kind {
@@ -239,7 +252,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		leasesView = ds
 	}
 	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Assets: assets, Decider: planner,
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Token: token, Metrics: m, Logger: log})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Token: token, Metrics: m, Quirks: quirks, Logger: log})
 
 	g, ctx := errgroup.WithContext(ctx)
 
