@@ -515,7 +515,7 @@ func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec,
 // runMenu boots a machine fleetboot has never seen: it must get the menu listing the profiles,
 // which falls through to local disk after the menu timeout.
 func (env *isoEnv) runMenu(ctx context.Context, t *testing.T, spec vmSpec, timeout time.Duration, res *installResult) {
-	res.note = fmt.Sprintf("menu, local after %s timeout, no disk: power-off", isoMenuTimeout)
+	res.note = fmt.Sprintf("menu, local after %s timeout, no disk: power-off choice", isoMenuTimeout)
 	args, err := qemuArgs(spec, env.sercon)
 	if err != nil {
 		t.Fatal(err)
@@ -562,15 +562,24 @@ func (env *isoEnv) runMenu(ctx context.Context, t *testing.T, spec vmSpec, timeo
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	// The VM has no disk: SeaBIOS returns from sanboot, and the script says so and powers the
-	// machine off after the wait instead of redrawing the menu forever.
-	for noDisk := []byte("fleetboot: no bootable local disk"); ; {
+	// The VM has no disk: SeaBIOS returns from sanboot, and the script says so and, after the
+	// wait, powers off instead of redrawing the menu. QEMU's NIC ROM (Debian bookworm's 2019
+	// iPXE) has no poweroff command ("poweroff: command not found"), so there the script exits
+	// to SeaBIOS, which tries its other boot devices: either way the menu is not drawn again.
+	powerOff := []byte("fleetboot: powering off (no bootable local disk)")
+	for {
 		text := ansiEscape.ReplaceAll(mustRead(t, spec.serialLog), nil)
-		if p.exited() {
-			if !bytes.Contains(text, noDisk) || !bytes.Contains(text, []byte("fleetboot: powering off")) {
-				t.Errorf("QEMU exited without the no-disk message and power-off:\n%s", readableTail(spec.serialLog, 30))
+		if i := bytes.Index(text, powerOff); i >= 0 {
+			if !bytes.Contains(text, []byte("fleetboot: no bootable local disk (BIOS drive 0x80 did not start)")) {
+				t.Errorf("no reason given before powering off:\n%s", readableTail(spec.serialLog, 30))
+			}
+			if bytes.Contains(text[i:], []byte("Boot from local disk")) {
+				t.Errorf("the menu was drawn again after the no-disk choice:\n%s", readableTail(spec.serialLog, 30))
 			}
 			break
+		}
+		if p.exited() {
+			t.Fatalf("QEMU exited without the no-disk choice:\n%s", readableTail(spec.serialLog, 30))
 		}
 		select {
 		case <-ctx.Done():
