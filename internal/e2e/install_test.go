@@ -244,10 +244,15 @@ func (env *isoEnv) publishFamily(ctx context.Context, f familyISO, kernel, paylo
 	if r.Kernel != f.kernelPath || len(r.Initrds) == 0 || r.Initrds[0].Path != f.initrdPath {
 		return nil, fmt.Errorf("recipe %s boots %s with %v, want %s with %s", r.ID, r.Kernel, r.Initrds, f.kernelPath, f.initrdPath)
 	}
+	extra := payloadArgs + " fbtoken=" + env.token
+	if f.rawArg != "" {
+		// A raw template's URL is placed by the profile itself (the recipe adds none).
+		extra += " " + f.rawArg + "={{.UnattendedURL}}"
+	}
 	prof := map[string]any{
 		"name": f.name, "iso": iso.ID, "entry": r.ID,
 		// The payload's console and token, as in the plain boot scenarios.
-		"extra_args":    payloadArgs + " fbtoken=" + env.token,
+		"extra_args":    extra,
 		"template":      f.template,
 		"template_kind": f.kind,
 	}

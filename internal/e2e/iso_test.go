@@ -30,6 +30,9 @@ type familyISO struct {
 	// kind and template are the profile's unattended template.
 	kind     string
 	template string
+	// rawArg, for kind raw, is the kernel argument the profile's extra_args set to the
+	// unattended URL ({{.UnattendedURL}}): the recipe places none for raw templates.
+	rawArg string
 	// unattendedFile is the file below /unattended/<mac>/ the recipe must point at ("" for
 	// the NoCloud directory of autoinstall).
 	unattendedFile string
@@ -104,7 +107,7 @@ func familyISOs() []familyISO {
 				"/loader/loader.conf":          "timeout 15\ndefault 01-archiso-x86_64-linux.conf\n",
 			},
 			kernelPath: "/arch/boot/x86_64/vmlinuz-linux", initrdPath: "/arch/boot/x86_64/initramfs-linux.img",
-			kind:     "raw",
+			kind: "raw", rawArg: "script",
 			template: "#!/bin/sh\n# fleetboot e2e archiso script for {{.Hostname}}\n" + doneLine + "\n",
 			wantArgs: []string{"archisobasedir=arch", "archiso_http_srv={iso}/files/", "script={ua}/file"},
 			fetches:  map[string]string{"airootfs": "/arch/x86_64/airootfs.sfs"},
@@ -120,7 +123,7 @@ func familyISOs() []familyISO {
 				"/boot/config-lts":                       "CONFIG_X86_64=y\n",
 			},
 			kernelPath: "/boot/vmlinuz-lts", initrdPath: "/boot/initramfs-lts",
-			kind:     "raw",
+			kind: "raw", rawArg: "apkovl",
 			template: "# fleetboot e2e apkovl stand-in for {{.Hostname}}\n" + doneLine + "\n",
 			wantArgs: []string{"alpine_repo={iso}/files/apks", "modloop={iso}/files/boot/modloop-lts", "apkovl={ua}/file"},
 			fetches:  map[string]string{"modloop": "/boot/modloop-lts", "apkindex": "/apks/x86_64/APKINDEX.tar.gz"},
