@@ -44,25 +44,29 @@ const (
 
 // DHCP option codes read or written here that dhcpv4 names differently or not at all.
 const (
-	optHostname        = 12
-	optVendorSpecific  = 43
-	optRequestedIP     = 50
-	optServerID        = 54
-	optVendorClass     = 60
-	optClientID        = 61
-	optTFTPServer      = 66
-	optBootfile        = 67
-	optUserClass       = 77
-	optRelayAgentInfo  = 82
-	optClientArch      = 93
-	optClientGUID      = 97
-	optIPXEEncap       = 175
-	ipxeNoPXEDHCP      = 176 // sub-option of 175: skip waiting for ProxyDHCP offers
-	guidTypeUUID       = 0   // first byte of option 97 when the rest is a 16-byte UUID
-	vendorPXEClient    = "PXEClient"
-	vendorHTTPClient   = "HTTPClient"
-	userClassIPXE      = "iPXE"
-	maxLoggedStringLen = 64 // bound strings from the wire before they reach logs
+	optHostname       = 12
+	optVendorSpecific = 43
+	optRequestedIP    = 50
+	optServerID       = 54
+	optVendorClass    = 60
+	optClientID       = 61
+	optTFTPServer     = 66
+	optBootfile       = 67
+	optUserClass      = 77
+	optRelayAgentInfo = 82
+	optClientArch     = 93
+	optClientGUID     = 97
+	optIPXEEncap      = 175
+	// optProxmoxAnswerURL is a site-specific option (RFC 3942: 224–254) that Proxmox VE's
+	// automated installer reads as its answer URL (dhclient name
+	// proxmox-auto-installer-manifest-url, text; proxmox-fetch-answer, PVE 8.2+).
+	optProxmoxAnswerURL = 250
+	ipxeNoPXEDHCP       = 176 // sub-option of 175: skip waiting for ProxyDHCP offers
+	guidTypeUUID        = 0   // first byte of option 97 when the rest is a 16-byte UUID
+	vendorPXEClient     = "PXEClient"
+	vendorHTTPClient    = "HTTPClient"
+	userClassIPXE       = "iPXE"
+	maxLoggedStringLen  = 64 // bound strings from the wire before they reach logs
 )
 
 // clientInfo is what a DHCP packet tells about its sender, normalised so that decisions never

@@ -58,8 +58,13 @@ func (s *Server) bootFor(ci clientInfo) bootPlan {
 	return decideBoot(ci, s.bootConfigFor(ci, s.boot))
 }
 
-func (s *Server) leaseOptions(ip net.IP) leaseOptions {
+func (s *Server) leaseOptions(ip net.IP, mac net.HardwareAddr) leaseOptions {
+	var answer string
+	if s.cfg.AnswerURL != nil && mac != nil {
+		answer = s.cfg.AnswerURL(mac)
+	}
 	return leaseOptions{
+		AnswerURL: answer,
 		IP:        ip,
 		Netmask:   s.cfg.Netmask,
 		Router:    s.cfg.Router,
@@ -85,7 +90,7 @@ func (s *Server) offer(ctx context.Context, ci clientInfo, m *dhcpv4.DHCPv4, pee
 		return s.ignore(ci, portServer, "no address to offer: "+err.Error())
 	}
 	plan := s.bootFor(ci)
-	res := s.reply(ci, m, kindOffer, portServer, peer, plan, s.leaseOptions(ip))
+	res := s.reply(ci, m, kindOffer, portServer, peer, plan, s.leaseOptions(ip, ci.MAC))
 	res.ev.Reason = plan.Reason
 	return res
 }
@@ -134,7 +139,7 @@ func (s *Server) request(ctx context.Context, ci clientInfo, m *dhcpv4.DHCPv4, p
 		return s.ignore(ci, portServer, "lease store: "+err.Error())
 	}
 	plan := s.bootFor(ci)
-	res := s.reply(ci, m, kindAck, portServer, peer, plan, s.leaseOptions(ip))
+	res := s.reply(ci, m, kindAck, portServer, peer, plan, s.leaseOptions(ip, ci.MAC))
 	res.ev.Reason = plan.Reason
 	return res
 }
@@ -184,7 +189,7 @@ func (s *Server) inform(ci clientInfo, m *dhcpv4.DHCPv4, peer *net.UDPAddr) resp
 	if ci.ClientIP == nil {
 		return s.ignore(ci, portServer, "INFORM without ciaddr")
 	}
-	lease := s.leaseOptions(nil)
+	lease := s.leaseOptions(nil, ci.MAC)
 	lease.LeaseTime = 0
 	return s.reply(ci, m, kindInformAck, portServer, peer, s.bootFor(ci), lease)
 }

@@ -64,6 +64,8 @@ type leaseOptions struct {
 	DNS       []net.IP
 	Domain    string
 	LeaseTime time.Duration // 0: no lease options (INFORM)
+	// AnswerURL is the Proxmox VE answer URL (option 250), "" for none.
+	AnswerURL string
 }
 
 // buildReply builds the reply of kind to req. serverID goes into option 54; plan adds the boot
@@ -140,6 +142,11 @@ func addLeaseOptions(r *dhcpv4.DHCPv4, kind replyKind, lease leaseOptions) {
 	}
 	if lease.Domain != "" {
 		r.UpdateOption(dhcpv4.OptDomainName(lease.Domain))
+	}
+	if lease.AnswerURL != "" {
+		// Sent whether or not the client asked for it: the Proxmox installer's dhclient.conf
+		// requests it, and a client that does not know option 250 ignores it.
+		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optProxmoxAnswerURL), []byte(lease.AnswerURL)))
 	}
 	if kind != kindInformAck && lease.LeaseTime > 0 {
 		// RFC 2131 §4.4.5 defaults: renew at 1/2, rebind at 7/8 of the lease.

@@ -226,3 +226,31 @@ func optionText(code uint8, v []byte) string {
 	}
 	return ""
 }
+
+// Option 250 is a lease option: it rides on offers, ACKs and INFORM replies, never on proxy
+// replies (they carry no lease options) or NAKs.
+func TestAnswerURLOption250OnlyOnLeaseReplies(t *testing.T) {
+	const url = "http://10.99.0.1:8080/proxmox/answer"
+	lease := leaseOptions{IP: net.IPv4(10, 99, 0, 100).To4(), LeaseTime: time.Hour, AnswerURL: url}
+	for _, tc := range []struct {
+		kind replyKind
+		want string
+	}{
+		{kindOffer, url}, {kindAck, url}, {kindInformAck, url},
+		{kindProxyOffer, ""}, {kindProxyAck, ""}, {kindNak, ""},
+	} {
+		r := buildReply(msg(t, dhcpv4.MessageTypeDiscover, plainClient()...), tc.kind, serverIP, bootPlan{}, lease)
+		wire, err := dhcpv4.FromBytes(r.ToBytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(wire.Options[optProxmoxAnswerURL]); got != tc.want {
+			t.Errorf("%v: option 250 = %q, want %q", tc.kind.event(), got, tc.want)
+		}
+	}
+	none := lease
+	none.AnswerURL = ""
+	if r := buildReply(msg(t, dhcpv4.MessageTypeDiscover), kindAck, serverIP, bootPlan{}, none); r.Options.Has(dhcpv4.GenericOptionCode(optProxmoxAnswerURL)) {
+		t.Error("an ACK without an answer URL carries option 250")
+	}
+}

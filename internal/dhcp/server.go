@@ -75,6 +75,10 @@ type Config struct {
 	ShimFile    string
 	ShimURLPath string
 	OfferShim   func(mac net.HardwareAddr) bool
+	// AnswerURL says, by client MAC, which Proxmox VE answer URL full-mode replies carry in
+	// option 250 ("" for none; nil: never). It is called for every full-mode offer, ACK and
+	// INFORM reply, must be quick and must not block.
+	AnswerURL func(mac net.HardwareAddr) string
 	// PoolStart and PoolEnd bound the full-mode address range (inclusive).
 	PoolStart, PoolEnd net.IP
 	// Netmask of the full-mode network (the pool's subnet).

@@ -526,3 +526,30 @@ func TestPoolUsageCountsActiveLeasesAndFreeAddresses(t *testing.T) {
 		t.Fatalf("proxy mode: %+v %v", u, err)
 	}
 }
+
+// The Proxmox installer's own dhclient (a plain client, no PXE) takes its answer URL from
+// option 250: full mode hands it to the machines whose profile has an answer file, in the offer
+// and the ACK, and to nobody else.
+func TestFullModeGivesProxmoxAnswerURLInOption250(t *testing.T) {
+	cfg := fullConfig()
+	url := testHTTP + "/proxmox/answer"
+	cfg.AnswerURL = func(mac net.HardwareAddr) string {
+		if mac.String() == macN(1).String() {
+			return url
+		}
+		return ""
+	}
+	s, _ := newTestServer(t, cfg, newLeaseDB(t))
+	offer, ack := fullClient(t, s, macN(1), plainClient()...)
+	for _, r := range []response{offer, ack} {
+		if got := string(r.reply.Options[optProxmoxAnswerURL]); got != url {
+			t.Errorf("%s option 250 = %q, want %q", r.ev.Kind, got, url)
+		}
+	}
+	offer, ack = fullClient(t, s, macN(2), plainClient()...)
+	for _, r := range []response{offer, ack} {
+		if r.reply.Options.Has(dhcpv4.GenericOptionCode(optProxmoxAnswerURL)) {
+			t.Errorf("%s for a machine without an answer profile carries option 250", r.ev.Kind)
+		}
+	}
+}

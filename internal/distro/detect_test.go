@@ -405,3 +405,27 @@ func layoutNamed(t *testing.T, name string) layout {
 	t.Fatalf("no layout %s", name)
 	return layout{}
 }
+
+// A Proxmox profile with an answer file boots only the automated entry of a prepared ISO; a
+// stock ISO is refused with how to prepare it (the installer reads no answer URL from the
+// command line, so nothing else would use the answer).
+func TestProxmoxAutoInstallNeedsAPreparedISO(t *testing.T) {
+	p := testParams
+	p.AutoInstall = true
+	auto := layoutNamed(t, "proxmox-ve_8.2-2-auto")
+	entries, err := Recipe(Detect(auto.fs), auto.fs, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].ID != "install-auto" || !strings.Contains(entries[0].Cmdline, "proxmox-start-auto-installer") {
+		t.Fatalf("entries %+v, want the automated entry only", entries)
+	}
+	stock := layoutNamed(t, "proxmox-ve_8.2-2")
+	if _, err := Recipe(Detect(stock.fs), stock.fs, p); !errors.Is(err, ErrUnattendedUnsupported) || !strings.Contains(err.Error(), "prepare-iso --fetch-from http") {
+		t.Fatalf("stock ISO with an answer file: %v", err)
+	}
+	// Without an answer file both images offer their interactive entries as before.
+	if entries, err := Recipe(Detect(stock.fs), stock.fs, testParams); err != nil || len(entries) < 2 {
+		t.Fatalf("interactive: %v %+v", err, entries)
+	}
+}

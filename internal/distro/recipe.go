@@ -59,6 +59,9 @@ type Params struct {
 	// Console, e.g. "ttyS0,115200n8", adds console=tty0 console=<Console> so the installer
 	// shows on the serial port and the screen.
 	Console string
+	// AutoInstall says the profile carries a Proxmox VE answer file: only the ISO's
+	// automated-installation entries are offered, and the ISO must have been prepared for them.
+	AutoInstall bool
 	// ISOSize is the image's size in bytes, used for the RAM estimate of recipes that load
 	// the whole image; 0 when unknown.
 	ISOSize int64
@@ -827,6 +830,10 @@ func (b *builder) proxmox() ([]Entry, error) {
 	if b.p.UnattendedURL != "" {
 		return nil, b.noUnattended("prepare the ISO with proxmox-auto-install-assistant prepare-iso --fetch-from http (the answer URL then comes from the image, DHCP option 250 or DNS) and boot its automated entry")
 	}
+	if b.p.AutoInstall && !prepared {
+		return nil, fmt.Errorf("%s: %w: the ISO was not prepared for automated installation; run proxmox-auto-install-assistant prepare-iso --fetch-from http on it (with --url http://SERVER:8080/proxmox/answer unless fleetboot's full-mode DHCP hands out the URL) and register the prepared image",
+			b.r.Family, ErrUnattendedUnsupported)
+	}
 	ird := []Initrd{{Path: initrd}, {Path: ImageISO, As: "/proxmox.iso"}}
 	ram := "the whole ISO is loaded as an initrd: give the machine the ISO's size plus about 2 GiB"
 	var entries []Entry
@@ -837,7 +844,9 @@ func (b *builder) proxmox() ([]Entry, error) {
 			continue
 		}
 		auto := strings.Contains(c.Args, "proxmox-start-auto-installer")
-		if auto && !prepared {
+		if auto && !prepared || b.p.AutoInstall && !auto {
+			// A machine with an answer file boots only the automated entry: the installer
+			// reads no answer URL from the command line, so nothing else would use it.
 			continue
 		}
 		seen[c.Args] = true
@@ -856,6 +865,9 @@ func (b *builder) proxmox() ([]Entry, error) {
 		}
 		entries = append(entries, Entry{ID: id, Label: c.Label, Kernel: kernel, Initrds: ird,
 			RAMBytes: b.p.ISOSize, RAMNote: ram, base: c})
+	}
+	if len(entries) == 0 && b.p.AutoInstall {
+		return nil, fmt.Errorf("%s: %w: the prepared ISO has no boot entry with proxmox-start-auto-installer", b.r.Family, ErrMissingFile)
 	}
 	if len(entries) == 0 {
 		entries = append(entries, Entry{ID: "install", Label: b.title("Install"), Kernel: kernel, Initrds: ird,

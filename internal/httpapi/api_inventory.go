@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/provision"
 )
 
 // Provisioner is what the API needs of internal/provision.
@@ -31,6 +34,9 @@ type Provisioner interface {
 	BootEntry(ctx context.Context, name, mac string) (distro.Entry, error)
 	// Problem says why a profile cannot boot ("" when nothing stops it).
 	Problem(ctx context.Context, p *inventory.Profile) string
+	// Answer finds the machine a Proxmox installer's system information describes and
+	// renders its answer file.
+	Answer(ctx context.Context, si provision.SysInfo) (*inventory.Machine, []byte, error)
 }
 
 // macFormat is what a bad MAC address is told to look like.
@@ -377,6 +383,39 @@ func (a *API) unattended(c echo.Context) error {
 	a.cfg.Inventory.AddEvent(ctx, mac, "unattended", c.Param("file")+" fetched from "+remoteIP(c).String())
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", body)
+}
+
+// proxmoxAnswer serves POST /proxmox/answer (provision.AnswerPath): the Proxmox VE automated
+// installer (proxmox-fetch-answer, ISO prepared with --fetch-from http) POSTs its system
+// information as JSON and takes the body of the reply as answer.toml. One URL serves every
+// machine (a prepared ISO carries one URL); the MACs in the JSON say which machine it is. Like
+// the done callback it carries no token, so only the machine itself may fetch its answer
+// (root password hash, SSH keys): the request must come from the address it last booted with.
+func (a *API) proxmoxAnswer(c echo.Context) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 1<<20+1))
+	if err != nil {
+		return httpError(http.StatusBadRequest, "reading the system information: "+err.Error())
+	}
+	si, err := provision.ParseSysInfo(body)
+	if err != nil {
+		return httpError(http.StatusBadRequest, err.Error())
+	}
+	ctx := c.Request().Context()
+	m, answer, err := a.cfg.Provision.Answer(ctx, si)
+	if err != nil {
+		a.log.Warn("proxmox answer refused", "macs", strings.Join(si.MACs, " "), "ip", remoteIP(c), "serial", si.Serial, "err", err)
+		return err
+	}
+	from, ok := fromMachine(c, m)
+	if !ok {
+		a.log.Warn("proxmox answer request from a foreign address refused", "mac", m.MAC, "ip", from, "machine_ip", m.IP)
+		return httpError(http.StatusForbidden, "only the machine itself ("+m.IP+") may fetch its answer file")
+	}
+	a.cfg.Inventory.AddEvent(ctx, m.MAC, "unattended", fmt.Sprintf("answer.toml fetched by the Proxmox installer (%s %s, interface %s) from %s",
+		si.Product, si.Release, si.Links[m.MAC], from))
+	a.log.Info("proxmox answer", "mac", m.MAC, "ip", from, "profile", m.Profile, "product", si.Product, "release", si.Release)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, "application/toml; charset=utf-8", answer)
 }
 
 // requireToken guards the /api/v1 group: every call there needs the token.

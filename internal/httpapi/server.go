@@ -20,6 +20,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
+	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/quirk"
 )
 
@@ -120,6 +121,7 @@ func New(cfg Config) *API {
 		e.POST("/boot/done/:mac", a.done)
 		if cfg.Provision != nil {
 			e.Match(getHead, "/unattended/:mac/:file", a.unattended)
+			e.POST(provision.AnswerPath, a.proxmoxAnswer)
 		}
 	}
 	a.e = e

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pelletier/go-toml/v2"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -26,7 +27,7 @@ const examplesDir = "../../testdata/templates"
 // exampleKind maps an example's file name to its template kind by the suffix naming the file
 // fleetboot serves it as.
 func exampleKind(name string) string {
-	for _, k := range []string{KindKickstart, KindPreseed, KindAutoinstall, KindAutoYaST} {
+	for _, k := range []string{KindKickstart, KindPreseed, KindAutoinstall, KindAutoYaST, KindAnswer} {
 		if strings.HasSuffix(name, "."+Kinds[k]) {
 			return k
 		}
@@ -97,13 +98,15 @@ func TestExampleTemplatesRenderToValidFiles(t *testing.T) {
 				checkAutoinstall(t, out, v)
 			case KindAutoYaST:
 				checkAutoYaST(t, out, v)
+			case KindAnswer:
+				checkAnswer(t, out, v)
 			}
 			if t.Failed() {
 				t.Logf("rendered:\n%s", out)
 			}
 		})
 	}
-	for _, k := range []string{KindKickstart, KindPreseed, KindAutoinstall, KindAutoYaST} {
+	for _, k := range []string{KindKickstart, KindPreseed, KindAutoinstall, KindAutoYaST, KindAnswer} {
 		if !seen[k] {
 			t.Errorf("no example template of kind %s in %s", k, examplesDir)
 		}
@@ -430,5 +433,38 @@ func checkAutoYaST(t *testing.T, out []byte, v Vars) {
 	}
 	if len(p.Scripts) != 1 || p.Scripts[0].Chrooted != "false" || strings.TrimSpace(p.Scripts[0].Source) != v.DoneCommand {
 		t.Errorf("chroot-scripts %+v: want one unchrooted script calling the done URL (before the reboot)", p.Scripts)
+	}
+}
+
+// checkAnswer checks a Proxmox answer file: what the installer requires (CheckAnswer), and the
+// machine's values decoded back intact — the SSH key with quotes and '<&>' included.
+func checkAnswer(t *testing.T, out []byte, v Vars) {
+	t.Helper()
+	if err := CheckAnswer(out); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Global struct {
+			FQDN       string   `toml:"fqdn"`
+			Timezone   string   `toml:"timezone"`
+			RootHash   string   `toml:"root-password-hashed"`
+			RootSSHKey []string `toml:"root-ssh-keys"`
+		} `toml:"global"`
+		Webhook struct {
+			URL string `toml:"url"`
+		} `toml:"post-installation-webhook"`
+	}
+	if err := toml.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	g := doc.Global
+	if g.FQDN != v.Hostname+".lab.example" || g.Timezone != v.Vars["timezone"] || g.RootHash != v.Vars["root_password_hash"] {
+		t.Errorf("global section: %+v", g)
+	}
+	if !slices.Equal(g.RootSSHKey, v.SSHKeys) {
+		t.Errorf("root-ssh-keys = %q, want %q", g.RootSSHKey, v.SSHKeys)
+	}
+	if doc.Webhook.URL != v.DoneURL {
+		t.Errorf("webhook url %q, want the done URL %q", doc.Webhook.URL, v.DoneURL)
 	}
 }

@@ -121,7 +121,16 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 	// The recipe puts the answer file where the installer it knows looks for it. A raw
 	// template is for installers fleetboot does not know: the profile's extra arguments
 	// reference {{.UnattendedURL}} themselves.
-	if p.Kind != KindRaw {
+	switch p.Kind {
+	case KindRaw:
+	case KindAnswer:
+		// Proxmox's installer takes no answer URL on its command line: it POSTs to the URL
+		// the prepared ISO, DHCP option 250 or DNS names (answer.go).
+		if det.Family != distro.FamilyProxmox {
+			return distro.Entry{}, nil, fmt.Errorf("template kind answer is Proxmox VE's answer.toml, and ISO %s is %s", iso.ID, det.Family)
+		}
+		params.AutoInstall = true
+	default:
 		params.UnattendedURL = s.unattendedURL(p, m)
 	}
 	entries, err := distro.Recipe(det, fsys, params)
@@ -207,7 +216,7 @@ func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error 
 	p.ISO = iso.ID // store the stable id, not a name that can be reused
 	if p.Template != "" || p.Kind != "" {
 		if p.Kind == "" {
-			return fmt.Errorf("template_kind is required with a template: kickstart, preseed, autoinstall, autoyast or raw")
+			return fmt.Errorf("template_kind is required with a template: kickstart, preseed, autoinstall, autoyast, raw or answer")
 		}
 		if err := Check(p.Kind, p.Template); err != nil {
 			return err
@@ -253,7 +262,82 @@ func (s *Service) Unattended(ctx context.Context, m *inventory.Machine, file str
 	} else if err != nil {
 		return nil, err
 	}
-	return Render(t, v)
+	out, err := Render(t, v)
+	if err != nil {
+		return nil, err
+	}
+	if p.Kind == KindAnswer {
+		// Checked at save time against sample values; a machine's own values (a label, a
+		// variable) could still break it, and the installer would stop on it.
+		if err := CheckAnswer(out); err != nil {
+			return nil, fmt.Errorf("profile %s renders a bad answer file for %s: %w", p.Name, m.MAC, err)
+		}
+	}
+	return out, nil
+}
+
+// Answer finds the machine the Proxmox installer's system information describes (by the MACs
+// of its interfaces) and renders its answer file. Errors: ErrNotFound when no machine has any
+// of the MACs or its profile has no answer template; inventory.ErrConflict when the MACs
+// belong to more than one machine with an answer profile.
+func (s *Service) Answer(ctx context.Context, si SysInfo) (*inventory.Machine, []byte, error) {
+	var known, answering []*inventory.Machine
+	for _, mac := range si.MACs {
+		m, err := s.Inv.Machine(ctx, mac)
+		if errors.Is(err, inventory.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		known = append(known, m)
+		if m.Profile == "" {
+			continue
+		}
+		if p, err := s.Inv.Profile(ctx, m.Profile); err == nil && p.Kind == KindAnswer {
+			answering = append(answering, m)
+		}
+	}
+	switch {
+	case len(known) == 0:
+		return nil, nil, fmt.Errorf("no machine has any of the MACs %s (it must have booted fleetboot's chain, or be added with fleetboot machine add): %w",
+			sortedMACs(si.MACs), ErrNotFound)
+	case len(answering) == 0:
+		m := known[0]
+		if m.Profile == "" {
+			return nil, nil, fmt.Errorf("machine %s has no profile: %w", m.MAC, ErrNotFound)
+		}
+		return nil, nil, fmt.Errorf("machine %s: its profile %s has no answer template (template_kind answer): %w", m.MAC, m.Profile, ErrNotFound)
+	case len(answering) > 1:
+		return nil, nil, fmt.Errorf("the MACs %s belong to %d machines with an answer profile (%s and %s); remove the extra machine: %w",
+			sortedMACs(si.MACs), len(answering), answering[0].MAC, answering[1].MAC, inventory.ErrConflict)
+	}
+	m := answering[0]
+	body, err := s.Unattended(ctx, m, Kinds[KindAnswer])
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, body, nil
+}
+
+// AnswerURL is the answer URL DHCP option 250 hands the machine with MAC mac, or "" when its
+// profile has no answer template.
+func (s *Service) AnswerURL(ctx context.Context, mac string) (string, error) {
+	m, err := s.Inv.Machine(ctx, mac)
+	if errors.Is(err, inventory.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil || m.Profile == "" {
+		return "", err
+	}
+	p, err := s.Inv.Profile(ctx, m.Profile)
+	if errors.Is(err, inventory.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil || p.Kind != KindAnswer {
+		return "", err
+	}
+	return s.HTTPBase + AnswerPath, nil
 }
 
 // vars are the template fields for machine m installing profile p from ISO isoID.

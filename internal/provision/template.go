@@ -21,6 +21,9 @@ const (
 	KindAutoinstall = "autoinstall" // Ubuntu subiquity: cloud-init NoCloud user-data (+ meta-data)
 	KindAutoYaST    = "autoyast"    // openSUSE/SLES: autoyast=<url>
 	KindRaw         = "raw"         // any file; the profile's extra args reference {{.UnattendedURL}}
+	// KindAnswer is Proxmox VE's answer.toml: the installer POSTs its system information to
+	// AnswerPath and gets the rendered file back (answer.go).
+	KindAnswer = "answer"
 )
 
 // Kinds lists the template kinds with their file names.
@@ -30,6 +33,7 @@ var Kinds = map[string]string{
 	KindAutoinstall: "user-data",
 	KindAutoYaST:    "autoyast.xml",
 	KindRaw:         "file",
+	KindAnswer:      "answer.toml",
 }
 
 // Vars is what a template sees.
@@ -58,7 +62,9 @@ type Vars struct {
 
 // funcs are the helpers templates may use.
 var funcs = template.FuncMap{
-	"join":  strings.Join,
+	"join": strings.Join,
+	// toml quotes a value as a TOML string: fqdn = {{toml .Hostname}}.
+	"toml":  tomlString,
 	"quote": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
 	"default": func(def, v string) string {
 		if v == "" {
@@ -81,7 +87,7 @@ var funcs = template.FuncMap{
 // reference to a field that does not exist fails at save time too.
 func Parse(kind, body string) (*template.Template, error) {
 	if _, ok := Kinds[kind]; !ok {
-		return nil, fmt.Errorf("template kind %q: want one of kickstart, preseed, autoinstall, autoyast, raw", kind)
+		return nil, fmt.Errorf("template kind %q: want one of kickstart, preseed, autoinstall, autoyast, raw, answer", kind)
 	}
 	t, err := template.New(kind).Funcs(funcs).Option("missingkey=zero").Parse(body)
 	if err != nil {
@@ -96,8 +102,14 @@ func Check(kind, body string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := Render(t, sampleVars()); err != nil {
+	out, err := Render(t, sampleVars())
+	if err != nil {
 		return err
+	}
+	if kind == KindAnswer {
+		// The installer stops at a broken answer file; say so when the profile is saved, with
+		// the line in the rendered file (the template's lines, unless an action spans lines).
+		return CheckAnswer(out)
 	}
 	return nil
 }

@@ -230,6 +230,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			}
 		}
 		if cfg.DHCPMode == config.DHCPFull {
+			// The Proxmox installer's own DHCP client takes its answer URL from option 250.
+			dcfg.AnswerURL = func(mac net.HardwareAddr) string {
+				u, err := prov.AnswerURL(ctx, ipxe.NormalizeMAC(mac.String()))
+				if err != nil {
+					log.Warn("answer URL lookup failed; option 250 left out", "mac", mac, "err", err)
+				}
+				return u
+			}
 			dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
 			if res.Router.IsValid() {
 				dcfg.Router = res.Router.AsSlice()
