@@ -357,7 +357,7 @@ func newProfileCmd() *cobra.Command {
 	put.Flags().StringVar(&p.Entry, "entry", "", "boot entry id of the ISO (listed by: fleetboot iso show ID; default: the first that fits)")
 	put.Flags().StringVar(&p.ExtraArgs, "args", "", "extra kernel command line arguments")
 	put.Flags().StringVar(&templateFile, "template-file", "", "unattended-install template (Go text/template)")
-	put.Flags().StringVar(&p.Kind, "template-kind", "", "kickstart, preseed, autoinstall, autoyast or raw")
+	put.Flags().StringVar(&p.Kind, "template-kind", "", "kickstart, preseed, autoinstall, autoyast, raw or answer (Proxmox VE answer.toml)")
 	put.Flags().StringArrayVar(&vars, "var", nil, "template variable key=value (repeatable)")
 	put.Flags().StringArrayVar(&p.SSHKeys, "ssh-key", nil, "SSH public key for the template (repeatable)")
 	put.MarkFlagRequired("iso")
