@@ -213,15 +213,19 @@ func genericFiles() map[string][]byte {
 
 // fedoraFiles is a Fedora Server DVD layout (real .treeinfo and grub.cfg from the distro
 // package's fixtures; small stand-ins for kernel and initrd).
+// bootConfigFile reads a real ISO's boot config from testdata/boot-configs.
+func bootConfigFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "boot-configs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func fedoraFiles(t testing.TB) map[string][]byte {
 	t.Helper()
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "boot-configs", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := func(name string) []byte { return bootConfigFile(t, name) }
 	return map[string][]byte{
 		".treeinfo":                  read("fedora-41-server-dvd.treeinfo"),
 		".discinfo":                  []byte("1729013212.512\n41\nx86_64\n"),

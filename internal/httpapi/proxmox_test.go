@@ -18,13 +18,7 @@ import (
 // prepare-iso --fetch-from http writes at its root.
 func proxmoxFiles(t testing.TB, prepared bool) map[string][]byte {
 	t.Helper()
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "boot-configs", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := func(name string) []byte { return bootConfigFile(t, name) }
 	files := map[string][]byte{
 		".cd-info":               read("proxmox-ve-8.2.cd-info"),
 		"boot/grub/grub.cfg":     read("proxmox-ve-8.2.grub.cfg"),
