@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -149,6 +150,22 @@ func TestProxmoxInstallerGetsItsAnswerFile(t *testing.T) {
 	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"b0:7b:25:aa:00:03","hostname":"bare"}`, 201, nil)
 	if res, b := post(sysInfo("b0:7b:25:aa:00:03")); res.StatusCode != 404 || !strings.Contains(string(b), "has no profile") {
 		t.Errorf("machine without a profile: %d %s", res.StatusCode, b)
+	}
+	// Option 250 (full-mode DHCP) goes to the answer machine only.
+	ctx := context.Background()
+	if u, err := e.prov.AnswerURL(ctx, "b0:7b:25:aa:00:02"); err != nil || u != e.base+"/proxmox/answer" {
+		t.Errorf("answer URL of the pve machine: %q %v", u, err)
+	}
+	for _, mac := range []string{"b0:7b:25:aa:00:03", "b0:7b:25:aa:00:99"} {
+		if u, err := e.prov.AnswerURL(ctx, mac); err != nil || u != "" {
+			t.Errorf("answer URL of %s (no answer profile): %q %v", mac, u, err)
+		}
+	}
+	// The installer's MACs belong to two machines with an answer profile: which answer is
+	// meant cannot be told, so none is given.
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"b0:7b:25:aa:00:01","hostname":"pve0","profile":"pve"}`, 201, nil)
+	if res, b := post(sysInfo("b0:7b:25:aa:00:01", "b0:7b:25:aa:00:02")); res.StatusCode != http.StatusConflict || !strings.Contains(string(b), "belong to 2 machines") {
+		t.Errorf("MACs of two answer machines: %d %s", res.StatusCode, b)
 	}
 	// Another address than the machine's: refused (the answer holds its password hash).
 	e.do(t, "GET", "/boot.ipxe?mac=b0-7b-25-aa-00-02&arch=x86_64&platform=efi&ip=192.0.2.50", "", nil, nil)
