@@ -50,6 +50,10 @@ type SysInfo struct {
 	Product, Release, Serial, UUID, Name string
 }
 
+// maxSysInfoMACs bounds the MACs looked up per request (each is a store query, and the
+// endpoint is open): far more interfaces than a server has, SR-IOV functions included.
+const maxSysInfoMACs = 256
+
 // maxSysInfo bounds the JSON body: a real one is a few KiB even with dozens of interfaces.
 const maxSysInfo = 1 << 20
 
@@ -84,6 +88,9 @@ func ParseSysInfo(b []byte) (SysInfo, error) {
 	si := SysInfo{Links: map[string]string{}, Product: raw.Product.Product, Release: raw.ISO.Release,
 		Serial: raw.DMI.System.Serial, UUID: raw.DMI.System.UUID, Name: raw.DMI.System.Name}
 	for _, n := range raw.NetworkInterfaces {
+		if len(si.MACs) == maxSysInfoMACs {
+			break
+		}
 		mac := ipxe.NormalizeMAC(n.MAC)
 		if mac == "" || si.Links[mac] != "" {
 			continue

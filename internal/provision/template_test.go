@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,18 @@ func TestParseSysInfo(t *testing.T) {
 	if strings.Join(si.MACs, " ") != "b0:7b:25:aa:00:01 b0:7b:25:aa:00:02" || si.Links["b0:7b:25:aa:00:02"] != "eno2" ||
 		si.Product != "pve" || si.Release != "8.2" || si.Serial != "7XK2LM3" {
 		t.Fatalf("parsed %+v", si)
+	}
+	var many strings.Builder
+	many.WriteString(`{"network_interfaces": [`)
+	for i := 0; i < 300; i++ {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		fmt.Fprintf(&many, `{"mac": "02:00:00:00:%02x:%02x"}`, i/256, i%256)
+	}
+	many.WriteString("]}")
+	if si, err := ParseSysInfo([]byte(many.String())); err != nil || len(si.MACs) != maxSysInfoMACs {
+		t.Errorf("300 interfaces: %d MACs kept (%v), want the first %d", len(si.MACs), err, maxSysInfoMACs)
 	}
 	for _, bad := range []string{``, `{`, `[]`, `{"network_interfaces": []}`, `{"network_interfaces": [{"mac": "zz"}]}`,
 		`{"network_interfaces": "eno1"}`, strings.Repeat(" ", 2<<20)} {
