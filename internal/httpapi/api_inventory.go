@@ -331,11 +331,16 @@ func (a *API) deleteRule(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// fromMachine reports whether the request comes from the address the machine last booted with
-// (what callbacks without a token must prove), and the request's address.
-func fromMachine(c echo.Context, m *inventory.Machine) (netip.Addr, bool) {
+// fromMachine is what every callback without a token must prove: the request comes from the
+// address the machine last booted with. It returns the request's address, or a 403 (logged,
+// with what was asked) when anyone else asks.
+func (a *API) fromMachine(c echo.Context, m *inventory.Machine, what string) (netip.Addr, error) {
 	from := remoteIP(c)
-	return from, m.IP != "" && from.IsValid() && from.String() == m.IP
+	if m.IP != "" && from.IsValid() && from.String() == m.IP {
+		return from, nil
+	}
+	a.log.Warn(what+" from a foreign address refused", "mac", m.MAC, "ip", from, "machine_ip", m.IP)
+	return from, httpError(http.StatusForbidden, "only the machine itself ("+m.IP+") may "+what)
 }
 
 // done is the installer's one-shot callback: POST /boot/done/{mac}. It carries no token (an
@@ -351,10 +356,9 @@ func (a *API) done(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	from, ok := fromMachine(c, m)
-	if !ok {
-		a.log.Warn("done callback from a foreign address refused", "mac", mac, "ip", from, "machine_ip", m.IP)
-		return httpError(http.StatusForbidden, "only the machine itself ("+m.IP+") may report its install done")
+	from, err := a.fromMachine(c, m, "report its install done")
+	if err != nil {
+		return err
 	}
 	m, err = a.cfg.Inventory.Transition(ctx, mac, []inventory.State{inventory.Installing}, inventory.Installed, "installer reported done from "+from.String())
 	if err != nil {
@@ -406,10 +410,9 @@ func (a *API) proxmoxAnswer(c echo.Context) error {
 		a.log.Warn("proxmox answer refused", "macs", strings.Join(si.MACs, " "), "ip", remoteIP(c), "serial", si.Serial, "err", err)
 		return err
 	}
-	from, ok := fromMachine(c, m)
-	if !ok {
-		a.log.Warn("proxmox answer request from a foreign address refused", "mac", m.MAC, "ip", from, "machine_ip", m.IP)
-		return httpError(http.StatusForbidden, "only the machine itself ("+m.IP+") may fetch its answer file")
+	from, err := a.fromMachine(c, m, "fetch its answer file")
+	if err != nil {
+		return err
 	}
 	a.cfg.Inventory.AddEvent(ctx, m.MAC, "unattended", fmt.Sprintf("answer.toml fetched by the Proxmox installer (%s %s, interface %s) from %s",
 		si.Product, si.Release, si.Links[m.MAC], from))

@@ -100,10 +100,9 @@ func (a *API) grubFailed(c echo.Context, mac, step string) error {
 	if err != nil {
 		return err
 	}
-	from, ok := fromMachine(c, m)
-	if !ok {
-		a.log.Warn("GRUB failure report from a foreign address refused", "mac", mac, "ip", from, "machine_ip", m.IP)
-		return httpError(http.StatusForbidden, "only the machine itself may report its boot failure")
+	from, err := a.fromMachine(c, m, "report its boot failure")
+	if err != nil {
+		return err
 	}
 	why := "GRUB could not " + map[string]string{
 		"linux":          "load the kernel (with Secure Boot on: the kernel is not signed by a key the served shim trusts)",
