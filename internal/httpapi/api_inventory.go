@@ -82,6 +82,16 @@ func macParam(c echo.Context) (string, error) {
 	return mac, nil
 }
 
+// machineParam is the machine named by the route's {mac}: 400 for a malformed MAC, the
+// inventory's not-found error for an unknown one.
+func (a *API) machineParam(c echo.Context) (*inventory.Machine, error) {
+	mac, err := macParam(c)
+	if err != nil {
+		return nil, err
+	}
+	return a.cfg.Inventory.Machine(c.Request().Context(), mac)
+}
+
 func (a *API) listMachines(c echo.Context) error {
 	state := inventory.State(c.QueryParam("state"))
 	if state != "" && !inventory.ValidState(state) {
@@ -95,11 +105,7 @@ func (a *API) listMachines(c echo.Context) error {
 }
 
 func (a *API) getMachine(c echo.Context) error {
-	mac, err := macParam(c)
-	if err != nil {
-		return err
-	}
-	m, err := a.cfg.Inventory.Machine(c.Request().Context(), mac)
+	m, err := a.machineParam(c)
 	if err != nil {
 		return err
 	}
@@ -217,14 +223,11 @@ func (a *API) profileBoot(c echo.Context) error {
 }
 
 func (a *API) machineBoot(c echo.Context) error {
-	mac, err := macParam(c)
+	m, err := a.machineParam(c)
 	if err != nil {
 		return err
 	}
-	m, err := a.cfg.Inventory.Machine(c.Request().Context(), mac)
-	if err != nil {
-		return err
-	}
+	mac := m.MAC
 	if m.Profile == "" {
 		return httpError(http.StatusNotFound, "machine "+mac+" has no profile")
 	}
@@ -347,15 +350,12 @@ func (a *API) fromMachine(c echo.Context, m *inventory.Machine, what string) (ne
 // installer has none) but only the machine itself may call it: the request must come from the
 // address the machine last booted with.
 func (a *API) done(c echo.Context) error {
-	mac, err := macParam(c)
+	m, err := a.machineParam(c)
 	if err != nil {
 		return err
 	}
+	mac := m.MAC
 	ctx := c.Request().Context()
-	m, err := a.cfg.Inventory.Machine(ctx, mac)
-	if err != nil {
-		return err
-	}
 	from, err := a.fromMachine(c, m, "report its install done")
 	if err != nil {
 		return err
@@ -371,15 +371,12 @@ func (a *API) done(c echo.Context) error {
 // unattended serves GET /unattended/{mac}/{file}: the machine's rendered kickstart, preseed,
 // user-data, meta-data or AutoYaST file.
 func (a *API) unattended(c echo.Context) error {
-	mac, err := macParam(c)
+	m, err := a.machineParam(c)
 	if err != nil {
 		return err
 	}
+	mac := m.MAC
 	ctx := c.Request().Context()
-	m, err := a.cfg.Inventory.Machine(ctx, mac)
-	if err != nil {
-		return err
-	}
 	body, err := a.cfg.Provision.Unattended(ctx, m, c.Param("file"))
 	if err != nil {
 		return err
