@@ -14,12 +14,9 @@
 package grub
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -65,8 +62,7 @@ func LoadChain(fsys fs.FS, source string) (*Chain, error) {
 		if len(data) == 0 {
 			return nil, nil
 		}
-		sum := sha256.Sum256(data)
-		return &ipxe.Binary{Name: servedAs, Data: data, SHA256: hex.EncodeToString(sum[:]), ModTime: loaded}, nil
+		return ipxe.NewBinary(servedAs, data, loaded), nil
 	}
 	shim, err := read(ShimFile, ShimFile)
 	if err != nil {
@@ -81,11 +77,7 @@ func LoadChain(fsys fs.FS, source string) (*Chain, error) {
 			"(it takes them from Debian's shim-signed and grub-efi-amd64-signed packages), or point --secureboot-dir at a directory with %s and %s",
 			ErrMissing, source, ShimFile, embeddedGRUB)
 	}
-	c := &Chain{Shim: shim, GRUB: grub, Source: source}
-	if v, err := fs.ReadFile(fsys, "VERSION"); err == nil {
-		c.Version = strings.TrimSpace(string(v))
-	}
-	return c, nil
+	return &Chain{Shim: shim, GRUB: grub, Source: source, Version: ipxe.ReadVersion(fsys)}, nil
 }
 
 // LoadChainFrom loads from dir when set, else from the embedded secureboot directory.

@@ -92,18 +92,32 @@ func LoadBinaries(fsys fs.FS, source string) (*Binaries, error) {
 			missing = append(missing, name+" (empty)")
 			continue
 		}
-		sum := sha256.Sum256(data)
-		b.files[name] = &Binary{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:]), ModTime: loaded}
+		b.files[name] = NewBinary(name, data, loaded)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w from %s: %s; run `scripts/fetch-ipxe.sh` before `go build` "+
 			"(it takes them from Debian's ipxe package), or point --ipxe-dir at a directory that holds them",
 			ErrMissing, source, strings.Join(missing, ", "))
 	}
-	if v, err := fs.ReadFile(fsys, "VERSION"); err == nil {
-		b.Version = strings.TrimSpace(string(v))
-	}
+	b.Version = ReadVersion(fsys)
 	return b, nil
+}
+
+// NewBinary is data served under name, with its sha256 (for ETags, `fleetboot version` and the
+// start-up log) and modTime as its Last-Modified.
+func NewBinary(name string, data []byte, modTime time.Time) *Binary {
+	sum := sha256.Sum256(data)
+	return &Binary{Name: name, Data: data, SHA256: hex.EncodeToString(sum[:]), ModTime: modTime}
+}
+
+// ReadVersion is the trimmed VERSION file the fetch scripts write beside the binaries in fsys,
+// or "" without one.
+func ReadVersion(fsys fs.FS) string {
+	v, err := fs.ReadFile(fsys, "VERSION")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(v))
 }
 
 // LoadBinariesFrom loads from dir when it is set, else from the embedded files.
