@@ -81,9 +81,12 @@ type Config struct {
 	// Unassigned is what machines with nothing to install boot: menu (profiles, local disk
 	// by default) or local (the local disk at once).
 	Unassigned string
-	// Token is the API bearer token. Empty: the one in <data>/api-token, generated on first
-	// start.
+	// Token is the admin API bearer token (every call). Empty: the one in <data>/api-token,
+	// generated on first start.
 	Token string
+	// ReadOnlyToken is the read-only API bearer token (GET calls only: what an operator views).
+	// Empty: the one in <data>/api-token.readonly, generated on first start.
+	ReadOnlyToken string
 	// UploadExpiry is how long an unfinished resumable upload is kept after its last chunk.
 	UploadExpiry time.Duration
 	// DrainTimeout is how long a stopping server (SIGTERM, Ctrl-C) lets running HTTP and TFTP
@@ -286,6 +289,12 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if c.Token != "" && len(c.Token) < 16 {
 		bad("--token must be at least 16 characters")
+	}
+	if c.ReadOnlyToken != "" && len(c.ReadOnlyToken) < 16 {
+		bad("--readonly-token must be at least 16 characters")
+	}
+	if c.Token != "" && c.Token == c.ReadOnlyToken {
+		bad("--token and --readonly-token must differ")
 	}
 	if c.UploadExpiry < time.Minute {
 		bad("--upload-expiry must be at least 1m")

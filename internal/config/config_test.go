@@ -44,6 +44,8 @@ func TestValidateMessagesSayWhatToDo(t *testing.T) {
 		}, "--lease-time"},
 		{"bad http boot file", func(c *Config) { c.HTTPBootFile = "x.efi" }, "--http-boot-file"},
 		{"bad advertise", func(c *Config) { c.AdvertiseIP = "::1" }, "--advertise-ip"},
+		{"short read-only token", func(c *Config) { c.ReadOnlyToken = "short" }, "--readonly-token must be at least 16"},
+		{"same tokens", func(c *Config) { c.Token = "same-token-0123456789"; c.ReadOnlyToken = c.Token }, "must differ"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

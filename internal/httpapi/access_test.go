@@ -3,9 +3,13 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fleetboot/fleetboot/internal/auth"
 )
 
 // routeAccess is the decision for one route: whether it needs the API token, and a concrete
@@ -57,6 +61,7 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 		"GET /metrics":                         open("/metrics"),
 		"HEAD /metrics":                        open("/metrics"),
 		echo.RouteNotFound + " /api/v1":        tok("/api/v1", ""),
+		"GET /api/v1/whoami":                   tok("/api/v1/whoami", ""),
 		echo.RouteNotFound + " /api/v1/*":      tok("/api/v1/no-such-thing", ""),
 		"GET /api/v1/leases":                   tok("/api/v1/leases", ""),
 		"GET /api/v1/isos":                     tok("/api/v1/isos", ""),
@@ -144,12 +149,81 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 	if res, b := e.do(t, "GET", "/api/v1/machines", testToken, nil, nil); res.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
 		t.Fatalf("unauthenticated calls changed the machines: %d %s", res.StatusCode, b)
 	}
-	// With the token every protected route is reached (its own answer, never 401).
+	// The read-only token reaches every read and no change: 403 before the handler runs.
+	for _, c := range calls {
+		if !c.token {
+			continue
+		}
+		res, b := e.do(t, c.method, c.path, testReadOnlyToken, hdr, strings.NewReader(c.body))
+		if auth.ForMethod(c.method) == auth.ScopeRead {
+			if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+				t.Errorf("%s with the read-only token: %d: %s", c.key, res.StatusCode, b)
+			}
+		} else if res.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "admin token") {
+			t.Errorf("%s with the read-only token: %d, want 403 naming the admin token: %s", c.key, res.StatusCode, b)
+		}
+	}
+	if l := e.listISOs(t); len(l) != 1 || l[0].ID != v.ID {
+		t.Fatalf("read-only calls changed the ISOs: %+v", l)
+	}
+	if res, b := e.do(t, "GET", "/api/v1/machines", testToken, nil, nil); res.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
+		t.Fatalf("read-only calls changed the machines: %d %s", res.StatusCode, b)
+	}
+	// With the admin token every protected route is reached (its own answer, never 401/403).
 	for _, c := range calls {
 		if c.token {
-			if res, b := e.do(t, c.method, c.path, testToken, hdr, strings.NewReader(c.body)); res.StatusCode == http.StatusUnauthorized {
-				t.Errorf("%s with the right token: 401: %s", c.key, b)
+			if res, b := e.do(t, c.method, c.path, testToken, hdr, strings.NewReader(c.body)); res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+				t.Errorf("%s with the admin token: %d: %s", c.key, res.StatusCode, b)
 			}
+		}
+	}
+}
+
+// TestWhoamiNamesTheTokensScope: a UI signs in by asking which scope its token has.
+func TestWhoamiNamesTheTokensScope(t *testing.T) {
+	e := newISOEnv(t)
+	for tok, want := range map[string]string{testToken: `{"scope":"admin"}`, testReadOnlyToken: `{"scope":"read"}`} {
+		res, b := e.do(t, "GET", "/api/v1/whoami", tok, nil, nil)
+		if res.StatusCode != 200 || strings.TrimSpace(string(b)) != want {
+			t.Errorf("whoami: %d %s, want %s", res.StatusCode, b, want)
+		}
+	}
+}
+
+// TestFailedSignInsAreRateLimitedPerAddress: after the burst of failures an address gets 429
+// with Retry-After, even with the right token (a blocked guesser learns nothing); the limit
+// lifts as the bucket refills, and every denial is counted.
+func TestFailedSignInsAreRateLimitedPerAddress(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newISOEnvWith(t, func(c *Config) { c.AuthLimiter = auth.NewLimiter(3, 10*time.Second, 16, clock) })
+	for i := 0; i < 3; i++ {
+		if res, _ := e.do(t, "GET", "/api/v1/isos", "wrong-token-wrong-token", nil, nil); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i, res.StatusCode)
+		}
+	}
+	for _, tok := range []string{"wrong-token-wrong-token", testToken} {
+		res, b := e.do(t, "GET", "/api/v1/isos", tok, nil, nil)
+		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "10" || !strings.Contains(string(b), "too many failed sign-ins") {
+			t.Fatalf("blocked address: %d Retry-After=%q %s", res.StatusCode, res.Header.Get("Retry-After"), b)
+		}
+	}
+	mu.Lock()
+	now = now.Add(10 * time.Second)
+	mu.Unlock()
+	if res, b := e.do(t, "GET", "/api/v1/isos", testToken, nil, nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("after the refill the right token: %d %s", res.StatusCode, b)
+	}
+	// The success did not refill the bucket: one more failure blocks again.
+	e.do(t, "GET", "/api/v1/isos", "wrong-token-wrong-token", nil, nil)
+	if res, _ := e.do(t, "GET", "/api/v1/isos", testToken, nil, nil); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after another failure: %d, want 429", res.StatusCode)
+	}
+	_, m := e.do(t, "GET", "/metrics", "", nil, nil)
+	for _, want := range []string{`fleetboot_api_denied_total{reason="unauthorized"} 4`, `fleetboot_api_denied_total{reason="rate_limited"} 3`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

@@ -418,15 +418,26 @@ func (a *API) proxmoxAnswer(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/toml; charset=utf-8", answer)
 }
 
-// requireToken guards the /api/v1 group: every call there needs the token.
-func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if a.cfg.Token == "" || !auth.Check(c.Request(), a.cfg.Token) {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetboot"`)
-			return httpError(http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token> (the token is in <data>/api-token)")
-		}
-		return next(c)
+// guard authenticates /api/v1 calls (internal/auth): the token's scope, 401 without one, 429
+// for an address with too many failed sign-ins.
+func (a *API) guard() echo.MiddlewareFunc {
+	lim := a.cfg.AuthLimiter
+	if lim == nil {
+		lim = auth.NewLimiter(auth.DefaultFailBurst, auth.DefaultFailEvery, auth.DefaultFailAddrs, nil)
 	}
+	g := &auth.Guard{Tokens: a.cfg.Tokens, Limiter: lim, OnDeny: a.denied}
+	return g.Authenticate
+}
+
+// denied logs and counts an API call turned away.
+func (a *API) denied(c echo.Context, why auth.Denial, addr netip.Addr) {
+	a.m.APIDenied.WithLabelValues(string(why)).Inc()
+	a.log.Warn("API call denied", "reason", string(why), "ip", addr, "method", c.Request().Method, "path", c.Request().URL.Path)
+}
+
+// whoami answers GET /api/v1/whoami: the scope of the token sent (a UI signs in with it).
+func (a *API) whoami(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"scope": auth.ScopeFrom(c).String()})
 }
 
 func bindJSON(c echo.Context, v any) error {

@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"net"
+
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -99,11 +100,4 @@ func routeGroup(p string) string {
 
 // remoteIP is the peer address of the connection. Forwarded headers are ignored on purpose:
 // machines talk to fleetboot directly, and a header must not let one claim another's address.
-func remoteIP(c echo.Context) netip.Addr {
-	host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
-}
+func remoteIP(c echo.Context) netip.Addr { return auth.SourceAddr(c.Request()) }

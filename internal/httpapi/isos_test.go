@@ -23,6 +23,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -32,7 +33,10 @@ import (
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
-const testToken = "test-token-0123456789"
+const (
+	testToken         = "test-token-0123456789"
+	testReadOnlyToken = "test-readonly-0123456789"
+)
 
 // isoEnv is a real API (ISO store, inventory, provisioning, boot planner) on a temp data dir,
 // wired as internal/server does, behind a real loopback HTTP server.
@@ -46,7 +50,10 @@ type isoEnv struct {
 	prov *provision.Service
 }
 
-func newISOEnv(t *testing.T) *isoEnv {
+func newISOEnv(t *testing.T) *isoEnv { t.Helper(); return newISOEnvWith(t, nil) }
+
+// newISOEnvWith is newISOEnv with a hook that adjusts the API's Config before it is built.
+func newISOEnvWith(t *testing.T, adjust func(*Config)) *isoEnv {
 	t.Helper()
 	ctx := context.Background()
 	data := t.TempDir()
@@ -86,8 +93,15 @@ func newISOEnv(t *testing.T) *isoEnv {
 	}
 	grubCfg := grub.Config{HTTPBase: base, IPXEFile: "snponly.efi"}
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: boot.ChainAuto}
-	api := New(Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Decider: planner, Inventory: inv, Provision: prov,
-		ISOs: isos, Detector: prov, Token: testToken})
+	cfg := Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Decider: planner, Inventory: inv, Provision: prov,
+		ISOs: isos, Detector: prov, Tokens: auth.Tokens{Admin: testToken, ReadOnly: testReadOnlyToken},
+		// The access tests send a hundred wrong tokens from one address; the limit on failed
+		// sign-ins has its own test (TestFailedSignInsAreRateLimitedPerAddress).
+		AuthLimiter: auth.NewLimiter(1<<20, time.Second, 16, nil)}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	api := New(cfg)
 	srv.Config.Handler = api
 	srv.Start()
 	t.Cleanup(srv.Close)

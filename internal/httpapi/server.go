@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -52,9 +53,12 @@ type Config struct {
 	Detector Detector
 	// Leases lists full-mode DHCP leases; nil when fleetboot hands out no addresses.
 	Leases Leases
-	// Token guards every call under /api/v1 (Authorization: Bearer <token>).
-	Token   string
-	Metrics *metrics.Metrics // nil: a private registry
+	// Tokens guard every call under /api/v1 (Authorization: Bearer <token>): the read-only
+	// token may GET, the admin token may do everything.
+	Tokens auth.Tokens
+	// AuthLimiter limits failed sign-ins per source address; nil: auth.Default* limits.
+	AuthLimiter *auth.Limiter
+	Metrics     *metrics.Metrics // nil: a private registry
 	// Quirks receives the network problems the boot chain shows (boot loops, incomplete
 	// downloads); nil: a reporter that only logs and counts.
 	Quirks *quirk.Reporter
@@ -111,7 +115,8 @@ func New(cfg Config) *API {
 	// else is what a booting machine fetches before it could hold any secret (scripts, iPXE,
 	// kernels, files inside ISOs, its own unattended file, its done callback), plus /healthz
 	// and /metrics (counts only) for monitoring. README's "HTTP endpoints" table says the same.
-	api := e.Group("/api/v1", a.requireToken)
+	api := e.Group("/api/v1", a.guard(), auth.RequireMethodScope(a.denied))
+	api.GET("/whoami", a.whoami)
 	api.GET("/leases", a.listLeases)
 	if cfg.ISOs != nil {
 		a.routesISOs(e, api)

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/quirk"
@@ -30,6 +31,7 @@ type Metrics struct {
 	HTTPBytes     *prometheus.CounterVec // route
 	BootScripts   *prometheus.CounterVec // kind
 	Quirks        *prometheus.CounterVec // quirk (internal/quirk kinds)
+	APIDenied     *prometheus.CounterVec // reason (internal/auth denials)
 	// HTTPDuration observes every request's duration by method and route template
 	// ("/isos/:id/files/*", never the raw path: one series per route, not per file).
 	HTTPDuration *prometheus.HistogramVec // method, route
@@ -88,6 +90,9 @@ func New() *Metrics {
 		Quirks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetboot_quirks_total", Help: "Network problems detected while machines boot (README: Troubleshooting), by kind.",
 		}, []string{"quirk"}),
+		APIDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetboot_api_denied_total", Help: "API calls turned away: unauthorized (no or wrong token), rate_limited (too many failed sign-ins from the address), forbidden (read-only token on a change).",
+		}, []string{"reason"}),
 		// Boot scripts and API calls take milliseconds, kernels and ISOs seconds to minutes:
 		// the buckets span both.
 		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -95,7 +100,7 @@ func New() *Metrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"method", "route"}),
 	}
-	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks,
+	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied,
 		buildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range dhcpKinds {
 		for _, f := range firmwares {
@@ -119,6 +124,9 @@ func New() *Metrics {
 	}
 	for _, k := range quirk.Kinds {
 		m.Quirks.WithLabelValues(string(k))
+	}
+	for _, d := range auth.Denials {
+		m.APIDenied.WithLabelValues(string(d))
 	}
 	return m
 }

@@ -137,22 +137,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer db.Close()
 
-	token, created, err := auth.LoadOrCreate(cfg.DataDir, cfg.Token)
+	tokens, created, err := auth.Load(cfg.DataDir, cfg.Token, cfg.ReadOnlyToken)
 	if err != nil {
 		return err
 	}
-	// The token itself never goes to the log (logs are shipped, kept and read by more people
-	// than the data directory); where it is goes there on every start, so an operator who
-	// missed the first one still finds it.
-	tokenFile, _ := filepath.Abs(filepath.Join(cfg.DataDir, auth.TokenFile))
-	switch {
-	case cfg.Token != "":
-		log.Info("API token given by --token / FLEETBOOT_TOKEN")
-	case created:
-		log.Info("generated the API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", tokenFile)
-	default:
-		log.Info("API token: the CLI reads it from there, API clients send it as Authorization: Bearer", "token_file", tokenFile)
-	}
+	logTokens(log, cfg, created)
 	isos, err := isostore.Open(ctx, cfg.DataDir, db, log)
 	if err != nil {
 		return err
@@ -260,7 +249,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		leasesView = ds
 	}
 	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Assets: assets, Decider: planner,
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Token: token, Metrics: m, Quirks: quirks, Logger: log})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Tokens: tokens, Metrics: m, Quirks: quirks, Logger: log})
 
 	g, ctx := errgroup.WithContext(ctx)
 
@@ -329,6 +318,32 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("fleetboot stopped")
 	return nil
+}
+
+// logTokens says where the API tokens are. The tokens themselves never go to the log (logs are
+// shipped, kept and read by more people than the data directory); where they are goes there on
+// every start, so an operator who missed the first one still finds them.
+func logTokens(log *slog.Logger, cfg config.Config, created auth.Created) {
+	for _, t := range []struct {
+		scope    auth.Scope
+		file     string
+		override bool
+		flag     string
+		created  bool
+	}{
+		{auth.ScopeAdmin, auth.TokenFile, cfg.Token != "", "--token / FLEETBOOT_TOKEN", created.Admin},
+		{auth.ScopeRead, auth.ReadOnlyTokenFile, cfg.ReadOnlyToken != "", "--readonly-token / FLEETBOOT_READONLY_TOKEN", created.ReadOnly},
+	} {
+		file, _ := filepath.Abs(filepath.Join(cfg.DataDir, t.file))
+		switch {
+		case t.override:
+			log.Info("API token given by "+t.flag, "scope", t.scope.String())
+		case t.created:
+			log.Info("generated an API token: the CLI reads the admin one from there, API clients send it as Authorization: Bearer", "scope", t.scope.String(), "token_file", file)
+		default:
+			log.Info("API token: the CLI reads the admin one from there, API clients send it as Authorization: Bearer", "scope", t.scope.String(), "token_file", file)
+		}
+	}
 }
 
 // listenHTTP binds the HTTP address; a busy or privileged port says which flag to change.

@@ -221,25 +221,29 @@ func startAndStop(t *testing.T, cfg config.Config) string {
 	return logs.String()
 }
 
-func TestAPITokenIsNeverLoggedButItsFileIsOnEveryStart(t *testing.T) {
+func TestAPITokensAreNeverLoggedButTheirFilesAreOnEveryStart(t *testing.T) {
 	cfg := testConfig(t)
-	file := filepath.Join(cfg.DataDir, "api-token")
-	for i, want := range []string{"generated the API token", "API token: the CLI reads it"} {
+	for i, want := range []string{"generated an API token", "API token: the CLI reads"} {
 		logs := startAndStop(t, cfg)
-		tok, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token := strings.TrimSpace(string(tok)); strings.Contains(logs, token) {
-			t.Fatalf("start %d logged the token:\n%s", i+1, logs)
-		}
-		if !strings.Contains(logs, want) || !strings.Contains(logs, "token_file="+file) {
-			t.Fatalf("start %d does not say where the token is (%q, token_file=%s):\n%s", i+1, want, file, logs)
+		for _, name := range []string{"api-token", "api-token.readonly"} {
+			file := filepath.Join(cfg.DataDir, name)
+			tok, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if token := strings.TrimSpace(string(tok)); strings.Contains(logs, token) {
+				t.Fatalf("start %d logged the token of %s:\n%s", i+1, name, logs)
+			}
+			if !strings.Contains(logs, want) || !strings.Contains(logs, "token_file="+file) {
+				t.Fatalf("start %d does not say where the token is (%q, token_file=%s):\n%s", i+1, want, file, logs)
+			}
 		}
 	}
 	cfg.Token = "operator-given-token-0123456789"
-	if logs := startAndStop(t, cfg); strings.Contains(logs, cfg.Token) || !strings.Contains(logs, "--token / FLEETBOOT_TOKEN") {
-		t.Fatalf("start with --token:\n%s", logs)
+	cfg.ReadOnlyToken = "operator-given-readonly-0123456789"
+	if logs := startAndStop(t, cfg); strings.Contains(logs, cfg.Token) || strings.Contains(logs, cfg.ReadOnlyToken) ||
+		!strings.Contains(logs, "--token / FLEETBOOT_TOKEN") || !strings.Contains(logs, "--readonly-token / FLEETBOOT_READONLY_TOKEN") {
+		t.Fatalf("start with --token and --readonly-token:\n%s", logs)
 	}
 }
 

@@ -26,8 +26,11 @@ import (
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
-// Token is the API token of every test server.
-const Token = "clienttest-token-0123456789"
+// Token is the admin API token of every test server; ReadOnlyToken its read-only token.
+const (
+	Token         = "clienttest-token-0123456789"
+	ReadOnlyToken = "clienttest-readonly-0123456789"
+)
 
 // Server is a running test API.
 type Server struct {
@@ -90,7 +93,7 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	scripts := ipxe.ScriptConfig{HTTPBase: base}
 	var h http.Handler = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins,
 		Decider:   &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov},
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Token: Token})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}})
 	if wrap != nil {
 		h = wrap(h)
 	}
