@@ -62,15 +62,14 @@ func newISOEnvWith(t *testing.T, adjust func(*Config)) *isoEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	isos, err := isostore.Open(ctx, data, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	inv, err := inventory.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: data, DB: db, InUse: inv.ISOUsers})
+	if err != nil {
+		t.Fatal(err)
+	}
 	bins, err := ipxe.LoadBinaries(fstest.MapFS{
 		"undionly.kpxe": {Data: []byte("BIOS-IPXE")},
 		"snponly.efi":   {Data: []byte("SNP-IPXE-EFI")},

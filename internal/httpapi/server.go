@@ -19,7 +19,6 @@ import (
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
-	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/quirk"
@@ -44,11 +43,11 @@ type Config struct {
 	Assets  *os.Root
 	Decider Decider
 	// Inventory holds machines, profiles and rules; nil disables their API.
-	Inventory *inventory.Inventory
+	Inventory Inventory
 	// Provision validates profiles and renders unattended files.
 	Provision Provisioner
-	// ISOs is the ISO store; nil disables the ISO routes.
-	ISOs *isostore.Store
+	// ISOs is the ISO catalog; nil disables the ISO routes.
+	ISOs ISOCatalog
 	// Detector recognises the distribution of newly published ISOs; nil skips it.
 	Detector Detector
 	// Leases lists full-mode DHCP leases; nil when fleetboot hands out no addresses.

@@ -1,11 +1,15 @@
-// Package isostore owns the ISO images fleetboot serves: streaming uploads (one-shot and
+// Package isostore owns the ISO catalog fleetboot serves from: streaming uploads (one-shot and
 // resumable) hashed with SHA-256 on the way in and published atomically under their content
 // hash, images registered in place by path, the metadata rows in the shared SQLite database,
 // and the file table (Index) of every image, built once at upload by its own ISO 9660 /
 // Rock Ridge / Joliet reader and persisted next to the image.
 //
-// Nothing is ever extracted: a file inside an image is a list of byte extents of the image
-// file, and File serves those bytes so that net/http can hand them to sendfile(2). HTTP
+// The bytes of uploaded images live in an ImageStore: DirImages (<data>/isos) by default,
+// any other backend with random access behind the same four methods (docs/design-storage.md).
+//
+// Nothing is ever extracted: a file inside an image is a list of byte extents of the image,
+// and File serves those bytes so that net/http can hand them to sendfile(2) when the image is
+// a local file (through ReadAt otherwise). HTTP
 // itself stays out of this package; its errors are sentinels the HTTP layer maps to status
 // codes with errors.Is.
 package isostore

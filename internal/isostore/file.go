@@ -35,11 +35,16 @@ import (
 // Each File owns its descriptor, because sendfile works from the descriptor's offset,
 // which sharing a descriptor between requests would race on. Opening a file per request
 // costs one open(2) and one fstat(2).
+//
+// All of the above needs the image to be a local *os.File. An image from another ImageStore
+// (an object store) is any ImageReader: File then reads it with ReadAt at a position of its
+// own, SyscallConn declines, and net/http copies through Read.
 type File struct {
-	f       *os.File
+	r       ImageReader
+	f       *os.File // r when it is a local file: the sendfile path; nil otherwise
 	entry   Entry
 	etag    string
-	single  bool  // zero or one extent: the descriptor's offset is the position
+	single  bool  // a local file with zero or one extent: the descriptor's offset is the position
 	start   int64 // single: the extent's bounds in the image
 	end     int64
 	pos     int64 // multi-extent: logical position
@@ -53,11 +58,16 @@ var (
 	_ syscall.Conn      = (*File)(nil)
 )
 
-// errNoSendfile makes net's sendfile path decline a multi-extent File.
-var errNoSendfile = errors.New("isostore: multi-extent file: no sendfile through ReadFrom")
+// errNoSendfile makes net's sendfile path decline a multi-extent File or one whose image is
+// not a local file.
+var errNoSendfile = errors.New("isostore: multi-extent or non-local file: no sendfile through ReadFrom")
 
-func newFile(f *os.File, e Entry, etag string) (*File, error) {
-	fl := &File{f: f, entry: e, etag: etag}
+func newFile(r ImageReader, e Entry, etag string) (*File, error) {
+	fl := &File{r: r, entry: e, etag: etag}
+	fl.f, _ = r.(*os.File)
+	if fl.f == nil {
+		return fl, nil
+	}
 	switch len(e.Extents) {
 	case 0:
 		fl.single = true
@@ -65,8 +75,8 @@ func newFile(f *os.File, e Entry, etag string) (*File, error) {
 		fl.single = true
 		fl.start, fl.end = e.Extents[0].Offset, e.Extents[0].Offset+e.Extents[0].Length
 	}
-	if _, err := f.Seek(fl.start, io.SeekStart); err != nil {
-		f.Close()
+	if _, err := fl.f.Seek(fl.start, io.SeekStart); err != nil {
+		r.Close()
 		return nil, fmt.Errorf("open %s: %w", e.Path, err)
 	}
 	return fl, nil
@@ -88,7 +98,7 @@ func (f *File) ModTime() time.Time { return f.entry.ModTime }
 func (f *File) ETag() string { return f.etag }
 
 // Close closes the file.
-func (f *File) Close() error { return f.f.Close() }
+func (f *File) Close() error { return f.r.Close() }
 
 // position returns the current position inside the file.
 func (f *File) position() (int64, error) {
@@ -149,7 +159,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		}
 		within := off - base
 		want := min(int64(len(p)), x.Length-within)
-		m, err := f.f.ReadAt(p[:want], x.Offset+within)
+		m, err := f.r.ReadAt(p[:want], x.Offset+within)
 		n += m
 		if err != nil && !(err == io.EOF && int64(m) == want) {
 			if err == io.EOF {
@@ -210,7 +220,8 @@ func (f *File) SyscallConn() (syscall.RawConn, error) {
 
 // WriteTo writes the rest of the file to w. Each extent is copied as
 // io.CopyN(w, *os.File, n), so a *net.TCPConn or an http.ResponseWriter that exposes
-// ReadFrom sends it with sendfile; this is what io.Copy(w, file) uses.
+// ReadFrom sends it with sendfile; this is what io.Copy(w, file) uses. An image that is not
+// a local file is copied from an io.SectionReader.
 func (f *File) WriteTo(w io.Writer) (int64, error) {
 	pos, err := f.position()
 	if err != nil {
@@ -224,10 +235,14 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 			continue
 		}
 		within := pos - base
-		if _, err := f.f.Seek(x.Offset+within, io.SeekStart); err != nil {
-			return total, err
+		var src io.Reader = io.NewSectionReader(f.r, x.Offset+within, x.Length-within)
+		if f.f != nil {
+			if _, err := f.f.Seek(x.Offset+within, io.SeekStart); err != nil {
+				return total, err
+			}
+			src = f.f
 		}
-		n, err := io.CopyN(w, f.f, x.Length-within)
+		n, err := io.CopyN(w, src, x.Length-within)
 		total += n
 		pos += n
 		if !f.single {

@@ -2,6 +2,7 @@ package isostore
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"mime"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // fileServer serves the files of one ISO the way the HTTP layer is meant to: OpenFile, set
@@ -421,5 +424,90 @@ func BenchmarkServeContent(b *testing.B) {
 			})
 		}
 		srv.Close()
+	}
+}
+
+// remoteImages is an ImageStore whose readers are not *os.File, as an object store's are:
+// the bytes live in a DirImages, but Open hides the file behind a plain io.ReaderAt.
+type remoteImages struct {
+	DirImages
+	opened chan string
+}
+
+type remoteReader struct{ r ImageReader }
+
+func (r remoteReader) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
+func (r remoteReader) Close() error                            { return r.r.Close() }
+
+func (m remoteImages) Open(ctx context.Context, sum string, size int64) (ImageReader, error) {
+	r, err := m.DirImages.Open(ctx, sum, size)
+	if err != nil {
+		return nil, err
+	}
+	m.opened <- sum
+	return remoteReader{r}, nil
+}
+
+// An ImageStore that is not a local directory serves the same bytes, ranges and whole
+// images; there is no sendfile, so every byte goes through Read.
+func TestImageStoreWithoutLocalFilesServesThroughReadAt(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.OpenPath(context.Background(), filepath.Join(dir, "fleetboot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	images := remoteImages{DirImages: DirImages{Dir: filepath.Join(dir, "isos")}, opened: make(chan string, 100)}
+	s, err := Open(context.Background(), Config{DataDir: dir, DB: db, Images: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := makeFixture(t, richTree(), "-R")
+	iso, err := uploadFile(t, s, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, readLens := fileServer(t, s, iso.ID)
+	want := fileContent("casper/initrd", 150_000)
+	resp, body := get(t, srv.URL+"/casper/initrd", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("GET: %d, %d bytes, equal=%v", resp.StatusCode, len(body), bytes.Equal(body, want))
+	}
+	if n := <-readLens; n != int64(len(want)) {
+		t.Fatalf("%d of %d bytes went through Read; a non-file image has no sendfile path", n, len(want))
+	}
+	if got := <-images.opened; got != iso.SHA256 {
+		t.Fatalf("opened %q, want the image %s", got, iso.SHA256)
+	}
+	resp, body = get(t, srv.URL+"/casper/initrd", map[string]string{"Range": "bytes=2048-100000"})
+	<-readLens
+	if resp.StatusCode != 206 || !bytes.Equal(body, want[2048:100001]) {
+		t.Fatalf("Range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+
+	// The whole image, through WriteTo (io.Copy) and through a range.
+	img, _, err := s.OpenImage(context.Background(), iso.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	img.Close()
+	orig, err := os.ReadFile(fx.iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), orig) {
+		t.Fatalf("whole image: %d bytes, differs from the uploaded %d", buf.Len(), len(orig))
+	}
+
+	// Delete goes through the ImageStore too.
+	if err := s.Delete(context.Background(), iso.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if sums, err := images.List(context.Background()); err != nil || len(sums) != 0 {
+		t.Fatalf("after delete the image store holds %v (%v)", sums, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,9 +22,9 @@ import (
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
-// Store is the ISO library in a data directory:
+// Store is the ISO catalog of a data directory:
 //
-//	<data>/isos/<sha256>.iso    uploaded images, content-addressed
+//	<data>/isos/<sha256>.iso    uploaded images, content-addressed (the default ImageStore)
 //	<data>/isos/<sha256>.idx    persisted Index of every image (also of images added by path)
 //	<data>/isos/tmp/            one-shot uploads and index files being written (emptied by Open)
 //	<data>/isos/uploads/<id>    resumable uploads in progress
@@ -32,13 +33,14 @@ import (
 // when its row is committed, after the image and its index were fsync'd and renamed into
 // place; a crash at any point leaves at worst unreferenced files, which Open removes. One
 // Store per data directory (the server's data-dir lock guarantees it).
+//
+// The bytes of uploaded images live in an ImageStore (Config.Images); uploads are staged and
+// indexes kept in the data directory whatever the ImageStore is.
 type Store struct {
-	// InUse, when set, names what still references an ISO (by ID), e.g. its boot profiles;
-	// Delete refuses with an *InUseError (ErrInUse) while there is anything, unless forced.
-	// Nil means never in use.
-	InUse func(id string) ([]string, error)
+	inUse func(ctx context.Context, id string) ([]string, error)
 
 	dir, tmpDir, uploadDir string
+	images                 ImageStore
 	db                     *store.Store
 	log                    *slog.Logger
 	cache                  *indexCache
@@ -110,19 +112,42 @@ var migrations = []string{
 
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
-// Open prepares the ISO store under dataDir/isos, applies its database migrations and
+// Config is what Open needs.
+type Config struct {
+	// DataDir is the data directory; the store keeps indexes, staged and resumable uploads
+	// under DataDir/isos.
+	DataDir string
+	// DB is the shared database (tables isos and iso_uploads).
+	DB *store.Store
+	// Images holds the bytes of uploaded images; nil means DirImages in DataDir/isos.
+	Images ImageStore
+	// InUse, when set, names what still references an ISO (by ID), e.g. its boot profiles;
+	// Delete refuses with an *InUseError (ErrInUse) while there is anything, unless forced.
+	// Nil means never in use.
+	InUse  func(ctx context.Context, id string) ([]string, error)
+	Logger *slog.Logger // nil: discard
+}
+
+// Open prepares the ISO store under DataDir/isos, applies its database migrations and
 // removes what an interrupted run left behind: temporary files, resumable-upload data
 // without a row (and rows without data), and images or indexes no row refers to.
-func Open(ctx context.Context, dataDir string, db *store.Store, log *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir := filepath.Join(dataDir, "isos")
+	dir := filepath.Join(cfg.DataDir, "isos")
+	images := cfg.Images
+	if images == nil {
+		images = DirImages{Dir: dir}
+	}
 	s := &Store{
+		inUse:           cfg.InUse,
 		dir:             dir,
 		tmpDir:          filepath.Join(dir, "tmp"),
 		uploadDir:       filepath.Join(dir, "uploads"),
-		db:              db,
+		images:          images,
+		db:              cfg.DB,
 		log:             log,
 		cache:           newIndexCache(16),
 		busy:            map[string]bool{},
@@ -133,7 +158,7 @@ func Open(ctx context.Context, dataDir string, db *store.Store, log *slog.Logger
 			return nil, fmt.Errorf("open iso store: %w", err)
 		}
 	}
-	if err := db.Migrate(ctx, "isos", migrations); err != nil {
+	if err := s.db.Migrate(ctx, "isos", migrations); err != nil {
 		return nil, fmt.Errorf("open iso store: %w", err)
 	}
 	if err := s.cleanup(ctx); err != nil {
@@ -187,11 +212,22 @@ func (s *Store) cleanup(ctx context.Context) error {
 		return err
 	}
 	for _, e := range files {
-		name := e.Name()
-		ext := filepath.Ext(name)
-		sum := strings.TrimSuffix(name, ext)
-		if (ext == ".iso" || ext == ".idx") && isHex(sum, 64) && !known[sum] {
-			s.removeLogged(filepath.Join(s.dir, name), "image or index without a row")
+		if sum, ok := strings.CutSuffix(e.Name(), ".idx"); ok && isHex(sum, 64) && !known[sum] {
+			s.removeLogged(filepath.Join(s.dir, e.Name()), "index without a row")
+		}
+	}
+	sums, err := s.images.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sum := range sums {
+		if known[sum] {
+			continue
+		}
+		if err := s.images.Delete(ctx, sum); err != nil {
+			s.log.Warn("cannot remove image without a row", "sha256", sum, "err", err)
+		} else {
+			s.log.Info("removed image without a row", "sha256", sum)
 		}
 	}
 	return nil
@@ -360,8 +396,8 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 	if err != nil {
 		return err
 	}
-	if !force && s.InUse != nil {
-		users, err := s.InUse(iso.ID)
+	if !force && s.inUse != nil {
+		users, err := s.inUse(ctx, iso.ID)
 		if err != nil {
 			return fmt.Errorf("delete iso %s: in-use check: %w", iso.ID, err)
 		}
@@ -382,7 +418,7 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 		s.log.Warn("delete iso: cannot remove index", "iso", iso.ID, "err", err)
 	}
 	if iso.SourcePath == "" {
-		if err := os.Remove(s.imagePath(iso)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.images.Delete(ctx, iso.SHA256); err != nil {
 			s.log.Warn("delete iso: cannot remove image", "iso", iso.ID, "err", err)
 		}
 	}
@@ -390,26 +426,28 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 	return nil
 }
 
-func (s *Store) imagePath(iso *ISO) string {
-	if iso.SourcePath != "" {
-		return iso.SourcePath
-	}
-	return filepath.Join(s.dir, iso.SHA256+".iso")
-}
-
 func (s *Store) indexPath(sum string) string { return filepath.Join(s.dir, sum+".idx") }
 
-// openImage opens the image file of iso and, for an image added by path, checks that it is
-// still the file that was indexed (same size and modification time): serving extents of a
-// replaced file would send garbage.
-func (s *Store) openImage(iso *ISO) (*os.File, error) {
-	f, err := os.Open(s.imagePath(iso))
+// openImage opens the image of iso: an uploaded one from the ImageStore, one added by path
+// from that path after checking that it is still the file that was indexed (same size and
+// modification time): serving extents of a replaced file would send garbage.
+func (s *Store) openImage(ctx context.Context, iso *ISO) (ImageReader, error) {
+	if iso.SourcePath == "" {
+		r, err := s.images.Open(ctx, iso.SHA256, iso.Size)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("iso %s: %w (deleted)", iso.ID, ErrNotFound)
+		case errors.Is(err, ErrChanged):
+			return nil, fmt.Errorf("iso %s: %w", iso.ID, err)
+		case err != nil:
+			return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
+		}
+		return r, nil
+	}
+	f, err := os.Open(iso.SourcePath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			if iso.SourcePath != "" {
-				return nil, fmt.Errorf("iso %s: %s is gone: %w", iso.ID, iso.SourcePath, ErrChanged)
-			}
-			return nil, fmt.Errorf("iso %s: %w (deleted)", iso.ID, ErrNotFound)
+			return nil, fmt.Errorf("iso %s: %s is gone: %w", iso.ID, iso.SourcePath, ErrChanged)
 		}
 		return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
 	}
@@ -418,21 +456,29 @@ func (s *Store) openImage(iso *ISO) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
 	}
-	if st.Size() != iso.Size || (iso.SourcePath != "" && st.ModTime().UnixNano() != iso.sourceMtime) {
+	if st.Size() != iso.Size || st.ModTime().UnixNano() != iso.sourceMtime {
 		f.Close()
-		return nil, fmt.Errorf("iso %s: %s: %w", iso.ID, s.imagePath(iso), ErrChanged)
+		return nil, fmt.Errorf("iso %s: %s: %w", iso.ID, iso.SourcePath, ErrChanged)
 	}
 	return f, nil
 }
 
-// OpenImage opens the whole image of an ISO (for serving the .iso itself: it is a plain
-// *os.File, so http.ServeContent sends it with sendfile). The caller closes it.
-func (s *Store) OpenImage(ctx context.Context, idOrName string) (*os.File, *ISO, error) {
+// OpenImage opens the whole image of an ISO, for serving the .iso itself: a File over the
+// image, so a local image goes out with sendfile. The caller closes it.
+func (s *Store) OpenImage(ctx context.Context, idOrName string) (*File, *ISO, error) {
 	iso, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := s.openImage(iso)
+	r, err := s.openImage(ctx, iso)
+	if err != nil {
+		return nil, nil, err
+	}
+	whole := Entry{Path: "/" + iso.Name, Size: iso.Size, ModTime: iso.UploadedAt}
+	if iso.Size > 0 {
+		whole.Extents = []Extent{{Offset: 0, Length: iso.Size}}
+	}
+	f, err := newFile(r, whole, `"`+iso.SHA256+`"`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -446,14 +492,14 @@ func (s *Store) Index(ctx context.Context, idOrName string) (*Index, *ISO, error
 	if err != nil {
 		return nil, nil, err
 	}
-	ix, err := s.cache.get(iso.SHA256, func() (*Index, error) { return s.loadIndex(iso) })
+	ix, err := s.cache.get(iso.SHA256, func() (*Index, error) { return s.loadIndex(ctx, iso) })
 	if err != nil {
 		return nil, nil, err
 	}
 	return ix, iso, nil
 }
 
-func (s *Store) loadIndex(iso *ISO) (*Index, error) {
+func (s *Store) loadIndex(ctx context.Context, iso *ISO) (*Index, error) {
 	start := time.Now()
 	ix, err := readIndexFile(s.indexPath(iso.SHA256))
 	if err == nil && ix.ImageSize == iso.Size {
@@ -461,7 +507,7 @@ func (s *Store) loadIndex(iso *ISO) (*Index, error) {
 		return ix, nil
 	}
 	s.log.Warn("iso index unusable; rebuilding from the image", "iso", iso.ID, "err", err)
-	f, err := s.openImage(iso)
+	f, err := s.openImage(ctx, iso)
 	if err != nil {
 		return nil, err
 	}
@@ -578,7 +624,7 @@ func (s *Store) OpenFile(ctx context.Context, idOrName, p string) (*File, error)
 	if e.IsDir() {
 		return nil, fmt.Errorf("iso %s: %s: %w", iso.ID, e.Path, ErrIsDir)
 	}
-	f, err := s.openImage(iso)
+	f, err := s.openImage(ctx, iso)
 	if err != nil {
 		return nil, err
 	}

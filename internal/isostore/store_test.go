@@ -27,7 +27,7 @@ func openStore(t testing.TB, dataDir, dbDir string) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := Open(ctx, dataDir, db, nil)
+	s, err := Open(ctx, Config{DataDir: dataDir, DB: db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -703,7 +703,7 @@ func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
 	}
 	ctx := context.Background()
 	var asked string
-	s.InUse = func(id string) ([]string, error) { asked = id; return []string{"p1", "p2"}, nil }
+	s.inUse = func(_ context.Context, id string) ([]string, error) { asked = id; return []string{"p1", "p2"}, nil }
 	if err := s.Delete(ctx, "rich", false); !errors.Is(err, ErrInUse) || asked != iso.ID ||
 		!strings.Contains(err.Error(), "in use by profiles p1, p2") {
 		t.Fatalf("Delete = %v (asked %q), want ErrInUse naming the profiles", err, asked)

@@ -212,25 +212,25 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 	if !r.owned {
 		iso.SourcePath, iso.sourceMtime = r.path, r.sourceMtime
 	}
-	idxPath, imgPath := s.indexPath(r.sum), filepath.Join(s.dir, r.sum+".iso")
+	idxPath := s.indexPath(r.sum)
 	if err := os.Rename(idxTmp, idxPath); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	if err := syncDir(s.dir); err != nil {
+		os.Remove(idxPath)
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	if r.owned {
-		if err := os.Rename(r.path, imgPath); err != nil {
+		if err := s.images.Put(ctx, r.sum, r.path); err != nil {
 			os.Remove(idxPath)
-			return nil, fmt.Errorf("publish: %w", err)
+			return nil, fmt.Errorf("publish: %w", noSpace(err))
 		}
 	}
 	undo := func() {
 		os.Remove(idxPath)
 		if r.owned {
-			os.Remove(imgPath)
+			s.images.Delete(context.WithoutCancel(ctx), r.sum)
 		}
-	}
-	if err := syncDir(s.dir); err != nil {
-		undo()
-		return nil, fmt.Errorf("publish: %w", err)
 	}
 	if err := s.insert(ctx, iso, r.uploadID); err != nil {
 		undo()

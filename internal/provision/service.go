@@ -20,10 +20,30 @@ import (
 // ErrNotFound is returned for a file the machine's profile does not have.
 var ErrNotFound = errors.New("not found")
 
-// Service joins the ISO store, distro recipes and the inventory.
+// ISOs is what provisioning needs of the ISO catalog: an ISO's row and file table, its
+// files, and a place to record what detection found. *isostore.Store implements it.
+type ISOs interface {
+	Get(ctx context.Context, idOrName string) (*isostore.ISO, error)
+	Index(ctx context.Context, idOrName string) (*isostore.Index, *isostore.ISO, error)
+	OpenFile(ctx context.Context, idOrName, p string) (*isostore.File, error)
+	SetDetected(ctx context.Context, id, detected string) error
+}
+
+// Inventory is what provisioning reads of the inventory. *inventory.Inventory implements it.
+type Inventory interface {
+	Machine(ctx context.Context, mac string) (*inventory.Machine, error)
+	Profile(ctx context.Context, name string) (*inventory.Profile, error)
+}
+
+var (
+	_ ISOs      = (*isostore.Store)(nil)
+	_ Inventory = (*inventory.Inventory)(nil)
+)
+
+// Service joins the ISO catalog, distro recipes and the inventory.
 type Service struct {
-	ISOs *isostore.Store
-	Inv  *inventory.Inventory
+	ISOs ISOs
+	Inv  Inventory
 	// HTTPBase is the server's base URL, e.g. http://10.77.0.1:8080.
 	HTTPBase string
 	// Shims are the shims fleetboot serves, per architecture ("x86_64", "arm64"), to machines
@@ -417,7 +437,7 @@ func (s *Service) SecureBootStatus(ctx context.Context, p *inventory.Profile) *i
 // to kernels and boot loaders.
 type isoFS struct {
 	ctx context.Context
-	s   *isostore.Store
+	s   ISOs
 	id  string
 	ix  *isostore.Index
 }

@@ -142,15 +142,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	logTokens(log, cfg, created)
-	isos, err := isostore.Open(ctx, cfg.DataDir, db, log)
-	if err != nil {
-		return err
-	}
 	inv, err := inventory.Open(ctx, db)
 	if err != nil {
 		return err
 	}
-	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: db, InUse: inv.ISOUsers, Logger: log})
+	if err != nil {
+		return err
+	}
 	// One way to report network problems, whichever component sees them.
 	quirks := &quirk.Reporter{Log: log, Count: func(k quirk.Kind) { m.Quirks.WithLabelValues(string(k)).Inc() },
 		Event: func(ctx context.Context, mac, kind, detail string) error {

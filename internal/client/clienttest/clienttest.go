@@ -59,15 +59,14 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	isos, err := isostore.Open(ctx, data, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	inv, err := inventory.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	isos.InUse = func(id string) ([]string, error) { return inv.ISOUsers(context.Background(), id) }
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: data, DB: db, InUse: inv.ISOUsers})
+	if err != nil {
+		t.Fatal(err)
+	}
 	leases, err := dhcp.OpenLeaseDB(ctx, db)
 	if err != nil {
 		t.Fatal(err)
