@@ -175,7 +175,7 @@ func TestEveryListCommandPrintsJSON(t *testing.T) {
 	srv := cliServer(t)
 	must := func(args ...string) string { t.Helper(); return mustCLI(t, args...) }
 	// Empty lists are [] for scripts, never null.
-	for _, list := range [][]string{{"iso", "ls"}, {"machine", "ls"}, {"profile", "ls"}, {"rule", "ls"}, {"leases"}} {
+	for _, list := range [][]string{{"iso", "ls"}, {"machine", "ls"}, {"profile", "ls"}, {"rule", "ls"}, {"leases"}, {"audit"}} {
 		if out := must(append(list, "-o", "json")...); strings.TrimSpace(out) != "[]" {
 			t.Errorf("%s -o json on an empty server: %q", strings.Join(list, " "), out)
 		}
@@ -215,6 +215,14 @@ func TestEveryListCommandPrintsJSON(t *testing.T) {
 	}
 	if out := must("leases"); !strings.Contains(out, ip.String()) || !strings.Contains(out, "bound") || !strings.Contains(out, "web1") {
 		t.Errorf("leases table:\n%s", out)
+	}
+	var au []client.AuditEntry
+	decode(t, must("audit", "-o", "json", "--limit", "2"), &au)
+	if len(au) != 2 || au[0].Method != "POST" || au[0].Route != "/api/v1/rules" || au[0].Scope != "admin" || au[0].Status != http.StatusCreated {
+		t.Errorf("audit -o json: %+v", au)
+	}
+	if out := must("audit"); !strings.Contains(out, "SCOPE") || !strings.Contains(out, "/api/v1/machines") || !strings.Contains(out, "127.0.0.1") {
+		t.Errorf("audit table:\n%s", out)
 	}
 	var ev []client.Event
 	decode(t, must("machine", "events", "52:54:00:12:34:56", "-o", "json"), &ev)

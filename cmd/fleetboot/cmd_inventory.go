@@ -499,3 +499,37 @@ func newLeasesCmd() *cobra.Command {
 	out.register(cmd)
 	return cmd
 }
+
+func newAuditCmd() *cobra.Command {
+	var f apiFlags
+	var out outputFlag
+	var limit int
+	var before int64
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "List the audit log: every change made through the API (who, from where, what, result), newest first",
+		Long: "List the audit log, newest first: every API call that changed something or tried to (refused calls " +
+			"included), with the token's scope, the source address, method, route, target and HTTP status. Needs the admin token.",
+		Example: "  fleetboot audit\n  fleetboot audit --limit 20 --before 1234\n  fleetboot audit -o json | jq '.[] | select(.status >= 400)'",
+		Args:    cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return out.check() },
+		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			es, err := c.Audit(cmd.Context(), limit, before)
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), es, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tTIME\tSCOPE\tIP\tMETHOD\tROUTE\tTARGET\tSTATUS\tERROR")
+				for _, e := range es {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.ID, e.Time.Local().Format("2006-01-02 15:04:05"),
+						e.Scope, e.IP, e.Method, e.Route, orDash(e.Target), e.Status, orDash(e.Error))
+				}
+			})
+		}),
+	}
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many entries (1 to 1000)")
+	cmd.Flags().Int64Var(&before, "before", 0, "only entries older than this id (the next page)")
+	f.register(cmd)
+	out.register(cmd)
+	return cmd
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -29,6 +30,8 @@ type (
 	Rule = inventory.Rule
 	// Lease is a full-mode DHCP lease.
 	Lease = httpapi.LeaseInfo
+	// AuditEntry is one change made through the API.
+	AuditEntry = audit.Entry
 )
 
 // MachineChange is what CreateMachine and UpdateMachine send; nil fields stay unchanged.
@@ -203,5 +206,24 @@ func (c *Client) DeleteRule(ctx context.Context, id int64) error {
 func (c *Client) Leases(ctx context.Context) ([]Lease, error) {
 	var out []Lease
 	err := c.sendJSON(ctx, http.MethodGet, "/api/v1/leases", nil, &out)
+	return out, err
+}
+
+// Audit lists the audit log, newest first: at most limit entries (0: the server's default),
+// older than the entry with id before when before > 0. It needs the admin token.
+func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]AuditEntry, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	p := "/api/v1/audit"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	var out []AuditEntry
+	err := c.sendJSON(ctx, http.MethodGet, p, nil, &out)
 	return out, err
 }

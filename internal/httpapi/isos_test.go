@@ -23,6 +23,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/grub"
@@ -92,7 +93,11 @@ func newISOEnvWith(t *testing.T, adjust func(*Config)) *isoEnv {
 	}
 	grubCfg := grub.Config{HTTPBase: base, IPXEFile: "snponly.efi"}
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: boot.ChainAuto}
-	cfg := Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Decider: planner, Inventory: inv, Provision: prov,
+	auditLog, err := audit.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Audit: auditLog, Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Decider: planner, Inventory: inv, Provision: prov,
 		ISOs: isos, Detector: prov, Tokens: auth.Tokens{Admin: testToken, ReadOnly: testReadOnlyToken},
 		// The access tests send a hundred wrong tokens from one address; the limit on failed
 		// sign-ins has its own test (TestFailedSignInsAreRateLimitedPerAddress).

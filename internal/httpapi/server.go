@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/grub"
@@ -55,6 +56,9 @@ type Config struct {
 	// Tokens guard every call under /api/v1 (Authorization: Bearer <token>): the read-only
 	// token may GET, the admin token may do everything.
 	Tokens auth.Tokens
+	// Audit records every API call that changes something (and the log says it too); nil:
+	// the log only.
+	Audit *audit.Log
 	// AuthLimiter limits failed sign-ins per source address; nil: auth.Default* limits.
 	AuthLimiter *auth.Limiter
 	Metrics     *metrics.Metrics // nil: a private registry
@@ -114,8 +118,9 @@ func New(cfg Config) *API {
 	// else is what a booting machine fetches before it could hold any secret (scripts, iPXE,
 	// kernels, files inside ISOs, its own unattended file, its done callback), plus /healthz
 	// and /metrics (counts only) for monitoring. README's "HTTP endpoints" table says the same.
-	api := e.Group("/api/v1", a.guard(), auth.RequireMethodScope(a.denied))
+	api := e.Group("/api/v1", a.guard(), a.audit, auth.RequireMethodScope(a.denied))
 	api.GET("/whoami", a.whoami)
+	api.GET("/audit", a.listAudit, auth.RequireScope(auth.ScopeAdmin, a.denied))
 	api.GET("/leases", a.listLeases)
 	if cfg.ISOs != nil {
 		a.routesISOs(e, api)

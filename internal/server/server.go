@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	embedded "github.com/fleetboot/fleetboot/embed"
+	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/config"
@@ -142,6 +143,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	logTokens(log, cfg, created)
+	auditLog, err := audit.Open(ctx, db)
+	if err != nil {
+		return err
+	}
 	inv, err := inventory.Open(ctx, db)
 	if err != nil {
 		return err
@@ -248,7 +253,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		leasesView = ds
 	}
 	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Assets: assets, Decider: planner,
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Tokens: tokens, Metrics: m, Quirks: quirks, Logger: log})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Tokens: tokens, Audit: auditLog, Metrics: m, Quirks: quirks, Logger: log})
 
 	g, ctx := errgroup.WithContext(ctx)
 

@@ -15,6 +15,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/dhcp"
@@ -67,6 +68,10 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	auditLog, err := audit.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	leases, err := dhcp.OpenLeaseDB(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +97,7 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	scripts := ipxe.ScriptConfig{HTTPBase: base}
 	var h http.Handler = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins,
 		Decider:   &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov},
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}})
+		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}, Audit: auditLog})
 	if wrap != nil {
 		h = wrap(h)
 	}
