@@ -61,6 +61,8 @@ func (a *API) routesInventory(api *echo.Group) {
 	api.POST("/machines/:mac/reinstall", a.reinstallMachine)
 	api.GET("/machines/:mac/events", a.machineEvents)
 	api.GET("/machines/:mac/boot", a.machineBoot)
+	api.GET("/events", a.recentEvents)
+	api.GET("/events/stream", a.eventStream)
 
 	api.GET("/profiles", a.listProfiles)
 	api.POST("/profiles", a.putProfile)

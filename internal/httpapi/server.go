@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -66,6 +67,11 @@ type Config struct {
 	// downloads); nil: a reporter that only logs and counts.
 	Quirks *quirk.Reporter
 	Logger *slog.Logger // nil: discard
+	// MaxEventStreams bounds the live event streams open at once (0: DefaultMaxEventStreams).
+	MaxEventStreams int
+	// EventHeartbeat is how often an idle event stream sends a keep-alive comment (0:
+	// DefaultEventHeartbeat).
+	EventHeartbeat time.Duration
 }
 
 // API is the HTTP handler.
@@ -78,6 +84,7 @@ type API struct {
 	chains quirk.Tracker
 
 	inFlight atomic.Int64 // requests being served (downloads, uploads, API calls)
+	streams  streams      // open live event streams
 }
 
 // New builds the routes.

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // maxEventsPerMachine bounds a machine's timeline; the oldest events go first.
@@ -19,7 +20,73 @@ func addEvent(ctx context.Context, q querier, mac, now, kind, detail string) err
 
 // AddEvent appends to a machine's timeline (boot steps: DHCP, TFTP, script, kernel fetch …).
 func (inv *Inventory) AddEvent(ctx context.Context, mac, kind, detail string) error {
-	return addEvent(ctx, inv.db, mac, fmtTime(inv.now()), kind, detail)
+	return inv.committed(addEvent(ctx, inv.db, mac, fmtTime(inv.now()), kind, detail))
+}
+
+// feed wakes the readers of the timeline (live event streams) after events were committed.
+// It carries no events itself: a woken reader asks the database for the events after the last
+// one it has (EventsAfter). So a writer never waits for a reader, a slow reader costs nothing
+// but its own queries, and a reader cannot miss or reorder events: SQLite runs one write
+// transaction at a time (the store opens transactions IMMEDIATE), so ids become visible in
+// increasing order and "id > last seen" is exact.
+type feed struct {
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced at every commit that may have added events
+}
+
+// EventsWritten returns a channel that is closed once events are committed after this call.
+// Take it before reading EventsAfter, then wait on it: nothing written in between is missed.
+func (inv *Inventory) EventsWritten() <-chan struct{} {
+	inv.feed.mu.Lock()
+	defer inv.feed.mu.Unlock()
+	if inv.feed.wake == nil {
+		inv.feed.wake = make(chan struct{})
+	}
+	return inv.feed.wake
+}
+
+// committed wakes the timeline's readers when err is nil (a commit that may have written
+// events) and returns err. Waking without new events only costs each reader one query.
+func (inv *Inventory) committed(err error) error {
+	if err != nil {
+		return err
+	}
+	inv.feed.mu.Lock()
+	if inv.feed.wake != nil {
+		close(inv.feed.wake)
+		inv.feed.wake = nil
+	}
+	inv.feed.mu.Unlock()
+	return nil
+}
+
+// EventsAfter returns up to limit events with an id above after, oldest first: of machine mac,
+// or of every machine when mac is "". Live streams resume from the last id they delivered.
+func (inv *Inventory) EventsAfter(ctx context.Context, after int64, mac string, limit int) ([]Event, error) {
+	if limit <= 0 || limit > maxEventsPerMachine {
+		limit = maxEventsPerMachine
+	}
+	if mac == "" {
+		return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	}
+	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM events WHERE mac = ? AND id > ? ORDER BY id LIMIT ?`, mac, after, limit)
+}
+
+// LastEventID is the id of the newest event of any machine (0 when there is none): where a
+// stream that wants only new events starts.
+func (inv *Inventory) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := inv.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&id)
+	return id, err
+}
+
+// RecentEvents returns the newest limit events of every machine, oldest first.
+func (inv *Inventory) RecentEvents(ctx context.Context, limit int) ([]Event, error) {
+	if limit <= 0 || limit > maxEventsPerMachine {
+		limit = maxEventsPerMachine
+	}
+	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM (
+		SELECT * FROM events ORDER BY id DESC LIMIT ?) ORDER BY id`, limit)
 }
 
 // Events returns a machine's timeline, oldest first, at most limit (newest kept).
@@ -27,8 +94,12 @@ func (inv *Inventory) Events(ctx context.Context, mac string, limit int) ([]Even
 	if limit <= 0 || limit > maxEventsPerMachine {
 		limit = maxEventsPerMachine
 	}
-	rows, err := inv.db.QueryContext(ctx, `SELECT id, mac, time, kind, detail FROM (
+	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM (
 		SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) ORDER BY id`, mac, limit)
+}
+
+func queryEvents(ctx context.Context, inv *Inventory, query string, args ...any) ([]Event, error) {
+	rows, err := inv.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -187,6 +187,8 @@ type Inventory struct {
 	// serialises writers anyway, this keeps check-then-write atomic without retry loops.
 	mu  sync.Mutex
 	now func() time.Time
+	// feed wakes live event streams after commits.
+	feed feed
 }
 
 var migrations = []string{

@@ -159,7 +159,7 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	return m, created, tx.Commit()
+	return m, created, inv.committed(tx.Commit())
 }
 
 func describeSighting(s Sighting) string {
@@ -306,7 +306,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	if err != nil {
 		return nil, err
 	}
-	return m, tx.Commit()
+	return m, inv.committed(tx.Commit())
 }
 
 func orNone(s string) string {
@@ -358,7 +358,7 @@ func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, 
 	if err != nil {
 		return nil, err
 	}
-	return m, tx.Commit()
+	return m, inv.committed(tx.Commit())
 }
 
 func setState(ctx context.Context, q querier, mac string, from, to State, now, why string) error {

@@ -86,7 +86,7 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 		}
 	}
 	r.Created = parseTime(now)
-	return &r, applied, tx.Commit()
+	return &r, applied, inv.committed(tx.Commit())
 }
 
 // DeleteRule removes a rule (machines keep what it assigned).

@@ -271,6 +271,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// (the TFTP server applies the same timeout to its own transfers), then are cut off.
 	g.Go(func() error {
 		<-ctx.Done()
+		api.StopStreams() // live event streams never end by themselves
 		httpN, tftpN := api.InFlight(), 0
 		if ts != nil {
 			tftpN = ts.Active()
