@@ -85,6 +85,8 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 		"POST /api/v1/machines/:mac/reinstall": tok("/api/v1/machines/"+mac+"/reinstall", ""),
 		"GET /api/v1/machines/:mac/events":     tok("/api/v1/machines/"+mac+"/events", ""),
 		"GET /api/v1/machines/:mac/boot":       tok("/api/v1/machines/"+mac+"/boot", ""),
+		"GET /api/v1/events":                   tok("/api/v1/events", ""),
+		"GET /api/v1/events/stream":            tok("/api/v1/events/stream?machine=x", ""), // 400 with the token: the open stream would never end
 		"GET /api/v1/profiles":                 tok("/api/v1/profiles", ""),
 		"POST /api/v1/profiles":                tok("/api/v1/profiles", `{"name":"p","iso":"g"}`),
 		"GET /api/v1/profiles/:name":           tok("/api/v1/profiles/p", ""),
