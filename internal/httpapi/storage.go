@@ -44,6 +44,13 @@ type Inventory interface {
 
 	AddEvent(ctx context.Context, mac, kind, detail string) error
 	Events(ctx context.Context, mac string, limit int) ([]inventory.Event, error)
+	// The live timeline (GET /api/v1/events/stream): events after an id, and a channel closed
+	// when events are committed. A store shared by several fleetboots must wake on the others'
+	// commits too (PostgreSQL: LISTEN/NOTIFY); the stream re-reads at every heartbeat anyway.
+	RecentEvents(ctx context.Context, limit int) ([]inventory.Event, error)
+	EventsAfter(ctx context.Context, after int64, mac string, limit int) ([]inventory.Event, error)
+	LastEventID(ctx context.Context) (int64, error)
+	EventsWritten() <-chan struct{}
 
 	Profiles(ctx context.Context) ([]*inventory.Profile, error)
 	Profile(ctx context.Context, name string) (*inventory.Profile, error)
