@@ -1,4 +1,4 @@
-package httpapi
+package httpapi_test
 
 import (
 	"net/http"
@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
 // routeAccess is the decision for one route: whether it needs the API token, and a concrete
@@ -108,8 +109,8 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 	}
 	var calls []call
 	seen := map[string]bool{}
-	for _, r := range e.api.e.Routes() {
-		key := r.Method + " " + r.Path
+	for _, r := range e.api.Routes() {
+		key := r[0] + " " + r[1]
 		if seen[key] {
 			continue
 		}
@@ -119,7 +120,7 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 			t.Errorf("route %s has no access decision: add it to this test's table (and to README's HTTP endpoints table)", key)
 			continue
 		}
-		m := r.Method
+		m := r[0]
 		if m == echo.RouteNotFound {
 			m = http.MethodGet
 		}
@@ -207,7 +208,7 @@ func TestFailedSignInsAreRateLimitedPerAddress(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	e := newISOEnvWith(t, func(c *Config) { c.AuthLimiter = auth.NewLimiter(3, 10*time.Second, 16, clock) })
+	e := newISOEnvWith(t, func(d *server.Deps) { d.AuthLimiter = auth.NewLimiter(3, 10*time.Second, 16, clock) })
 	for i := 0; i < 3; i++ {
 		if res, _ := e.do(t, "GET", "/api/v1/isos", "wrong-token-wrong-token", nil, nil); res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d, want 401", i, res.StatusCode)

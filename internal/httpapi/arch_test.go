@@ -1,4 +1,4 @@
-package httpapi
+package httpapi_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
@@ -88,7 +89,9 @@ func TestMixedFleetBootsKernelsOfItsOwnArchitecture(t *testing.T) {
 		e.jsonCall(t, "PATCH", "/api/v1/machines/"+mac, string(body), 200, nil)
 	}
 	// One profile, two architectures: each machine gets its own kernel out of the same ISO.
-	files := func(iso ISOInfo, p string) string { return "kernel " + e.base + "/isos/" + iso.ID + "/files/" + p }
+	files := func(iso httpapi.ISOInfo, p string) string {
+		return "kernel " + e.base + "/isos/" + iso.ID + "/files/" + p
+	}
 	install(x86, "sles")
 	install(arm, "sles")
 	if s := boot(x86, "x86_64"); !strings.Contains(s, files(sles, "boot/x86_64/loader/linux")) {

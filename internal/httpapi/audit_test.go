@@ -1,4 +1,4 @@
-package httpapi
+package httpapi_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fleetboot/fleetboot/internal/audit"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
 // TestEveryChangeIsAudited: changes (done, failed, refused to the read-only token) land in the
@@ -18,8 +19,8 @@ import (
 func TestEveryChangeIsAudited(t *testing.T) {
 	var mu sync.Mutex
 	var logs bytes.Buffer
-	e := newISOEnvWith(t, func(c *Config) {
-		c.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	e := newISOEnvWith(t, func(d *server.Deps) {
+		d.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
 	})
 	const mac = "52:54:00:00:00:01"
 	hdr := map[string]string{"Content-Type": "application/json"}

@@ -1,4 +1,4 @@
-package httpapi
+package httpapi_test
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
 // sseStream is an open GET /api/v1/events/stream read line by line.
@@ -92,14 +93,13 @@ func addMachine(t *testing.T, e *isoEnv, mac string) {
 }
 
 func TestEventStreamDeliversLiveEventsOfOneMachineAndResumesFromLastEventID(t *testing.T) {
-	e := newISOEnv(t)
+	// No heartbeat (whose re-read is a safety net) during the test: events must arrive because
+	// their commit woke the stream.
+	e := newISOEnvWith(t, func(d *server.Deps) { d.EventHeartbeat = time.Hour })
 	ctx := context.Background()
 	a, b := "52:54:00:00:00:0a", "52:54:00:00:00:0b"
 	addMachine(t, e, a)
 	addMachine(t, e, b)
-	// No heartbeat (whose re-read is a safety net) during the test: events must arrive because
-	// their commit woke the stream.
-	e.api.cfg.EventHeartbeat = time.Hour
 
 	s := openStream(t, e, "?machine=52-54-00-00-00-0A", nil)
 	// Events from before the stream opened are not replayed without Last-Event-ID / after.
@@ -157,8 +157,7 @@ func TestEventStreamRefusesBadRequests(t *testing.T) {
 }
 
 func TestEventStreamSendsHeartbeatsAndEndsAtShutdown(t *testing.T) {
-	e := newISOEnv(t)
-	e.api.cfg.EventHeartbeat = 20 * time.Millisecond
+	e := newISOEnvWith(t, func(d *server.Deps) { d.EventHeartbeat = 20 * time.Millisecond })
 	s := openStream(t, e, "", nil)
 	timeout := time.After(time.Minute)
 	for beats := 0; beats < 2; {
@@ -183,8 +182,7 @@ func TestEventStreamSendsHeartbeatsAndEndsAtShutdown(t *testing.T) {
 }
 
 func TestEventStreamLimitsSubscribers(t *testing.T) {
-	e := newISOEnv(t)
-	e.api.cfg.MaxEventStreams = 2
+	e := newISOEnvWith(t, func(d *server.Deps) { d.MaxEventStreams = 2 })
 	openStream(t, e, "", nil)
 	openStream(t, e, "", nil)
 	res, b := e.do(t, "GET", "/api/v1/events/stream", testToken, nil, nil)
@@ -196,10 +194,9 @@ func TestEventStreamLimitsSubscribers(t *testing.T) {
 // Writers never wait for streams: with one stream nobody reads, many concurrent writers finish,
 // and the stream then delivers every event exactly once, in id order.
 func TestEventStreamMissesNothingFromConcurrentWritersAndNeverBlocksThem(t *testing.T) {
-	e := newISOEnv(t)
+	e := newISOEnvWith(t, func(d *server.Deps) { d.EventHeartbeat = time.Hour })
 	ctx := context.Background()
 	const writers, each = 8, 50
-	e.api.cfg.EventHeartbeat = time.Hour
 	for w := range writers {
 		addMachine(t, e, fmt.Sprintf("52:54:00:00:01:%02x", w))
 	}

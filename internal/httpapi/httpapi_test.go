@@ -1,4 +1,4 @@
-package httpapi
+package httpapi_test
 
 import (
 	"context"
@@ -11,13 +11,16 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/fleetboot/fleetboot/internal/boot"
-	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
-	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
-func newTestAPI(t *testing.T, target *boot.Target) (*httptest.Server, string) {
+// newTestAPI is the real API built by server.Build on a fresh data directory with files in
+// <data>/assets (and a symlink out of it); kernel, when set, is the default boot target
+// (--boot-kernel, --boot-initrd initrd.img, --boot-cmdline cmdline). It returns the server and
+// the assets directory.
+func newTestAPI(t *testing.T, kernel, cmdline string) (*httptest.Server, string) {
 	t.Helper()
 	dir := t.TempDir()
 	assets := filepath.Join(dir, "assets")
@@ -29,11 +32,21 @@ func newTestAPI(t *testing.T, target *boot.Target) (*httptest.Server, string) {
 	os.WriteFile(filepath.Join(assets, "sub", "blob.bin"), data, 0o644)
 	os.WriteFile(filepath.Join(dir, "secret"), []byte("secret"), 0o644)
 	os.Symlink("../secret", filepath.Join(assets, "escape"))
-	root, err := os.OpenRoot(assets)
-	if err != nil {
-		t.Fatal(err)
+	cfg := config.Default()
+	cfg.DataDir, cfg.DHCPMode, cfg.BootKernel, cfg.BootCmdline = dir, config.DHCPOff, kernel, cmdline
+	res := &config.Resolved{HTTPBase: "http://10.77.0.1:8080"}
+	if kernel != "" {
+		res.BootInitrd = []string{"initrd.img"}
 	}
-	t.Cleanup(func() { root.Close() })
+	app := build(t, cfg, res)
+	srv := httptest.NewServer(app.API)
+	t.Cleanup(srv.Close)
+	return srv, assets
+}
+
+// testBinaries are small stand-ins for the three iPXE binaries.
+func testBinaries(t *testing.T) *ipxe.Binaries {
+	t.Helper()
 	bins, err := ipxe.LoadBinaries(fstest.MapFS{
 		"undionly.kpxe": {Data: []byte("BIOS-IPXE")},
 		"snponly.efi":   {Data: []byte("SNP-IPXE-EFI")},
@@ -42,27 +55,18 @@ func newTestAPI(t *testing.T, target *boot.Target) (*httptest.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := ipxe.ScriptConfig{HTTPBase: "http://10.77.0.1:8080"}
-	api := New(Config{Scripts: sc, Binaries: bins, Assets: root, Decider: newPlanner(t, sc, target)})
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	return srv, assets
+	return bins
 }
 
-// newPlanner is the real boot planner on a fresh inventory; with no profiles, machines get the
-// fallback target when one is given and the menu otherwise.
-func newPlanner(t *testing.T, sc ipxe.ScriptConfig, fallback *boot.Target) *boot.Planner {
+// build is server.Build with stand-in iPXE binaries; the App is closed when the test ends.
+func build(t *testing.T, cfg config.Config, res *config.Resolved) *server.App {
 	t.Helper()
-	st, err := store.Open(context.Background(), t.TempDir())
+	app, err := server.Build(context.Background(), cfg, res, server.Deps{Binaries: testBinaries(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	inv, err := inventory.Open(context.Background(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &boot.Planner{Scripts: sc, Machines: inv, Fallback: fallback}
+	t.Cleanup(func() { app.Close() })
+	return app
 }
 
 func get(t *testing.T, method, url string, hdr map[string]string) (*http.Response, string) {
@@ -81,7 +85,7 @@ func get(t *testing.T, method, url string, hdr map[string]string) (*http.Respons
 }
 
 func TestBootScriptChainsThenBootsTarget(t *testing.T) {
-	srv, _ := newTestAPI(t, &boot.Target{Kernel: "vmlinuz", Initrds: []string{"initrd.img"}, Cmdline: "console=ttyS0 fbtoken=T1"})
+	srv, _ := newTestAPI(t, "vmlinuz", "console=ttyS0 fbtoken=T1")
 	res, body := get(t, "GET", srv.URL+"/boot.ipxe", nil)
 	if res.StatusCode != 200 || !strings.Contains(body, "chain --autofree http://10.77.0.1:8080/boot.ipxe?mac=${netX/mac:hexhyp}") {
 		t.Fatalf("first script: %d\n%s", res.StatusCode, body)
@@ -100,7 +104,7 @@ func TestBootScriptChainsThenBootsTarget(t *testing.T) {
 }
 
 func TestBootScriptWithoutTargetIsMenu(t *testing.T) {
-	srv, _ := newTestAPI(t, nil)
+	srv, _ := newTestAPI(t, "", "")
 	_, body := get(t, "GET", srv.URL+"/boot.ipxe?mac=52:54:00:12:34:56", nil)
 	if !strings.Contains(body, "item local Boot from local disk") {
 		t.Fatalf("menu:\n%s", body)
@@ -108,7 +112,7 @@ func TestBootScriptWithoutTargetIsMenu(t *testing.T) {
 }
 
 func TestIPXEBinariesAndAutoexec(t *testing.T) {
-	srv, _ := newTestAPI(t, nil)
+	srv, _ := newTestAPI(t, "", "")
 	res, body := get(t, "GET", srv.URL+"/ipxe/snponly.efi", nil)
 	if res.StatusCode != 200 || body != "SNP-IPXE-EFI" || res.Header.Get("ETag") == "" {
 		t.Fatalf("snponly: %d %q etag=%q", res.StatusCode, body, res.Header.Get("ETag"))
@@ -130,7 +134,7 @@ func TestIPXEBinariesAndAutoexec(t *testing.T) {
 }
 
 func TestAssetsRangeSemantics(t *testing.T) {
-	srv, assets := newTestAPI(t, nil)
+	srv, assets := newTestAPI(t, "", "")
 	full, _ := os.ReadFile(filepath.Join(assets, "sub", "blob.bin"))
 	u := srv.URL + "/assets/sub/blob.bin"
 
@@ -175,7 +179,7 @@ func TestAssetsRangeSemantics(t *testing.T) {
 }
 
 func TestAssetsDecodeNonCanonicalEscapes(t *testing.T) {
-	srv, assets := newTestAPI(t, nil)
+	srv, assets := newTestAPI(t, "", "")
 	os.WriteFile(filepath.Join(assets, "a+b c.txt"), []byte("plus"), 0o644)
 	for _, p := range []string{"/assets/a+b%20c.txt", "/assets/a%2Bb%20c.txt", "/assets/a%2bb%20c%2Etxt"} {
 		if res, body := get(t, "GET", srv.URL+p, nil); res.StatusCode != 200 || body != "plus" {
@@ -185,7 +189,7 @@ func TestAssetsDecodeNonCanonicalEscapes(t *testing.T) {
 }
 
 func TestAssetsRefuseTraversalAndEscapingSymlinks(t *testing.T) {
-	srv, _ := newTestAPI(t, nil)
+	srv, _ := newTestAPI(t, "", "")
 	for _, p := range []string{
 		"/assets/../secret", "/assets/%2e%2e/secret", "/assets/sub/../../secret", "/assets/escape",
 		"/assets/sub", "/assets/sub/", "/assets/", "/assets/sub//blob.bin", "/assets/%00",
@@ -214,11 +218,11 @@ func (w *recordingWriter) ReadFrom(r io.Reader) (int64, error) {
 // body went through echo's wrapper (no ReadFrom) or a SectionReader, this would fail.
 func TestAssetBodyReachesReadFromAsFile(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "f"), make([]byte, 4096), 0o644)
-	root, _ := os.OpenRoot(dir)
-	defer root.Close()
-	bins, _ := ipxe.LoadBinaries(fstest.MapFS{"undionly.kpxe": {Data: []byte("a")}, "snponly.efi": {Data: []byte("b")}, "ipxe.efi": {Data: []byte("c")}}, "t")
-	api := New(Config{Binaries: bins, Assets: root, Decider: newPlanner(t, ipxe.ScriptConfig{}, nil)})
+	os.MkdirAll(filepath.Join(dir, "assets"), 0o755)
+	os.WriteFile(filepath.Join(dir, "assets", "f"), make([]byte, 4096), 0o644)
+	cfg := config.Default()
+	cfg.DataDir, cfg.DHCPMode = dir, config.DHCPOff
+	api := build(t, cfg, &config.Resolved{HTTPBase: "http://10.77.0.1:8080"}).API
 	for _, rng := range []string{"", "bytes=100-199"} {
 		w := &recordingWriter{ResponseRecorder: *httptest.NewRecorder()}
 		req := httptest.NewRequest("GET", "/assets/f", nil)

@@ -1,10 +1,9 @@
-package httpapi
+package httpapi_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/fleetboot/fleetboot/internal/quirk"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
 // jsonCall sends body as JSON with the token and decodes a 2xx answer into out.
@@ -359,14 +359,11 @@ func TestHardwareFactsFromTheIdentifyURL(t *testing.T) {
 // further is reported as a boot loop with the step, and a download the client gave up on
 // half-way as incomplete; both are machine events and counted in /metrics.
 func TestQuirksFromTheBootChain(t *testing.T) {
-	e := newISOEnv(t)
 	var mu sync.Mutex
 	var logs bytes.Buffer
-	e.api.cfg.Quirks = &quirk.Reporter{Log: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil)),
-		Count: func(k quirk.Kind) { e.api.m.Quirks.WithLabelValues(string(k)).Inc() },
-		Event: func(ctx context.Context, mac, kind, detail string) error {
-			return e.inv.AddEvent(ctx, mac, kind, detail)
-		}}
+	e := newISOEnvWith(t, func(d *server.Deps) {
+		d.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	})
 	const mac = "52:54:00:aa:bb:20"
 	for i := 0; i < 4; i++ {
 		if res, _ := e.do(t, "GET", "/boot.ipxe?mac=52-54-00-aa-bb-20&arch=x86_64&platform=efi", "", nil, nil); res.StatusCode != 200 {

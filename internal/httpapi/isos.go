@@ -248,7 +248,8 @@ func (a *API) deleteISO(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-type uploadJSON struct {
+// UploadInfo is a resumable upload as the API shows it.
+type UploadInfo struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Size      int64     `json:"size"`
@@ -258,8 +259,8 @@ type uploadJSON struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func uploadView(u *isostore.Upload) uploadJSON {
-	return uploadJSON{ID: u.ID, Name: u.Name, Size: u.Size, Offset: u.Offset, SHA256: u.WantSHA256, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func uploadView(u *isostore.Upload) UploadInfo {
+	return UploadInfo{ID: u.ID, Name: u.Name, Size: u.Size, Offset: u.Offset, SHA256: u.WantSHA256, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 // createUpload starts a resumable upload: POST /api/v1/uploads {"name","size","sha256"}.
@@ -382,7 +383,8 @@ func (a *API) isoFile(c echo.Context) error {
 	return serveContent(c, f.Name(), f.ModTime(), f.ETag(), f)
 }
 
-type dirEntryJSON struct {
+// DirEntryInfo is one entry of a JSON directory listing inside an ISO.
+type DirEntryInfo struct {
 	Name    string    `json:"name"`
 	Type    string    `json:"type"`
 	Size    int64     `json:"size"`
@@ -401,7 +403,7 @@ func (a *API) isoDir(c echo.Context, id, p string) error {
 	if err != nil {
 		return err
 	}
-	out := make([]dirEntryJSON, 0, len(entries))
+	out := make([]DirEntryInfo, 0, len(entries))
 	for _, e := range entries {
 		t := "file"
 		switch {
@@ -410,7 +412,7 @@ func (a *API) isoDir(c echo.Context, id, p string) error {
 		case e.IsSymlink():
 			t = "symlink"
 		}
-		out = append(out, dirEntryJSON{Name: e.Name(), Type: t, Size: e.Size, ModTime: e.ModTime, Target: e.Target})
+		out = append(out, DirEntryInfo{Name: e.Name(), Type: t, Size: e.Size, ModTime: e.ModTime, Target: e.Target})
 	}
 	c.Response().Header().Set("Cache-Control", "no-cache")
 	if c.QueryParam("format") == "json" || strings.Contains(c.Request().Header.Get("Accept"), "application/json") {
@@ -425,7 +427,7 @@ func (a *API) isoDir(c echo.Context, id, p string) error {
 }
 
 var dirTmpl = template.Must(template.New("dir").Funcs(template.FuncMap{
-	"href": func(e dirEntryJSON) string {
+	"href": func(e DirEntryInfo) string {
 		h := url.PathEscape(e.Name)
 		if e.Type == "dir" {
 			h += "/"

@@ -1,4 +1,4 @@
-package httpapi
+package httpapi_test
 
 import (
 	"bytes"
@@ -23,15 +23,14 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
-	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/grub"
+	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
-	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/provision"
-	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
 const (
@@ -40,10 +39,11 @@ const (
 )
 
 // isoEnv is a real API (ISO store, inventory, provisioning, boot planner) on a temp data dir,
-// wired as internal/server does, behind a real loopback HTTP server.
+// built by server.Build as fleetboot serve builds it, behind a real loopback HTTP server.
 type isoEnv struct {
 	srv  *httptest.Server
-	api  *API
+	app  *server.App
+	api  *httpapi.API
 	base string
 	data string
 	isos *isostore.Store
@@ -53,37 +53,11 @@ type isoEnv struct {
 
 func newISOEnv(t *testing.T) *isoEnv { t.Helper(); return newISOEnvWith(t, nil) }
 
-// newISOEnvWith is newISOEnv with a hook that adjusts the API's Config before it is built.
-func newISOEnvWith(t *testing.T, adjust func(*Config)) *isoEnv {
+// newISOEnvWith is newISOEnv with a hook that adjusts what Build gets (logger, limiter).
+func newISOEnvWith(t *testing.T, adjust func(*server.Deps)) *isoEnv {
 	t.Helper()
 	ctx := context.Background()
 	data := t.TempDir()
-	db, err := store.Open(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	inv, err := inventory.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	isos, err := isostore.Open(ctx, isostore.Config{DataDir: data, DB: db, InUse: inv.ISOUsers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := ipxe.LoadBinaries(fstest.MapFS{
-		"undionly.kpxe": {Data: []byte("BIOS-IPXE")},
-		"snponly.efi":   {Data: []byte("SNP-IPXE-EFI")},
-		"ipxe.efi":      {Data: []byte("FULL-IPXE-EFI")},
-	}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The base URL goes into scripts and recipes, so the listener must exist first.
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: base}
-	scripts := ipxe.ScriptConfig{HTTPBase: base}
 	chain, err := grub.LoadChain(fstest.MapFS{
 		"shimx64.efi":    {Data: []byte("SIGNED-SHIM")},
 		"grubnetx64.efi": {Data: []byte("SIGNED-GRUB")},
@@ -91,25 +65,27 @@ func newISOEnvWith(t *testing.T, adjust func(*Config)) *isoEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grubCfg := grub.Config{HTTPBase: base, IPXEFile: "snponly.efi"}
-	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: boot.ChainAuto}
-	auditLog, err := audit.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Audit: auditLog, Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Decider: planner, Inventory: inv, Provision: prov,
-		ISOs: isos, Detector: prov, Tokens: auth.Tokens{Admin: testToken, ReadOnly: testReadOnlyToken},
+	// The base URL goes into scripts and recipes, so the listener must exist first.
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String()
+	cfg := config.Default()
+	cfg.DataDir, cfg.DHCPMode, cfg.MenuTimeout = data, config.DHCPOff, 0
+	deps := server.Deps{Binaries: testBinaries(t), Chain: chain, Tokens: auth.Tokens{Admin: testToken, ReadOnly: testReadOnlyToken},
 		// The access tests send a hundred wrong tokens from one address; the limit on failed
 		// sign-ins has its own test (TestFailedSignInsAreRateLimitedPerAddress).
 		AuthLimiter: auth.NewLimiter(1<<20, time.Second, 16, nil)}
 	if adjust != nil {
-		adjust(&cfg)
+		adjust(&deps)
 	}
-	api := New(cfg)
-	srv.Config.Handler = api
+	app, err := server.Build(ctx, cfg, &config.Resolved{HTTPBase: base}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	srv.Config.Handler = app.API
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &isoEnv{srv: srv, api: api, base: base, data: data, isos: isos, inv: inv, prov: prov}
+	return &isoEnv{srv: srv, app: app, api: app.API, base: base, data: data, isos: app.ISOs, inv: app.Inventory, prov: app.Provision}
 }
 
 // do sends one request; token "" sends none. It returns the response and its whole body.
@@ -138,13 +114,13 @@ func (e *isoEnv) do(t *testing.T, method, path, token string, hdr map[string]str
 	return res, b
 }
 
-func (e *isoEnv) listISOs(t *testing.T) []ISOInfo {
+func (e *isoEnv) listISOs(t *testing.T) []httpapi.ISOInfo {
 	t.Helper()
 	res, b := e.do(t, "GET", "/api/v1/isos", testToken, nil, nil)
 	if res.StatusCode != 200 {
 		t.Fatalf("list: %d %s", res.StatusCode, b)
 	}
-	var out []ISOInfo
+	var out []httpapi.ISOInfo
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +128,7 @@ func (e *isoEnv) listISOs(t *testing.T) []ISOInfo {
 }
 
 // putISO uploads the image at p under name and decodes the answer.
-func (e *isoEnv) putISO(t *testing.T, name, p string, wantCode int) ISOInfo {
+func (e *isoEnv) putISO(t *testing.T, name, p string, wantCode int) httpapi.ISOInfo {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -163,7 +139,7 @@ func (e *isoEnv) putISO(t *testing.T, name, p string, wantCode int) ISOInfo {
 	if res.StatusCode != wantCode {
 		t.Fatalf("PUT %s: %d, want %d: %s", name, res.StatusCode, wantCode, b)
 	}
-	var v ISOInfo
+	var v httpapi.ISOInfo
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatalf("PUT %s: %v: %s", name, err, b)
 	}
@@ -333,7 +309,7 @@ func TestISOMultipartUploadStreams(t *testing.T) {
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("multipart: %d %s", res.StatusCode, b)
 	}
-	var v ISOInfo
+	var v httpapi.ISOInfo
 	json.Unmarshal(b, &v)
 	if v.Name != "from-form" || v.SHA256 != sha256Hex(raw) {
 		t.Fatalf("multipart result: %+v", v)
@@ -410,7 +386,7 @@ func (e *isoEnv) createUpload(t *testing.T, name string, size int) string {
 	if res.StatusCode != 201 || res.Header.Get("Upload-Offset") != "0" {
 		t.Fatalf("create upload: %d offset %q: %s", res.StatusCode, res.Header.Get("Upload-Offset"), b)
 	}
-	var u uploadJSON
+	var u httpapi.UploadInfo
 	if err := json.Unmarshal(b, &u); err != nil || u.ID == "" {
 		t.Fatalf("create upload: %v %s", err, b)
 	}
@@ -513,7 +489,7 @@ func TestResumableUploadSurvivesACutOffChunk(t *testing.T) {
 	if res.StatusCode != 201 {
 		t.Fatalf("finish: %d %s", res.StatusCode, b)
 	}
-	var v ISOInfo
+	var v httpapi.ISOInfo
 	json.Unmarshal(b, &v)
 	if v.SHA256 != sha256Hex(raw) || v.Name != "resumed.iso" {
 		t.Fatalf("finished ISO: %+v", v)
@@ -629,7 +605,7 @@ func TestISODirectoriesRedirectAndList(t *testing.T) {
 			hdr["Accept"] = "application/json"
 		}
 		res, body = e.do(t, "GET", u, "", hdr, nil)
-		var entries []dirEntryJSON
+		var entries []httpapi.DirEntryInfo
 		if res.StatusCode != 200 || json.Unmarshal(body, &entries) != nil {
 			t.Fatalf("JSON listing %s: %d %s", u, res.StatusCode, body)
 		}
@@ -756,7 +732,7 @@ func TestISORegisterByPathServesWithoutCopying(t *testing.T) {
 	if res.StatusCode != 201 {
 		t.Fatalf("register: %d %s", res.StatusCode, b)
 	}
-	var v ISOInfo
+	var v httpapi.ISOInfo
 	json.Unmarshal(b, &v)
 	if v.Path != p || v.SHA256 != sha256Hex(raw) || v.Name != "on-nas" {
 		t.Fatalf("registered: %+v", v)

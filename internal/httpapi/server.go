@@ -149,9 +149,9 @@ func New(cfg Config) *API {
 // gauges read at scrape time: machines by state, and in full DHCP mode the pool's usage.
 func (a *API) watchMetrics() {
 	var routes [][2]string
-	for _, r := range a.e.Routes() {
-		if r.Method != echo.RouteNotFound {
-			routes = append(routes, [2]string{r.Method, r.Path})
+	for _, r := range a.Routes() {
+		if r[0] != echo.RouteNotFound {
+			routes = append(routes, r)
 		}
 	}
 	a.m.InitRoutes(routes)
@@ -179,6 +179,16 @@ func (a *API) watchMetrics() {
 		}
 	}
 	a.m.Watch(live)
+}
+
+// Routes returns the method and path pattern of every route (method echo.RouteNotFound for
+// a not-found handler), for tests that check each route's access decision.
+func (a *API) Routes() [][2]string {
+	var routes [][2]string
+	for _, r := range a.e.Routes() {
+		routes = append(routes, [2]string{r.Method, r.Path})
+	}
+	return routes
 }
 
 // InFlight returns how many requests are being served right now: what a graceful shutdown

@@ -1,6 +1,8 @@
-// Package server wires fleetboot together: configuration in, DHCP, TFTP and HTTP services
-// out, all under one errgroup so that any failing service stops the others and a signal stops
-// them all. This is the only place that knows every component.
+// Package server is fleetboot's composition root. Build wires the components (database,
+// inventory, ISO store, provisioning, boot planner, DHCP server, HTTP API) once, for Run and
+// for tests alike; Run validates the configuration, binds the listeners, builds, and serves
+// DHCP, TFTP and HTTP under one errgroup so that any failing service stops the others and a
+// signal stops them all. This is the only place that knows every component.
 package server
 
 import (
@@ -21,21 +23,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	embedded "github.com/fleetboot/fleetboot/embed"
-	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/grub"
-	"github.com/fleetboot/fleetboot/internal/httpapi"
-	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
-	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
-	"github.com/fleetboot/fleetboot/internal/provision"
-	"github.com/fleetboot/fleetboot/internal/quirk"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
-	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/tftp"
 )
 
@@ -71,8 +66,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 	m := metrics.New()
-	scripts := ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
-	grubCfg := grub.Config{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout, IPXEFile: ipxe.UEFISnp}
+	scripts, grubCfg := scriptConfig(cfg, res), grubConfig(cfg, res)
 
 	// Listeners first.
 	ln, err := listenHTTP(cfg.HTTPAddr)
@@ -123,137 +117,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			undo()
 		}
 	}()
-	assetsDir := filepath.Join(cfg.DataDir, "assets")
-	if err := os.MkdirAll(assetsDir, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	assets, err := os.OpenRoot(assetsDir)
-	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	defer assets.Close()
-	db, err := store.Open(ctx, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-
 	tokens, created, err := auth.Load(cfg.DataDir, cfg.Token, cfg.ReadOnlyToken)
 	if err != nil {
 		return err
 	}
 	logTokens(log, cfg, created)
-	auditLog, err := audit.Open(ctx, db)
+	app, err := Build(ctx, cfg, res, Deps{Binaries: bins, Chain: chain, Tokens: tokens, Sockets: socks, Metrics: m, Logger: log})
 	if err != nil {
 		return err
 	}
-	inv, err := inventory.Open(ctx, db)
-	if err != nil {
-		return err
-	}
-	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: db, InUse: inv.ISOUsers, Logger: log})
-	if err != nil {
-		return err
-	}
-	// One way to report network problems, whichever component sees them.
-	quirks := &quirk.Reporter{Log: log, Count: func(k quirk.Kind) { m.Quirks.WithLabelValues(string(k)).Inc() },
-		Event: func(ctx context.Context, mac, kind, detail string) error {
-			err := inv.AddEvent(ctx, mac, kind, detail)
-			if errors.Is(err, inventory.ErrNotFound) {
-				return nil // a machine fleetboot has not recorded (yet)
-			}
-			return err
-		}}
-	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase, Shims: servedShims(chain, log)}
-
-	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned,
-		GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: cfg.BootChain}
-	if cfg.BootKernel != "" {
-		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
-		for _, p := range append([]string{cfg.BootKernel}, res.BootInitrd...) {
-			if _, err := assets.Stat(p); err != nil {
-				log.Warn("default boot target file is missing; machines will fail to load it", "path", filepath.Join(assetsDir, p))
-			}
-		}
-	}
-	// DHCP is built before the API (which lists its leases) and started with the others.
-	var ds *dhcp.Server
-	var leasesView httpapi.Leases
-	if socks != nil {
-		dcfg := dhcp.Config{
-			Mode:         dhcp.Mode(cfg.DHCPMode),
-			Interface:    res.Interface,
-			ServerIP:     res.ServerIP.AsSlice(),
-			HTTPBase:     res.HTTPBase,
-			HTTPBootFile: cfg.HTTPBootFile,
-			Arm64File:    bins.Arm64(),
-			Netmask:      res.Netmask,
-			DomainName:   cfg.DomainName,
-			LeaseTime:    cfg.LeaseTime,
-			Logger:       log,
-			Sockets:      socks,
-			OnEvent: func(e dhcp.Event) {
-				m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
-				if e.Quirk != "" {
-					quirks.Report(context.Background(), quirk.Report{Kind: e.Quirk, MAC: ipxe.NormalizeMAC(e.MAC.String()), Detail: e.Reason})
-				}
-				// Answers are steps in the machine's timeline; the packets fleetboot ignores
-				// (everything else on the LAN in proxy mode) are not.
-				switch e.Kind {
-				case "offer", "ack", "nak", "proxy-offer", "proxy-ack":
-					detail := fmt.Sprintf("%s %s firmware=%s arch=%s port=%d", e.Kind, orNone(e.IP), e.Firmware, e.Arch, e.Port)
-					if e.BootFile != "" {
-						detail += " file=" + e.BootFile
-					}
-					if err := inv.AddEvent(context.Background(), ipxe.NormalizeMAC(e.MAC.String()), "dhcp", detail); err != nil {
-						log.Warn("record dhcp event", "mac", e.MAC, "err", err)
-					}
-				}
-			},
-		}
-		if chain != nil {
-			dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, grub.HTTPDir+grub.ShimFile
-			dcfg.OfferShim = func(mac net.HardwareAddr) bool {
-				c, err := planner.Chain(ctx, ipxe.NormalizeMAC(mac.String()))
-				if err != nil {
-					log.Warn("boot chain lookup failed; offering iPXE", "mac", mac, "err", err)
-					return false
-				}
-				return c != boot.ChainIPXE
-			}
-		}
-		if cfg.DHCPMode == config.DHCPFull {
-			// The Proxmox installer's own DHCP client takes its answer URL from option 250.
-			dcfg.AnswerURL = func(mac net.HardwareAddr) string {
-				u, err := prov.AnswerURL(ctx, ipxe.NormalizeMAC(mac.String()))
-				if err != nil {
-					log.Warn("answer URL lookup failed; option 250 left out", "mac", mac, "err", err)
-				}
-				return u
-			}
-			dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
-			if res.Router.IsValid() {
-				dcfg.Router = res.Router.AsSlice()
-			}
-			for _, d := range res.DNS {
-				dcfg.DNS = append(dcfg.DNS, d.AsSlice())
-			}
-		}
-		leases, err := dhcp.OpenLeaseDB(ctx, db)
-		if err != nil {
-			return err
-		}
-		ds, err = dhcp.New(dcfg, leases)
-		if err != nil {
-			return fmt.Errorf("dhcp: %w", err)
-		}
-	}
-
-	if ds != nil && cfg.DHCPMode == config.DHCPFull {
-		leasesView = ds
-	}
-	api := httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins, Chain: chain, GRUB: grubCfg, GRUBDecider: planner, Assets: assets, Decider: planner,
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView, Tokens: tokens, Audit: auditLog, Metrics: m, Quirks: quirks, Logger: log})
+	defer app.Close()
+	api, isos, ds := app.API, app.ISOs, app.DHCP
 
 	g, ctx := errgroup.WithContext(ctx)
 
@@ -309,7 +183,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if ts != nil {
 		g.Go(func() error { return ts.Run(ctx) })
 	}
-	if ds != nil {
+	if ds != nil && socks != nil {
 		g.Go(func() error { return ds.Run(ctx) })
 	}
 

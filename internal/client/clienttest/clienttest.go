@@ -1,6 +1,6 @@
 // Package clienttest runs a real fleetboot API (ISO store, inventory, provisioning, boot
-// planner on a temp data dir, wired as internal/server wires them) on a loopback port, for
-// the tests of the API client and the CLI. It also builds small ISO images with xorriso.
+// planner on a temp data dir, built by server.Build as `fleetboot serve` builds it) on a
+// loopback port, for the tests of the API client and the CLI. It also builds small ISO images with xorriso.
 package clienttest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,16 +16,13 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/fleetboot/fleetboot/internal/audit"
 	"github.com/fleetboot/fleetboot/internal/auth"
-	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/dhcp"
-	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/isostore"
-	"github.com/fleetboot/fleetboot/internal/provision"
-	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/server"
 )
 
 // Token is the admin API token of every test server; ReadOnlyToken its read-only token.
@@ -55,27 +53,6 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	if err := os.WriteFile(filepath.Join(data, auth.TokenFile), []byte(Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	inv, err := inventory.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	isos, err := isostore.Open(ctx, isostore.Config{DataDir: data, DB: db, InUse: inv.ISOUsers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auditLog, err := audit.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leases, err := dhcp.OpenLeaseDB(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bins, err := ipxe.LoadBinaries(fstest.MapFS{
 		"undionly.kpxe": {Data: []byte("BIOS-IPXE")},
 		"snponly.efi":   {Data: []byte("SNP-IPXE-EFI")},
@@ -86,25 +63,26 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
-	// A full-mode DHCP server that never runs: the API lists its leases (written into Leases
-	// by the tests) and the metrics read its pool, 10.0.0.100-10.0.0.110.
-	ds, err := dhcp.New(dhcp.Config{Mode: dhcp.ModeFull, Interface: "lo", ServerIP: net.IPv4(10, 0, 0, 1), HTTPBase: base,
-		PoolStart: net.IPv4(10, 0, 0, 100), PoolEnd: net.IPv4(10, 0, 0, 110), Netmask: net.CIDRMask(24, 32)}, leases)
+	// A full-mode configuration whose DHCP server never runs (no sockets): the API lists its
+	// leases (written into Leases by the tests) and the metrics read its pool,
+	// 10.0.0.100-10.0.0.110.
+	cfg := config.Default()
+	cfg.DataDir, cfg.DHCPMode = data, config.DHCPFull
+	res := &config.Resolved{Interface: "lo", ServerIP: netip.MustParseAddr("10.0.0.1"), HTTPBase: base,
+		PoolStart: netip.MustParseAddr("10.0.0.100"), PoolEnd: netip.MustParseAddr("10.0.0.110"), Netmask: net.CIDRMask(24, 32)}
+	app, err := server.Build(ctx, cfg, res, server.Deps{Binaries: bins, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: base}
-	scripts := ipxe.ScriptConfig{HTTPBase: base}
-	var h http.Handler = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: bins,
-		Decider:   &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov},
-		Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: ds, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}, Audit: auditLog})
+	t.Cleanup(func() { app.Close() })
+	var h http.Handler = app.API
 	if wrap != nil {
 		h = wrap(h)
 	}
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &Server{Server: srv, DataDir: data, ISOs: isos, Inv: inv, Leases: leases}
+	return &Server{Server: srv, DataDir: data, ISOs: app.ISOs, Inv: app.Inventory, Leases: app.Leases}
 }
 
 // BindLease gives mac a bound one-hour lease from the test pool, as a DHCP exchange with the

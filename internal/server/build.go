@@ -1,0 +1,240 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/audit"
+	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/config"
+	"github.com/fleetboot/fleetboot/internal/dhcp"
+	"github.com/fleetboot/fleetboot/internal/grub"
+	"github.com/fleetboot/fleetboot/internal/httpapi"
+	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/isostore"
+	"github.com/fleetboot/fleetboot/internal/metrics"
+	"github.com/fleetboot/fleetboot/internal/provision"
+	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+// Deps is what Build takes besides the configuration: what Run loads or binds first (the
+// boot binaries, the tokens, the DHCP sockets) and what a test chooses instead.
+type Deps struct {
+	Binaries *ipxe.Binaries
+	// Chain is the signed shim + GRUB; nil serves none.
+	Chain  *grub.Chain
+	Tokens auth.Tokens
+	// Sockets are the DHCP sockets Run bound. Nil in tests: the DHCP server of a proxy or
+	// full configuration is still built (the API lists its leases) but never runs.
+	Sockets *dhcp.Sockets
+	// AuthLimiter limits failed sign-ins; nil: auth's default limits.
+	AuthLimiter *auth.Limiter
+	Metrics     *metrics.Metrics // nil: a private registry
+	Logger      *slog.Logger     // nil: discard
+	// MaxEventStreams and EventHeartbeat tune the live event stream (0: httpapi's defaults).
+	MaxEventStreams int
+	EventHeartbeat  time.Duration
+}
+
+// App is fleetboot's components, wired together once, for Run and for every test that wants
+// the real thing.
+type App struct {
+	DB        *store.Store
+	Assets    *os.Root // <data>/assets
+	Inventory *inventory.Inventory
+	ISOs      *isostore.Store
+	Provision *provision.Service
+	Planner   *boot.Planner
+	Audit     *audit.Log
+	// Leases (the full-mode lease table) and DHCP are nil with --dhcp=off.
+	Leases  *dhcp.LeaseDB
+	DHCP    *dhcp.Server
+	Quirks  *quirk.Reporter
+	Metrics *metrics.Metrics
+	API     *httpapi.API
+}
+
+// Close releases the database and the assets directory.
+func (a *App) Close() error {
+	a.Assets.Close()
+	return a.DB.Close()
+}
+
+// scriptConfig and grubConfig are what iPXE scripts and GRUB configs need to know about the
+// server, for HTTP (Build) and TFTP (Run) alike.
+func scriptConfig(cfg config.Config, res *config.Resolved) ipxe.ScriptConfig {
+	return ipxe.ScriptConfig{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout}
+}
+
+func grubConfig(cfg config.Config, res *config.Resolved) grub.Config {
+	return grub.Config{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout, IPXEFile: ipxe.UEFISnp}
+}
+
+// Build opens the data directory's database and builds every component on it: inventory,
+// ISO store, provisioning, boot planner, the DHCP server (unless --dhcp=off) and the HTTP API.
+// It starts nothing; Run does. cfg must have passed Validate, which gave res. The data
+// directory must exist. On error, whatever Build opened is closed again.
+func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps) (app *App, err error) {
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := d.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	app = &App{Metrics: m}
+	assetsDir := filepath.Join(cfg.DataDir, "assets")
+	if err := os.MkdirAll(assetsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if app.Assets, err = os.OpenRoot(assetsDir); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if app.DB, err = store.Open(ctx, cfg.DataDir); err != nil {
+		app.Assets.Close()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			app.Close()
+			app = nil
+		}
+	}()
+	inv, err := inventory.Open(ctx, app.DB)
+	if err != nil {
+		return nil, err
+	}
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if app.Audit, err = audit.Open(ctx, app.DB); err != nil {
+		return nil, err
+	}
+	app.Inventory, app.ISOs = inv, isos
+	// One way to report network problems, whichever component sees them.
+	quirks := &quirk.Reporter{Log: log, Count: func(k quirk.Kind) { m.Quirks.WithLabelValues(string(k)).Inc() },
+		Event: func(ctx context.Context, mac, kind, detail string) error {
+			err := inv.AddEvent(ctx, mac, kind, detail)
+			if errors.Is(err, inventory.ErrNotFound) {
+				return nil // a machine fleetboot has not recorded (yet)
+			}
+			return err
+		}}
+	app.Quirks = quirks
+	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase, Shims: servedShims(d.Chain, log)}
+	app.Provision = prov
+
+	scripts, grubCfg := scriptConfig(cfg, res), grubConfig(cfg, res)
+	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned,
+		GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: cfg.BootChain}
+	if cfg.BootKernel != "" {
+		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
+		for _, p := range append([]string{cfg.BootKernel}, res.BootInitrd...) {
+			if _, err := app.Assets.Stat(p); err != nil {
+				log.Warn("default boot target file is missing; machines will fail to load it", "path", filepath.Join(assetsDir, p))
+			}
+		}
+	}
+	app.Planner = planner
+
+	// DHCP is built before the API (which lists its leases).
+	var leasesView httpapi.Leases
+	if cfg.DHCPMode == config.DHCPProxy || cfg.DHCPMode == config.DHCPFull {
+		if app.DHCP, app.Leases, err = buildDHCP(ctx, cfg, res, d, app, log); err != nil {
+			return nil, err
+		}
+		if cfg.DHCPMode == config.DHCPFull {
+			leasesView = app.DHCP
+		}
+	}
+	app.API = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: d.Binaries, Chain: d.Chain, GRUB: grubCfg, GRUBDecider: planner,
+		Assets: app.Assets, Decider: planner, Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView,
+		Tokens: d.Tokens, Audit: app.Audit, AuthLimiter: d.AuthLimiter, Metrics: m, Quirks: quirks, Logger: log,
+		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat})
+	return app, nil
+}
+
+// buildDHCP builds the DHCP server of a proxy or full configuration over the lease table.
+func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps, app *App, log *slog.Logger) (*dhcp.Server, *dhcp.LeaseDB, error) {
+	m, inv, quirks, planner, prov := app.Metrics, app.Inventory, app.Quirks, app.Planner, app.Provision
+	dcfg := dhcp.Config{
+		Mode:         dhcp.Mode(cfg.DHCPMode),
+		Interface:    res.Interface,
+		ServerIP:     res.ServerIP.AsSlice(),
+		HTTPBase:     res.HTTPBase,
+		HTTPBootFile: cfg.HTTPBootFile,
+		Arm64File:    d.Binaries.Arm64(),
+		Netmask:      res.Netmask,
+		DomainName:   cfg.DomainName,
+		LeaseTime:    cfg.LeaseTime,
+		Logger:       log,
+		Sockets:      d.Sockets,
+		OnEvent: func(e dhcp.Event) {
+			m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
+			if e.Quirk != "" {
+				quirks.Report(context.Background(), quirk.Report{Kind: e.Quirk, MAC: ipxe.NormalizeMAC(e.MAC.String()), Detail: e.Reason})
+			}
+			// Answers are steps in the machine's timeline; the packets fleetboot ignores
+			// (everything else on the LAN in proxy mode) are not.
+			switch e.Kind {
+			case "offer", "ack", "nak", "proxy-offer", "proxy-ack":
+				detail := fmt.Sprintf("%s %s firmware=%s arch=%s port=%d", e.Kind, orNone(e.IP), e.Firmware, e.Arch, e.Port)
+				if e.BootFile != "" {
+					detail += " file=" + e.BootFile
+				}
+				if err := inv.AddEvent(context.Background(), ipxe.NormalizeMAC(e.MAC.String()), "dhcp", detail); err != nil {
+					log.Warn("record dhcp event", "mac", e.MAC, "err", err)
+				}
+			}
+		},
+	}
+	if d.Chain != nil {
+		dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, grub.HTTPDir+grub.ShimFile
+		dcfg.OfferShim = func(mac net.HardwareAddr) bool {
+			c, err := planner.Chain(ctx, ipxe.NormalizeMAC(mac.String()))
+			if err != nil {
+				log.Warn("boot chain lookup failed; offering iPXE", "mac", mac, "err", err)
+				return false
+			}
+			return c != boot.ChainIPXE
+		}
+	}
+	if cfg.DHCPMode == config.DHCPFull {
+		// The Proxmox installer's own DHCP client takes its answer URL from option 250.
+		dcfg.AnswerURL = func(mac net.HardwareAddr) string {
+			u, err := prov.AnswerURL(ctx, ipxe.NormalizeMAC(mac.String()))
+			if err != nil {
+				log.Warn("answer URL lookup failed; option 250 left out", "mac", mac, "err", err)
+			}
+			return u
+		}
+		dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
+		if res.Router.IsValid() {
+			dcfg.Router = res.Router.AsSlice()
+		}
+		for _, d := range res.DNS {
+			dcfg.DNS = append(dcfg.DNS, d.AsSlice())
+		}
+	}
+	leases, err := dhcp.OpenLeaseDB(ctx, app.DB)
+	if err != nil {
+		return nil, nil, err
+	}
+	ds, err := dhcp.New(dcfg, leases)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dhcp: %w", err)
+	}
+	return ds, leases, nil
+}
