@@ -30,7 +30,7 @@ Every flag can also be set by an environment variable: --lease-time → FLEETBOO
 		Version:       version(),
 	}
 	root.SetVersionTemplate("fleetboot {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd(), newLeasesCmd(), newAuditCmd(), newBackupCmd(), newRestoreCmd(), newSimulateCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd(), newLeasesCmd(), newEventsCmd(), newAuditCmd(), newBackupCmd(), newRestoreCmd(), newSimulateCmd())
 	return root
 }
 

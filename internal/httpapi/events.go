@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -182,7 +183,7 @@ func (a *API) eventStream(c echo.Context) error {
 	// A write that does not finish in time is a subscriber too slow or gone: drop it (its
 	// client resumes from its last id). Nothing else waits for it: writers only wake it.
 	write := func(b []byte) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && err != http.ErrNotSupported {
+		if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
 		if _, err := res.Write(b); err != nil {

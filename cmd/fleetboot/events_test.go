@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/client"
+	"github.com/fleetboot/fleetboot/internal/inventory"
+)
+
+// followCLI runs `fleetboot args…` until the test ends, its stdout as a channel of lines.
+func followCLI(t *testing.T, args ...string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	root := newRootCmd()
+	root.SetOut(pw)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	done := make(chan error, 1)
+	go func() { err := root.ExecuteContext(ctx); pw.Close(); done <- err }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		go io.Copy(io.Discard, pr)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("fleetboot %s ended with %v after Ctrl-C", strings.Join(args, " "), err)
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("fleetboot %s still running a minute after Ctrl-C", strings.Join(args, " "))
+		}
+	})
+	return lines
+}
+
+// nextLine waits (boundedly) for the next line that contains want.
+func nextLine(t *testing.T, lines <-chan string, want string) string {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("output ended before a line with %q", want)
+			}
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no line with %q within a minute", want)
+		}
+	}
+}
+
+func TestEventsFollowStreamsNewEventsAsLinesAndJSONLines(t *testing.T) {
+	srv := cliServer(t)
+	ctx := context.Background()
+	const a, b = "52:54:00:12:34:01", "52:54:00:12:34:02"
+	for _, mac := range []string{a, b} {
+		if _, err := srv.Inv.CreateMachine(ctx, mac, inventory.MachineUpdate{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Inv.AddEvent(ctx, a, "boot", "before following")
+
+	people := followCLI(t, "events", "--follow", "--machine", a)
+	scripts := followCLI(t, "events", "-f", "-o", "json", "--limit", "0")
+	// The recent events come first (the other machine's are filtered out) …
+	nextLine(t, people, "before following")
+	// … then what happens from now on, live.
+	srv.Inv.AddEvent(ctx, b, "boot", "other machine")
+	srv.Inv.AddEvent(ctx, a, "dhcp", "ack 10.0.0.9 firmware=efi-x64")
+	l := nextLine(t, people, "ack 10.0.0.9")
+	if !strings.Contains(l, a) || !strings.Contains(l, "dhcp") || strings.Contains(l, "{") {
+		t.Errorf("line for people: %q", l)
+	}
+	for _, want := range []string{"other machine", "ack 10.0.0.9"} {
+		var e client.Event
+		if err := json.Unmarshal([]byte(nextLine(t, scripts, want)), &e); err != nil || e.ID == 0 || e.Time.IsZero() {
+			t.Errorf("JSON line for %q: %+v %v", want, e, err)
+		}
+	}
+}
+
+func TestEventsWithoutFollowListsRecentEventsOfAllMachines(t *testing.T) {
+	srv := cliServer(t)
+	ctx := context.Background()
+	for _, mac := range []string{"52:54:00:12:34:01", "52:54:00:12:34:02"} {
+		srv.Inv.CreateMachine(ctx, mac, inventory.MachineUpdate{})
+	}
+	var ev []client.Event
+	decode(t, mustCLI(t, "events", "-o", "json"), &ev)
+	if len(ev) != 2 || ev[0].MAC != "52:54:00:12:34:01" || ev[1].MAC != "52:54:00:12:34:02" {
+		t.Fatalf("events -o json: %+v", ev)
+	}
+	out := mustCLI(t, "events", "--limit", "1")
+	if !strings.Contains(out, "TIME") || strings.Contains(out, "34:01") || !strings.Contains(out, "52:54:00:12:34:02") {
+		t.Fatalf("events --limit 1:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "events", "--machine", "52:54:00:99:99:99"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("unknown machine: %v", err)
+	}
+}
