@@ -50,7 +50,7 @@ func (p *serveProc) mustAPI(t *testing.T, method, path, body string, want int) [
 // path), their files, profiles, machines, the token.
 func TestBackupWhileServingThenRestore(t *testing.T) {
 	cliEnv(t)
-	p := startServe(t)
+	p := startServe(t, "--register-dir", filepath.Dir(t.TempDir())) // BuildISO writes below it
 	fedora := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
 	raw, _ := os.ReadFile(fedora)
 	p.mustAPI(t, "PUT", "/api/v1/isos/fedora", string(raw), http.StatusCreated)
@@ -162,7 +162,7 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 // non-empty target, and leaves nothing behind when it refuses.
 func TestRestoreChecksBackupAndExternalISOs(t *testing.T) {
 	cliEnv(t)
-	p := startServe(t)
+	p := startServe(t, "--register-dir", filepath.Dir(t.TempDir()))
 	external := clienttest.BuildISO(t, map[string][]byte{"README.TXT": []byte("on the NAS\n")})
 	p.mustAPI(t, "POST", "/api/v1/isos/register", `{"name":"nas","path":"`+external+`"}`, http.StatusCreated)
 	dir := filepath.Join(t.TempDir(), "backup")

@@ -198,7 +198,10 @@ name, the server keeps its one name for it and says so: ISO names are not aliase
 	add := &cobra.Command{
 		Use:   "add PATH",
 		Short: "Register an ISO that is already on the server's disk (absolute path there; no copy)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Register an ISO that is already on the server's disk: an absolute path there, served in place (no copy).\n" +
+			"The server accepts only files below a directory it was started with --register-dir DIR (repeatable),\n" +
+			"after resolving symlinks; without --register-dir, registering by path is refused (403).",
+		Args: cobra.ExactArgs(1),
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			iso, err := c.RegisterISO(cmd.Context(), addName, args[0])
 			if err != nil {

@@ -87,6 +87,10 @@ type Config struct {
 	// ReadOnlyToken is the read-only API bearer token (GET calls only: what an operator views).
 	// Empty: the one in <data>/api-token.readonly, generated on first start.
 	ReadOnlyToken string
+	// RegisterDirs are the directories ISOs may be registered from in place
+	// (POST /api/v1/isos/register, fleetboot iso add): files below them, symlinks resolved.
+	// None: registering by path is refused.
+	RegisterDirs []string
 	// UploadExpiry is how long an unfinished resumable upload is kept after its last chunk.
 	UploadExpiry time.Duration
 	// DrainTimeout is how long a stopping server (SIGTERM, Ctrl-C) lets running HTTP and TFTP
@@ -295,6 +299,13 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if c.Token != "" && c.Token == c.ReadOnlyToken {
 		bad("--token and --readonly-token must differ")
+	}
+	for _, d := range c.RegisterDirs {
+		if st, err := os.Stat(d); err != nil {
+			bad("--register-dir %s: %v", d, err)
+		} else if !st.IsDir() {
+			bad("--register-dir %s: not a directory", d)
+		}
 	}
 	if c.UploadExpiry < time.Minute {
 		bad("--upload-expiry must be at least 1m")

@@ -34,6 +34,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Unassigned, "unassigned", c.Unassigned, "what machines with nothing to install boot: menu or local")
 	fs.StringVar(&c.Token, "token", c.Token, "admin API bearer token: every call (default: <data>/api-token, generated on first start)")
 	fs.StringVar(&c.ReadOnlyToken, "readonly-token", c.ReadOnlyToken, "read-only API bearer token: GET calls only (default: <data>/api-token.readonly, generated on first start)")
+	fs.StringArrayVar(&c.RegisterDirs, "register-dir", c.RegisterDirs, "directory ISOs may be registered from in place (iso add, POST /api/v1/isos/register); repeatable; none: registering by path is refused")
 	fs.DurationVar(&c.UploadExpiry, "upload-expiry", c.UploadExpiry, "drop unfinished resumable uploads idle this long")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM/Ctrl-C, how long running downloads may finish before they are cut off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +71,7 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 		"GET /api/v1/isos/:id":                 tok("/api/v1/isos/"+v.ID, ""),
 		"PUT /api/v1/isos/:name":               tok("/api/v1/isos/x", "data"),
 		"POST /api/v1/isos":                    tok("/api/v1/isos?name=x", "data"),
-		"POST /api/v1/isos/register":           tok("/api/v1/isos/register", `{"path":"/etc/hostname"}`),
+		"POST /api/v1/isos/register":           tok("/api/v1/isos/register", `{"path":"`+filepath.Join(e.data, "none.iso")+`"}`),
 		"DELETE /api/v1/isos/:id":              tok("/api/v1/isos/"+v.ID, ""),
 		"POST /api/v1/uploads":                 tok("/api/v1/uploads", `{"name":"x","size":10}`),
 		"HEAD /api/v1/uploads/:id":             tok("/api/v1/uploads/abc", ""),

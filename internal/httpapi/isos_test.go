@@ -70,6 +70,8 @@ func newISOEnvWith(t *testing.T, adjust func(*server.Deps)) *isoEnv {
 	base := "http://" + srv.Listener.Addr().String()
 	cfg := config.Default()
 	cfg.DataDir, cfg.DHCPMode, cfg.MenuTimeout = data, config.DHCPOff, 0
+	// The test's own temporary directories: where buildISO puts the images tests register.
+	cfg.RegisterDirs = []string{filepath.Dir(t.TempDir())}
 	deps := server.Deps{Binaries: testBinaries(t), Chain: chain, Tokens: auth.Tokens{Admin: testToken, ReadOnly: testReadOnlyToken},
 		// The access tests send a hundred wrong tokens from one address; the limit on failed
 		// sign-ins has its own test (TestFailedSignInsAreRateLimitedPerAddress).
@@ -861,5 +863,16 @@ func TestISOURLExists(t *testing.T) {
 	}
 	if res, _ := e.do(t, "GET", "/isos/nosuch", "", nil, nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown ISO: %d", res.StatusCode)
+	}
+}
+
+// TestISORegisterOutsideRegisterDirsIs403: a path outside --register-dir is refused with 403
+// and a message naming the allowed directories.
+func TestISORegisterOutsideRegisterDirsIs403(t *testing.T) {
+	e := newISOEnv(t)
+	res, b := e.do(t, "POST", "/api/v1/isos/register", testToken, map[string]string{"Content-Type": "application/json"},
+		strings.NewReader(`{"name":"x","path":"/etc/hostname"}`))
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "not below a --register-dir") {
+		t.Fatalf("register /etc/hostname: %d %s", res.StatusCode, b)
 	}
 }

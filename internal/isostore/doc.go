@@ -23,22 +23,24 @@ import (
 // Errors returned by this package; test for them with errors.Is. The comment says the HTTP
 // status each one suggests.
 var (
-	ErrNotFound         = errors.New("not found")                                     // 404
-	ErrBadPath          = errors.New("invalid path")                                  // 400
-	ErrNotDir           = errors.New("not a directory")                               // 404 (or 400)
-	ErrIsDir            = errors.New("is a directory")                                // 404, or render a listing
-	ErrBadISO           = errors.New("not a usable ISO 9660 image")                   // 422
-	ErrChecksumMismatch = errors.New("sha256 mismatch")                               // 422
-	ErrBadChecksum      = errors.New("expected sha256 must be 64 hex digits")         // 400
-	ErrBadName          = errors.New("invalid ISO name")                              // 400
-	ErrNameTaken        = errors.New("name already used by another ISO")              // 409
-	ErrInUse            = errors.New("ISO is in use")                                 // 409
-	ErrOffsetMismatch   = errors.New("upload offset does not match")                  // 409
-	ErrUploadBusy       = errors.New("upload is being written by another request")    // 409 (423)
-	ErrUploadIncomplete = errors.New("upload is incomplete")                          // 409
-	ErrTooLarge         = errors.New("upload exceeds its size")                       // 413
-	ErrNoSpace          = errors.New("no space left for the upload")                  // 507
-	ErrChanged          = errors.New("ISO file changed on disk since it was indexed") // 409 (re-add it)
+	ErrNotFound         = errors.New("not found")                                                                                                          // 404
+	ErrBadPath          = errors.New("invalid path")                                                                                                       // 400
+	ErrNotDir           = errors.New("not a directory")                                                                                                    // 404 (or 400)
+	ErrIsDir            = errors.New("is a directory")                                                                                                     // 404, or render a listing
+	ErrBadISO           = errors.New("not a usable ISO 9660 image")                                                                                        // 422
+	ErrChecksumMismatch = errors.New("sha256 mismatch")                                                                                                    // 422
+	ErrBadChecksum      = errors.New("expected sha256 must be 64 hex digits")                                                                              // 400
+	ErrBadName          = errors.New("invalid ISO name")                                                                                                   // 400
+	ErrNameTaken        = errors.New("name already used by another ISO")                                                                                   // 409
+	ErrInUse            = errors.New("ISO is in use")                                                                                                      // 409
+	ErrOffsetMismatch   = errors.New("upload offset does not match")                                                                                       // 409
+	ErrUploadBusy       = errors.New("upload is being written by another request")                                                                         // 409 (423)
+	ErrUploadIncomplete = errors.New("upload is incomplete")                                                                                               // 409
+	ErrTooLarge         = errors.New("upload exceeds its size")                                                                                            // 413
+	ErrNoSpace          = errors.New("no space left for the upload")                                                                                       // 507
+	ErrChanged          = errors.New("ISO file changed on disk since it was indexed")                                                                      // 409 (re-add it)
+	ErrRegisterOff      = errors.New("registering ISOs by path is off: start fleetboot with --register-dir DIR (repeatable) to allow the files below DIR") // 403
+	ErrNotAllowed       = errors.New("path is not below a --register-dir")                                                                                 // 403
 )
 
 // InUseError is Delete's refusal of an ISO that profiles still use; it names them.

@@ -37,7 +37,8 @@ import (
 // The bytes of uploaded images live in an ImageStore (Config.Images); uploads are staged and
 // indexes kept in the data directory whatever the ImageStore is.
 type Store struct {
-	inUse func(ctx context.Context, id string) ([]string, error)
+	inUse        func(ctx context.Context, id string) ([]string, error)
+	registerDirs []registerDir
 
 	dir, tmpDir, uploadDir string
 	images                 ImageStore
@@ -124,8 +125,11 @@ type Config struct {
 	// InUse, when set, names what still references an ISO (by ID), e.g. its boot profiles;
 	// Delete refuses with an *InUseError (ErrInUse) while there is anything, unless forced.
 	// Nil means never in use.
-	InUse  func(ctx context.Context, id string) ([]string, error)
-	Logger *slog.Logger // nil: discard
+	InUse func(ctx context.Context, id string) ([]string, error)
+	// RegisterDirs are the directories AddPath may register images from (below them, after
+	// every symlink is resolved). None: AddPath refuses every path (ErrRegisterOff).
+	RegisterDirs []string
+	Logger       *slog.Logger // nil: discard
 }
 
 // Open prepares the ISO store under DataDir/isos, applies its database migrations and
@@ -136,6 +140,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	regDirs, err := resolveRegisterDirs(cfg.RegisterDirs)
+	if err != nil {
+		return nil, fmt.Errorf("open iso store: %w", err)
+	}
 	dir := filepath.Join(cfg.DataDir, "isos")
 	images := cfg.Images
 	if images == nil {
@@ -143,6 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		inUse:           cfg.InUse,
+		registerDirs:    regDirs,
 		dir:             dir,
 		tmpDir:          filepath.Join(dir, "tmp"),
 		uploadDir:       filepath.Join(dir, "uploads"),

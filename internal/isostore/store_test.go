@@ -34,6 +34,22 @@ func openStore(t testing.TB, dataDir, dbDir string) *Store {
 	return s
 }
 
+// newStoreRegisteringFrom is newStore whose AddPath accepts files below dirs.
+func newStoreRegisteringFrom(t testing.TB, dirs ...string) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.OpenPath(context.Background(), filepath.Join(dir, "fleetboot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := Open(context.Background(), Config{DataDir: dir, DB: db, RegisterDirs: dirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
 func newStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -643,8 +659,8 @@ func TestExpireUploadsDiscardsAbandonedOnes(t *testing.T) {
 }
 
 func TestAddPathServesInPlaceAndNoticesChanges(t *testing.T) {
-	s, dir := newStore(t)
 	fx := makeFixture(t, richTree(), "-R")
+	s, dir := newStoreRegisteringFrom(t, filepath.Dir(fx.iso))
 	ctx := context.Background()
 	if _, err := s.AddPath(ctx, "nas", "relative/path.iso"); !errors.Is(err, ErrBadPath) {
 		t.Fatalf("relative path: %v", err)

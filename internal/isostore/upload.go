@@ -290,6 +290,8 @@ func (s *Store) insert(ctx context.Context, iso *ISO, uploadID string) error {
 // absolute path p, without copying it: it is hashed once and indexed, and served from p.
 // If the file is later replaced or modified (size or modification time differ), serving it
 // fails with ErrChanged until it is deleted and added again. Deleting it never removes p.
+// Only files below one of Config.RegisterDirs are accepted, symlinks resolved (ErrNotAllowed,
+// ErrRegisterOff without any); the image is recorded under its resolved path.
 func (s *Store) AddPath(ctx context.Context, name, p string) (*ISO, error) {
 	if _, err := s.checkNew(ctx, name, "", -1); err != nil {
 		return nil, err
@@ -297,7 +299,7 @@ func (s *Store) AddPath(ctx context.Context, name, p string) (*ISO, error) {
 	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
 		return nil, fmt.Errorf("add %q: %w: %q is not a clean absolute path", name, ErrBadPath, p)
 	}
-	f, err := os.Open(p)
+	f, p, err := s.openRegistered(p)
 	if err != nil {
 		return nil, fmt.Errorf("add %q: %w", name, err)
 	}

@@ -115,7 +115,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	if err != nil {
 		return nil, err
 	}
-	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, Logger: log})
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, RegisterDirs: cfg.RegisterDirs, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,8 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	// 10.0.0.100-10.0.0.110.
 	cfg := config.Default()
 	cfg.DataDir, cfg.DHCPMode = data, config.DHCPFull
+	// The test's own temporary directories: where BuildISO puts the images tests register.
+	cfg.RegisterDirs = []string{filepath.Dir(t.TempDir())}
 	res := &config.Resolved{Interface: "lo", ServerIP: netip.MustParseAddr("10.0.0.1"), HTTPBase: base,
 		PoolStart: netip.MustParseAddr("10.0.0.100"), PoolEnd: netip.MustParseAddr("10.0.0.110"), Netmask: net.CIDRMask(24, 32)}
 	app, err := server.Build(ctx, cfg, res, server.Deps{Binaries: bins, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}})
