@@ -23,6 +23,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/client"
 	"github.com/fleetboot/fleetboot/internal/client/clienttest"
+	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
 func TestUnknownSubcommandFailsWithASuggestion(t *testing.T) {
@@ -412,5 +413,29 @@ func TestCLIUploadExplainsWhatHappened(t *testing.T) {
 	if out := mustCLI(t, "iso", "upload", p, "--name", "fedora-2", "-q"); !strings.Contains(out, "already stored as fedora") ||
 		!strings.Contains(out, `the name "fedora-2" was NOT added`) {
 		t.Fatalf("same file, another name:\n%s", out)
+	}
+}
+
+// The firmware kind and option-97 UUID that DHCP recorded show in machine ls and show.
+func TestMachineLsAndShowGiveFirmwareAndUUID(t *testing.T) {
+	srv := cliServer(t)
+	ctx := context.Background()
+	const mac, uuid = "52:54:00:aa:bb:cc", "8a7f6e5d-4c3b-2a19-0807-060504030201"
+	if err := srv.Inv.RecordDHCP(ctx, []inventory.DHCPSighting{{MAC: mac, Firmware: "uefi-http", UUID: uuid, Detail: "offer"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Inv.See(ctx, inventory.Sighting{MAC: mac, Arch: "x86_64"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "machine", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "FIRMWARE") || !strings.Contains(lines[1], "uefi-http") {
+		t.Errorf("machine ls:\n%s", out)
+	}
+	if out, _, err := runCLI(t, "machine", "show", mac); err != nil || !strings.Contains(out, `"firmware": "uefi-http"`) || !strings.Contains(out, `"uuid": "`+uuid+`"`) {
+		t.Errorf("machine show: %v\n%s", err, out)
 	}
 }

@@ -87,15 +87,15 @@ func printMachines(cmd *cobra.Command, ms []client.Machine) error {
 }
 
 func machineTable(tw *tabwriter.Writer, ms []client.Machine) {
-	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tPROFILE\tIP\tPRODUCT\tLABELS\tLAST SEEN")
+	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tPROFILE\tIP\tFIRMWARE\tPRODUCT\tLABELS\tLAST SEEN")
 	for _, m := range ms {
 		seen := "never"
 		if !m.LastSeen.IsZero() {
 			seen = m.LastSeen.Local().Format("2006-01-02 15:04:05")
 		}
 		product := strings.TrimSpace(m.Hardware["manufacturer"] + " " + m.Hardware["product"])
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, orDash(m.Hostname), m.State, orDash(m.Profile), orDash(m.IP),
-			orDash(product), formatKV(m.Labels), seen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, orDash(m.Hostname), m.State, orDash(m.Profile), orDash(m.IP),
+			orDash(m.Firmware), orDash(product), formatKV(m.Labels), seen)
 	}
 }
 

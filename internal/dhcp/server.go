@@ -39,6 +39,12 @@ const (
 	DefaultHTTPBootFile = ipxe.UEFISnp
 	DefaultLeaseTime    = time.Hour
 	DefaultMaxInFlight  = 64
+	// DefaultTimelineQueue is how many timeline events may wait for Config.Timeline: a mass
+	// power-on of a few thousand machines, each a handful of packets, fits while the database
+	// catches up.
+	DefaultTimelineQueue = 4096
+	// maxTimelineBatch bounds one Config.Timeline call (one database transaction).
+	maxTimelineBatch = 256
 )
 
 // Timing of full mode.
@@ -97,8 +103,18 @@ type Config struct {
 	// Logger receives one line per reply (mac, arch, firmware, ip, file, xid); nil discards.
 	Logger *slog.Logger
 	// OnEvent, when set, is called once per reply sent and per request ignored or dropped,
-	// from the goroutine that handled the packet. It must not block.
+	// from the goroutine that handled the packet. It must not block (metrics only).
 	OnEvent func(Event)
+	// Timeline, when set, receives the events that belong in a machine's timeline
+	// (Event.Timeline) in batches of at most 256, oldest first, from one goroutine of the
+	// server's own. The packet path only queues them: a slow Timeline (a database write) never
+	// delays an answer. Timeline may keep the slice.
+	Timeline func([]Event)
+	// TimelineQueue bounds the events waiting for Timeline, default 4096. When it is full, new
+	// events are dropped (a lost timeline line, never a lost answer) and OnTimelineDrop is
+	// called; Run delivers what is queued before it returns.
+	TimelineQueue  int
+	OnTimelineDrop func(Event)
 	// Sockets, when set, are ports already bound by Listen on Interface; Run serves and then
 	// closes them. Nil: Run binds them itself.
 	Sockets *Sockets
@@ -109,6 +125,9 @@ type Event struct {
 	// Kind is offer, ack, nak, inform, proxy-offer, proxy-ack, ignored, dropped, release or decline.
 	Kind string
 	MAC  net.HardwareAddr
+	// UUID is the client's option 97 (SMBIOS UUID) as a UUID string, "" when absent or not in
+	// the 17-byte type-0 form.
+	UUID string
 	// Arch is option 93 named (bios, efi-x64, efi-x64-http, efi-arm64, …), "" when absent.
 	Arch string
 	// Firmware is bios-pxe, uefi-pxe, uefi-http, ipxe or other.
@@ -138,6 +157,10 @@ type Server struct {
 	now      func() time.Time
 	sem      chan struct{}
 	running  atomic.Bool
+	// timeline queues events for Config.Timeline (nil without one); dropped counts what a
+	// full queue refused.
+	timeline chan Event
+	dropped  atomic.Uint64
 }
 
 // New validates cfg, applies defaults and returns a server ready to Run. Full mode needs
@@ -151,6 +174,9 @@ func New(cfg Config, leases LeaseStore) (*Server, error) {
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.TimelineQueue == 0 {
+		cfg.TimelineQueue = DefaultTimelineQueue
 	}
 	cfg.HTTPBase = strings.TrimRight(cfg.HTTPBase, "/")
 	if len(cfg.Netmask) == net.IPv6len && net.IP(cfg.Netmask).To4() != nil {
@@ -169,6 +195,9 @@ func New(cfg Config, leases LeaseStore) (*Server, error) {
 		log:    log,
 		now:    time.Now,
 		sem:    make(chan struct{}, cfg.MaxInFlight),
+	}
+	if cfg.Timeline != nil {
+		s.timeline = make(chan Event, cfg.TimelineQueue)
 	}
 	s.boot = bootConfig{
 		ServerIP:     cfg.ServerIP.To4(),
@@ -208,13 +237,16 @@ func validate(cfg *Config, leases LeaseStore) error {
 	if !strings.HasPrefix(cfg.HTTPBase, "http://") && !strings.HasPrefix(cfg.HTTPBase, "https://") {
 		bad("dhcp: HTTP base URL %q must start with http:// (machines fetch boot files from it)", cfg.HTTPBase)
 	}
-	for _, f := range []struct{ flag, v string }{{"--http-boot-file", cfg.HTTPBootFile}, {"--arm64-file", cfg.Arm64File}} {
+	for _, f := range []struct{ flag, v string }{{"--http-boot-file", cfg.HTTPBootFile}, {"dhcp: arm64 boot file", cfg.Arm64File}} {
 		if strings.ContainsAny(f.v, "/\\ \x00") {
 			bad("%s %q must be a plain file name", f.flag, f.v)
 		}
 	}
 	if cfg.MaxInFlight < 0 {
 		bad("dhcp: MaxInFlight %d must be positive", cfg.MaxInFlight)
+	}
+	if cfg.TimelineQueue < 0 {
+		bad("dhcp: TimelineQueue %d must be positive", cfg.TimelineQueue)
 	}
 	if cfg.Mode == ModeFull {
 		validateFull(cfg, leases, bad)
@@ -353,6 +385,15 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("dhcp serving", "mode", string(s.cfg.Mode), "interface", s.cfg.Interface,
 		"server_ip", s.cfg.ServerIP.String(), "ports", "67,4011")
 
+	// The timeline writer outlives the packet handlers: it stops only once they are done and
+	// it has delivered everything they queued.
+	stopTimeline, timelineDone := make(chan struct{}), make(chan struct{})
+	go s.deliverTimeline(stopTimeline, timelineDone)
+	defer func() {
+		close(stopTimeline)
+		<-timelineDone
+	}()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var handlers sync.WaitGroup
@@ -487,7 +528,7 @@ func (s *Server) quirk(ci clientInfo, port int, k quirk.Kind, reason string) res
 }
 
 func (s *Server) event(ci clientInfo, kind string, port int) Event {
-	return Event{Kind: kind, MAC: ci.MAC, Arch: ci.archName(), Firmware: string(ci.firmware()), Port: port}
+	return Event{Kind: kind, MAC: ci.MAC, UUID: ci.UUID, Arch: ci.archName(), Firmware: string(ci.firmware()), Port: port}
 }
 
 // report logs the outcome and hands the event to OnEvent.
@@ -526,6 +567,70 @@ func (s *Server) emit(ev Event) {
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(ev)
 	}
+	if s.timeline != nil && ev.Timeline() {
+		select {
+		case s.timeline <- ev:
+		default:
+			s.dropped.Add(1)
+			if s.cfg.OnTimelineDrop != nil {
+				s.cfg.OnTimelineDrop(ev)
+			}
+		}
+	}
+}
+
+// Timeline reports whether ev is a step in the machine's boot timeline: every answer, every
+// RELEASE and DECLINE fleetboot acted on, and the ignored requests that revealed a network
+// quirk. Other ignored packets (everything else on the LAN in proxy mode) and drops are not.
+func (ev Event) Timeline() bool {
+	switch ev.Kind {
+	case "ignored":
+		return ev.Quirk != ""
+	case "dropped":
+		return false
+	}
+	return len(ev.MAC) > 0
+}
+
+// TimelineDropped is how many timeline events a full queue has dropped since New.
+func (s *Server) TimelineDropped() uint64 { return s.dropped.Load() }
+
+// deliverTimeline hands queued events to Config.Timeline in batches until stop is closed,
+// then delivers what is still queued and closes done.
+func (s *Server) deliverTimeline(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	if s.timeline == nil {
+		return
+	}
+	for {
+		select {
+		case ev := <-s.timeline:
+			s.cfg.Timeline(s.batch(ev))
+		case <-stop:
+			for {
+				select {
+				case ev := <-s.timeline:
+					s.cfg.Timeline(s.batch(ev))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// batch returns first and whatever else is queued, up to maxTimelineBatch events.
+func (s *Server) batch(first Event) []Event {
+	b := []Event{first}
+	for len(b) < maxTimelineBatch {
+		select {
+		case ev := <-s.timeline:
+			b = append(b, ev)
+		default:
+			return b
+		}
+	}
+	return b
 }
 
 // Leases returns the full-mode lease table (nil in proxy mode).

@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -115,4 +117,100 @@ func queryEvents(ctx context.Context, inv *Inventory, query string, args ...any)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// DHCPSighting is one DHCP step of a machine: the timeline line and what the packet told about
+// the machine.
+type DHCPSighting struct {
+	MAC string
+	// Firmware is how the machine's firmware network-boots (bios-pxe, uefi-pxe, uefi-http),
+	// "" when the packet does not tell (iPXE's own requests, other clients).
+	Firmware string
+	// UUID is DHCP option 97 (the SMBIOS UUID), "" when absent.
+	UUID string
+	// Detail is the timeline line ("offer 10.0.0.5 firmware=uefi-pxe …"); "" records none.
+	Detail string
+}
+
+// maxDHCPClients bounds what is remembered about machines DHCP saw but no boot script yet.
+const maxDHCPClients = 10000
+
+// RecordDHCP records a batch of DHCP sightings in one transaction: each one's timeline line,
+// and its firmware and UUID on the machine (or, for a machine not recorded yet, until See
+// records it). A sighting's empty fields change nothing.
+func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	now := fmtTime(inv.now())
+	tx, err := inv.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record DHCP events: %w", err)
+	}
+	defer tx.Rollback()
+	pending := false
+	for _, d := range batch {
+		if d.MAC == "" {
+			continue
+		}
+		if d.Detail != "" {
+			if err := addEvent(ctx, tx, d.MAC, now, "dhcp", d.Detail); err != nil {
+				return err
+			}
+		}
+		if d.Firmware == "" && d.UUID == "" {
+			continue
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE machines SET firmware = COALESCE(NULLIF(?, ''), firmware),
+			uuid = COALESCE(NULLIF(?, ''), uuid) WHERE mac = ?`, d.Firmware, d.UUID, d.MAC)
+		if err != nil {
+			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
+		} else if n > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_clients (mac, firmware, uuid, seen) VALUES (?, ?, ?, ?)
+			ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), firmware),
+			uuid = COALESCE(NULLIF(excluded.uuid, ''), uuid), seen = excluded.seen`, d.MAC, d.Firmware, d.UUID, now); err != nil {
+			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
+		}
+		pending = true
+	}
+	if pending {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac IN (
+			SELECT mac FROM dhcp_clients ORDER BY seen DESC LIMIT -1 OFFSET ?)`, maxDHCPClients); err != nil {
+			return fmt.Errorf("record DHCP events: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record DHCP events: %w", err)
+	}
+	return inv.committed(nil)
+}
+
+// takeDHCPFacts fills s's empty firmware and UUID from what DHCP saw of the machine before it
+// was recorded, and forgets that.
+func takeDHCPFacts(ctx context.Context, q querier, s *Sighting) error {
+	var fw, uuid string
+	err := q.QueryRowContext(ctx, `SELECT firmware, uuid FROM dhcp_clients WHERE mac = ?`, s.MAC).Scan(&fw, &uuid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read DHCP facts of %s: %w", s.MAC, err)
+	}
+	if s.Firmware == "" {
+		s.Firmware = fw
+	}
+	if s.UUID == "" {
+		s.UUID = uuid
+	}
+	if _, err := q.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac = ?`, s.MAC); err != nil {
+		return fmt.Errorf("read DHCP facts of %s: %w", s.MAC, err)
+	}
+	return nil
 }

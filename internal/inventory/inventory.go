@@ -236,6 +236,13 @@ var migrations = []string{
 	`ALTER TABLE profiles ADD COLUMN mode TEXT NOT NULL DEFAULT 'install-once';`,
 	`ALTER TABLE machines ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';
 	ALTER TABLE rules ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';`,
+	// What DHCP told about machines not recorded yet (the firmware's DHCP precedes the first
+	// boot script); See takes it over when it records the machine.
+	`CREATE TABLE dhcp_clients (
+		mac TEXT PRIMARY KEY,
+		firmware TEXT NOT NULL DEFAULT '',
+		uuid TEXT NOT NULL DEFAULT '',
+		seen TEXT NOT NULL);`,
 }
 
 // Open applies the inventory's migrations and returns it.

@@ -121,6 +121,9 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	switch {
 	case errors.Is(err, ErrNotFound):
 		created = true
+		if err := takeDHCPFacts(ctx, tx, &s); err != nil {
+			return nil, false, err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (mac, uuid, state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.MAC, s.UUID, Discovered, s.Arch, s.Platform, s.Firmware, s.IP, now, now, now,
 			jsonText(orEmpty(s.Hardware))); err != nil {

@@ -32,6 +32,9 @@ type Metrics struct {
 	BootScripts   *prometheus.CounterVec // kind
 	Quirks        *prometheus.CounterVec // quirk (internal/quirk kinds)
 	APIDenied     *prometheus.CounterVec // reason (internal/auth denials)
+	// TimelineDropped counts DHCP timeline events dropped because the queue to the database
+	// was full (the answers were sent; only the timeline lines are lost).
+	TimelineDropped prometheus.Counter
 	// HTTPDuration observes every request's duration by method and route template
 	// ("/isos/:id/files/*", never the raw path: one series per route, not per file).
 	HTTPDuration *prometheus.HistogramVec // method, route
@@ -93,6 +96,9 @@ func New() *Metrics {
 		APIDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetboot_api_denied_total", Help: "API calls turned away: unauthorized (no or wrong token), rate_limited (too many failed sign-ins from the address), forbidden (read-only token on a change).",
 		}, []string{"reason"}),
+		TimelineDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fleetboot_dhcp_timeline_dropped_total", Help: "DHCP events left out of machine timelines because the database fell behind (answers were still sent).",
+		}),
 		// Boot scripts and API calls take milliseconds, kernels and ISOs seconds to minutes:
 		// the buckets span both.
 		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -100,7 +106,7 @@ func New() *Metrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"method", "route"}),
 	}
-	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied,
+	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied, m.TimelineDropped,
 		buildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range dhcpKinds {
 		for _, f := range firmwares {

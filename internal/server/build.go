@@ -181,24 +181,10 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 		LeaseTime:    cfg.LeaseTime,
 		Logger:       log,
 		Sockets:      d.Sockets,
-		OnEvent: func(e dhcp.Event) {
-			m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc()
-			if e.Quirk != "" {
-				quirks.Report(context.Background(), quirk.Report{Kind: e.Quirk, MAC: ipxe.NormalizeMAC(e.MAC.String()), Detail: e.Reason})
-			}
-			// Answers are steps in the machine's timeline; the packets fleetboot ignores
-			// (everything else on the LAN in proxy mode) are not.
-			switch e.Kind {
-			case "offer", "ack", "nak", "proxy-offer", "proxy-ack":
-				detail := fmt.Sprintf("%s %s firmware=%s arch=%s port=%d", e.Kind, orNone(e.IP), e.Firmware, e.Arch, e.Port)
-				if e.BootFile != "" {
-					detail += " file=" + e.BootFile
-				}
-				if err := inv.AddEvent(context.Background(), ipxe.NormalizeMAC(e.MAC.String()), "dhcp", detail); err != nil {
-					log.Warn("record dhcp event", "mac", e.MAC, "err", err)
-				}
-			}
-		},
+		// Metrics on the packet path; the timeline (a database write) off it.
+		OnEvent:        func(e dhcp.Event) { m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc() },
+		Timeline:       dhcpTimeline(inv, quirks, log),
+		OnTimelineDrop: func(dhcp.Event) { m.TimelineDropped.Inc() },
 	}
 	if d.Chain != nil {
 		dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, grub.HTTPDir+grub.ShimFile
