@@ -2,7 +2,9 @@ package dhcp
 
 import (
 	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -17,6 +19,9 @@ func TestSlowTimelineDoesNotDelayAnswers(t *testing.T) {
 	ns := requireNetns(t)
 	c := newRawClient(t, ns)
 	hold := make(chan struct{})
+	var release sync.Once
+	// Registered before startServer's cleanup, so it runs after it: never leave Run blocked.
+	t.Cleanup(func() { release.Do(func() { close(hold) }) })
 	got := make(chan []Event, 1024)
 	cfg := Config{Mode: ModeProxy, Interface: "fbs0", ServerIP: serverIP, HTTPBase: testHTTP, TimelineQueue: 16,
 		Timeline: func(evs []Event) {
@@ -33,8 +38,18 @@ func TestSlowTimelineDoesNotDelayAnswers(t *testing.T) {
 			t.Fatalf("client %d: got %s for %s", i, o.MessageType(), o.ClientHWAddr)
 		}
 	}
-	// exchange may have sent a packet more than once; every answer is one timeline event.
+	// exchange may have sent a packet more than once; every answer is one timeline event. A
+	// handler reports its answer just after sending it: wait for the last report.
 	answers := 0
+	for deadline := time.Now().Add(liveness); answers < clients && time.Now().Before(deadline); {
+		select {
+		case ev := <-rs.events:
+			if ev.Kind == "proxy-offer" {
+				answers++
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	for len(rs.events) > 0 {
 		if ev := <-rs.events; ev.Kind == "proxy-offer" {
 			answers++
@@ -48,10 +63,18 @@ func TestSlowTimelineDoesNotDelayAnswers(t *testing.T) {
 		t.Errorf("a queue of 16 behind a blocked sink dropped nothing of %d events", answers)
 	}
 
-	close(hold)
+	release.Do(func() { close(hold) })
 	if err := rs.stop(); err != nil {
 		t.Fatal(err)
 	}
+	// Run has returned: every handler has reported (a retransmitted request may have been
+	// answered after the count above).
+	for len(rs.events) > 0 {
+		if ev := <-rs.events; ev.Kind == "proxy-offer" {
+			answers++
+		}
+	}
+	dropped = rs.srv.TimelineDropped()
 	delivered := 0
 	for len(got) > 0 {
 		for _, ev := range <-got {
