@@ -2,14 +2,17 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
@@ -44,7 +47,10 @@ func (a *API) bootScript(c echo.Context) error {
 	return serveScript(c, d.Script)
 }
 
-// observe logs each request at debug level and counts it per route group.
+// observe logs each request at debug level and counts it per route group. It runs for every
+// request, so it does no more than it must: the metric series come from httpSeries (no label
+// hashing per request), the debug line is built only when debug logging is on, and the peer
+// address is parsed once.
 func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -54,30 +60,80 @@ func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		res := c.Response()
-		route := routeGroup(c.Request().URL.Path)
+		req, res := c.Request(), c.Response()
+		route := routeGroup(req.URL.Path)
 		status := res.Status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		a.m.HTTPRequests.WithLabelValues(route, metrics.CodeClass(status)).Inc()
 		tmpl := c.Path() // the route template, never the raw path (bounded label values)
 		if tmpl == "" {
 			tmpl = metrics.UnmatchedRoute
 		}
-		a.m.HTTPDuration.WithLabelValues(metrics.MethodLabel(c.Request().Method), tmpl).Observe(time.Since(start).Seconds())
-		if (route == "iso" || route == "assets") && c.Request().Method == http.MethodGet && (status == http.StatusOK || status == http.StatusPartialContent) {
+		dur := time.Since(start)
+		a.series.observe(a.m, route, status, req.Method, tmpl, res.Size, dur)
+		var ip netip.Addr
+		if (route == "iso" || route == "assets") && req.Method == http.MethodGet && (status == http.StatusOK || status == http.StatusPartialContent) {
 			// What the machine fetched, in order, and whether it all arrived (internal/quirk).
+			ip = remoteIP(c)
 			want, _ := strconv.ParseInt(res.Header().Get("Content-Length"), 10, 64)
-			for _, q := range a.chains.Fetched(remoteIP(c).String(), c.Request().URL.Path, res.Size, want, time.Now()) {
-				a.cfg.Quirks.Report(context.WithoutCancel(c.Request().Context()), q)
+			for _, q := range a.chains.Fetched(ip.String(), req.URL.Path, res.Size, want, time.Now()) {
+				a.cfg.Quirks.Report(context.WithoutCancel(req.Context()), q)
 			}
 		}
-		a.m.HTTPBytes.WithLabelValues(route).Add(float64(res.Size))
-		a.log.Debug("http", "method", c.Request().Method, "path", c.Request().URL.Path, "status", res.Status,
-			"bytes", res.Size, "ip", remoteIP(c), "dur", time.Since(start), "range", c.Request().Header.Get("Range"))
+		if a.log.Enabled(req.Context(), slog.LevelDebug) {
+			if !ip.IsValid() {
+				ip = remoteIP(c)
+			}
+			a.log.Debug("http", "method", req.Method, "path", req.URL.Path, "status", res.Status,
+				"bytes", res.Size, "ip", ip, "dur", dur, "range", req.Header.Get("Range"))
+		}
 		return nil
 	}
+}
+
+// httpSeries caches the metric series observe updates, by their labels: looking a series up
+// by label values hashes them and takes the vector's lock, three times per request.
+type httpSeries struct {
+	mu   sync.RWMutex
+	reqs map[[2]string]prometheus.Counter  // route group, code class
+	byts map[string]prometheus.Counter     // route group
+	durs map[[2]string]prometheus.Observer // method, route template
+}
+
+func (h *httpSeries) observe(m *metrics.Metrics, route string, status int, method, tmpl string, size int64, dur time.Duration) {
+	code := metrics.CodeClass(status)
+	h.mu.RLock()
+	reqs, byts, durs := h.reqs[[2]string{route, code}], h.byts[route], h.durs[[2]string{method, tmpl}]
+	h.mu.RUnlock()
+	if reqs == nil || byts == nil || durs == nil {
+		h.mu.Lock()
+		if h.reqs == nil {
+			h.reqs, h.byts, h.durs = map[[2]string]prometheus.Counter{}, map[string]prometheus.Counter{}, map[[2]string]prometheus.Observer{}
+		}
+		if reqs = h.reqs[[2]string{route, code}]; reqs == nil {
+			reqs = m.HTTPRequests.WithLabelValues(route, code)
+			h.reqs[[2]string{route, code}] = reqs
+		}
+		if byts = h.byts[route]; byts == nil {
+			byts = m.HTTPBytes.WithLabelValues(route)
+			h.byts[route] = byts
+		}
+		// Methods outside the known set share one label (MethodLabel): key by the label, so
+		// odd methods cannot grow the map.
+		ml := metrics.MethodLabel(method)
+		if durs = h.durs[[2]string{ml, tmpl}]; durs == nil {
+			durs = m.HTTPDuration.WithLabelValues(ml, tmpl)
+			h.durs[[2]string{ml, tmpl}] = durs
+		}
+		if ml == method {
+			h.durs[[2]string{method, tmpl}] = durs
+		}
+		h.mu.Unlock()
+	}
+	reqs.Inc()
+	byts.Add(float64(size))
+	durs.Observe(dur.Seconds())
 }
 
 func routeGroup(p string) string {

@@ -82,6 +82,8 @@ type API struct {
 	m   *metrics.Metrics
 	// chains follows each machine's script and file fetches (internal/quirk).
 	chains quirk.Tracker
+	// series are the per-request metric series (observe).
+	series httpSeries
 
 	inFlight atomic.Int64 // requests being served (downloads, uploads, API calls)
 	streams  streams      // open live event streams

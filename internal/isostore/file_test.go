@@ -3,6 +3,7 @@ package isostore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -509,5 +510,67 @@ func TestImageStoreWithoutLocalFilesServesThroughReadAt(t *testing.T) {
 	}
 	if sums, err := images.List(context.Background()); err != nil || len(sums) != 0 {
 		t.Fatalf("after delete the image store holds %v (%v)", sums, err)
+	}
+}
+func TestUploadedImageDescriptorsAreReusedAndClosedOnDelete(t *testing.T) {
+	s, _ := newStore(t)
+	fx := makeFixture(t, richTree(), "-R")
+	iso, err := uploadFile(t, s, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	open := func() *File {
+		t.Helper()
+		f, err := s.OpenFile(ctx, iso.ID, "/casper/initrd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a := open()
+	fdA := a.f
+	// A File seeks without moving the descriptor; reading still starts where it should,
+	// and a reused descriptor left anywhere by sendfile does not matter.
+	if _, err := a.Seek(1000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := io.ReadFull(a, buf); err != nil || !bytes.Equal(buf, fileContent("casper/initrd", 150_000)[1000:1100]) {
+		t.Fatalf("read at 1000: %v", err)
+	}
+	if _, err := fdA.Seek(12345, io.SeekStart); err != nil { // as sendfile would leave it
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
+	b := open()
+	if b.f != fdA {
+		t.Fatal("the second request opened the image again instead of reusing the idle descriptor")
+	}
+	c := open() // b holds the idle one: c needs its own
+	if c.f == fdA {
+		t.Fatal("two open Files share a descriptor")
+	}
+	got, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(got, fileContent("casper/initrd", 150_000)) {
+		t.Fatalf("reused descriptor read %d bytes, err %v", len(got), err)
+	}
+	fdC := c.f
+	c.Close() // idle now
+	if err := s.Delete(ctx, iso.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fdC.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("idle descriptor of the deleted image still open (stat: %v)", err)
+	}
+	// b, still reading when the image was deleted, closes its descriptor on Close.
+	b.Close()
+	if _, err := fdA.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("descriptor of a deleted image handed back instead of closed (stat: %v)", err)
 	}
 }
