@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fleetboot/fleetboot/internal/datadir"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 )
 
@@ -61,6 +62,13 @@ type RestoreOptions struct {
 func Restore(ctx context.Context, from, dataDir string, opt RestoreOptions) (*Report, error) {
 	absData, err := filepath.Abs(dataDir)
 	if err != nil {
+		return nil, err
+	}
+	// A server on the directory holds its lock (internal/datadir); so does this restore while
+	// it swaps the directory in, so a server cannot start on it meanwhile.
+	if lock, err := datadir.Acquire(absData); err == nil {
+		defer lock.Close()
+	} else if errors.Is(err, datadir.ErrLocked) {
 		return nil, err
 	}
 	if entries, err := os.ReadDir(absData); err == nil && len(entries) > 0 {

@@ -3,10 +3,13 @@ package backup
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/datadir"
 )
 
 func writeTar(t *testing.T, files map[string]string) string {
@@ -54,5 +57,20 @@ func TestRestoreRefusesBadArchives(t *testing.T) {
 				t.Fatal("a file was written outside the target")
 			}
 		})
+	}
+}
+
+// A data directory a server holds (its lock, internal/datadir) is refused even when empty,
+// before the backup is read.
+func TestRestoreRefusesADataDirAServerHolds(t *testing.T) {
+	data := t.TempDir()
+	held, err := datadir.Acquire(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	_, err = Restore(context.Background(), writeTar(t, map[string]string{ManifestName: `{"format":1}`}), data, RestoreOptions{})
+	if !errors.Is(err, datadir.ErrLocked) || !strings.Contains(err.Error(), data) {
+		t.Fatalf("Restore into a held data directory: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/config"
+	"github.com/fleetboot/fleetboot/internal/datadir"
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -111,6 +112,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// One process per data directory, before anything in it is read or cleaned up. A refused
+	// start undoes nothing: the directory and everything in it belong to the holder.
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		if !errors.Is(err, datadir.ErrLocked) {
+			undo()
+		}
+		return err
+	}
+	defer lock.Close()
 	serving := false
 	defer func() {
 		if !serving {
