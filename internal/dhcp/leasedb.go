@@ -1,12 +1,14 @@
 package dhcp
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,24 +34,93 @@ var leaseMigrations = []string{
 
 // LeaseDB is the SQLite LeaseStore, in the "dhcp" component's tables of the shared store.
 //
-// Allocation is serialised twice: a mutex orders callers in this process (so they do not
-// queue on SQLite's busy timeout), and each call is one IMMEDIATE transaction (the store's DSN
-// sets _txlock=immediate), which also keeps another process sharing the file from
-// interleaving between the read that finds a free address and the write that takes it.
+// Decisions are made on an in-memory copy of the table, loaded at open, under one mutex: an
+// allocation is a few map lookups, where a query per step (and a walk over every row below
+// the first free address) made a full-mode DORA cost milliseconds at a thousand leases and
+// made the server collapse under a fleet's power-on burst (issue 13). The copy is
+// authoritative: the data directory's lock keeps any other fleetboot off the file.
+//
+// Durability: every change is written to SQLite by one writer goroutine that commits whatever
+// has queued up in one transaction (group commit). Bind and Free return only after their
+// change is committed, so an ACK never goes out for a lease a crash (kill -9) could lose; an
+// offer's hold is not waited for (a lost hold only means the client's REQUEST is judged
+// against the committed table, which never hands one address to two clients).
 type LeaseDB struct {
 	db *sql.DB
-	mu sync.Mutex
+
+	mu    sync.Mutex
+	rows  map[uint32]*leaseRow
+	byMAC map[string]map[uint32]struct{} // every row naming the MAC
+	// Allocation step 4 (the lowest never-used address) starts at hint: rows are never
+	// deleted, so every address of the pool below it has a row or is excluded. It is kept
+	// for one pool (hintPool) and starts over for another.
+	hint     uint32
+	hintPool string
+
+	w *leaseWriter
+}
+
+// leaseRow is one row of dhcp_leases.
+type leaseRow struct {
+	mac      string
+	state    LeaseState
+	expires  int64 // unix ms
+	hostname string
+	updated  int64 // unix ms
 }
 
 var _ LeaseStore = (*LeaseDB)(nil)
 
-// OpenLeaseDB applies the lease schema to st and returns the lease store over it. Closing st
-// is the caller's business.
+// OpenLeaseDB applies the lease schema to st, loads the table and returns the lease store over
+// it. Close stops its writer; closing st is the caller's business (after Close).
 func OpenLeaseDB(ctx context.Context, st *store.Store) (*LeaseDB, error) {
 	if err := st.Migrate(ctx, "dhcp", leaseMigrations); err != nil {
 		return nil, fmt.Errorf("open dhcp lease table: %w", err)
 	}
-	return &LeaseDB{db: st.DB()}, nil
+	l := &LeaseDB{db: st.DB(), rows: map[uint32]*leaseRow{}, byMAC: map[string]map[uint32]struct{}{}}
+	rows, err := l.db.QueryContext(ctx, `SELECT ip, mac, state, expires_ms, hostname, updated_ms FROM dhcp_leases`)
+	if err != nil {
+		return nil, fmt.Errorf("load dhcp leases: %w", err)
+	}
+	for rows.Next() {
+		var ip uint32
+		var r leaseRow
+		var state string
+		if err := rows.Scan(&ip, &r.mac, &state, &r.expires, &r.hostname, &r.updated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load dhcp leases: %w", err)
+		}
+		r.state = LeaseState(state)
+		l.set(ip, r)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("load dhcp leases: %w", err)
+	}
+	l.w = newLeaseWriter(l.db)
+	return l, nil
+}
+
+// Close writes what is queued and stops the writer. Calls after Close fail.
+func (l *LeaseDB) Close() error { return l.w.close() }
+
+// set stores row ip in memory, keeping byMAC in step.
+func (l *LeaseDB) set(ip uint32, r leaseRow) {
+	if old := l.rows[ip]; old != nil && old.mac != r.mac {
+		if m := l.byMAC[old.mac]; m != nil {
+			delete(m, ip)
+			if len(m) == 0 {
+				delete(l.byMAC, old.mac)
+			}
+		}
+	}
+	row := r
+	l.rows[ip] = &row
+	m := l.byMAC[r.mac]
+	if m == nil {
+		m = map[uint32]struct{}{}
+		l.byMAC[r.mac] = m
+	}
+	m[ip] = struct{}{}
 }
 
 // Reserve implements LeaseStore.
@@ -57,173 +128,126 @@ func (l *LeaseDB) Reserve(ctx context.Context, r LeaseRequest) (net.IP, error) {
 	if err := checkRequest(r, false); err != nil {
 		return nil, err
 	}
-	var got net.IP
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		ip, err := pickAddress(ctx, tx, r)
-		if err != nil {
-			return err
-		}
-		got = ip
-		return nil
-	})
+	l.mu.Lock()
+	v, err := l.pickAddress(r)
+	var write *leaseWrite
+	if err == nil {
+		write = l.stage(v)
+	}
+	l.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("reserve address for %s: %w", r.MAC, err)
 	}
-	return got, nil
+	if write != nil {
+		l.w.queue([]leaseWrite{*write}, false) // an offer's hold is not waited for (LeaseDB)
+	}
+	return uintToIP(v), nil
 }
 
-// pickAddress chooses and holds an address for r.MAC inside tx; see LeaseStore.Reserve.
-func pickAddress(ctx context.Context, tx *sql.Tx, r LeaseRequest) (net.IP, error) {
+// stage returns the write for row ip as it is in memory now (nil when the row does not exist).
+func (l *LeaseDB) stage(ip uint32) *leaseWrite {
+	row := l.rows[ip]
+	if row == nil {
+		return nil
+	}
+	return &leaseWrite{ip: ip, row: *row}
+}
+
+// pickAddress chooses and holds an address for r.MAC; see LeaseStore.Reserve. l.mu is held.
+func (l *LeaseDB) pickAddress(r LeaseRequest) (uint32, error) {
 	now := r.Now.UnixMilli()
 	mac := r.MAC.String()
 	start, _ := ipToUint(r.Pool.Start)
 	end, _ := ipToUint(r.Pool.End)
+	mine := l.byMAC[mac]
 
 	// 1. The client's current binding or reservation: a retransmitted DISCOVER or a client
 	// that rebooted within its lease gets the same address. A bound lease stays bound.
-	rows, err := tx.QueryContext(ctx, `SELECT ip, state FROM dhcp_leases
-		WHERE mac = ? AND expires_ms > ? AND state IN ('offered','bound')
-		ORDER BY state = 'bound' DESC, updated_ms DESC`, mac, now)
-	if err != nil {
-		return nil, err
-	}
-	var current []struct {
-		ip    uint32
-		state string
-	}
-	for rows.Next() {
-		var c struct {
-			ip    uint32
-			state string
+	var cur uint32
+	var curRow *leaseRow
+	for ip := range mine {
+		row := l.rows[ip]
+		if row.expires <= now || (row.state != StateOffered && row.state != StateBound) || !r.Pool.Contains(uintToIP(ip)) {
+			continue // expired, given back, or the pool shrank since (the row expires)
 		}
-		if err := rows.Scan(&c.ip, &c.state); err != nil {
-			rows.Close()
-			return nil, err
+		better := curRow == nil ||
+			(row.state == StateBound) != (curRow.state == StateBound) && row.state == StateBound ||
+			(row.state == StateBound) == (curRow.state == StateBound) && (row.updated > curRow.updated || row.updated == curRow.updated && ip < cur)
+		if better {
+			cur, curRow = ip, row
 		}
-		current = append(current, c)
 	}
-	if err := closeRows(rows); err != nil {
-		return nil, err
-	}
-	for _, c := range current {
-		if !r.Pool.Contains(uintToIP(c.ip)) {
-			continue // the pool shrank since; let the row expire
+	if curRow != nil {
+		if curRow.state == StateBound {
+			return cur, nil
 		}
-		if c.state == string(StateBound) {
-			return uintToIP(c.ip), nil
-		}
-		return holdOffer(ctx, tx, c.ip, r)
+		return cur, l.holdOffer(cur, r)
 	}
 
 	// 2. The client's previous address, if nobody took it since (the row still names it).
-	prev, err := firstInPool(ctx, tx, r.Pool, `SELECT ip FROM dhcp_leases
-		WHERE mac = ? AND expires_ms <= ? AND state != 'declined'
-		ORDER BY updated_ms DESC`, mac, now)
-	if err != nil || prev != nil {
-		return prevOrErr(ctx, tx, prev, err, r)
+	var prev uint32
+	var prevRow *leaseRow
+	for ip := range mine {
+		row := l.rows[ip]
+		if row.expires > now || row.state == StateDeclined || !r.Pool.Contains(uintToIP(ip)) {
+			continue
+		}
+		if prevRow == nil || row.updated > prevRow.updated || row.updated == prevRow.updated && ip < prev {
+			prev, prevRow = ip, row
+		}
+	}
+	if prevRow != nil {
+		return prev, l.holdOffer(prev, r)
 	}
 
 	// 3. The address the client asked for, when it is free.
 	if req, ok := ipToUint(r.IP); ok && r.Pool.Contains(r.IP) {
-		var exp int64
-		err := tx.QueryRowContext(ctx, `SELECT expires_ms FROM dhcp_leases WHERE ip = ?`, req).Scan(&exp)
-		switch {
-		case errors.Is(err, sql.ErrNoRows) || (err == nil && exp <= now):
-			return holdOffer(ctx, tx, req, r)
-		case err != nil:
-			return nil, err
+		if row := l.rows[req]; row == nil || row.expires <= now {
+			return req, l.holdOffer(req, r)
 		}
 	}
 
 	// 4. The lowest address never handed out: keeps other machines' previous addresses for
 	// them as long as possible.
-	if v, ok, err := lowestUnused(ctx, tx, r.Pool, start, end); err != nil {
-		return nil, err
-	} else if ok {
-		return holdOffer(ctx, tx, v, r)
+	key := poolKey(r.Pool)
+	if l.hintPool != key || l.hint < start {
+		l.hint, l.hintPool = start, key
 	}
+	for v := uint64(l.hint); v <= uint64(end); v++ {
+		if _, used := l.rows[uint32(v)]; used || r.Pool.excluded(uint32(v)) {
+			continue
+		}
+		l.hint = uint32(v)
+		return uint32(v), l.holdOffer(uint32(v), r)
+	}
+	l.hint = end
 
 	// 5. The address that has been free the longest.
-	lru, err := firstInPool(ctx, tx, r.Pool, `SELECT ip FROM dhcp_leases
-		WHERE ip BETWEEN ? AND ? AND expires_ms <= ?
-		ORDER BY expires_ms, ip`, start, end, now)
-	if err != nil || lru != nil {
-		return prevOrErr(ctx, tx, lru, err, r)
+	var lru uint32
+	var lruRow *leaseRow
+	for ip, row := range l.rows {
+		if ip < start || ip > end || row.expires > now || r.Pool.excluded(ip) {
+			continue
+		}
+		if lruRow == nil || row.expires < lruRow.expires || row.expires == lruRow.expires && ip < lru {
+			lru, lruRow = ip, row
+		}
 	}
-	return nil, ErrPoolExhausted
+	if lruRow != nil {
+		return lru, l.holdOffer(lru, r)
+	}
+	return 0, ErrPoolExhausted
 }
 
-func prevOrErr(ctx context.Context, tx *sql.Tx, ip net.IP, err error, r LeaseRequest) (net.IP, error) {
-	if err != nil {
-		return nil, err
-	}
-	v, _ := ipToUint(ip)
-	return holdOffer(ctx, tx, v, r)
+// poolKey identifies a pool for the allocation hint.
+func poolKey(p Pool) string {
+	return fmt.Sprint(p.Start, p.End, p.Exclude)
 }
 
-// firstInPool runs query (which selects one column of addresses) and returns the first
-// address inside the pool, or nil.
-func firstInPool(ctx context.Context, tx *sql.Tx, pool Pool, query string, args ...any) (net.IP, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		if ip := uintToIP(v); pool.Contains(ip) {
-			return ip, rows.Close()
-		}
-	}
-	return nil, rows.Err()
-}
-
-// lowestUnused walks the rows inside [start, end] in address order and returns the first gap
-// that is not excluded. Cost is linear in the rows below the first gap, at most the pool size.
-func lowestUnused(ctx context.Context, tx *sql.Tx, pool Pool, start, end uint32) (uint32, bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT ip FROM dhcp_leases WHERE ip BETWEEN ? AND ? ORDER BY ip`, start, end)
-	if err != nil {
-		return 0, false, err
-	}
-	defer rows.Close()
-	next := uint64(start) // uint64: end may be 255.255.255.255
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			return 0, false, err
-		}
-		for ; next < uint64(v); next++ {
-			if !pool.excluded(uint32(next)) {
-				return uint32(next), true, rows.Close()
-			}
-		}
-		next = uint64(v) + 1
-	}
-	if err := rows.Err(); err != nil {
-		return 0, false, err
-	}
-	for ; next <= uint64(end); next++ {
-		if !pool.excluded(uint32(next)) {
-			return uint32(next), true, nil
-		}
-	}
-	return 0, false, nil
-}
-
-// holdOffer marks ip as offered to r.MAC until r.Until.
-func holdOffer(ctx context.Context, tx *sql.Tx, ip uint32, r LeaseRequest) (net.IP, error) {
-	_, err := tx.ExecContext(ctx, `INSERT INTO dhcp_leases (ip, mac, state, expires_ms, hostname, updated_ms)
-		VALUES (?, ?, 'offered', ?, ?, ?)
-		ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = 'offered',
-			expires_ms = excluded.expires_ms, hostname = excluded.hostname, updated_ms = excluded.updated_ms`,
-		ip, r.MAC.String(), r.Until.UnixMilli(), r.Hostname, r.Now.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	return uintToIP(ip), nil
+// holdOffer marks ip as offered to r.MAC until r.Until (in memory; the caller stages it).
+func (l *LeaseDB) holdOffer(ip uint32, r LeaseRequest) error {
+	l.set(ip, leaseRow{mac: r.MAC.String(), state: StateOffered, expires: r.Until.UnixMilli(), hostname: r.Hostname, updated: r.Now.UnixMilli()})
+	return nil
 }
 
 // Bind implements LeaseStore.
@@ -237,34 +261,29 @@ func (l *LeaseDB) Bind(ctx context.Context, r LeaseRequest) error {
 	ip, _ := ipToUint(r.IP)
 	now := r.Now.UnixMilli()
 	mac := r.MAC.String()
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		var holder, state string
-		var exp int64
-		err := tx.QueryRowContext(ctx, `SELECT mac, state, expires_ms FROM dhcp_leases WHERE ip = ?`, ip).
-			Scan(&holder, &state, &exp)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		case exp > now && (holder != mac || state == string(StateDeclined)):
-			return ErrAddressTaken
+	l.mu.Lock()
+	if row := l.rows[ip]; row != nil && row.expires > now && (row.mac != mac || row.state == StateDeclined) {
+		l.mu.Unlock()
+		return fmt.Errorf("bind %s to %s: %w", r.IP, r.MAC, ErrAddressTaken)
+	}
+	host := r.Hostname
+	if old := l.rows[ip]; host == "" && old != nil {
+		host = old.hostname
+	}
+	l.set(ip, leaseRow{mac: mac, state: StateBound, expires: r.Until.UnixMilli(), hostname: host, updated: now})
+	writes := []leaseWrite{*l.stage(ip)}
+	// A client uses one address per interface: whatever else this MAC held is given back
+	// (e.g. the reservation of an OFFER it did not take, when it INIT-REBOOTed instead).
+	for other := range l.byMAC[mac] {
+		row := l.rows[other]
+		if other == ip || row.expires <= now || (row.state != StateOffered && row.state != StateBound) {
+			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_leases (ip, mac, state, expires_ms, hostname, updated_ms)
-			VALUES (?, ?, 'bound', ?, ?, ?)
-			ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = 'bound',
-				expires_ms = excluded.expires_ms,
-				hostname = CASE WHEN excluded.hostname != '' THEN excluded.hostname ELSE hostname END,
-				updated_ms = excluded.updated_ms`,
-			ip, mac, r.Until.UnixMilli(), r.Hostname, now); err != nil {
-			return err
-		}
-		// A client uses one address per interface: whatever else this MAC held is given back
-		// (e.g. the reservation of an OFFER it did not take, when it INIT-REBOOTed instead).
-		_, err = tx.ExecContext(ctx, `UPDATE dhcp_leases SET state = 'released', expires_ms = ?
-			WHERE mac = ? AND ip != ? AND state IN ('offered','bound') AND expires_ms > ?`, now, mac, ip, now)
-		return err
-	})
-	if err != nil {
+		row.state, row.expires = StateReleased, now
+		writes = append(writes, *l.stage(other))
+	}
+	l.mu.Unlock()
+	if err := l.w.wait(l.w.queue(writes, true)); err != nil {
 		return fmt.Errorf("bind %s to %s: %w", r.IP, r.MAC, err)
 	}
 	return nil
@@ -281,20 +300,16 @@ func (l *LeaseDB) Free(ctx context.Context, r LeaseRequest) error {
 	if r.Until.After(r.Now) {
 		state, until = StateDeclined, r.Until.UnixMilli()
 	}
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE dhcp_leases SET state = ?, expires_ms = ?, updated_ms = ?
-			WHERE ip = ? AND mac = ? AND state != 'declined'`, string(state), until, now, ip, r.MAC.String())
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNoLease
-		}
-		return nil
-	})
-	if err != nil {
+	l.mu.Lock()
+	row := l.rows[ip]
+	if row == nil || row.mac != r.MAC.String() || row.state == StateDeclined {
+		l.mu.Unlock()
+		return fmt.Errorf("free %s of %s: %w", r.IP, r.MAC, ErrNoLease)
+	}
+	row.state, row.expires, row.updated = state, until, now
+	w := *l.stage(ip)
+	l.mu.Unlock()
+	if err := l.w.wait(l.w.queue([]leaseWrite{w}, true)); err != nil {
 		return fmt.Errorf("free %s of %s: %w", r.IP, r.MAC, err)
 	}
 	return nil
@@ -302,50 +317,138 @@ func (l *LeaseDB) Free(ctx context.Context, r LeaseRequest) error {
 
 // List implements LeaseStore.
 func (l *LeaseDB) List(ctx context.Context) ([]Lease, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT ip, mac, state, expires_ms, hostname, updated_ms
-		FROM dhcp_leases ORDER BY ip`)
-	if err != nil {
-		return nil, fmt.Errorf("list leases: %w", err)
+	l.mu.Lock()
+	out := make([]Lease, 0, len(l.rows))
+	for ip, row := range l.rows {
+		hw, _ := hex.DecodeString(strings.ReplaceAll(row.mac, ":", ""))
+		out = append(out, Lease{IP: uintToIP(ip), MAC: hw, State: row.state, Expires: time.UnixMilli(row.expires),
+			Hostname: row.hostname, Updated: time.UnixMilli(row.updated)})
 	}
-	defer rows.Close()
-	var out []Lease
-	for rows.Next() {
-		var (
-			ip                 uint32
-			mac, state, host   string
-			expires, updatedMS int64
-		)
-		if err := rows.Scan(&ip, &mac, &state, &expires, &host, &updatedMS); err != nil {
-			return nil, fmt.Errorf("list leases: %w", err)
-		}
-		hw, _ := hex.DecodeString(strings.ReplaceAll(mac, ":", ""))
-		out = append(out, Lease{
-			IP:       uintToIP(ip),
-			MAC:      hw,
-			State:    LeaseState(state),
-			Expires:  time.UnixMilli(expires),
-			Hostname: host,
-			Updated:  time.UnixMilli(updatedMS),
-		})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list leases: %w", err)
-	}
+	l.mu.Unlock()
+	slices.SortFunc(out, func(a, b Lease) int {
+		x, _ := ipToUint(a.IP)
+		y, _ := ipToUint(b.IP)
+		return cmp.Compare(x, y)
+	})
 	return out, nil
 }
 
-func (l *LeaseDB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	tx, err := l.db.BeginTx(ctx, nil)
+// leaseWrite is one row to upsert.
+type leaseWrite struct {
+	ip  uint32
+	row leaseRow
+}
+
+// leaseWriter commits queued rows in batches (group commit): while one transaction commits,
+// the rows changed meanwhile queue up and go together in the next.
+type leaseWriter struct {
+	db      *sql.DB
+	mu      sync.Mutex
+	pending map[uint32]leaseRow // the latest version of each changed row
+	waiters []chan error
+	closed  bool
+	kick    chan struct{}
+	done    chan struct{}
+}
+
+func newLeaseWriter(db *sql.DB) *leaseWriter {
+	w := &leaseWriter{db: db, pending: map[uint32]leaseRow{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+var errLeasesClosed = errors.New("lease store closed")
+
+// queue adds rows to the next batch; with wait, the returned channel gets the commit's result.
+func (w *leaseWriter) queue(rows []leaseWrite, wait bool) chan error {
+	var ch chan error
+	if wait {
+		ch = make(chan error, 1)
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		if ch != nil {
+			ch <- errLeasesClosed
+		}
+		return ch
+	}
+	for _, r := range rows {
+		w.pending[r.ip] = r.row
+	}
+	if ch != nil {
+		w.waiters = append(w.waiters, ch)
+	}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return ch
+}
+
+func (w *leaseWriter) wait(ch chan error) error { return <-ch }
+
+func (w *leaseWriter) run() {
+	defer close(w.done)
+	for range w.kick {
+		w.mu.Lock()
+		batch, waiters, closed := w.pending, w.waiters, w.closed
+		w.pending, w.waiters = map[uint32]leaseRow{}, nil
+		w.mu.Unlock()
+		var err error
+		if len(batch) > 0 {
+			err = w.commit(batch)
+		}
+		for _, ch := range waiters {
+			ch <- err
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+func (w *leaseWriter) commit(batch map[uint32]leaseRow) error {
+	ctx := context.Background()
+	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO dhcp_leases (ip, mac, state, expires_ms, hostname, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_ms = excluded.expires_ms,
+			hostname = excluded.hostname, updated_ms = excluded.updated_ms`)
+	if err != nil {
 		tx.Rollback()
 		return err
 	}
+	for ip, r := range batch {
+		if _, err := stmt.ExecContext(ctx, ip, r.mac, string(r.state), r.expires, r.hostname, r.updated); err != nil {
+			stmt.Close()
+			tx.Rollback()
+			return err
+		}
+	}
+	stmt.Close()
 	return tx.Commit()
+}
+
+// close flushes the queue and stops the writer.
+func (w *leaseWriter) close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	select { // a kick already queued does as well: the writer sees closed when it takes it
+	case w.kick <- struct{}{}:
+	default:
+	}
+	<-w.done
+	return nil
 }
 
 func closeRows(rows *sql.Rows) error {

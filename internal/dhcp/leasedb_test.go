@@ -15,7 +15,7 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func openTestStore(t *testing.T, dir string) (*store.Store, *LeaseDB) {
+func openTestStore(t testing.TB, dir string) (*store.Store, *LeaseDB) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.OpenPath(ctx, filepath.Join(dir, "fleetboot.db"))
@@ -324,5 +324,38 @@ func assertState(t *testing.T, db LeaseStore, ip net.IP, want LeaseState) {
 	t.Helper()
 	if l := leaseOf(t, db, ip); l.State != want {
 		t.Errorf("%s state %s, want %s", ip, l.State, want)
+	}
+}
+
+// TestOfferHoldsReachTheDatabaseOnClose: an offer is not waited for (group commit), but Close
+// writes it before it returns, and the reopened table holds it.
+func TestOfferHoldsReachTheDatabaseOnClose(t *testing.T) {
+	dir := t.TempDir()
+	p := pool(10, 20)
+	st, db := openTestStore(t, dir)
+	var offered []net.IP
+	for i := 1; i <= 5; i++ {
+		offered = append(offered, reserve(t, db, p, macN(i), nil, t0))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Bind(context.Background(), LeaseRequest{Pool: p, MAC: macN(1), IP: offered[0], Now: t0, Until: t0.Add(time.Hour)}); err == nil {
+		t.Error("Bind after Close succeeded: an ACK would go out for a lease never written")
+	}
+	st.Close()
+	st, db = openTestStore(t, dir)
+	defer st.Close()
+	leases, err := db.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 5 {
+		t.Fatalf("%d rows after reopening, want the 5 offers: %+v", len(leases), leases)
+	}
+	for i, l := range leases {
+		if !l.IP.Equal(offered[i]) || l.State != StateOffered || l.MAC.String() != macN(i+1).String() {
+			t.Errorf("row %d: %+v, want %s offered to %s", i, l, offered[i], macN(i+1))
+		}
 	}
 }

@@ -64,8 +64,11 @@ type App struct {
 	API     *httpapi.API
 }
 
-// Close releases the database and the assets directory.
+// Close releases the database and the assets directory (after the lease table's last writes).
 func (a *App) Close() error {
+	if a.Leases != nil {
+		a.Leases.Close()
+	}
 	a.Assets.Close()
 	return a.DB.Close()
 }
