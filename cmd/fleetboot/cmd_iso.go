@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ type apiFlags struct {
 	server string
 	token  string
 	data   string
+	caCert string
 }
 
 // register adds --server, --token and --data to cmd and all its subcommands.
@@ -29,6 +32,26 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.server, "server", "", "fleetboot server URL (default $FLEETBOOT_SERVER, else http://127.0.0.1:8080)")
 	fs.StringVar(&f.token, "token", "", "API token (default $FLEETBOOT_TOKEN, else the api-token file in --data)")
 	fs.StringVar(&f.data, "data", "", "the server's data directory, to read its api-token from (default $FLEETBOOT_DATA, else ./data)")
+	fs.StringVar(&f.caCert, "ca-cert", "", "PEM certificate(s) to trust for an https:// --server, e.g. the server's own self-signed --tls-cert (default $FLEETBOOT_CA_CERT, else the system's)")
+}
+
+// httpClient trusts the --ca-cert certificates (and only them) when one is given.
+func (f *apiFlags) httpClient() (*http.Client, error) {
+	ca := firstNonEmpty(f.caCert, os.Getenv("FLEETBOOT_CA_CERT"))
+	if ca == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", ca)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // client builds an API client from the flags, the environment and the token file, in that
@@ -51,7 +74,11 @@ func (f *apiFlags) client() (*client.Client, error) {
 			return nil, fmt.Errorf("read API token: %w (pass --token or set FLEETBOOT_TOKEN)", err)
 		}
 	}
-	return &client.Client{Base: strings.TrimRight(server, "/"), Token: token}, nil
+	hc, err := f.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return &client.Client{Base: strings.TrimRight(server, "/"), Token: token, HTTP: hc}, nil
 }
 
 // explain turns client errors into messages that say what to do.

@@ -41,6 +41,7 @@ func cliEnv(t *testing.T) {
 	t.Setenv("FLEETBOOT_SERVER", "")
 	t.Setenv("FLEETBOOT_TOKEN", "")
 	t.Setenv("FLEETBOOT_DATA", "")
+	t.Setenv("FLEETBOOT_CA_CERT", "")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/tlstest"
 )
 
 // TestHelperProcessFleetboot is not a test: it is the fleetboot process the serve tests start
@@ -290,5 +292,31 @@ func TestSIGTERMCutsOffStalledDownloadsAfterDrainTimeout(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestServeWithTLSAndTheCLIOverHTTPS: serve --tls-cert moves the API to --api-addr; the CLI
+// reaches it with --ca-cert (and refuses the unknown certificate without it), and the plain
+// port refuses the API.
+func TestServeWithTLSAndTheCLIOverHTTPS(t *testing.T) {
+	cliEnv(t)
+	certFile, keyFile, _ := tlstest.WriteSelfSigned(t, t.TempDir(), "fleetboot-cli-test")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := l.Addr().String()
+	l.Close()
+	p := startServe(t, "--tls-cert", certFile, "--tls-key", keyFile, "--api-addr", apiAddr)
+	if out := mustCLI(t, "machine", "ls", "--server", "https://"+apiAddr, "--ca-cert", certFile, "--data", p.data); !strings.Contains(out, "MAC") {
+		t.Fatalf("machine ls over HTTPS:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "machine", "ls", "--server", "https://"+apiAddr, "--data", p.data); err == nil ||
+		!strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("an untrusted certificate was accepted: %v", err)
+	}
+	if _, _, err := runCLI(t, "machine", "ls", "--server", "http://"+p.http, "--data", p.data); err == nil ||
+		!strings.Contains(err.Error(), "served over HTTPS only") {
+		t.Fatalf("the plain port served the API: %v", err)
 	}
 }

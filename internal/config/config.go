@@ -5,6 +5,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -36,6 +37,15 @@ type Config struct {
 	AdvertiseIP string
 	// HTTPAddr is the HTTP listen address (boot scripts, files, API).
 	HTTPAddr string
+	// TLSCert and TLSKey are PEM files (certificate chain, private key) that turn on HTTPS for
+	// the API and the UI on APIAddr. The boot paths stay plain HTTP on HTTPAddr (firmware and
+	// iPXE fetch them without TLS), and HTTPAddr then no longer serves the API: a token never
+	// crosses the network in clear. The files are re-read when they change (certificate renewal
+	// needs no restart).
+	TLSCert string
+	TLSKey  string
+	// APIAddr is the HTTPS listen address for the API and the UI when TLSCert is set.
+	APIAddr string
 	// TFTPAddr is the TFTP listen address, or "off". Empty host: the advertised IP.
 	TFTPAddr string
 	// DHCPMode is proxy (answer only PXE/HTTP Boot/iPXE clients, hand out no addresses: a site
@@ -107,6 +117,7 @@ func Default() Config {
 	return Config{
 		DataDir:      "./data",
 		HTTPAddr:     ":8080",
+		APIAddr:      ":8443",
 		TFTPAddr:     ":69",
 		DHCPMode:     DHCPProxy,
 		LeaseTime:    time.Hour,
@@ -128,6 +139,7 @@ type Resolved struct {
 	Netmask    net.IPMask
 	HTTPPort   int
 	HTTPBase   string // "http://10.77.0.1:8080"
+	APIPort    int    // HTTPS port of the API with --tls-cert; 0 without TLS
 	TFTPAddr   string // "" when off
 	PoolStart  netip.Addr
 	PoolEnd    netip.Addr
@@ -160,6 +172,23 @@ func (c Config) Validate() (*Resolved, error) {
 		bad("--http %q: need a fixed port: machines are told it in their boot URLs", c.HTTPAddr)
 	} else {
 		r.HTTPPort = p
+	}
+
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together: give both (HTTPS for the API on --api-addr) or neither")
+	} else if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			bad("--tls-cert %s / --tls-key %s: %v", c.TLSCert, c.TLSKey, err)
+		}
+		if _, aport, err := net.SplitHostPort(c.APIAddr); err != nil {
+			bad("--api-addr %q: want host:port or :port (%v)", c.APIAddr, err)
+		} else if p, err := parsePort(aport); err != nil || p == 0 {
+			bad("--api-addr %q: need a fixed port", c.APIAddr)
+		} else if p == r.HTTPPort {
+			bad("--api-addr %s and --http %s use the same port: HTTPS for the API needs its own (default :8443)", c.APIAddr, c.HTTPAddr)
+		} else {
+			r.APIPort = p
+		}
 	}
 
 	ifname := c.Interface

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/fleetboot/fleetboot/internal/tlstest"
 )
 
 func valid() Config {
@@ -45,6 +47,9 @@ func TestValidateMessagesSayWhatToDo(t *testing.T) {
 		{"bad http boot file", func(c *Config) { c.HTTPBootFile = "x.efi" }, "--http-boot-file"},
 		{"bad advertise", func(c *Config) { c.AdvertiseIP = "::1" }, "--advertise-ip"},
 		{"short read-only token", func(c *Config) { c.ReadOnlyToken = "short" }, "--readonly-token must be at least 16"},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "/nonexistent/cert.pem" }, "--tls-cert and --tls-key go together"},
+		{"tls unreadable", func(c *Config) { c.TLSCert, c.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, "--tls-cert /nonexistent/cert.pem"},
+		{"register dir missing", func(c *Config) { c.RegisterDirs = []string{"/nonexistent/isos"} }, "--register-dir /nonexistent/isos"},
 		{"same tokens", func(c *Config) { c.Token = "same-token-0123456789"; c.ReadOnlyToken = c.Token }, "must differ"},
 	}
 	for _, tc := range cases {
@@ -117,5 +122,19 @@ func TestEnvFillsUnsetFlagsOnly(t *testing.T) {
 	fs2.Parse(nil)
 	if err := ApplyEnv(fs2); err == nil || !strings.Contains(err.Error(), "FLEETBOOT_LEASE_TIME") {
 		t.Fatalf("want env error, got %v", err)
+	}
+}
+
+func TestValidateTLSNeedsItsOwnPort(t *testing.T) {
+	c := valid()
+	c.TLSCert, c.TLSKey, _ = tlstest.WriteSelfSigned(t, t.TempDir(), "x")
+	c.APIAddr = c.HTTPAddr
+	if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), "same port") {
+		t.Fatalf("same port: %v", err)
+	}
+	c.APIAddr = ":8443"
+	r, err := c.Validate()
+	if err != nil || r.APIPort != 8443 {
+		t.Fatalf("valid TLS: %+v %v", r, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/server"
 )
 
@@ -133,6 +134,13 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 		}
 	}
 	hdr := map[string]string{"Content-Type": "application/json"}
+	// The open routes are exactly what stays on plain HTTP when the API moves to HTTPS.
+	for _, c := range calls {
+		if httpapi.IsBootPath(c.path) == c.token {
+			t.Errorf("%s (%s): needs a token = %v but IsBootPath = %v: the plain HTTP listener of --tls-cert would serve an operator path or refuse a boot path",
+				c.key, c.path, c.token, !c.token)
+		}
+	}
 	for _, c := range calls {
 		if !c.token {
 			res, b := e.do(t, c.method, c.path, "", hdr, strings.NewReader(c.body))

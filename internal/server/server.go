@@ -8,6 +8,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -70,11 +73,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	scripts, grubCfg := scriptConfig(cfg, res), grubConfig(cfg, res)
 
 	// Listeners first.
-	ln, err := listenHTTP(cfg.HTTPAddr)
+	ln, err := listenTCP("--http", cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
+	var apiLn net.Listener
+	var certs *certReloader
+	if cfg.TLSCert != "" {
+		if certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return err
+		}
+		if apiLn, err = listenTCP("--api-addr", cfg.APIAddr); err != nil {
+			return err
+		}
+		defer apiLn.Close()
+	}
 	var ts *tftp.Server
 	if res.TFTPAddr != "" {
 		files := tftpFiles(bins, ipxe.Autoexec(scripts), chain, grubCfg)
@@ -144,14 +158,35 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	// HTTP. No ReadTimeout/WriteTimeout: uploads and ISO streams last as long as they last;
 	// header and idle timeouts keep slow or idle clients from pinning connections.
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	}
+	// With TLS the plain listener keeps only what booting machines fetch; the API and the UI
+	// are on the HTTPS listener (which serves the boot paths too).
+	var plain http.Handler = api
+	if apiLn != nil {
+		plain = api.PlainHTTP(res.APIPort)
+	}
+	hs := newServer(plain)
+	servers := []*http.Server{hs}
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
 	})
+	if apiLn != nil {
+		hss := newServer(api)
+		hss.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+		servers = append(servers, hss)
+		g.Go(func() error {
+			if err := hss.ServeTLS(apiLn, "", ""); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("https: %w", err)
+			}
+			return nil
+		})
+	}
 	// Graceful stop: no new requests or TFTP transfers; running ones get the drain timeout
 	// (the TFTP server applies the same timeout to its own transfers), then are cut off.
 	g.Go(func() error {
@@ -165,11 +200,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			"drain_timeout", cfg.DrainTimeout)
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			log.Warn("drain timeout reached, cutting off the remaining HTTP transfers", "http", api.InFlight(),
-				"drain_timeout", cfg.DrainTimeout)
-			hs.Close()
+		var wg sync.WaitGroup
+		for _, hs := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := hs.Shutdown(sctx); err != nil {
+					log.Warn("drain timeout reached, cutting off the remaining HTTP transfers", "http", api.InFlight(),
+						"drain_timeout", cfg.DrainTimeout)
+					hs.Close()
+				}
+			}()
 		}
+		wg.Wait()
 		return nil
 	})
 
@@ -199,7 +242,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 
 	serving = true
-	log.Info("fleetboot serving", "http", ln.Addr().String(), "boot_url", res.HTTPBase+"/boot.ipxe",
+	apiURL := "http://" + ln.Addr().String() + "/api/v1"
+	if apiLn != nil {
+		apiURL = "https://" + apiLn.Addr().String() + "/api/v1"
+	}
+	log.Info("fleetboot serving", "http", ln.Addr().String(), "api", apiURL, "boot_url", res.HTTPBase+"/boot.ipxe",
 		"dhcp", cfg.DHCPMode, "interface", res.Interface, "server_ip", res.ServerIP.String(),
 		"tftp", orOff(res.TFTPAddr), "data", cfg.DataDir)
 	err = g.Wait()
@@ -236,20 +283,28 @@ func logTokens(log *slog.Logger, cfg config.Config, created auth.Created) {
 	}
 }
 
-// listenHTTP binds the HTTP address; a busy or privileged port says which flag to change.
-func listenHTTP(addr string) (net.Listener, error) {
+// listenTCP binds an HTTP(S) address given by flag; a busy or privileged port says which flag
+// to change.
+func listenTCP(flag, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	switch {
 	case err == nil:
 		return ln, nil
 	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("--http %s: address already in use (another fleetboot or web server?): "+
-			"stop it, or choose another port with --http (e.g. --http :8081): %w", addr, err)
+		return nil, fmt.Errorf("%s %s: address already in use (another fleetboot or web server?): "+
+			"stop it, or choose another port with %s (e.g. %s :%d): %w", flag, addr, flag, flag, suggestPort(addr), err)
 	case errors.Is(err, syscall.EACCES):
-		return nil, fmt.Errorf("--http %s: permission denied: ports below 1024 need root or "+
-			"CAP_NET_BIND_SERVICE; or choose another port with --http: %w", addr, err)
+		return nil, fmt.Errorf("%s %s: permission denied: ports below 1024 need root or "+
+			"CAP_NET_BIND_SERVICE; or choose another port with %s: %w", flag, addr, flag, err)
 	}
-	return nil, fmt.Errorf("--http %s: %w", addr, err)
+	return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
+}
+
+// suggestPort is the port after addr's, for the message of a busy port.
+func suggestPort(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n + 1
 }
 
 // tftpListenError says which flag to change when the TFTP port cannot be bound.
