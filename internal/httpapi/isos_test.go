@@ -28,6 +28,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/httpapi"
 	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/server"
@@ -789,8 +790,8 @@ func TestISOFileBodyReachesReadFromAsSendfileSource(t *testing.T) {
 		if !ok {
 			t.Fatalf("range %q: ReadFrom got %T, want *io.LimitedReader around the ISO file", c.rng, w.src)
 		}
-		if _, ok := lr.R.(*isostore.File); !ok {
-			t.Errorf("range %q: LimitedReader wraps %T, want *isostore.File", c.rng, lr.R)
+		if _, ok := lr.R.(*iso9660.File); !ok {
+			t.Errorf("range %q: LimitedReader wraps %T, want *iso9660.File", c.rng, lr.R)
 		}
 		if !w.syscallConn {
 			t.Errorf("range %q: source is no syscall.Conn with a usable descriptor: sendfile lost", c.rng)
@@ -820,7 +821,7 @@ func (w *sendfileProbe) ReadFrom(r io.Reader) (int64, error) {
 	w.src = r
 	if lr, ok := r.(*io.LimitedReader); ok {
 		w.n = lr.N
-		if f, ok := lr.R.(*isostore.File); ok {
+		if f, ok := lr.R.(*iso9660.File); ok {
 			pos, _ := f.Seek(0, io.SeekCurrent)
 			if ext := f.Entry().Extents; len(ext) == 1 {
 				w.wantFdOffset = ext[0].Offset + pos

@@ -5,20 +5,21 @@ import (
 	"io"
 
 	"github.com/fleetboot/fleetboot/internal/inventory"
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 )
 
 // ISOCatalog is what the API needs of the ISO store: the catalog (list, get, delete), the
 // files and whole images it serves, and uploads. *isostore.Store implements it over SQLite
-// and an isostore.ImageStore; the files it opens are isostore.Files whichever ImageStore
+// and an isostore.ImageStore; the files it opens are iso9660.Files whichever ImageStore
 // holds the bytes, so this package never knows where they are (docs/design-storage.md).
 type ISOCatalog interface {
 	List(ctx context.Context) ([]*isostore.ISO, error)
 	Get(ctx context.Context, idOrName string) (*isostore.ISO, error)
 	Delete(ctx context.Context, idOrName string, force bool) error
-	ReadDir(ctx context.Context, idOrName, dirPath string) ([]isostore.Entry, error)
-	OpenFile(ctx context.Context, idOrName, p string) (*isostore.File, error)
-	OpenImage(ctx context.Context, idOrName string) (*isostore.File, *isostore.ISO, error)
+	ReadDir(ctx context.Context, idOrName, dirPath string) ([]iso9660.Entry, error)
+	OpenFile(ctx context.Context, idOrName, p string) (*iso9660.File, error)
+	OpenImage(ctx context.Context, idOrName string) (*iso9660.File, *isostore.ISO, error)
 
 	Upload(ctx context.Context, name string, body io.Reader, wantSHA256 string) (*isostore.ISO, error)
 	AddPath(ctx context.Context, name, p string) (*isostore.ISO, error)

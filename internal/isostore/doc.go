@@ -1,33 +1,38 @@
 // Package isostore owns the ISO catalog fleetboot serves from: streaming uploads (one-shot and
 // resumable) hashed with SHA-256 on the way in and published atomically under their content
 // hash, images registered in place by path, the metadata rows in the shared SQLite database,
-// and the file table (Index) of every image, built once at upload by its own ISO 9660 /
-// Rock Ridge / Joliet reader and persisted next to the image.
+// and the file table (iso9660.Index) of every image, built once at upload and persisted next
+// to the image (<sha256>.idx), with an in-memory cache of the most used ones.
 //
 // The bytes of uploaded images live in an ImageStore: DirImages (<data>/isos) by default,
 // any other backend with random access behind the same four methods (docs/design-storage.md).
+// Reading images is internal/iso9660's job; this package decides where they are.
 //
 // Nothing is ever extracted: a file inside an image is a list of byte extents of the image,
-// and File serves those bytes so that net/http can hand them to sendfile(2) when the image is
-// a local file (through ReadAt otherwise). HTTP
-// itself stays out of this package; its errors are sentinels the HTTP layer maps to status
-// codes with errors.Is.
+// and OpenFile returns an iso9660.File that serves those bytes so that net/http can hand them
+// to sendfile(2) when the image is a local file (through ReadAt otherwise). HTTP itself stays
+// out of this package; its errors are sentinels the HTTP layer maps to status codes with
+// errors.Is.
 package isostore
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 )
 
-// Errors returned by this package; test for them with errors.Is. The comment says the HTTP
+// Errors returned by this package; test for them with errors.Is. The first five are
+// iso9660's, so one errors.Is covers an ISO missing from the catalog and a path missing from
+// an image. The comment says the HTTP
 // status each one suggests.
 var (
-	ErrNotFound         = errors.New("not found")                                                                                                          // 404
-	ErrBadPath          = errors.New("invalid path")                                                                                                       // 400
-	ErrNotDir           = errors.New("not a directory")                                                                                                    // 404 (or 400)
-	ErrIsDir            = errors.New("is a directory")                                                                                                     // 404, or render a listing
-	ErrBadISO           = errors.New("not a usable ISO 9660 image")                                                                                        // 422
+	ErrNotFound         = iso9660.ErrNotFound                                                                                                              // 404
+	ErrBadPath          = iso9660.ErrBadPath                                                                                                               // 400
+	ErrNotDir           = iso9660.ErrNotDir                                                                                                                // 404 (or 400)
+	ErrIsDir            = iso9660.ErrIsDir                                                                                                                 // 404, or render a listing
+	ErrBadISO           = iso9660.ErrBadISO                                                                                                                // 422
 	ErrChecksumMismatch = errors.New("sha256 mismatch")                                                                                                    // 422
 	ErrBadChecksum      = errors.New("expected sha256 must be 64 hex digits")                                                                              // 400
 	ErrBadName          = errors.New("invalid ISO name")                                                                                                   // 400

@@ -3,6 +3,8 @@ package isostore
 import (
 	"os"
 	"sync"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 )
 
 // maxIdleFDs bounds the descriptors kept open per image between requests: enough for the
@@ -70,7 +72,7 @@ func (p *fdPool) get() *os.File {
 }
 
 // put hands a descriptor back (File.Close).
-func (p *fdPool) put(r ImageReader) error {
+func (p *fdPool) put(r iso9660.ReaderAt) error {
 	f, ok := r.(*os.File)
 	if !ok {
 		return r.Close()

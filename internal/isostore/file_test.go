@@ -12,11 +12,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
@@ -31,16 +35,42 @@ func fileServer(t testing.TB, s *Store, id string) (*httptest.Server, chan int64
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
+		cf := &countingFile{File: f}
 		defer func() {
 			f.Close()
-			readLens <- f.readLen
+			readLens <- cf.read
 		}()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("ETag", f.ETag())
-		http.ServeContent(w, r, f.Name(), f.ModTime(), f)
+		http.ServeContent(w, r, f.Name(), f.ModTime(), cf)
 	}))
 	t.Cleanup(srv.Close)
 	return srv, readLens
+}
+
+// countingFile counts the bytes that go through Read; embedding keeps File's SyscallConn, so
+// what net/http sends with sendfile does not pass through it.
+type countingFile struct {
+	*iso9660.File
+	read int64
+}
+
+func (c *countingFile) Read(p []byte) (int, error) {
+	n, err := c.File.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// readFromRecorder records what its ReadFrom was handed: an *os.File (or an
+// io.LimitedReader around one) is what net/http sends with sendfile.
+type readFromRecorder struct {
+	http.ResponseWriter
+	srcs []io.Reader
+}
+
+func (w *readFromRecorder) ReadFrom(r io.Reader) (int64, error) {
+	w.srcs = append(w.srcs, r)
+	return w.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
 }
 
 func get(t testing.TB, url string, hdr map[string]string) (*http.Response, []byte) {
@@ -63,13 +93,13 @@ func get(t testing.TB, url string, hdr map[string]string) (*http.Response, []byt
 
 func TestServeContentSendsSingleExtentFilesWithSendfile(t *testing.T) {
 	s, _ := newStore(t)
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, readLens := fileServer(t, s, iso.ID)
-	want := fileContent("casper/initrd", 150_000)
+	want := isotest.FileContent("casper/initrd", 150_000)
 
 	resp, body := get(t, srv.URL+"/casper/initrd", nil)
 	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
@@ -177,14 +207,14 @@ func checkMultipart(t *testing.T, resp *http.Response, body []byte, want [][]byt
 
 // multiExtentFile makes a File over a scratch file with extents deliberately out of order,
 // the way a > 4 GiB file's parts sit in an image, and returns the bytes it must read as.
-func multiExtentFile(t testing.TB) (*File, []byte) {
+func multiExtentFile(t testing.TB) (*iso9660.File, []byte) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image")
-	img := fileContent("image", 64<<10)
+	img := isotest.FileContent("image", 64<<10)
 	if err := os.WriteFile(p, img, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	extents := []Extent{{Offset: 40000, Length: 5000}, {Offset: 2048, Length: 30000}, {Offset: 60000, Length: 123}}
+	extents := []iso9660.Extent{{Offset: 40000, Length: 5000}, {Offset: 2048, Length: 30000}, {Offset: 60000, Length: 123}}
 	var want []byte
 	var size int64
 	for _, x := range extents {
@@ -195,7 +225,7 @@ func multiExtentFile(t testing.TB) (*File, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := newFile(f, Entry{Path: "/big", Size: size, Extents: extents}, `"x"`)
+	file, err := iso9660.OpenFile(f, iso9660.Entry{Path: "/big", Size: size, Extents: extents}, `"x"`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +284,7 @@ func TestMultiExtentFileReadsSeeksAndServesAcrossExtents(t *testing.T) {
 
 func TestFileWriteToSendsExactlyTheFileOverTCP(t *testing.T) {
 	s, _ := newStore(t)
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
@@ -268,14 +298,23 @@ func TestFileWriteToSendsExactlyTheFileOverTCP(t *testing.T) {
 		defer f.Close()
 		f.Seek(1000, io.SeekStart)
 		w.Header().Set("Content-Length", fmt.Sprint(f.Size()-1000))
-		io.Copy(w, f) // File.WriteTo → io.CopyN(w, *os.File, n) → sendfile
-		if f.readLen != 0 {
-			t.Errorf("%d bytes went through Read", f.readLen)
+		rw := &readFromRecorder{ResponseWriter: w}
+		io.Copy(rw, f) // File.WriteTo → io.CopyN(w, *os.File, n) → sendfile
+		for _, src := range rw.srcs {
+			if lr, ok := src.(*io.LimitedReader); ok {
+				src = lr.R
+			}
+			if _, ok := src.(*os.File); !ok {
+				t.Errorf("ReadFrom got %T, want the image's *os.File (sendfile)", src)
+			}
+		}
+		if len(rw.srcs) == 0 {
+			t.Error("WriteTo never reached the response writer's ReadFrom")
 		}
 	}))
 	defer srv.Close()
 	_, body := get(t, srv.URL, nil)
-	if want := fileContent("casper/vmlinuz", 70_000)[1000:]; !bytes.Equal(body, want) {
+	if want := isotest.FileContent("casper/vmlinuz", 70_000)[1000:]; !bytes.Equal(body, want) {
 		t.Fatalf("%d bytes, want %d", len(body), len(want))
 	}
 }
@@ -303,10 +342,14 @@ func TestBigMultiExtentISO(t *testing.T) {
 	f.Truncate(size)
 	f.Close()
 	os.WriteFile(filepath.Join(src, "small.txt"), []byte("small"), 0o644)
-	img := buildISO(t, src, "-R", "-iso-level", "3")
+	img := isotest.BuildISO(t, src, "-R", "-iso-level", "3")
 	os.Remove(big)
 
-	ix, imgFile := indexFile(t, img)
+	imgFile, imgSize := isotest.OpenImage(t, img)
+	ix, err := iso9660.BuildIndex(imgFile, imgSize)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, err := ix.Lookup("/big.img")
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +358,7 @@ func TestBigMultiExtentISO(t *testing.T) {
 		t.Fatalf("big.img: size %d in %d extents, want %d in several", e.Size, len(e.Extents), int64(size))
 	}
 	t.Logf("extents: %+v", e.Extents)
-	fl, err := newFile(imgFile, *e, `"big"`)
+	fl, err := iso9660.OpenFile(imgFile, *e, `"big"`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,9 +405,13 @@ func processCPU() time.Duration {
 // ServeContent): whole 8 MiB files and 64 KiB ranges, over loopback TCP.
 func BenchmarkServeContent(b *testing.B) {
 	src := b.TempDir()
-	writeTree(b, src, treeSpec{files: map[string]int{"payload.bin": 8 << 20}})
-	img := buildISO(b, src, "-R")
-	ix, _ := indexFile(b, img)
+	isotest.WriteTree(b, src, isotest.TreeSpec{Files: map[string]int{"payload.bin": 8 << 20}})
+	img := isotest.BuildISO(b, src, "-R")
+	imgFile, imgSize := isotest.OpenImage(b, img)
+	ix, err := iso9660.BuildIndex(imgFile, imgSize)
+	if err != nil {
+		b.Fatal(err)
+	}
 	e, err := ix.Lookup("/payload.bin")
 	if err != nil {
 		b.Fatal(err)
@@ -373,7 +420,7 @@ func BenchmarkServeContent(b *testing.B) {
 	handlers := map[string]http.HandlerFunc{
 		"File": func(w http.ResponseWriter, r *http.Request) {
 			f, _ := os.Open(img)
-			fl, _ := newFile(f, *e, `"e"`)
+			fl, _ := iso9660.OpenFile(f, *e, `"e"`, nil)
 			defer fl.Close()
 			w.Header().Set("Content-Type", "application/octet-stream")
 			http.ServeContent(w, r, "payload.bin", time.Time{}, fl)
@@ -435,12 +482,12 @@ type remoteImages struct {
 	opened chan string
 }
 
-type remoteReader struct{ r ImageReader }
+type remoteReader struct{ r iso9660.ReaderAt }
 
 func (r remoteReader) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
 func (r remoteReader) Close() error                            { return r.r.Close() }
 
-func (m remoteImages) Open(ctx context.Context, sum string, size int64) (ImageReader, error) {
+func (m remoteImages) Open(ctx context.Context, sum string, size int64) (iso9660.ReaderAt, error) {
 	r, err := m.DirImages.Open(ctx, sum, size)
 	if err != nil {
 		return nil, err
@@ -463,13 +510,13 @@ func TestImageStoreWithoutLocalFilesServesThroughReadAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, readLens := fileServer(t, s, iso.ID)
-	want := fileContent("casper/initrd", 150_000)
+	want := isotest.FileContent("casper/initrd", 150_000)
 	resp, body := get(t, srv.URL+"/casper/initrd", nil)
 	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
 		t.Fatalf("GET: %d, %d bytes, equal=%v", resp.StatusCode, len(body), bytes.Equal(body, want))
@@ -512,15 +559,16 @@ func TestImageStoreWithoutLocalFilesServesThroughReadAt(t *testing.T) {
 		t.Fatalf("after delete the image store holds %v (%v)", sums, err)
 	}
 }
+
 func TestUploadedImageDescriptorsAreReusedAndClosedOnDelete(t *testing.T) {
 	s, _ := newStore(t)
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	open := func() *File {
+	open := func() *iso9660.File {
 		t.Helper()
 		f, err := s.OpenFile(ctx, iso.ID, "/casper/initrd")
 		if err != nil {
@@ -528,19 +576,22 @@ func TestUploadedImageDescriptorsAreReusedAndClosedOnDelete(t *testing.T) {
 		}
 		return f
 	}
+	// idle lists the image's descriptors waiting in the store for the next request.
+	idle := func() []*os.File {
+		p := s.fds.pool(iso.SHA256)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return slices.Clone(p.idle)
+	}
 	a := open()
-	fdA := a.f
 	// A File seeks without moving the descriptor; reading still starts where it should,
 	// and a reused descriptor left anywhere by sendfile does not matter.
 	if _, err := a.Seek(1000, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 100)
-	if _, err := io.ReadFull(a, buf); err != nil || !bytes.Equal(buf, fileContent("casper/initrd", 150_000)[1000:1100]) {
+	if _, err := io.ReadFull(a, buf); err != nil || !bytes.Equal(buf, isotest.FileContent("casper/initrd", 150_000)[1000:1100]) {
 		t.Fatalf("read at 1000: %v", err)
-	}
-	if _, err := fdA.Seek(12345, io.SeekStart); err != nil { // as sendfile would leave it
-		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -548,20 +599,27 @@ func TestUploadedImageDescriptorsAreReusedAndClosedOnDelete(t *testing.T) {
 	if err := a.Close(); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("second Close: %v, want ErrClosed", err)
 	}
+	if len(idle()) != 1 {
+		t.Fatalf("%d idle descriptors after Close, want the one handed back", len(idle()))
+	}
+	fdA := idle()[0]
+	if _, err := fdA.Seek(12345, io.SeekStart); err != nil { // as sendfile would leave it
+		t.Fatal(err)
+	}
 	b := open()
-	if b.f != fdA {
+	if len(idle()) != 0 {
 		t.Fatal("the second request opened the image again instead of reusing the idle descriptor")
 	}
 	c := open() // b holds the idle one: c needs its own
-	if c.f == fdA {
-		t.Fatal("two open Files share a descriptor")
-	}
 	got, err := io.ReadAll(b)
-	if err != nil || !bytes.Equal(got, fileContent("casper/initrd", 150_000)) {
+	if err != nil || !bytes.Equal(got, isotest.FileContent("casper/initrd", 150_000)) {
 		t.Fatalf("reused descriptor read %d bytes, err %v", len(got), err)
 	}
-	fdC := c.f
 	c.Close() // idle now
+	if len(idle()) != 1 || idle()[0] == fdA {
+		t.Fatal("two open Files shared a descriptor")
+	}
+	fdC := idle()[0]
 	if err := s.Delete(ctx, iso.ID, true); err != nil {
 		t.Fatal(err)
 	}

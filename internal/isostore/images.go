@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 )
 
 // ImageStore keeps the bytes of uploaded images, each under its SHA-256 (64 lower-case hex
@@ -21,8 +22,8 @@ type ImageStore interface {
 	// Open opens the image for ranged reads. size is what the catalog recorded for it: a
 	// stored image of another size fails with ErrChanged, a missing one with an error
 	// matching fs.ErrNotExist. A backend that holds local files returns the *os.File itself,
-	// which File hands to sendfile(2); any other ImageReader is read with ReadAt.
-	Open(ctx context.Context, sum string, size int64) (ImageReader, error)
+	// which iso9660.File hands to sendfile(2); any other reader is read with ReadAt.
+	Open(ctx context.Context, sum string, size int64) (iso9660.ReaderAt, error)
 	// Put publishes a complete image: staged is a local file, already fsync'd, whose
 	// content hashes to sum. Put moves or copies it; once Put returns, Open(sum) works and
 	// survives a crash. The caller removes staged if it is still there.
@@ -35,12 +36,6 @@ type ImageStore interface {
 	List(ctx context.Context) ([]string, error)
 }
 
-// ImageReader is an open image: random access reads, then Close. *os.File is one.
-type ImageReader interface {
-	io.ReaderAt
-	io.Closer
-}
-
 // DirImages is the default ImageStore: <dir>/<sha256>.iso files, published by rename (so
 // staged files must be on the same file system, as <data>/isos/tmp is).
 type DirImages struct{ Dir string }
@@ -50,7 +45,7 @@ var _ ImageStore = DirImages{}
 func (d DirImages) path(sum string) string { return filepath.Join(d.Dir, sum+".iso") }
 
 // Open opens <dir>/<sum>.iso and checks its size.
-func (d DirImages) Open(_ context.Context, sum string, size int64) (ImageReader, error) {
+func (d DirImages) Open(_ context.Context, sum string, size int64) (iso9660.ReaderAt, error) {
 	f, err := os.Open(d.path(sum))
 	if err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
 )
 
 // The tests below run an upload in a child process (this test binary re-executed with
@@ -105,7 +107,7 @@ func TestKillDuringUploadLeavesNoVisibleISO(t *testing.T) {
 		runChild(t)
 		return
 	}
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	dir := t.TempDir()
 	kill := startChild(t, "upload", dir, fx.iso, "")
 	waitFor(t, "the child's upload to reach its temporary file", func() bool {
@@ -138,7 +140,7 @@ func TestKillDuringResumableUploadResumesFromTheLastCheckpoint(t *testing.T) {
 		runChild(t)
 		return
 	}
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	dir := t.TempDir()
 	s := openStore(t, dir, dir)
 	ctx := context.Background()
@@ -148,13 +150,13 @@ func TestKillDuringResumableUploadResumesFromTheLastCheckpoint(t *testing.T) {
 	}
 	kill := startChild(t, "resumable", dir, fx.iso, u.ID)
 	waitFor(t, "the child to checkpoint half the image", func() bool {
-		off, err := s.UploadOffset(ctx, u.ID)
+		off, err := uploadOffset(ctx, s, u.ID)
 		return err == nil && off >= fx.size/2
 	})
 	kill()
 
 	s = openStore(t, dir, dir)
-	off, err := s.UploadOffset(ctx, u.ID)
+	off, err := uploadOffset(ctx, s, u.ID)
 	if err != nil || off < fx.size/2 || off > fx.size*2/3 {
 		t.Fatalf("offset after the kill = %d, %v; want a checkpoint between %d and %d", off, err, fx.size/2, fx.size*2/3)
 	}

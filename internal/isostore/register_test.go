@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
 )
 
 // TestAddPathOnlyBelowRegisterDirs: without --register-dir nothing is registered; with one,
@@ -15,7 +17,7 @@ import (
 // that stays inside is followed and the image recorded under its real path.
 func TestAddPathOnlyBelowRegisterDirs(t *testing.T) {
 	ctx := context.Background()
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	raw, err := os.ReadFile(fx.iso)
 	if err != nil {
 		t.Fatal(err)

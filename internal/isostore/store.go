@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
@@ -67,13 +68,13 @@ type Store struct {
 
 // ISO is the metadata of one stored image.
 type ISO struct {
-	ID         string     // first 16 hex digits of SHA256; stable, used in URLs
-	Name       string     // unique, chosen by the user
-	SHA256     string     // lower-case hex
-	Size       int64      // bytes
-	Label      string     // volume label
-	FileCount  int        // regular files in the image
-	Names      NameSource // which naming layer the index uses
+	ID         string             // first 16 hex digits of SHA256; stable, used in URLs
+	Name       string             // unique, chosen by the user
+	SHA256     string             // lower-case hex
+	Size       int64              // bytes
+	Label      string             // volume label
+	FileCount  int                // regular files in the image
+	Names      iso9660.NameSource // which naming layer the index uses
 	UploadedAt time.Time
 	// SourcePath is the absolute path of an image registered with AddPath (served in place,
 	// never copied or deleted); empty for uploaded images.
@@ -316,7 +317,7 @@ func scanISO(r rowScanner) (*ISO, error) {
 		&uploaded, &iso.SourcePath, &iso.sourceMtime, &iso.Detected); err != nil {
 		return nil, err
 	}
-	iso.Names = NameSource(names)
+	iso.Names = iso9660.NameSource(names)
 	iso.UploadedAt, _ = time.Parse(timeFormat, uploaded)
 	return &iso, nil
 }
@@ -444,7 +445,7 @@ func (s *Store) indexPath(sum string) string { return filepath.Join(s.dir, sum+"
 // openImage opens the image of iso: an uploaded one from the ImageStore, one added by path
 // from that path after checking that it is still the file that was indexed (same size and
 // modification time): serving extents of a replaced file would send garbage.
-func (s *Store) openImage(ctx context.Context, iso *ISO) (ImageReader, error) {
+func (s *Store) openImage(ctx context.Context, iso *ISO) (iso9660.ReaderAt, error) {
 	if iso.SourcePath == "" {
 		r, err := s.images.Open(ctx, iso.SHA256, iso.Size)
 		switch {
@@ -478,7 +479,7 @@ func (s *Store) openImage(ctx context.Context, iso *ISO) (ImageReader, error) {
 
 // OpenImage opens the whole image of an ISO, for serving the .iso itself: a File over the
 // image, so a local image goes out with sendfile. The caller closes it.
-func (s *Store) OpenImage(ctx context.Context, idOrName string) (*File, *ISO, error) {
+func (s *Store) OpenImage(ctx context.Context, idOrName string) (*iso9660.File, *ISO, error) {
 	iso, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return nil, nil, err
@@ -487,11 +488,11 @@ func (s *Store) OpenImage(ctx context.Context, idOrName string) (*File, *ISO, er
 	if err != nil {
 		return nil, nil, err
 	}
-	whole := Entry{Path: "/" + iso.Name, Size: iso.Size, ModTime: iso.UploadedAt}
+	whole := iso9660.Entry{Path: "/" + iso.Name, Size: iso.Size, ModTime: iso.UploadedAt}
 	if iso.Size > 0 {
-		whole.Extents = []Extent{{Offset: 0, Length: iso.Size}}
+		whole.Extents = []iso9660.Extent{{Offset: 0, Length: iso.Size}}
 	}
-	f, err := newFile(r, whole, `"`+iso.SHA256+`"`)
+	f, err := iso9660.OpenFile(r, whole, `"`+iso.SHA256+`"`, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -500,19 +501,19 @@ func (s *Store) OpenImage(ctx context.Context, idOrName string) (*File, *ISO, er
 
 // Index returns the file table of an ISO, from the in-memory cache or its index file; a
 // missing or damaged index file is rebuilt from the image.
-func (s *Store) Index(ctx context.Context, idOrName string) (*Index, *ISO, error) {
+func (s *Store) Index(ctx context.Context, idOrName string) (*iso9660.Index, *ISO, error) {
 	iso, err := s.Get(ctx, idOrName)
 	if err != nil {
 		return nil, nil, err
 	}
-	ix, err := s.cache.get(iso.SHA256, func() (*Index, error) { return s.loadIndex(ctx, iso) })
+	ix, err := s.cache.get(iso.SHA256, func() (*iso9660.Index, error) { return s.loadIndex(ctx, iso) })
 	if err != nil {
 		return nil, nil, err
 	}
 	return ix, iso, nil
 }
 
-func (s *Store) loadIndex(ctx context.Context, iso *ISO) (*Index, error) {
+func (s *Store) loadIndex(ctx context.Context, iso *ISO) (*iso9660.Index, error) {
 	start := time.Now()
 	ix, err := readIndexFile(s.indexPath(iso.SHA256))
 	if err == nil && ix.ImageSize == iso.Size {
@@ -525,7 +526,7 @@ func (s *Store) loadIndex(ctx context.Context, iso *ISO) (*Index, error) {
 		return nil, err
 	}
 	defer f.Close()
-	ix, err = BuildIndex(f, iso.Size)
+	ix, err = iso9660.BuildIndex(f, iso.Size)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild index of iso %s: %w", iso.ID, err)
 	}
@@ -535,7 +536,7 @@ func (s *Store) loadIndex(ctx context.Context, iso *ISO) (*Index, error) {
 	return ix, nil
 }
 
-func readIndexFile(p string) (*Index, error) {
+func readIndexFile(p string) (*iso9660.Index, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -545,11 +546,11 @@ func readIndexFile(p string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ReadIndex(f, st.Size())
+	return iso9660.ReadIndex(f, st.Size())
 }
 
 // writeIndexFile writes ix durably to dst (through a temporary file and a rename).
-func (s *Store) writeIndexFile(ix *Index, dst string) error {
+func (s *Store) writeIndexFile(ix *iso9660.Index, dst string) error {
 	tmp, err := s.writeIndexTemp(ix)
 	if err != nil {
 		return err
@@ -561,7 +562,7 @@ func (s *Store) writeIndexFile(ix *Index, dst string) error {
 	return syncDir(filepath.Dir(dst))
 }
 
-func (s *Store) writeIndexTemp(ix *Index) (string, error) {
+func (s *Store) writeIndexTemp(ix *iso9660.Index) (string, error) {
 	f, err := os.CreateTemp(s.tmpDir, "index-*.idx")
 	if err != nil {
 		return "", fmt.Errorf("write index: %w", noSpace(err))
@@ -598,7 +599,7 @@ func noSpace(err error) error {
 }
 
 // Lookup returns the entry at path p inside an ISO (symlinks followed). See Index.Lookup.
-func (s *Store) Lookup(ctx context.Context, idOrName, p string) (*Entry, error) {
+func (s *Store) Lookup(ctx context.Context, idOrName, p string) (*iso9660.Entry, error) {
 	ix, iso, err := s.Index(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -611,7 +612,7 @@ func (s *Store) Lookup(ctx context.Context, idOrName, p string) (*Entry, error) 
 }
 
 // ReadDir lists a directory inside an ISO. See Index.ReadDir.
-func (s *Store) ReadDir(ctx context.Context, idOrName, dirPath string) ([]Entry, error) {
+func (s *Store) ReadDir(ctx context.Context, idOrName, dirPath string) ([]iso9660.Entry, error) {
 	ix, iso, err := s.Index(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -625,7 +626,7 @@ func (s *Store) ReadDir(ctx context.Context, idOrName, dirPath string) ([]Entry,
 
 // OpenFile opens the regular file at p inside an ISO for serving (symlinks followed). A
 // directory fails with ErrIsDir. The caller closes the File.
-func (s *Store) OpenFile(ctx context.Context, idOrName, p string) (*File, error) {
+func (s *Store) OpenFile(ctx context.Context, idOrName, p string) (*iso9660.File, error) {
 	ix, iso, err := s.Index(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -641,12 +642,7 @@ func (s *Store) OpenFile(ctx context.Context, idOrName, p string) (*File, error)
 	if err != nil {
 		return nil, err
 	}
-	fl, err := newFile(r, *e, ETag(iso.SHA256, e.Path))
-	if err != nil {
-		return nil, err
-	}
-	fl.release = release
-	return fl, nil
+	return iso9660.OpenFile(r, *e, ETag(iso.SHA256, e.Path), release)
 }
 
 // openPooled is openImage for the serving path. An uploaded image's bytes never change under
@@ -657,10 +653,10 @@ func (s *Store) OpenFile(ctx context.Context, idOrName, p string) (*File, error)
 // back (a new inode under the same name), so it is opened afresh each time, as openImage
 // checks it; so is an image whose store is not local files. release takes the reader back
 // (File.Close calls it).
-func (s *Store) openPooled(ctx context.Context, iso *ISO) (ImageReader, func(ImageReader) error, error) {
+func (s *Store) openPooled(ctx context.Context, iso *ISO) (iso9660.ReaderAt, func(iso9660.ReaderAt) error, error) {
 	if iso.SourcePath != "" {
 		r, err := s.openImage(ctx, iso)
-		return r, ImageReader.Close, err
+		return r, iso9660.ReaderAt.Close, err
 	}
 	p := s.fds.pool(iso.SHA256)
 	if f := p.get(); f != nil {
@@ -675,7 +671,7 @@ func (s *Store) openPooled(ctx context.Context, iso *ISO) (ImageReader, func(Ima
 		return nil, nil, err
 	}
 	if _, ok := r.(*os.File); !ok {
-		return r, ImageReader.Close, nil
+		return r, iso9660.ReaderAt.Close, nil
 	}
 	return r, p.put, nil
 }
@@ -699,7 +695,7 @@ type indexCache struct {
 type cacheSlot struct {
 	key   string
 	ready chan struct{}
-	ix    *Index
+	ix    *iso9660.Index
 	err   error
 	elem  *list.Element
 }
@@ -708,7 +704,7 @@ func newIndexCache(max int) *indexCache {
 	return &indexCache{max: max, slots: map[string]*cacheSlot{}, lru: list.New()}
 }
 
-func (c *indexCache) get(key string, load func() (*Index, error)) (*Index, error) {
+func (c *indexCache) get(key string, load func() (*iso9660.Index, error)) (*iso9660.Index, error) {
 	c.mu.Lock()
 	if sl, ok := c.slots[key]; ok {
 		c.lru.MoveToFront(sl.elem)
@@ -743,7 +739,7 @@ func (c *indexCache) get(key string, load func() (*Index, error)) (*Index, error
 }
 
 // put stores an index just built, sparing the first request a load.
-func (c *indexCache) put(key string, ix *Index) {
+func (c *indexCache) put(key string, ix *iso9660.Index) {
 	sl := &cacheSlot{key: key, ready: make(chan struct{}), ix: ix}
 	close(sl.ready)
 	c.mu.Lock()

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
@@ -63,11 +66,11 @@ type fixture struct {
 	size     int64
 }
 
-func makeFixture(t testing.TB, spec treeSpec, args ...string) fixture {
+func makeFixture(t testing.TB, spec isotest.TreeSpec, args ...string) fixture {
 	t.Helper()
 	src := t.TempDir()
-	writeTree(t, src, spec)
-	p := buildISO(t, src, args...)
+	isotest.WriteTree(t, src, spec)
+	p := isotest.BuildISO(t, src, args...)
 	return fixture{src: src, iso: p, sum: fileSHA(t, p), size: fileSize(t, p)}
 }
 
@@ -159,13 +162,13 @@ func serveAll(t *testing.T, s *Store, id, src string) {
 
 func TestUploadPublishesAnImageThatServesEveryFile(t *testing.T) {
 	s, dir := newStore(t)
-	fx := makeFixture(t, richTree(), "-R", "-J", "-V", "RICH")
+	fx := makeFixture(t, isotest.RichTree(), "-R", "-J", "-V", "RICH")
 	iso, err := uploadFile(t, s, "rich 1.0", fx.iso, strings.ToUpper(fx.sum))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if iso.SHA256 != fx.sum || iso.ID != fx.sum[:16] || iso.Size != fx.size || iso.Label != "RICH" ||
-		iso.Existed || iso.Names != NamesRockRidge || iso.FileCount < 300 {
+		iso.Existed || iso.Names != iso9660.NamesRockRidge || iso.FileCount < 300 {
 		t.Fatalf("iso = %+v", iso)
 	}
 	published := assertClean(t, dir)
@@ -203,7 +206,7 @@ func TestUploadPublishesAnImageThatServesEveryFile(t *testing.T) {
 
 func TestUploadSameContentReturnsTheExistingISO(t *testing.T) {
 	s, dir := newStore(t)
-	fx := makeFixture(t, smallTree(), "-R")
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	first, err := uploadFile(t, s, "first", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
@@ -250,8 +253,8 @@ func TestUploadSameContentReturnsTheExistingISO(t *testing.T) {
 
 func TestUploadRefusesATakenNameForOtherContent(t *testing.T) {
 	s, dir := newStore(t)
-	a := makeFixture(t, smallTree(), "-R")
-	b := makeFixture(t, plainTree(), "-R")
+	a := makeFixture(t, isotest.SmallTree(), "-R")
+	b := makeFixture(t, isotest.PlainTree(), "-R")
 	if _, err := uploadFile(t, s, "name", a.iso, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +273,7 @@ func TestUploadRefusesATakenNameForOtherContent(t *testing.T) {
 	)
 	// A third content: a's image with another volume label.
 	third, _ := os.ReadFile(a.iso)
-	copy(third[16*sectorSize+40:], "THIRD   ")
+	copy(third[16*isoSector+40:], "THIRD   ")
 	if err := os.WriteFile(a.iso+".copy", third, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -315,14 +318,14 @@ func TestUploadRejectsBadNamesAndChecksums(t *testing.T) {
 }
 
 func TestUploadFailuresLeaveNothingBehind(t *testing.T) {
-	fx := makeFixture(t, smallTree(), "-R")
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	img, err := os.ReadFile(fx.iso)
 	if err != nil {
 		t.Fatal(err)
 	}
-	udf := make([]byte, 64*sectorSize)
+	udf := make([]byte, 64*isoSector)
 	for i, id := range []string{"BEA01", "NSR02", "TEA01"} {
-		copy(udf[(16+i)*sectorSize+1:], id)
+		copy(udf[(16+i)*isoSector+1:], id)
 	}
 	cases := []struct {
 		name string
@@ -333,7 +336,7 @@ func TestUploadFailuresLeaveNothingBehind(t *testing.T) {
 		{"checksum mismatch", func(context.CancelFunc) io.Reader { return bytes.NewReader(img) }, strings.Repeat("0", 64), ErrChecksumMismatch},
 		{"not an ISO", func(context.CancelFunc) io.Reader { return strings.NewReader(strings.Repeat("text ", 20000)) }, "", ErrBadISO},
 		{"truncated ISO", func(context.CancelFunc) io.Reader { return bytes.NewReader(img[:len(img)/2]) }, "", ErrBadISO},
-		{"UDF only", func(context.CancelFunc) io.Reader { return bytes.NewReader(udf) }, "", ErrUDFOnly},
+		{"UDF only", func(context.CancelFunc) io.Reader { return bytes.NewReader(udf) }, "", iso9660.ErrUDFOnly},
 		{"client disconnects", func(context.CancelFunc) io.Reader {
 			return io.MultiReader(bytes.NewReader(img[:len(img)/2]), &errReader{io.ErrUnexpectedEOF})
 		}, "", io.ErrUnexpectedEOF},
@@ -374,16 +377,16 @@ func TestUploadOnAFullDiskFailsCleanly(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs")
 	}
 	data := t.TempDir()
-	if out, err := runCmd("mount", "-t", "tmpfs", "-o", "size=2m", "fleetboot-isostore-test", data); err != nil {
+	if out, err := isotest.RunCmd("mount", "-t", "tmpfs", "-o", "size=2m", "fleetboot-isostore-test", data); err != nil {
 		t.Skipf("cannot mount tmpfs: %v %s", err, out)
 	}
 	t.Cleanup(func() {
-		if out, err := runCmd("umount", data); err != nil {
+		if out, err := isotest.RunCmd("umount", data); err != nil {
 			t.Errorf("umount %s: %v %s", data, err, out)
 		}
 	})
 	s := openStore(t, data, t.TempDir())
-	fx := makeFixture(t, treeSpec{files: map[string]int{"big.bin": 3 << 20}}, "-R")
+	fx := makeFixture(t, isotest.TreeSpec{Files: map[string]int{"big.bin": 3 << 20}}, "-R")
 	_, err := uploadFile(t, s, "big", fx.iso, "")
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("err = %v, want ErrNoSpace", err)
@@ -392,7 +395,7 @@ func TestUploadOnAFullDiskFailsCleanly(t *testing.T) {
 		t.Fatalf("files left: %v", got)
 	}
 	// Nothing is left holding the space: a small image fits afterwards.
-	small := makeFixture(t, smallTree(), "-R", "-no-pad")
+	small := makeFixture(t, isotest.SmallTree(), "-R", "-no-pad")
 	if _, err := uploadFile(t, s, "small", small.iso, ""); err != nil {
 		t.Fatalf("small upload after a full disk: %v", err)
 	}
@@ -404,7 +407,7 @@ func TestUploadOnAFullDiskFailsCleanly(t *testing.T) {
 
 func TestConcurrentUploadsOfSameAndDifferentContent(t *testing.T) {
 	s, dir := newStore(t)
-	fx := makeFixture(t, smallTree(), "-R", "-no-pad")
+	fx := makeFixture(t, isotest.SmallTree(), "-R", "-no-pad")
 	base, err := os.ReadFile(fx.iso)
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +420,7 @@ func TestConcurrentUploadsOfSameAndDifferentContent(t *testing.T) {
 			continue
 		}
 		images[i] = bytes.Clone(base)
-		copy(images[i][16*sectorSize+40:], fmt.Sprintf("VARIANT_%d", i))
+		copy(images[i][16*isoSector+40:], fmt.Sprintf("VARIANT_%d", i))
 	}
 	type result struct {
 		iso *ISO
@@ -474,7 +477,7 @@ func TestResumableUploadSurvivesCutsAndRestarts(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, dir)
 	s.checkpointBytes = 8192 // several checkpoints per chunk
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	img, err := os.ReadFile(fx.iso)
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +506,7 @@ func TestResumableUploadSurvivesCutsAndRestarts(t *testing.T) {
 	}
 	// Restart the store: the offset and hash state come back from the database.
 	s = openStore(t, dir, dir)
-	if got, err := s.UploadOffset(ctx, u.ID); err != nil || got != cutAt {
+	if got, err := uploadOffset(ctx, s, u.ID); err != nil || got != cutAt {
 		t.Fatalf("offset after restart = %d, %v; want %d", got, err, cutAt)
 	}
 	// Bytes beyond the announced size are refused (the announced part is kept).
@@ -519,7 +522,7 @@ func TestResumableUploadSurvivesCutsAndRestarts(t *testing.T) {
 		t.Fatalf("iso = %+v", iso)
 	}
 	serveAll(t, s, iso.ID, fx.src)
-	if _, err := s.UploadOffset(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := uploadOffset(ctx, s, u.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("finished upload still there: %v", err)
 	}
 	if parts, _ := os.ReadDir(filepath.Join(dir, "isos", "uploads")); len(parts) != 0 {
@@ -531,7 +534,7 @@ func TestResumableUploadSurvivesCutsAndRestarts(t *testing.T) {
 func TestResumableUploadOfUnknownSizeAndBadContent(t *testing.T) {
 	s, dir := newStore(t)
 	s.checkpointBytes = 4096
-	fx := makeFixture(t, smallTree(), "-R")
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	img, _ := os.ReadFile(fx.iso)
 	ctx := context.Background()
 
@@ -568,7 +571,7 @@ func TestResumableUploadOfUnknownSizeAndBadContent(t *testing.T) {
 		t.Fatalf("err = %v, want ErrBadISO", err)
 	}
 	for _, id := range []string{bad.ID, junk.ID} {
-		if _, err := s.UploadOffset(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := uploadOffset(ctx, s, id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("upload %s still there: %v", id, err)
 		}
 	}
@@ -602,7 +605,7 @@ func TestConcurrentAppendsToOneUploadAreRefused(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if off, _ := s.UploadOffset(ctx, u.ID); off != 3 {
+	if off, _ := uploadOffset(ctx, s, u.ID); off != 3 {
 		t.Fatalf("offset %d, want 3", off)
 	}
 }
@@ -640,10 +643,10 @@ func TestExpireUploadsDiscardsAbandonedOnes(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("ExpireUploads = %d, %v; want 1", n, err)
 	}
-	if _, err := s.UploadOffset(ctx, old.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := uploadOffset(ctx, s, old.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("old upload: %v", err)
 	}
-	if _, err := s.UploadOffset(ctx, fresh.ID); err != nil {
+	if _, err := uploadOffset(ctx, s, fresh.ID); err != nil {
 		t.Fatalf("fresh upload: %v", err)
 	}
 	parts, _ := os.ReadDir(filepath.Join(dir, "isos", "uploads"))
@@ -659,7 +662,7 @@ func TestExpireUploadsDiscardsAbandonedOnes(t *testing.T) {
 }
 
 func TestAddPathServesInPlaceAndNoticesChanges(t *testing.T) {
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	s, dir := newStoreRegisteringFrom(t, filepath.Dir(fx.iso))
 	ctx := context.Background()
 	if _, err := s.AddPath(ctx, "nas", "relative/path.iso"); !errors.Is(err, ErrBadPath) {
@@ -712,7 +715,7 @@ func TestAddPathServesInPlaceAndNoticesChanges(t *testing.T) {
 
 func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
 	s, dir := newStore(t)
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
@@ -742,7 +745,7 @@ func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
 		t.Fatalf("files after delete %v", got)
 	}
 	got, err := io.ReadAll(f)
-	if err != nil || !bytes.Equal(got, fileContent("casper/initrd", 150_000)) {
+	if err != nil || !bytes.Equal(got, isotest.FileContent("casper/initrd", 150_000)) {
 		t.Fatalf("open file after delete: %d bytes, %v", len(got), err)
 	}
 	if err := s.Delete(ctx, "rich", true); !errors.Is(err, ErrNotFound) {
@@ -753,7 +756,7 @@ func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
 func TestOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, dir)
-	fx := makeFixture(t, smallTree(), "-R")
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	iso, err := uploadFile(t, s, "keep", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
@@ -790,7 +793,7 @@ func TestOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T) {
 
 func TestLookupErrorsThroughTheStore(t *testing.T) {
 	s, _ := newStore(t)
-	fx := makeFixture(t, richTree(), "-R")
+	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
 		t.Fatal(err)
@@ -836,7 +839,19 @@ func TestResumableUploadThatLostDataStartsOver(t *testing.T) {
 	if _, err := s.AppendUpload(ctx, u.ID, 10, strings.NewReader("more")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("append after data loss: %v, want ErrNotFound", err)
 	}
-	if _, err := s.UploadOffset(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := uploadOffset(ctx, s, u.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("upload still listed: %v", err)
 	}
+}
+
+// isoSector is the ISO 9660 logical sector size, for tests that patch images by hand.
+const isoSector = 2048
+
+// uploadOffset is where a client resumes upload id: UploadStatus's Offset.
+func uploadOffset(ctx context.Context, s *Store, id string) (int64, error) {
+	u, err := s.UploadStatus(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return u.Offset, nil
 }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 )
 
 // copyBufSize is the size of each of the three buffers an upload streams through: memory stays flat whatever the
@@ -186,7 +188,7 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix, err := BuildIndex(img, r.size)
+	ix, err := iso9660.BuildIndex(img, r.size)
 	img.Close()
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
@@ -433,16 +435,6 @@ func (s *Store) UploadStatus(ctx context.Context, id string) (*Upload, error) {
 		return nil, err
 	}
 	return &u.Upload, nil
-}
-
-// UploadOffset returns how many bytes of a resumable upload are stored: where the client
-// resumes.
-func (s *Store) UploadOffset(ctx context.Context, id string) (int64, error) {
-	u, err := s.loadUpload(ctx, id)
-	if err != nil {
-		return 0, err
-	}
-	return u.Offset, nil
 }
 
 // claim marks an upload busy so that two requests never write it at once.

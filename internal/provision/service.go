@@ -13,6 +13,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/distro"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
 )
@@ -24,8 +25,8 @@ var ErrNotFound = errors.New("not found")
 // files, and a place to record what detection found. *isostore.Store implements it.
 type ISOs interface {
 	Get(ctx context.Context, idOrName string) (*isostore.ISO, error)
-	Index(ctx context.Context, idOrName string) (*isostore.Index, *isostore.ISO, error)
-	OpenFile(ctx context.Context, idOrName, p string) (*isostore.File, error)
+	Index(ctx context.Context, idOrName string) (*iso9660.Index, *isostore.ISO, error)
+	OpenFile(ctx context.Context, idOrName, p string) (*iso9660.File, error)
 	SetDetected(ctx context.Context, id, detected string) error
 }
 
@@ -439,7 +440,7 @@ type isoFS struct {
 	ctx context.Context
 	s   ISOs
 	id  string
-	ix  *isostore.Index
+	ix  *iso9660.Index
 }
 
 func (f *isoFS) Stat(p string) (int64, bool, bool) {

@@ -1,4 +1,4 @@
-package isostore
+package iso9660
 
 import (
 	"io/fs"

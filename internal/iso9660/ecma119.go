@@ -1,20 +1,11 @@
-package isostore
+package iso9660
 
 // On-disk structures of ECMA-119 (ISO 9660), the System Use Sharing Protocol (SUSP, IEEE
 // P1281), the Rock Ridge Interchange Protocol (RRIP, IEEE P1282) and Joliet, decoded from
 // byte slices. Everything here is pure: no I/O, every length is checked against the slice it
 // indexes, and hostile input yields an error or a "not present" result, never a panic.
-//
-// Why our own decoder rather than github.com/kdomanski/iso9660 v0.4.0 (read at
-// $GOMODCACHE/github.com/kdomanski/iso9660@v0.4.0): besides the documented bugs (Rock Ridge
-// names from the wrong sector because DirectoryEntry.SystemUse aliases a buffer reused for the
-// next sector; no Joliet; multi-extent parts as separate files), its splitSystemUseEntries
-// follows a CE continuation recursively with no hop limit and allocates the CE length
-// (up to 4 GiB) before reading. A CE that points at itself recurses until the Go stack limit,
-// which is a fatal error that recover() cannot catch, so "recover around the library" does
-// not make it safe for uploaded images. It also lacks SL (symlinks), TF (times) and
-// CL/RE (relocated directories). Fixing all that would replace most of the reader; the
-// format is small enough to decode directly from the specs.
+
+// (Why fleetboot has its own decoder: see the package comment in doc.go.)
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package isostore
+package iso9660
 
 // The persisted index: a compact binary file next to the image, so serving never parses the
 // ISO again. JSON or gob would do, but a hand-written format loads 100k entries in tens of

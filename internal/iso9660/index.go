@@ -1,4 +1,4 @@
-package isostore
+package iso9660
 
 import (
 	"errors"
@@ -778,15 +778,4 @@ func (ix *Index) ReadDir(p string) ([]Entry, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotDir, d.Path)
 	}
 	return slices.Clone(ix.Entries[d.first : d.first+d.count]), nil
-}
-
-// Walk calls fn for every entry in index order (parents before children), stopping at the
-// first error fn returns.
-func (ix *Index) Walk(fn func(e *Entry) error) error {
-	for i := range ix.Entries {
-		if err := fn(&ix.Entries[i]); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package isostore
+package iso9660
 
 import (
 	"bytes"
@@ -9,34 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
 )
-
-// smallTree is a tiny fixture for mutation tests and fuzz seeds.
-func smallTree() treeSpec {
-	return treeSpec{
-		files: map[string]int{
-			"README":                          300,
-			"casper/vmlinuz":                  5000,
-			"casper/initrd":                   3000,
-			"sub/dir/file":                    10,
-			"sub/" + strings.Repeat("n", 120): 1, // a long name: its Rock Ridge NM goes to a CE area
-		},
-		symlinks: map[string]string{"link": "casper/vmlinuz"},
-	}
-}
-
-// smallISO builds smallTree into an image (without xorriso's 300 KiB of trailing padding)
-// and returns its bytes.
-func smallISO(t testing.TB, args ...string) []byte {
-	t.Helper()
-	src := t.TempDir()
-	writeTree(t, src, smallTree())
-	b, err := os.ReadFile(buildISO(t, src, append([]string{"-no-pad"}, args...)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func putBoth32(b []byte, v uint32) {
 	binary.LittleEndian.PutUint32(b[0:4], v)
@@ -72,7 +47,7 @@ func findRecord(t testing.TB, img []byte, recOff int, ident string) int {
 }
 
 func TestBuildIndexHostileImages(t *testing.T) {
-	base := smallISO(t, "-R")
+	base := isotest.SmallISO(t, "-R")
 	size := len(base)
 	root, _ := parseDirRecord(base[rootRecordOff:])
 	casper := findRecord(t, base, rootRecordOff, "CASPER")
@@ -246,7 +221,7 @@ func TestUDFBridgeStubIsUDFOnly(t *testing.T) {
 	// Windows images carry a token ISO 9660 tree with one README.TXT next to the real UDF
 	// file system. Build such a tree and append UDF's recognition sequence after the ISO
 	// 9660 descriptor set terminator.
-	img := withUDFRecognition(t, treeSpec{files: map[string]int{"README.TXT": 100}})
+	img := withUDFRecognition(t, isotest.TreeSpec{Files: map[string]int{"README.TXT": 100}})
 	_, err := BuildIndex(bytes.NewReader(img), int64(len(img)))
 	if !errors.Is(err, ErrUDFOnly) {
 		t.Fatalf("err = %v, want ErrUDFOnly", err)
@@ -254,7 +229,7 @@ func TestUDFBridgeStubIsUDFOnly(t *testing.T) {
 }
 
 func TestUDFBridgeWithRealISOTreeIsAccepted(t *testing.T) {
-	img := withUDFRecognition(t, treeSpec{files: map[string]int{"README.TXT": 100, "VMLINUZ": 10}})
+	img := withUDFRecognition(t, isotest.TreeSpec{Files: map[string]int{"README.TXT": 100, "VMLINUZ": 10}})
 	ix, err := BuildIndex(bytes.NewReader(img), int64(len(img)))
 	if err != nil || ix.FileCount() != 2 {
 		t.Fatalf("BuildIndex = %v, %v; want the two ISO 9660 files", ix, err)
@@ -263,11 +238,11 @@ func TestUDFBridgeWithRealISOTreeIsAccepted(t *testing.T) {
 
 // withUDFRecognition builds a plain ISO 9660 image of spec and adds UDF's volume
 // recognition sequence (BEA01, NSR02, TEA01) after the descriptor set terminator.
-func withUDFRecognition(t *testing.T, spec treeSpec) []byte {
+func withUDFRecognition(t *testing.T, spec isotest.TreeSpec) []byte {
 	t.Helper()
 	src := t.TempDir()
-	writeTree(t, src, spec)
-	p := buildISO(t, src, "--norock", "-no-pad")
+	isotest.WriteTree(t, src, spec)
+	p := isotest.BuildISO(t, src, "--norock", "-no-pad")
 	img, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +294,7 @@ func TestUDFImageFromMkudffsIsRejected(t *testing.T) {
 	if b, err := exec.Command(mk, "--media-type=dvd", "--blocksize=2048", "--label=WIN11", p).CombinedOutput(); err != nil {
 		t.Fatalf("mkudffs: %v\n%s", err, b)
 	}
-	f, size := openImage(t, p)
+	f, size := isotest.OpenImage(t, p)
 	_, err = BuildIndex(f, size)
 	if !errors.Is(err, ErrUDFOnly) || !errors.Is(err, ErrBadISO) {
 		t.Fatalf("err = %v, want ErrUDFOnly inside ErrBadISO", err)

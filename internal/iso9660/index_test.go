@@ -1,38 +1,40 @@
-package isostore
+package iso9660
 
 import (
 	"errors"
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
 )
 
 func TestBuildIndexRoundTripsEveryVariant(t *testing.T) {
 	cases := []struct {
 		name      string
-		tree      func() treeSpec
+		tree      func() isotest.TreeSpec
 		args      []string
 		names     NameSource
 		symlinks  bool
 		wantLabel string
 	}{
-		{"rockridge+joliet", richTree, []string{"-R", "-J", "-V", "FLEET_RJ"}, NamesRockRidge, true, "FLEET_RJ"},
-		{"rockridge only", richTree, []string{"-R", "-V", "FLEET_R"}, NamesRockRidge, true, "FLEET_R"},
-		{"rockridge rationalized", richTree, []string{"-r", "-J"}, NamesRockRidge, true, "ISOIMAGE"},
-		{"rockridge no deep relocation", richTree, []string{"-R", "-D"}, NamesRockRidge, true, "ISOIMAGE"},
+		{"rockridge+joliet", isotest.RichTree, []string{"-R", "-J", "-V", "FLEET_RJ"}, NamesRockRidge, true, "FLEET_RJ"},
+		{"rockridge only", isotest.RichTree, []string{"-R", "-V", "FLEET_R"}, NamesRockRidge, true, "FLEET_R"},
+		{"rockridge rationalized", isotest.RichTree, []string{"-r", "-J"}, NamesRockRidge, true, "ISOIMAGE"},
+		{"rockridge no deep relocation", isotest.RichTree, []string{"-R", "-D"}, NamesRockRidge, true, "ISOIMAGE"},
 		// Deep directories moved to rr_moved: found again through RRIP CL, hidden there by RE.
-		{"rockridge deep relocation", richTree, []string{"-R", "-rr_reloc_dir", "rr_moved"}, NamesRockRidge, true, "ISOIMAGE"},
-		{"joliet only", jolietTree, []string{"--norock", "-J", "-V", "JOLIET"}, NamesJoliet, false, "JOLIET"},
-		{"plain level 1", plainTree, []string{"--norock", "-iso-level", "1", "-V", "PLAIN1"}, NamesISO9660, false, "PLAIN1"},
-		{"plain level 2", plainTree, []string{"--norock", "-iso-level", "2"}, NamesISO9660, false, "ISOIMAGE"},
-		{"plain level 3", plainTree, []string{"--norock", "-iso-level", "3"}, NamesISO9660, false, "ISOIMAGE"},
+		{"rockridge deep relocation", isotest.RichTree, []string{"-R", "-rr_reloc_dir", "rr_moved"}, NamesRockRidge, true, "ISOIMAGE"},
+		{"joliet only", isotest.JolietTree, []string{"--norock", "-J", "-V", "JOLIET"}, NamesJoliet, false, "JOLIET"},
+		{"plain level 1", isotest.PlainTree, []string{"--norock", "-iso-level", "1", "-V", "PLAIN1"}, NamesISO9660, false, "PLAIN1"},
+		{"plain level 2", isotest.PlainTree, []string{"--norock", "-iso-level", "2"}, NamesISO9660, false, "ISOIMAGE"},
+		{"plain level 3", isotest.PlainTree, []string{"--norock", "-iso-level", "3"}, NamesISO9660, false, "ISOIMAGE"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel() // mostly waiting for xorriso
 			src := t.TempDir()
-			writeTree(t, src, c.tree())
-			img := buildISO(t, src, c.args...)
+			isotest.WriteTree(t, src, c.tree())
+			img := isotest.BuildISO(t, src, c.args...)
 			ix, f := indexFile(t, img)
 			if ix.Names != c.names {
 				t.Errorf("names from %q, want %q", ix.Names, c.names)
@@ -47,8 +49,8 @@ func TestBuildIndexRoundTripsEveryVariant(t *testing.T) {
 
 func TestBuildIndexResolvesSymlinksInsideTheImageOnly(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, richTree())
-	ix, _ := indexFile(t, buildISO(t, src, "-R"))
+	isotest.WriteTree(t, src, isotest.RichTree())
+	ix, _ := indexFile(t, isotest.BuildISO(t, src, "-R"))
 	resolved := map[string]string{
 		"/links/to-file":    "/casper/vmlinuz",
 		"/links/to-dir":     "/casper",
@@ -100,8 +102,8 @@ func TestBuildIndexResolvesSymlinksInsideTheImageOnly(t *testing.T) {
 
 func TestLookupRejectsTraversalAndNUL(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, richTree())
-	ix, _ := indexFile(t, buildISO(t, src, "-R"))
+	isotest.WriteTree(t, src, isotest.RichTree())
+	ix, _ := indexFile(t, isotest.BuildISO(t, src, "-R"))
 	for _, p := range []string{"../etc/passwd", "/casper/../../x", "casper/..", "a\x00b", "/..", strings.Repeat("a/", 3000)} {
 		if _, err := ix.Lookup(p); !errors.Is(err, ErrBadPath) {
 			t.Errorf("Lookup(%q) err = %v, want ErrBadPath", p, err)
@@ -120,16 +122,16 @@ func TestLookupRejectsTraversalAndNUL(t *testing.T) {
 
 func TestPlainISONamesMatchCaseInsensitively(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, plainTree())
-	ix, _ := indexFile(t, buildISO(t, src, "--norock", "-iso-level", "1"))
+	isotest.WriteTree(t, src, isotest.PlainTree())
+	ix, _ := indexFile(t, isotest.BuildISO(t, src, "--norock", "-iso-level", "1"))
 	e, err := ix.Lookup("/isolinux/vmlinuz")
 	if err != nil || e.Path != "/ISOLINUX/VMLINUZ" {
 		t.Fatalf("lower-case lookup = %+v, %v", e, err)
 	}
 	// Rock Ridge names are case-sensitive: no folding there.
 	src2 := t.TempDir()
-	writeTree(t, src2, richTree())
-	ix2, _ := indexFile(t, buildISO(t, src2, "-R"))
+	isotest.WriteTree(t, src2, isotest.RichTree())
+	ix2, _ := indexFile(t, isotest.BuildISO(t, src2, "-R"))
 	if _, err := ix2.Lookup("/CASPER/VMLINUZ"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Rock Ridge lookup folded case: %v", err)
 	}
@@ -137,8 +139,8 @@ func TestPlainISONamesMatchCaseInsensitively(t *testing.T) {
 
 func TestRockRidgeModesAndTimes(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, richTree())
-	ix, _ := indexFile(t, buildISO(t, src, "-R"))
+	isotest.WriteTree(t, src, isotest.RichTree())
+	ix, _ := indexFile(t, isotest.BuildISO(t, src, "-R"))
 	e, err := ix.Lookup("/casper/vmlinuz")
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
-package isostore
+package iso9660
 
 import (
 	"bytes"
 	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
 )
 
 // FuzzBuildIndex feeds mutated images to the index builder: it must never panic or hang, and
@@ -11,7 +13,7 @@ import (
 // Run: go test -fuzz FuzzBuildIndex ./internal/isostore/
 func FuzzBuildIndex(f *testing.F) {
 	for _, args := range [][]string{{"-R", "-J"}, {"--norock", "-J"}, {"--norock", "-iso-level", "1"}} {
-		f.Add(smallISO(f, args...))
+		f.Add(isotest.SmallISO(f, args...))
 	}
 	f.Fuzz(func(t *testing.T, img []byte) {
 		ix, err := BuildIndex(bytes.NewReader(img), int64(len(img)))
@@ -24,11 +26,11 @@ func FuzzBuildIndex(f *testing.F) {
 
 // FuzzReadIndex checks that a damaged persisted index is refused, never trusted with a panic.
 func FuzzReadIndex(f *testing.F) {
-	ix, err := BuildIndex(bytes.NewReader(smallISO(f, "-R")), 0)
+	ix, err := BuildIndex(bytes.NewReader(isotest.SmallISO(f, "-R")), 0)
 	if err == nil {
 		f.Fatal("size 0 accepted")
 	}
-	img := smallISO(f, "-R")
+	img := isotest.SmallISO(f, "-R")
 	ix, err = BuildIndex(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
 		f.Fatal(err)

@@ -1,4 +1,4 @@
-package isostore
+package iso9660
 
 import (
 	"errors"
@@ -33,22 +33,23 @@ import (
 // image. ServeContent never does that (N is the range length, clamped to the size).
 //
 // Each File owns its descriptor while it is open, because sendfile works from the
-// descriptor's offset, which sharing a descriptor between requests would race on. Close hands
-// an uploaded image's descriptor back to the store, which reuses it for a later request
-// (Store.openPooled): open(2) with its path walk was a tenth of a 64 KiB Range request's CPU.
+// descriptor's offset, which sharing a descriptor between requests would race on. Close calls
+// the release function OpenFile got, with which internal/isostore takes an uploaded image's
+// descriptor back for a later request (Store.openPooled): open(2) with its path walk was a
+// tenth of a 64 KiB Range request's CPU.
 //
 // Seeks cost no system call: the position is kept here and the descriptor is moved only when
 // it must hold it — when net asks for SyscallConn to sendfile from it. ServeContent seeks three
 // times per request (to the end for the size, back, to the range's start); those were three
 // lseek(2)s of each 64 KiB Range request. Read uses pread(2), so it needs no lseek either.
 //
-// All of the above needs the image to be a local *os.File. An image from another ImageStore
-// (an object store) is any ImageReader: File then reads it with ReadAt at a position of its
+// All of the above needs the image to be a local *os.File. An image that is not a local file
+// (an object in a bucket, say) is any ReaderAt: File then reads it with ReadAt at a position of its
 // own, SyscallConn declines, and net/http copies through Read.
 type File struct {
-	r       ImageReader
-	f       *os.File                // r when it is a local file: the sendfile path; nil otherwise
-	release func(ImageReader) error // Close's action: close r, or hand it back for reuse
+	r       ReaderAt
+	f       *os.File             // r when it is a local file: the sendfile path; nil otherwise
+	release func(ReaderAt) error // Close's action: close r, or hand it back for reuse
 	closed  bool
 	entry   Entry
 	etag    string
@@ -57,7 +58,6 @@ type File struct {
 	end     int64
 	pos     int64 // the position, unless fdPos
 	fdPos   bool  // single: the descriptor's offset holds the position (sendfile moves it)
-	readLen int64 // bytes returned by Read (tests prove sendfile carried the rest)
 }
 
 var (
@@ -69,10 +69,16 @@ var (
 
 // errNoSendfile makes net's sendfile path decline a multi-extent File or one whose image is
 // not a local file.
-var errNoSendfile = errors.New("isostore: multi-extent or non-local file: no sendfile through ReadFrom")
+var errNoSendfile = errors.New("iso9660: multi-extent or non-local file: no sendfile through ReadFrom")
 
-func newFile(r ImageReader, e Entry, etag string) (*File, error) {
-	fl := &File{r: r, release: ImageReader.Close, entry: e, etag: etag}
+// OpenFile returns the file e of the image r, for serving with the entity tag etag. The File
+// owns r until Close, which hands it to release (nil: r.Close), e.g. to keep a local image's
+// descriptor for the next request.
+func OpenFile(r ReaderAt, e Entry, etag string, release func(ReaderAt) error) (*File, error) {
+	if release == nil {
+		release = ReaderAt.Close
+	}
+	fl := &File{r: r, release: release, entry: e, etag: etag}
 	fl.f, _ = r.(*os.File)
 	if fl.f == nil {
 		return fl, nil
@@ -128,7 +134,6 @@ func (f *File) Read(p []byte) (int, error) {
 	if !f.single {
 		n, err := f.ReadAt(p, f.pos)
 		f.pos += int64(n)
-		f.readLen += int64(n)
 		if err == io.EOF && n > 0 {
 			err = nil
 		}
@@ -147,7 +152,6 @@ func (f *File) Read(p []byte) (int, error) {
 	}
 	n, err := f.f.ReadAt(p, f.start+pos)
 	f.pos, f.fdPos = pos+int64(n), false
-	f.readLen += int64(n)
 	if err == io.EOF {
 		if n == len(p) {
 			err = nil
