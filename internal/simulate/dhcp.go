@@ -157,7 +157,7 @@ func checksum(b []byte) uint16 {
 }
 
 // exchange sends m and waits for a reply of one of the wanted types, retransmitting as PXE
-// firmware does (timeouts of 4, 8, 16 s; here 2, 4, 8, 8 s: the LAN is a veth). It returns
+// firmware does (PXE 2.1 §2.2: timeouts of 4, 8, 16 and 32 s, a minute in all). It returns
 // the reply and how many retransmissions it took.
 func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst netip.Addr, dport uint16, m *dhcpv4.DHCPv4, want ...dhcpv4.MessageType) (*dhcpv4.DHCPv4, int, error) {
 	ch := make(chan *dhcpv4.DHCPv4, 4)
@@ -169,7 +169,7 @@ func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst neti
 		delete(w.waiting, m.TransactionID)
 		w.mu.Unlock()
 	}()
-	for try, wait := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+	for try, wait := range []time.Duration{4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second} {
 		if err := w.send(mac, src, dst, dport, m.ToBytes()); err != nil {
 			return nil, try, err
 		}
@@ -196,7 +196,7 @@ func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst neti
 			}
 		}
 	}
-	return nil, 3, errors.New("no answer after 4 tries (22 s)")
+	return nil, 3, errors.New("no answer after 4 tries (60 s)")
 }
 
 // dhcpOptions are the options a firmware kind sends: 93 (architecture), 60 (vendor class),
