@@ -125,11 +125,11 @@ func (p *Planner) DecideGRUB(ctx context.Context, r Request, secureBoot bool) (D
 			return Decision{}, err
 		}
 		if !secureBoot && chain == ChainAuto {
-			p.Machines.AddEvent(ctx, r.MAC, "boot", "GRUB: Secure Boot off, handing over to iPXE (boot-chain auto)")
+			p.event(ctx, r.MAC, "boot", "GRUB: Secure Boot off, handing over to iPXE (boot-chain auto)")
 			return Decision{Kind: KindChain, Label: "iPXE", Script: grub.ChainIPXE(p.GRUB.Config, r.MAC)}, nil
 		}
 		if secureBoot {
-			p.Machines.AddEvent(ctx, r.MAC, "boot", "GRUB: Secure Boot on (signed shim → GRUB)")
+			p.event(ctx, r.MAC, "boot", "GRUB: Secure Boot on (signed shim → GRUB)")
 		}
 	}
 	return p.Decide(ctx, r)

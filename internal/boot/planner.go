@@ -82,6 +82,14 @@ type Planner struct {
 	DefaultChain string
 }
 
+// event adds a step to the machine's timeline. The boot script is worth more than its
+// timeline line: a failed write is logged, and the machine still boots.
+func (p *Planner) event(ctx context.Context, mac, kind, detail string) {
+	if err := p.Machines.AddEvent(ctx, mac, kind, detail); err != nil {
+		p.log().Warn("cannot record a boot step in the machine's timeline", "mac", mac, "kind", kind, "detail", detail, "err", err)
+	}
+}
+
 // renderer picks the language of r's loader.
 func (p *Planner) renderer(r Request) Renderer {
 	if r.Loader == LoaderGRUB {
@@ -111,7 +119,7 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 		if err != nil {
 			return p.menu(ctx, rd, m, "fleetboot: no profile "+r.Profile)
 		}
-		p.Machines.AddEvent(ctx, m.MAC, "boot", "profile "+prof.Name+" chosen from the menu")
+		p.event(ctx, m.MAC, "boot", "profile "+prof.Name+" chosen from the menu")
 		d, _, err := p.install(ctx, rd, prof, m)
 		return d, err
 	}
@@ -144,16 +152,16 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 				return Decision{}, err
 			}
 		default:
-			p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+prof.Name+" handed out again (no done callback yet)")
+			p.event(ctx, m.MAC, "boot", "installer "+prof.Name+" handed out again (no done callback yet)")
 		}
 		return d, nil
 	case ActLocal:
-		p.Machines.AddEvent(ctx, m.MAC, "boot", "local disk")
+		p.event(ctx, m.MAC, "boot", "local disk")
 		return Decision{Kind: KindLocal, Script: rd.Local(m.MAC)}, nil
 	}
 	if p.Fallback != nil {
 		t := AssetTarget(p.Scripts.HTTPBase, *p.Fallback)
-		p.Machines.AddEvent(ctx, m.MAC, "boot", "default target "+t.Label)
+		p.event(ctx, m.MAC, "boot", "default target "+t.Label)
 		return Decision{Kind: KindTarget, Label: t.Label, Script: rd.Boot(m.MAC, t)}, nil
 	}
 	return p.menu(ctx, rd, m, "fleetboot")
@@ -163,7 +171,7 @@ func (p *Planner) Decide(ctx context.Context, r Request) (Decision, error) {
 // the menu was rendered instead.
 func (p *Planner) install(ctx context.Context, rd Renderer, prof *inventory.Profile, m *inventory.Machine) (Decision, bool, error) {
 	if problem := p.Targets.Problem(ctx, prof); problem != "" {
-		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s cannot boot: %s; menu instead", prof.Name, problem))
+		p.event(ctx, m.MAC, "error", fmt.Sprintf("profile %s cannot boot: %s; menu instead", prof.Name, problem))
 		p.log().Warn("profile cannot boot; machine gets the menu", "mac", m.MAC, "profile", prof.Name, "why", problem)
 		d, err := p.menu(ctx, rd, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %s", prof.Name, problem))
 		return d, false, err
@@ -172,12 +180,12 @@ func (p *Planner) install(ctx context.Context, rd Renderer, prof *inventory.Prof
 	if err != nil {
 		// Tell the operator on the console and in the timeline; the machine falls back to the
 		// menu rather than looping on a broken profile, and its state stays as it was.
-		p.Machines.AddEvent(ctx, m.MAC, "error", fmt.Sprintf("profile %s: %v", prof.Name, err))
+		p.event(ctx, m.MAC, "error", fmt.Sprintf("profile %s: %v", prof.Name, err))
 		p.log().Warn("profile cannot boot; machine gets the menu", "mac", m.MAC, "profile", prof.Name, "err", err)
 		d, err := p.menu(ctx, rd, m, fmt.Sprintf("fleetboot: profile %s cannot boot: %v", prof.Name, err))
 		return d, false, err
 	}
-	p.Machines.AddEvent(ctx, m.MAC, "boot", "installer "+t.Label)
+	p.event(ctx, m.MAC, "boot", "installer "+t.Label)
 	return Decision{Kind: KindTarget, Label: t.Label, Script: rd.Boot(m.MAC, t)}, true, nil
 }
 

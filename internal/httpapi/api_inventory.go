@@ -22,7 +22,8 @@ import (
 // Provisioner is what the API needs of internal/provision.
 type Provisioner interface {
 	// CheckProfile validates a profile before it is saved: its ISO exists, the boot entry is one
-	// of the ISO's, the template parses and renders.
+	// of the ISO's, the template parses and renders. What is wrong with the profile matches
+	// provision.ErrInvalidProfile (422); other errors could not check it (500).
 	CheckProfile(ctx context.Context, p *inventory.Profile) error
 	// SecureBootStatus says whether machines with Secure Boot on can boot profile p.
 	SecureBootStatus(ctx context.Context, p *inventory.Profile) *inventory.SecureBootStatus
@@ -280,8 +281,10 @@ func (a *API) putProfile(c echo.Context) error {
 		return httpError(http.StatusBadRequest, "name: use letters, digits, '.', '_', '-' (at most 63)")
 	}
 	if a.cfg.Provision != nil {
-		if err := a.cfg.Provision.CheckProfile(c.Request().Context(), &p); err != nil {
+		if err := a.cfg.Provision.CheckProfile(c.Request().Context(), &p); errors.Is(err, provision.ErrInvalidProfile) {
 			return httpError(http.StatusUnprocessableEntity, err.Error())
+		} else if err != nil {
+			return err // the database or the ISO could not be read: 500, logged
 		}
 	}
 	out, created, err := a.cfg.Inventory.PutProfile(c.Request().Context(), &p)
@@ -383,7 +386,7 @@ func (a *API) unattended(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.cfg.Inventory.AddEvent(ctx, mac, "unattended", c.Param("file")+" fetched from "+remoteIP(c).String())
+	a.event(ctx, mac, "unattended", c.Param("file")+" fetched from "+remoteIP(c).String())
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", body)
 }
@@ -413,7 +416,7 @@ func (a *API) proxmoxAnswer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.cfg.Inventory.AddEvent(ctx, m.MAC, "unattended", fmt.Sprintf("answer.toml fetched by the Proxmox installer (%s %s, interface %s) from %s",
+	a.event(ctx, m.MAC, "unattended", fmt.Sprintf("answer.toml fetched by the Proxmox installer (%s %s, interface %s) from %s",
 		si.Product, si.Release, si.Links[m.MAC], from))
 	a.log.Info("proxmox answer", "mac", m.MAC, "ip", from, "profile", m.Profile, "product", si.Product, "release", si.Release)
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -461,4 +464,12 @@ func errString(v any) string {
 		return e.Error()
 	}
 	return "unreadable"
+}
+
+// event adds a step to a machine's timeline for a request that succeeds anyway (an installer
+// fetching its answer file must get it): a failed write is logged, not returned.
+func (a *API) event(ctx context.Context, mac, kind, detail string) {
+	if err := a.cfg.Inventory.AddEvent(ctx, mac, kind, detail); err != nil {
+		a.log.Warn("cannot record a step in the machine's timeline", "mac", mac, "kind", kind, "detail", detail, "err", err)
+	}
 }

@@ -146,3 +146,18 @@ func TestRawTemplateOnUnrecognisedISOBootsWithItsFile(t *testing.T) {
 		t.Fatalf("unattended file: %d %q", res.StatusCode, body)
 	}
 }
+
+// A profile the server cannot check because its database failed is a server error (500, the
+// details in the log only), not a refusal of the profile (422): the operator's profile may be
+// fine, and a 422 would send them looking for a mistake that is not theirs.
+func TestProfileCheckDatabaseErrorIs500NotValidation(t *testing.T) {
+	e := newISOEnv(t)
+	e.jsonCall(t, "PUT", "/api/v1/profiles/p", `{"iso":"nosuch"}`, 422, nil)
+	if _, err := e.app.DB.DB().Exec(`ALTER TABLE isos RENAME TO isos_gone`); err != nil {
+		t.Fatal(err)
+	}
+	b := e.jsonCall(t, "PUT", "/api/v1/profiles/p", `{"iso":"nosuch"}`, 500, nil)
+	if msg := apiError(t, b); strings.Contains(msg, "isos") {
+		t.Errorf("500 shows database details to the client: %q", msg)
+	}
+}

@@ -299,6 +299,22 @@ func checkHardwareRule(h map[string]string) error {
 	return nil
 }
 
+// decodeJSON reads a JSON column into v; what fails to decode is an error naming the row and
+// column, never an empty value a later write would store over the real one.
+func decodeJSON(what, column, text string, v any) error {
+	if err := json.Unmarshal([]byte(text), v); err != nil {
+		return fmt.Errorf("%s: stored %s are not valid JSON (%q…): %w", what, column, truncate(text, 40), err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -24,8 +23,12 @@ func scanMachine(s scanner) (*Machine, error) {
 		return nil, err
 	}
 	m.Labels = map[string]string{}
-	json.Unmarshal([]byte(labels), &m.Labels)
-	json.Unmarshal([]byte(hardware), &m.Hardware)
+	if err := decodeJSON("machine "+m.MAC, "labels", labels, &m.Labels); err != nil {
+		return nil, err
+	}
+	if err := decodeJSON("machine "+m.MAC, "hardware facts", hardware, &m.Hardware); err != nil {
+		return nil, err
+	}
 	m.FirstSeen, m.LastSeen, m.StateChanged = parseTime(first), parseTime(last), parseTime(changed)
 	return &m, nil
 }
@@ -129,7 +132,9 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 			jsonText(orEmpty(s.Hardware))); err != nil {
 			return nil, false, fmt.Errorf("record machine %s: %w", s.MAC, err)
 		}
-		addEvent(ctx, tx, s.MAC, now, "discovered", describeSighting(s))
+		if err := addEvent(ctx, tx, s.MAC, now, "discovered", describeSighting(s)); err != nil {
+			return nil, false, err
+		}
 		if err := applyRules(ctx, tx, s.MAC, now); err != nil {
 			return nil, false, err
 		}
@@ -150,7 +155,9 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 			return nil, false, fmt.Errorf("update machine %s: %w", s.MAC, err)
 		}
 		if changed {
-			addEvent(ctx, tx, s.MAC, now, "hardware", describeHardware(s.Hardware))
+			if err := addEvent(ctx, tx, s.MAC, now, "hardware", describeHardware(s.Hardware)); err != nil {
+				return nil, false, err
+			}
 			// A machine added by hand before it first booted, or one whose facts changed,
 			// may now match a hardware rule.
 			if err := applyRules(ctx, tx, s.MAC, now); err != nil {
@@ -275,7 +282,9 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		if _, err := tx.ExecContext(ctx, `UPDATE machines SET labels=? WHERE mac=?`, jsonText(u.Labels), mac); err != nil {
 			return nil, err
 		}
-		addEvent(ctx, tx, mac, now, "labels", jsonText(u.Labels))
+		if err := addEvent(ctx, tx, mac, now, "labels", jsonText(u.Labels)); err != nil {
+			return nil, err
+		}
 	}
 	profile := m.Profile
 	if u.Profile != nil && *u.Profile != m.Profile {
@@ -290,7 +299,9 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		if _, err := tx.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, p, mac); err != nil {
 			return nil, err
 		}
-		addEvent(ctx, tx, mac, now, "profile", "assigned "+orNone(profile))
+		if err := addEvent(ctx, tx, mac, now, "profile", "assigned "+orNone(profile)); err != nil {
+			return nil, err
+		}
 	}
 	if u.State != nil && *u.State != m.State {
 		if *u.State == InstallPending && profile == "" {

@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,8 +16,12 @@ func scanProfile(s scanner) (*Profile, error) {
 	if err := s.Scan(&p.Name, &p.ISO, &p.Entry, &p.ExtraArgs, &p.Template, &p.Kind, &vars, &keys, &created, &updated, &p.Mode); err != nil {
 		return nil, err
 	}
-	json.Unmarshal([]byte(vars), &p.Vars)
-	json.Unmarshal([]byte(keys), &p.SSHKeys)
+	if err := decodeJSON("profile "+p.Name, "vars", vars, &p.Vars); err != nil {
+		return nil, err
+	}
+	if err := decodeJSON("profile "+p.Name, "ssh_keys", keys, &p.SSHKeys); err != nil {
+		return nil, err
+	}
 	p.Created, p.Updated = parseTime(created), parseTime(updated)
 	return &p, nil
 }

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -23,8 +22,13 @@ func scanRule(s scanner) (*Rule, error) {
 	if err := s.Scan(&r.ID, &r.Priority, &r.MACPrefix, &labels, &r.Profile, &r.Install, &created, &hardware); err != nil {
 		return nil, err
 	}
-	json.Unmarshal([]byte(labels), &r.Labels)
-	json.Unmarshal([]byte(hardware), &r.Hardware)
+	what := fmt.Sprintf("rule %d", r.ID)
+	if err := decodeJSON(what, "labels", labels, &r.Labels); err != nil {
+		return nil, err
+	}
+	if err := decodeJSON(what, "hardware", hardware, &r.Hardware); err != nil {
+		return nil, err
+	}
 	r.Created = parseTime(created)
 	return &r, nil
 }

@@ -21,6 +21,25 @@ import (
 // ErrNotFound is returned for a file the machine's profile does not have.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalidProfile marks what is wrong with a profile itself (an ISO that does not exist, a
+// template that does not parse, an entry the ISO lacks): the client's to fix (HTTP 422). A
+// profile that could not be checked (a database or disk error) is not marked.
+var ErrInvalidProfile = errors.New("invalid profile")
+
+// invalidError is a profile problem: its message is the cause's alone, and it matches both the
+// cause and ErrInvalidProfile.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalidProfile} }
+
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return invalidError{err}
+}
+
 // ISOs is what provisioning needs of the ISO catalog: an ISO's row and file table, its
 // files, and a place to record what detection found. *isostore.Store implements it.
 type ISOs interface {
@@ -122,7 +141,7 @@ func (s *Service) unattendedURL(p *inventory.Profile, m *inventory.Machine) stri
 func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (distro.Entry, *isostore.ISO, error) {
 	ix, iso, err := s.ISOs.Index(ctx, p.ISO)
 	if errors.Is(err, isostore.ErrNotFound) {
-		return distro.Entry{}, nil, fmt.Errorf("its ISO %s was deleted; point the profile at another ISO (fleetboot iso ls)", p.ISO)
+		return distro.Entry{}, nil, invalid(fmt.Errorf("its ISO %s was deleted; point the profile at another ISO (fleetboot iso ls)", p.ISO))
 	}
 	if err != nil {
 		return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w", p.ISO, err)
@@ -136,7 +155,7 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 	}
 	args, err := ExpandArgs(p.ExtraArgs, s.vars(p, m, iso.ID))
 	if err != nil {
-		return distro.Entry{}, nil, err
+		return distro.Entry{}, nil, invalid(err)
 	}
 	params := distro.Params{ISOURL: s.ISOURL(iso.ID), ExtraArgs: args, Console: p.Vars["console"], ISOSize: iso.Size}
 	// The recipe puts the answer file where the installer it knows looks for it. A raw
@@ -148,7 +167,7 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 		// Proxmox's installer takes no answer URL on its command line: it POSTs to the URL
 		// the prepared ISO, DHCP option 250 or DNS names (answer.go).
 		if det.Family != distro.FamilyProxmox {
-			return distro.Entry{}, nil, fmt.Errorf("template kind answer is Proxmox VE's answer.toml, and ISO %s is %s", iso.ID, det.Family)
+			return distro.Entry{}, nil, invalid(fmt.Errorf("template kind answer is Proxmox VE's answer.toml, and ISO %s is %s", iso.ID, det.Family))
 		}
 		params.AutoInstall = true
 	default:
@@ -156,7 +175,9 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 	}
 	entries, err := distro.Recipe(det, fsys, params)
 	if err != nil {
-		return distro.Entry{}, nil, err
+		// What the ISO's boot configs hold (or lack); reading them failing is as rare as a
+		// damaged ISO, which is the profile's problem too.
+		return distro.Entry{}, nil, invalid(err)
 	}
 	// A machine that has not said what it is (no platform, no arch yet, or the profile check
 	// below) is not filtered.
@@ -170,9 +191,9 @@ func (s *Service) entry(ctx context.Context, p *inventory.Profile, m *inventory.
 	e, err := distro.ForMachine(entries, p.Entry, m.Arch, firmware)
 	if err != nil {
 		if errors.Is(err, distro.ErrNoEntry) {
-			return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w (see GET /api/v1/isos/%s)", iso.Name, err, iso.ID)
+			return distro.Entry{}, nil, invalid(fmt.Errorf("ISO %s: %w (see GET /api/v1/isos/%s)", iso.Name, err, iso.ID))
 		}
-		return distro.Entry{}, nil, fmt.Errorf("ISO %s: %w", iso.Name, err)
+		return distro.Entry{}, nil, invalid(fmt.Errorf("ISO %s: %w", iso.Name, err))
 	}
 	return e, iso, nil
 }
@@ -229,7 +250,7 @@ func (s *Service) BootEntry(ctx context.Context, name, mac string) (distro.Entry
 func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error {
 	iso, err := s.ISOs.Get(ctx, p.ISO)
 	if errors.Is(err, isostore.ErrNotFound) {
-		return fmt.Errorf("no ISO %q: fleetboot iso ls lists the ISOs (use a name or an id)", p.ISO)
+		return invalid(fmt.Errorf("no ISO %q: fleetboot iso ls lists the ISOs (use a name or an id)", p.ISO))
 	}
 	if err != nil {
 		return err
@@ -237,14 +258,14 @@ func (s *Service) CheckProfile(ctx context.Context, p *inventory.Profile) error 
 	p.ISO = iso.ID // store the stable id, not a name that can be reused
 	if p.Template != "" || p.Kind != "" {
 		if p.Kind == "" {
-			return fmt.Errorf("template_kind is required with a template: kickstart, preseed, autoinstall, autoyast, raw or answer")
+			return invalid(fmt.Errorf("template_kind is required with a template: kickstart, preseed, autoinstall, autoyast, raw or answer"))
 		}
 		if err := Check(p.Kind, p.Template); err != nil {
-			return err
+			return invalid(err)
 		}
 	}
 	if _, err := ExpandArgs(p.ExtraArgs, sampleVars()); err != nil {
-		return err
+		return invalid(err)
 	}
 	// Any machine will do to resolve the entry: no platform means no firmware filter.
 	if _, _, err := s.entry(ctx, p, &inventory.Machine{MAC: "00:00:00:00:00:00"}); err != nil {
