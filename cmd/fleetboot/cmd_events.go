@@ -36,12 +36,22 @@ scripts: fleetboot events --follow -o json | jq -r 'select(.kind=="state") | .ma
 		PreRunE: func(*cobra.Command, []string) error { return out.check() },
 		RunE: f.run(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			w := cmd.OutOrStdout()
-			var recent []client.Event
-			if limit > 0 || !follow {
-				var err error
-				if recent, err = c.Events(cmd.Context(), machine, limit); err != nil {
-					return err
-				}
+			// With --follow --limit 0 the newest event is still asked for (and not printed): the
+			// stream goes on from it, so nothing recorded after the command started is lost.
+			ask := limit
+			if follow {
+				ask = max(limit, 1)
+			}
+			recent, err := c.Events(cmd.Context(), machine, ask)
+			if err != nil {
+				return err
+			}
+			after := int64(0) // no events yet: every one that comes is new
+			if len(recent) > 0 {
+				after = recent[len(recent)-1].ID
+			}
+			if follow && limit < 1 {
+				recent = nil
 			}
 			if !follow {
 				return out.print(w, recent, func(tw *tabwriter.Writer) {
@@ -57,13 +67,6 @@ scripts: fleetboot events --follow -o json | jq -r 'select(.kind=="state") | .ma
 					return err
 				}
 			}
-			// Go on exactly after what was printed; with nothing printed (--limit 0), from now on.
-			after := int64(-1)
-			if len(recent) > 0 {
-				after = recent[len(recent)-1].ID
-			} else if limit > 0 {
-				after = 0 // no events at all yet: every one that comes is new
-			}
 			return c.FollowEvents(cmd.Context(), machine, after, print)
 		}),
 	}
@@ -71,7 +74,7 @@ scripts: fleetboot events --follow -o json | jq -r 'select(.kind=="state") | .ma
 	out.register(cmd)
 	cmd.Flags().StringVar(&machine, "machine", "", "only this machine's events (MAC)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep running and print new events as they happen")
-	cmd.Flags().IntVar(&limit, "limit", 20, "print this many recent events first (with --follow, 0: only new ones)")
+	cmd.Flags().IntVar(&limit, "limit", 20, "print this many recent events (0: the server's default of 100; with --follow, 0: only new ones)")
 	return cmd
 }
 

@@ -53,7 +53,7 @@ func (m *machineChangeFlags) register(cmd *cobra.Command, withState bool) {
 	cmd.Flags().StringVar(&m.hostname, "hostname", "", "hostname handed to the unattended install")
 	cmd.Flags().StringArrayVar(&m.labels, "label", nil, "label key=value (repeatable; replaces all labels)")
 	if withState {
-		cmd.Flags().StringVar(&m.state, "state", "", "discovered, install-pending, installing or installed")
+		cmd.Flags().StringVar(&m.state, "state", "", "discovered, install-pending, installing, installed or failed")
 	}
 }
 

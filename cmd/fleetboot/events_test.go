@@ -5,11 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/client"
+	"github.com/fleetboot/fleetboot/internal/client/clienttest"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 )
 
@@ -78,9 +84,10 @@ func TestEventsFollowStreamsNewEventsAsLinesAndJSONLines(t *testing.T) {
 	srv.Inv.AddEvent(ctx, a, "boot", "before following")
 
 	people := followCLI(t, "events", "--follow", "--machine", a)
-	scripts := followCLI(t, "events", "-f", "-o", "json", "--limit", "0")
+	scripts := followCLI(t, "events", "-f", "-o", "json", "--limit", "1")
 	// The recent events come first (the other machine's are filtered out) …
 	nextLine(t, people, "before following")
+	nextLine(t, scripts, "before following")
 	// … then what happens from now on, live.
 	srv.Inv.AddEvent(ctx, b, "boot", "other machine")
 	srv.Inv.AddEvent(ctx, a, "dhcp", "ack 10.0.0.9 firmware=efi-x64")
@@ -113,5 +120,68 @@ func TestEventsWithoutFollowListsRecentEventsOfAllMachines(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "events", "--machine", "52:54:00:99:99:99"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("unknown machine: %v", err)
+	}
+}
+
+// TestEventsFollowShowsInstallerPhasesReportedByTemplateHooks is the chain an operator
+// watches: a kickstart profile with {{.ProgressHooks}}, the machine boots the installer, the
+// installer runs the rendered %pre and %onerror hooks (here: the shell, as anaconda runs them),
+// and `fleetboot events --follow` prints "installer started" and the failure as they arrive.
+func TestEventsFollowShowsInstallerPhasesReportedByTemplateHooks(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	srv := cliServer(t)
+	p := clienttest.BuildISO(t, clienttest.FedoraFiles(t, "../.."))
+	tmpl := filepath.Join(t.TempDir(), "ks.cfg")
+	os.WriteFile(tmpl, []byte("text\n{{.ProgressHooks}}\n"), 0o644)
+	const mac = "52:54:00:12:34:56"
+	for _, args := range [][]string{
+		{"iso", "upload", p, "--name", "fedora", "-q"},
+		{"profile", "put", "fed", "--iso", "fedora", "--template-kind", "kickstart", "--template-file", tmpl},
+		{"machine", "add", mac, "--profile", "fed"},
+		{"machine", "reinstall", mac},
+	} {
+		mustCLI(t, args...)
+	}
+	follow := followCLI(t, "events", "--follow", "--machine", mac, "--limit", "1")
+	// The machine network-boots (from 127.0.0.1, its address from now on) and is handed the installer.
+	get := func(path string) string {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, res.StatusCode, b)
+		}
+		return string(b)
+	}
+	if s := get("/boot.ipxe?mac=" + mac + "&arch=x86_64&platform=efi"); !strings.Contains(s, "inst.ks=") {
+		t.Fatalf("installer script:\n%s", s)
+	}
+	nextLine(t, follow, "installing")
+	ks := get("/unattended/52-54-00-12-34-56/ks.cfg")
+	hook := func(section string) string {
+		m := regexp.MustCompile(`(?m)^` + section + `\n(.*)\n%end$`).FindStringSubmatch(ks)
+		if m == nil {
+			t.Fatalf("ks.cfg has no %s hook:\n%s", section, ks)
+		}
+		return m[1]
+	}
+	for _, c := range []struct{ section, want string }{
+		{"%pre", "installer started"},
+		{"%onerror", "failed: anaconda"},
+	} {
+		if out, err := exec.Command("sh", "-c", hook(c.section)).CombinedOutput(); err != nil {
+			t.Fatalf("%s hook: %v\n%s", c.section, err, out)
+		}
+		if l := nextLine(t, follow, c.want); !strings.Contains(l, "installer") || !strings.Contains(l, mac) {
+			t.Errorf("events --follow line: %q", l)
+		}
+	}
+	if l := nextLine(t, follow, "installing → failed"); !strings.Contains(l, "state") {
+		t.Errorf("state line: %q", l)
 	}
 }

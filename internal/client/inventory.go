@@ -41,7 +41,7 @@ type MachineChange struct {
 	Labels map[string]string `json:"labels"`
 	// Profile assigns a profile; "" unassigns.
 	Profile *string `json:"profile,omitempty"`
-	// State is discovered, install-pending, installing or installed.
+	// State is discovered, install-pending, installing, installed or failed.
 	State *string `json:"state,omitempty"`
 }
 

@@ -58,6 +58,7 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 		"GET /unattended/:mac/:file":           open("/unattended/" + mac + "/ks.cfg"),
 		"HEAD /unattended/:mac/:file":          open("/unattended/" + mac + "/ks.cfg"),
 		"POST /boot/done/:mac":                 open("/boot/done/" + mac),
+		"POST /boot/progress/:mac":             open("/boot/progress/" + mac + "?phase=x"),
 		"POST /proxmox/answer":                 open("/proxmox/answer"),
 		"GET /healthz":                         open("/healthz"),
 		"HEAD /healthz":                        open("/healthz"),

@@ -137,6 +137,7 @@ func New(cfg Config) *API {
 	if cfg.Inventory != nil {
 		a.routesInventory(api)
 		e.POST("/boot/done/:mac", a.done)
+		e.POST(provision.ProgressPath+":mac", a.progress)
 		if cfg.Provision != nil {
 			e.Match(getHead, "/unattended/:mac/:file", a.unattended)
 			e.POST(provision.AnswerPath, a.proxmoxAnswer)

@@ -1,7 +1,8 @@
 // Package inventory owns what fleetboot knows about machines, install profiles, assignment
 // rules and each machine's event timeline, persisted in the embedded database. A machine is
 // identified by its MAC address (lower-case, colon-separated); its UUID (SMBIOS, DHCP option
-// 97) is recorded when seen. State moves discovered → install-pending → installing → installed;
+// 97) is recorded when seen. State moves discovered → install-pending → installing → installed
+// (or failed, when the installer reports a failure);
 // Transition is the only way to change it, and every change is an event.
 package inventory
 
@@ -33,15 +34,20 @@ const (
 	Installing State = "installing"
 	// Installed: the installer reported done; the machine boots from its disk.
 	Installed State = "installed"
+	// Failed: the installer reported that the install failed (a progress hook, e.g.
+	// kickstart's %onerror or an autoinstall FAIL event); the reason is the state event's
+	// detail. The machine gets the boot menu, not the installer again, until an operator
+	// reinstalls it.
+	Failed State = "failed"
 )
 
 // States lists every machine state, in life order (metrics pre-initialise one series each).
-var States = []State{Discovered, InstallPending, Installing, Installed}
+var States = []State{Discovered, InstallPending, Installing, Installed, Failed}
 
 // ValidState reports whether s is a known state.
 func ValidState(s State) bool {
 	switch s {
-	case Discovered, InstallPending, Installing, Installed:
+	case Discovered, InstallPending, Installing, Installed, Failed:
 		return true
 	}
 	return false

@@ -247,7 +247,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		return nil, fmt.Errorf("%w: hostname %q", ErrInvalid, *u.Hostname)
 	}
 	if u.State != nil && !ValidState(*u.State) {
-		return nil, fmt.Errorf("%w: state %q: want discovered, install-pending, installing or installed", ErrInvalid, *u.State)
+		return nil, fmt.Errorf("%w: state %q: want discovered, install-pending, installing, installed or failed", ErrInvalid, *u.State)
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()

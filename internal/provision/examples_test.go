@@ -42,6 +42,7 @@ func exampleVars() Vars {
 	return Vars{
 		Hostname: "web-01", MAC: "52:54:00:12:34:56", MACHyphen: "52-54-00-12-34-56", IP: "192.0.2.50",
 		ServerURL: "http://192.0.2.1:8080", DoneURL: done, DoneCommand: doneCommand(done),
+		ProgressURL:   "http://192.0.2.1:8080/boot/progress/52-54-00-12-34-56",
 		UnattendedURL: "http://192.0.2.1:8080/unattended/52-54-00-12-34-56/", ISOURL: "http://192.0.2.1:8080/isos/0123456789abcdef",
 		Profile: "example",
 		SSHKeys: []string{
@@ -82,6 +83,7 @@ func TestExampleTemplatesRenderToValidFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := exampleVars()
+			v.ProgressHooks = progressHooks(kind, v.ProgressURL)
 			out, err := Render(tmpl, v)
 			if err != nil {
 				t.Fatal(err)
@@ -129,6 +131,7 @@ func checkKickstart(t *testing.T, out []byte, v Vars) {
 	section := ""
 	commands := map[string][]string{}
 	var post strings.Builder
+	hooks := map[string]string{} // section → its shell body, for the progress hooks
 	for n, line := range strings.Split(string(out), "\n") {
 		trim := strings.TrimSpace(line)
 		if strings.HasPrefix(trim, "%") {
@@ -152,6 +155,9 @@ func checkKickstart(t *testing.T, out []byte, v Vars) {
 		if section != "" {
 			if strings.HasPrefix(section, "%post") && strings.Contains(section, "--nochroot") {
 				post.WriteString(line + "\n")
+			}
+			if !strings.HasPrefix(section, "%packages") {
+				hooks[section] += line + "\n"
 			}
 			continue
 		}
@@ -192,6 +198,22 @@ func checkKickstart(t *testing.T, out []byte, v Vars) {
 	}
 	if !strings.Contains(post.String(), v.DoneCommand) {
 		t.Errorf("no %%post --nochroot calls the done URL (before the reboot)")
+	}
+	// The progress hooks: a section each, valid shell, reporting to the machine's URL.
+	for section, phase := range map[string]string{"%pre": "phase=started", "%post --nochroot": "phase=post-install", "%onerror": "status=failed"} {
+		body := hooks[section]
+		if !strings.Contains(body, v.ProgressURL+"?") || !strings.Contains(body, phase) {
+			t.Errorf("%s does not report %s to %s: %q", section, phase, v.ProgressURL, body)
+		}
+		checkShell(t, section, body)
+	}
+}
+
+// checkShell fails when script is not valid POSIX shell (sh -n parses without running).
+func checkShell(t *testing.T, what, script string) {
+	t.Helper()
+	if b, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
+		t.Errorf("%s is not valid shell: %v %s\n%s", what, err, b, script)
 	}
 }
 
@@ -295,12 +317,22 @@ func checkPreseed(t *testing.T, out []byte, v Vars) {
 		}
 	}
 	late := answers["preseed/late_command"]
+	for q, want := range map[string]string{"preseed/early_command": v.ProgressCommand("started"),
+		"partman/early_command": v.ProgressCommand("partitioning")} {
+		if answers[q] != want {
+			t.Errorf("%s = %q, want the progress hook %q", q, answers[q], want)
+		}
+		checkShell(t, q, answers[q])
+	}
+	if !strings.HasPrefix(late, v.ProgressCommand("late")+";") {
+		t.Errorf("late_command does not report the late phase first: %q", late)
+	}
 	if !strings.HasSuffix(late, v.DoneCommand) {
 		t.Errorf("late_command does not end by calling the done URL: %q", late)
 	}
 	// The late command is shell: run it through sh -n, and check each key arrives intact by
 	// letting sh expand the quoting of the echo lines.
-	script := strings.ReplaceAll(late, "/target/", t.TempDir()+"/")
+	script := strings.ReplaceAll(strings.TrimPrefix(late, v.ProgressCommand("late")+"; "), "/target/", t.TempDir()+"/")
 	if b, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
 		t.Errorf("late_command is not valid shell: %v %s", err, b)
 	}
@@ -336,9 +368,14 @@ func checkAutoinstall(t *testing.T, out []byte, v Vars) {
 				InstallServer bool     `yaml:"install-server"`
 				Keys          []string `yaml:"authorized-keys"`
 			} `yaml:"ssh"`
-			Timezone     string   `yaml:"timezone"`
-			LateCommands []string `yaml:"late-commands"`
-			Shutdown     string   `yaml:"shutdown"`
+			Timezone      string   `yaml:"timezone"`
+			LateCommands  []string `yaml:"late-commands"`
+			EarlyCommands []string `yaml:"early-commands"`
+			ErrorCommands []string `yaml:"error-commands"`
+			Reporting     map[string]struct {
+				Type, Endpoint, Level string
+			} `yaml:"reporting"`
+			Shutdown string `yaml:"shutdown"`
 		} `yaml:"autoinstall"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(out))
@@ -364,6 +401,23 @@ func checkAutoinstall(t *testing.T, out []byte, v Vars) {
 	}
 	if a.Shutdown != "reboot" {
 		t.Errorf("shutdown %q", a.Shutdown)
+	}
+	// Progress: subiquity's webhook reporter posts to the machine's URL, the console output
+	// stays, and early- and error-commands report start and failure.
+	if r := a.Reporting["fleetboot"]; r.Type != "webhook" || r.Endpoint != v.ProgressURL || r.Level != "INFO" {
+		t.Errorf("reporting %+v: want a webhook to %s", a.Reporting, v.ProgressURL)
+	}
+	if a.Reporting["builtin"].Type != "print" {
+		t.Errorf("reporting %+v drops the console output (builtin: print)", a.Reporting)
+	}
+	if len(a.EarlyCommands) != 1 || a.EarlyCommands[0] != v.ProgressCommand("started") {
+		t.Errorf("early-commands %q", a.EarlyCommands)
+	}
+	if len(a.ErrorCommands) != 1 || !strings.Contains(a.ErrorCommands[0], "status=failed") {
+		t.Errorf("error-commands %q", a.ErrorCommands)
+	}
+	for _, c := range append(a.EarlyCommands, a.ErrorCommands...) {
+		checkShell(t, "autoinstall command", c)
 	}
 	// No keys renders an empty list, not a null or a parse error.
 	v.SSHKeys = nil
@@ -418,6 +472,9 @@ func checkAutoYaST(t *testing.T, out []byte, v Vars) {
 			Chrooted string `xml:"chrooted"`
 			Source   string `xml:"source"`
 		} `xml:"scripts>chroot-scripts>script"`
+		PreScripts []struct {
+			Source string `xml:"source"`
+		} `xml:"scripts>pre-scripts>script"`
 	}
 	if err := xml.Unmarshal(out, &p); err != nil {
 		t.Fatal(err)
@@ -431,8 +488,17 @@ func checkAutoYaST(t *testing.T, out []byte, v Vars) {
 	if len(p.Users) != 1 || p.Users[0].Username != "root" || p.Users[0].Password != v.Vars["root_password_hash"] || !slices.Equal(p.Users[0].Keys, v.SSHKeys) {
 		t.Errorf("users %+v, want root with keys %q", p.Users, v.SSHKeys)
 	}
-	if len(p.Scripts) != 1 || p.Scripts[0].Chrooted != "false" || strings.TrimSpace(p.Scripts[0].Source) != v.DoneCommand {
+	if len(p.Scripts) != 1 || p.Scripts[0].Chrooted != "false" || !strings.HasSuffix(strings.TrimSpace(p.Scripts[0].Source), "\n"+v.DoneCommand) {
 		t.Errorf("chroot-scripts %+v: want one unchrooted script calling the done URL (before the reboot)", p.Scripts)
+	}
+	if len(p.PreScripts) != 1 || strings.TrimSpace(p.PreScripts[0].Source) != v.ProgressCommand("started") {
+		t.Errorf("pre-scripts %+v: want the progress hook reporting the start", p.PreScripts)
+	}
+	for _, s := range p.PreScripts {
+		checkShell(t, "AutoYaST pre-script", s.Source)
+	}
+	for _, s := range p.Scripts {
+		checkShell(t, "AutoYaST chroot-script", s.Source)
 	}
 }
 

@@ -392,6 +392,7 @@ func (s *Service) vars(p *inventory.Profile, m *inventory.Machine, isoID string)
 	return Vars{
 		Hostname: hostname, MAC: m.MAC, MACHyphen: strings.ReplaceAll(m.MAC, ":", "-"), IP: m.IP,
 		ServerURL: s.HTTPBase, DoneURL: done, DoneCommand: doneCommand(done),
+		ProgressURL: progressURL(s.HTTPBase, m.MAC), ProgressHooks: progressHooks(p.Kind, progressURL(s.HTTPBase, m.MAC)),
 		UnattendedURL: s.unattendedURL(p, m), ISOURL: s.ISOURL(isoID), Profile: p.Name,
 		SSHKeys: p.SSHKeys, Labels: m.Labels, Vars: p.Vars, Hardware: m.Hardware,
 	}

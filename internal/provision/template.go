@@ -48,7 +48,15 @@ type Vars struct {
 	DoneURL string
 	// DoneCommand is a ready shell line that calls DoneURL with whatever the installer has
 	// (curl or wget, both tried).
-	DoneCommand   string
+	DoneCommand string
+	// ProgressURL is where the installer reports its phases (POST, ?phase=&status=, or a
+	// curtin webhook event as JSON); they appear in the machine's timeline, and a failure makes
+	// it failed. ProgressHooks is the ready-made block of hooks for the template's kind:
+	// kickstart %pre/%post/%onerror sections, preseed early commands, the autoinstall
+	// reporting webhook with early- and error-commands, AutoYaST pre-scripts. Shell lines for
+	// your own hooks: {{.ProgressCommand "phase"}}, {{.ProgressFailedCommand "phase" "/log"}}.
+	ProgressURL   string
+	ProgressHooks string
 	UnattendedURL string
 	ISOURL        string
 	Profile       string
@@ -102,7 +110,9 @@ func Check(kind, body string) error {
 	if err != nil {
 		return err
 	}
-	out, err := Render(t, sampleVars())
+	sample := sampleVars()
+	sample.ProgressHooks = progressHooks(kind, sample.ProgressURL)
+	out, err := Render(t, sample)
 	if err != nil {
 		return err
 	}
@@ -123,6 +133,7 @@ func sampleVars() Vars {
 		Profile: "sample", SSHKeys: []string{"ssh-ed25519 AAAA sample"}, Labels: map[string]string{}, Vars: map[string]string{},
 		Hardware: map[string]string{"manufacturer": "Dell Inc.", "product": "PowerEdge R650", "serial": "7XK2LM3", "nic_chip": "i350"}}
 	sample.DoneCommand = doneCommand(sample.DoneURL)
+	sample.ProgressURL = progressURL(sample.ServerURL, sample.MAC)
 	return sample
 }
 
