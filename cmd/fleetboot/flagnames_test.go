@@ -27,6 +27,7 @@ var notOurs = map[string]string{
 	"no-describe": "iPXE sanboot", "timeout": "iPXE choose", "class": "GRUB menuentry", "hotkey": "GRUB menuentry",
 	"id": "GRUB menuentry", "source": "GRUB", "users": "GRUB menuentry", "fetch-from": "proxmox-auto-install-assistant",
 	"url": "proxmox-auto-install-assistant", "post-data": "wget in installer templates",
+	"data-binary": "curl in installer progress hooks", "nochroot": "kickstart %post",
 }
 
 // TestMessagesNameOnlyFlagsThatExist reads every string literal in fleetboot's non-test Go
