@@ -18,7 +18,7 @@ import (
 // "/"; the others are whole paths. TestBootPathsAreTheOpenRoutes keeps this list and the
 // routes' access decisions in step.
 var bootPaths = []string{
-	"/boot.ipxe", "/ipxe/", "/secureboot/", "/grub/", "/assets/", "/isos/", "/unattended/", "/boot/done/",
+	"/boot.ipxe", "/ipxe/", "/secureboot/", "/grub/", "/assets/", "/isos/", "/unattended/", "/boot/done/", provision.ProgressPath,
 	provision.AnswerPath, "/healthz", "/metrics",
 }
 
