@@ -1,6 +1,9 @@
-// Package boot decides what a machine that asks for its iPXE script should boot. The decision
-// is pure: who the machine is (its identity) and what is configured go in, a script kind and
-// its bytes come out.
+// Package boot decides what a machine that asks for its boot script gets: the installer of its
+// profile, its local disk, the menu or the --boot-kernel target, rendered for the loader that
+// asks (iPXE, or GRUB after shim on Secure Boot machines), and which loader chain (iPXE or
+// shim → GRUB) a machine is offered. The policy itself is a pure function (decide); the
+// Planner around it records the machine (a sighting), moves install-pending to installing when
+// it hands out the installer, and writes each step to the machine's timeline.
 package boot
 
 import (

@@ -1,7 +1,8 @@
-// Package config owns fleetboot's configuration: one documented struct, defaults applied in one
-// place (Default), loading from flags and FLEETBOOT_* environment variables (Bind), and
-// validation with messages that say what to do (Validate). Field comments are user docs: the
-// flag help is generated from the same text.
+// Package config owns fleetboot's server configuration: one documented struct (Config),
+// defaults in one place (Default), the serve flags and their FLEETBOOT_* environment variables
+// (RegisterFlags, ApplyEnv, EnvName), and validation with messages that name the flag to fix
+// (Validate), which also resolves what the flags leave open (interface, advertised address,
+// HTTP base URL, pool and netmask) into Resolved.
 package config
 
 import (

@@ -1,6 +1,10 @@
-// Package httpapi owns fleetboot's HTTP side: iPXE boot scripts, the iPXE binaries for UEFI
-// HTTP Boot, files (assets, later ISO contents) with Range and sendfile, health and metrics.
-// Routes and the mapping of errors to HTTP statuses live here and nowhere else.
+// Package httpapi owns fleetboot's HTTP side. For machines, without a token: boot scripts
+// (iPXE and GRUB), the iPXE binaries and signed shim/GRUB for UEFI HTTP Boot, assets and ISO
+// contents (Range, sendfile), unattended-install files, the done callback and the Proxmox
+// answer endpoint. For operators, with a token (read-only or admin): the REST API for ISOs
+// (uploads, registration), machines, profiles, rules, leases and timelines, the live event
+// stream, health and metrics, with every change audited. Routes and the mapping of errors to
+// HTTP statuses live here and nowhere else.
 package httpapi
 
 import (

@@ -1,9 +1,12 @@
 // Package inventory owns what fleetboot knows about machines, install profiles, assignment
 // rules and each machine's event timeline, persisted in the embedded database. A machine is
-// identified by its MAC address (lower-case, colon-separated); its UUID (SMBIOS, DHCP option
-// 97) is recorded when seen. State moves discovered → install-pending → installing → installed
-// (or failed, when the installer reports a failure);
-// Transition is the only way to change it, and every change is an event.
+// identified by its MAC address (lower-case, colon-separated); its UUID (SMBIOS, from DHCP
+// option 97 or iPXE) and firmware kind (from DHCP) are recorded when seen, also when DHCP saw
+// the machine before its first boot script (RecordDHCP). State moves discovered →
+// install-pending → installing → installed (or failed, when the installer reports a
+// failure), by the boot path and the installer's callbacks
+// (Transition, which checks the state it moves from), by the operator (UpdateMachine) or by a
+// rule; every change is a timeline event written in the same transaction.
 package inventory
 
 import (

@@ -1,7 +1,8 @@
 // Package store owns fleetboot's embedded database: one SQLite file in the data directory
 // (modernc.org/sqlite, pure Go, through database/sql so that PostgreSQL can follow). Each
-// component keeps its own schema and migrations (see Migrate); this package only opens the
-// database, serialises writers and records which migrations ran.
+// component keeps its own schema and migrations (see Migrate); this package opens the database
+// (WAL, a busy timeout so a second writer waits instead of failing, IMMEDIATE transactions),
+// records which migrations ran and takes consistent snapshots for backups (Snapshot).
 package store
 
 import (
