@@ -38,6 +38,14 @@ func OpenPath(ctx context.Context, p string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", p, err)
 	}
+	// Keep connections open: database/sql keeps only 2 idle ones by default, so under load
+	// (a fleet's DHCP and boot requests reading machines while the lease and timeline writers
+	// commit) connections were opened and closed all the time, each open running the pragmas
+	// above — journal_mode(WAL) takes a lock and waits out busy_timeout behind a writer — and
+	// re-reading the schema. Seen in the fleet simulator as DHCP handlers blocked with the CPU
+	// idle (issue 13).
+	db.SetMaxIdleConns(64)
+	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", p, err)
