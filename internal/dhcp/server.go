@@ -161,6 +161,7 @@ type Server struct {
 	// full queue refused.
 	timeline chan Event
 	dropped  atomic.Uint64
+	foreign  foreignServers // other DHCP servers seen lately (rogue.go)
 }
 
 // New validates cfg, applies defaults and returns a server ready to Run. Full mode needs
@@ -315,6 +316,10 @@ func exclusions(cfg Config, subnet *net.IPNet) []net.IP {
 type Sockets struct {
 	lock  io.Closer
 	conns []*net.UDPConn // portServer, portPXE
+	// watch sees other DHCP servers' broadcast replies (port 68); nil when it could not be
+	// bound (watchErr says why): fleetboot then serves without rogue DHCP detection.
+	watch    *net.UDPConn
+	watchErr error
 }
 
 // Listen claims iface and binds ports 67 and 4011 on it, without serving. It fails when
@@ -347,6 +352,7 @@ func Listen(iface string) (*Sockets, error) {
 		}
 		socks.conns = append(socks.conns, c)
 	}
+	socks.watch, socks.watchErr = listenWatch(iface)
 	return socks, nil
 }
 
@@ -356,6 +362,10 @@ func (s *Sockets) Close() error {
 		c.Close()
 	}
 	s.conns = nil
+	if s.watch != nil {
+		s.watch.Close()
+		s.watch = nil
+	}
 	if s.lock != nil {
 		s.lock.Close()
 		s.lock = nil
@@ -396,6 +406,15 @@ func (s *Server) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var watching sync.WaitGroup
+	if w := socks.watch; w != nil {
+		watching.Add(1)
+		go func() { defer watching.Done(); s.watchForeign(ctx, w) }()
+		defer func() { w.Close(); watching.Wait() }()
+	} else {
+		s.log.Warn("dhcp: cannot watch for other DHCP servers on this segment (UDP 255.255.255.255:68); serving without rogue DHCP detection",
+			"interface", s.cfg.Interface, "err", socks.watchErr)
+	}
 	var handlers sync.WaitGroup
 	errc := make(chan error, len(conns))
 	for i, c := range conns {

@@ -26,10 +26,13 @@ const (
 	// IncompleteFetch: a machine fetched its kernel but never the initrd, or stopped a
 	// download mid-transfer.
 	IncompleteFetch Kind = "incomplete-fetch"
+	// RogueDHCP: another DHCP server answers on fleetboot's segment and competes with it: in
+	// full mode any other server, in proxy mode another one offering network boot.
+	RogueDHCP Kind = "rogue-dhcp"
 )
 
 // Kinds lists every Kind (metric label values, docs).
-var Kinds = []Kind{SharedServerID, BootLoop, IncompleteFetch}
+var Kinds = []Kind{SharedServerID, BootLoop, IncompleteFetch, RogueDHCP}
 
 // Advice is what the operator should do, appended to the log line.
 func (k Kind) Advice() string {
@@ -40,6 +43,8 @@ func (k Kind) Advice() string {
 		return "the machine starts over instead of booting: see the step named and the machine's timeline (a kernel that panics, a disk that does not boot under UEFI, an installer that reboots before its done callback)"
 	case IncompleteFetch:
 		return "a download did not complete: check the link (MTU, a switch port resetting), the machine's RAM for large initrds, and the firmware's console"
+	case RogueDHCP:
+		return "machines may boot from whichever server answers first: find the server named (its address, the switch port of its MAC) and stop it or its boot options, or move fleetboot to a segment of its own; with a site DHCP server that must stay, run fleetboot with --dhcp proxy"
 	}
 	return ""
 }
