@@ -60,6 +60,13 @@ func requireNetns(t *testing.T) *testNetns {
 	} {
 		ipCmd(t, append([]string{"-n", ns.name}, args...)...)
 	}
+	ns.readMACs(t)
+	return ns
+}
+
+// readMACs learns the MACs of fbs0 and fbc0.
+func (ns *testNetns) readMACs(t *testing.T) {
+	t.Helper()
 	err := ns.do(func() error {
 		s, err := net.InterfaceByName("fbs0")
 		if err != nil {
@@ -75,7 +82,6 @@ func requireNetns(t *testing.T) *testNetns {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ns
 }
 
 func ipCmd(t *testing.T, args ...string) {

@@ -62,21 +62,7 @@ func requireBridgedNetns(t *testing.T) (ns *testNetns, rogueNS string) {
 	in(rogueNS, "link", "set", "lo", "up")
 	in(rogueNS, "addr", "add", "10.99.0.2/24", "dev", "fbr0")
 	in(rogueNS, "link", "set", "fbr0", "up")
-	err := ns.do(func() error {
-		s, err := net.InterfaceByName("fbs0")
-		if err != nil {
-			return err
-		}
-		c, err := net.InterfaceByName("fbc0")
-		if err != nil {
-			return err
-		}
-		ns.serverMAC, ns.clientMAC = s.HardwareAddr, c.HardwareAddr
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns.readMACs(t)
 	return ns, rogueNS
 }
 
