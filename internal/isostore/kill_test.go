@@ -59,16 +59,26 @@ func runChild(t *testing.T) {
 		_, err = s.Upload(ctx, "killed", body, "")
 	case "resumable":
 		_, err = s.AppendUpload(ctx, os.Getenv("FLEETBOOT_ISOSTORE_UPLOAD"), 0, body)
+	case "finish":
+		// Every byte was appended (acknowledged) by the parent; stop at one publish step.
+		step := os.Getenv("FLEETBOOT_ISOSTORE_STEP")
+		crashPoint = func(at string) {
+			if at == step {
+				os.WriteFile(filepath.Join(dir, "at-"+step), nil, 0o644)
+				time.Sleep(5 * time.Minute)
+			}
+		}
+		_, err = s.FinishUpload(ctx, os.Getenv("FLEETBOOT_ISOSTORE_UPLOAD"))
 	}
 	t.Fatalf("child upload returned: %v", err)
 }
 
 // startChild runs the child and returns it with a function that SIGKILLs and reaps it.
-func startChild(t *testing.T, mode, dir, img, uploadID string) func() {
+func startChild(t *testing.T, mode, dir, img, uploadID string, env ...string) func() {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, "FLEETBOOT_ISOSTORE_DIR="+dir,
-		"FLEETBOOT_ISOSTORE_ISO="+img, "FLEETBOOT_ISOSTORE_UPLOAD="+uploadID)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode, "FLEETBOOT_ISOSTORE_DIR="+dir,
+		"FLEETBOOT_ISOSTORE_ISO="+img, "FLEETBOOT_ISOSTORE_UPLOAD="+uploadID), env...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -179,4 +189,74 @@ func TestKillDuringResumableUploadResumesFromTheLastCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	serveAll(t, s, iso.ID, fx.src)
+}
+
+// TestKillAtEachPublishStepLosesNothingAcknowledged completes a resumable upload (every byte
+// acknowledged), then SIGKILLs the process finishing it at each step of the publish: index
+// written, index in place, image in place, catalog row committed. After a restart the ISO is
+// either published or its upload can still be finished; nothing else is left on disk, and the
+// ISO serves its files.
+func TestKillAtEachPublishStepLosesNothingAcknowledged(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		runChild(t)
+		return
+	}
+	fx := makeFixture(t, isotest.SmallTree(), "-R", "-no-pad")
+	for _, step := range []string{"index-written", "index-published", "image-stored", "row-inserted"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := context.Background()
+			s := openStore(t, dir, dir)
+			u, err := s.CreateUpload(ctx, "published", fx.size, fx.sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(fx.iso)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, err := s.AppendUpload(ctx, u.ID, 0, f)
+			f.Close()
+			if err != nil || end != fx.size {
+				t.Fatalf("append = %d, %v", end, err)
+			}
+			s.db.Close()
+			start := time.Now()
+			kill := startChild(t, "finish", dir, fx.iso, u.ID, "FLEETBOOT_ISOSTORE_STEP="+step, "FLEETBOOT_ISOSTORE_DIR="+dir)
+			waitFor(t, "the child to reach "+step, func() bool {
+				_, err := os.Stat(filepath.Join(dir, "at-"+step))
+				return err == nil
+			})
+			kill()
+			os.Remove(filepath.Join(dir, "at-"+step))
+
+			s = openStore(t, dir, dir)
+			list, err := s.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var iso *ISO
+			switch {
+			case len(list) == 1:
+				iso = list[0]
+				if _, err := s.UploadStatus(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+					t.Errorf("published, and the upload is still there: %v", err)
+				}
+			case len(list) == 0:
+				if iso, err = s.FinishUpload(ctx, u.ID); err != nil {
+					t.Fatalf("killed at %s: the acknowledged upload cannot be finished after a restart: %v", step, err)
+				}
+			default:
+				t.Fatalf("after the kill: %+v", list)
+			}
+			if iso.SHA256 != fx.sum || iso.Name != "published" {
+				t.Fatalf("published %+v", iso)
+			}
+			serveAll(t, s, iso.ID, fx.src)
+			if got := assertClean(t, dir); len(got) != 2 {
+				t.Errorf("files after recovery: %v, want the image and its index", got)
+			}
+			t.Logf("killed at %s, recovered in %v (child start included)", step, time.Since(start).Round(time.Millisecond))
+		})
+	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -209,6 +211,12 @@ func (s *Store) cleanup(ctx context.Context) error {
 	}
 	for id := range uploads {
 		if !onDisk[id] {
+			if iso, err := s.finishInterrupted(ctx, id); err != nil {
+				s.log.Warn("cannot finish the publish a crash interrupted", "upload", id, "err", err)
+			} else if iso != nil {
+				s.log.Info("finished the publish a crash interrupted", "upload", id, "iso", iso.ID, "name", iso.Name)
+				continue
+			}
 			s.log.Warn("resumable upload lost its data; dropped", "upload", id)
 			if _, err := s.db.DB().ExecContext(ctx, `DELETE FROM iso_uploads WHERE id = ?`, id); err != nil {
 				return err
@@ -244,6 +252,60 @@ func (s *Store) cleanup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// finishInterrupted completes the publish of upload id when a crash stopped it after the
+// complete image was moved into the image store and before the catalog row was committed
+// (the upload's data is gone from the uploads directory, its bytes were all acknowledged): the
+// image is indexed again and recorded, as FinishUpload would have. It returns nil, nil when
+// that is not what happened (an incomplete upload, no such image).
+func (s *Store) finishInterrupted(ctx context.Context, id string) (*ISO, error) {
+	u, err := s.loadUpload(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if u.Size >= 0 && u.Offset != u.Size {
+		return nil, nil
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(u.state); err != nil {
+		return nil, nil
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if u.WantSHA256 != "" && sum != u.WantSHA256 {
+		return nil, nil
+	}
+	img, err := s.images.Open(ctx, sum, u.Offset)
+	if err != nil {
+		return nil, nil // not stored: the data is lost
+	}
+	ix, err := iso9660.BuildIndex(img, u.Offset)
+	if c, ok := img.(io.Closer); ok {
+		c.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if _, err := s.Get(ctx, u.Name); err == nil {
+		return nil, fmt.Errorf("%q: %w", u.Name, ErrNameTaken)
+	}
+	idxTmp, err := s.writeIndexTemp(ix)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(idxTmp)
+	if err := os.Rename(idxTmp, s.indexPath(sum)); err != nil {
+		return nil, err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return nil, err
+	}
+	iso := &ISO{ID: sum[:16], Name: u.Name, SHA256: sum, Size: u.Offset, Label: ix.Label,
+		FileCount: ix.FileCount(), Names: ix.Names, UploadedAt: time.Now().UTC()}
+	if err := s.insert(ctx, iso, id); err != nil {
+		return nil, err
+	}
+	return iso, nil
 }
 
 func (s *Store) removeLogged(p, why string) {

@@ -180,6 +180,16 @@ type ingestRequest struct {
 }
 
 // ingest indexes an image and publishes it, or returns the stored ISO with the same content.
+// crashPoint, when set (by the kill tests only), is called at each step of a publish: the test
+// kills the process there to prove that no step leaves partial state or loses an upload.
+var crashPoint func(step string)
+
+func atStep(step string) {
+	if crashPoint != nil {
+		crashPoint(step)
+	}
+}
+
 func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 	if iso, ok, err := s.existing(ctx, r); ok || err != nil {
 		return iso, err
@@ -198,6 +208,7 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 		return nil, err
 	}
 	defer os.Remove(idxTmp)
+	atStep("index-written")
 
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
@@ -222,12 +233,14 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 		os.Remove(idxPath)
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	atStep("index-published")
 	if r.owned {
 		if err := s.images.Put(ctx, r.sum, r.path); err != nil {
 			os.Remove(idxPath)
 			return nil, fmt.Errorf("publish: %w", noSpace(err))
 		}
 	}
+	atStep("image-stored")
 	undo := func() {
 		os.Remove(idxPath)
 		if r.owned {
@@ -238,6 +251,7 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 		undo()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	atStep("row-inserted")
 	s.cache.put(r.sum, ix)
 	return iso, nil
 }
