@@ -30,7 +30,7 @@ Every flag can also be set by an environment variable: --lease-time → FLEETBOO
 		Version:       version(),
 	}
 	root.SetVersionTemplate("fleetboot {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd(), newLeasesCmd(), newEventsCmd(), newAuditCmd(), newBackupCmd(), newRestoreCmd(), newSimulateCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newISOCmd(), newMachineCmd(), newProfileCmd(), newRuleCmd(), newLeasesCmd(), newEventsCmd(), newConfigCmd(), newAuditCmd(), newBackupCmd(), newRestoreCmd(), newSimulateCmd())
 	return root
 }
 
@@ -42,17 +42,24 @@ func (e errLogged) Unwrap() error { return e.error }
 func newServeCmd() *cobra.Command {
 	cfg := config.Default()
 	var dryRun bool
+	var configFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the boot server (DHCP, TFTP, HTTP)",
 		Example: `  fleetboot serve                                  # proxyDHCP on the default-route interface
   fleetboot serve --interface eth1 --dhcp full --pool 10.0.0.100-10.0.0.199 --router 10.0.0.1 --dns 10.0.0.1
   fleetboot serve --dhcp off --tftp off            # a site DHCP server points machines at http://HOST:8080/boot.ipxe
-  fleetboot serve --dry-run                        # which interface and LAN it would answer on, then exit`,
+  fleetboot serve --dry-run                        # which interface and LAN it would answer on, then exit
+  fleetboot serve --config /etc/fleetboot/fleetboot.yaml   # every flag as a key; flags and FLEETBOOT_* win`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := config.ApplyEnv(cmd.Flags()); err != nil {
 				return err
+			}
+			if configFile != "" {
+				if err := config.ApplyFile(cmd.Flags(), configFile); err != nil {
+					return err
+				}
 			}
 			if dryRun {
 				r, err := cfg.Validate()
@@ -79,7 +86,21 @@ func newServeCmd() *cobra.Command {
 	}
 	cfg.RegisterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the interface, address and what DHCP/TFTP/HTTP would answer, then exit without listening")
+	cmd.Flags().StringVar(&configFile, config.ConfigFlag, "", "YAML configuration file: every flag as a key (lease-time: 2h); flags and FLEETBOOT_* variables win over it (\"fleetboot config\" prints one with every key)")
 	return cmd
+}
+
+func newConfigCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print a configuration file for serve --config with every flag, its help and default",
+		Example: `  fleetboot config > /etc/fleetboot/fleetboot.yaml   # then remove the "# " of the keys to set
+  fleetboot serve --config /etc/fleetboot/fleetboot.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return config.WriteExample(cmd.OutOrStdout(), newServeCmd().Flags())
+		},
+	}
 }
 
 func newVersionCmd() *cobra.Command {

@@ -11,11 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/fleetboot/fleetboot/internal/config"
 	"github.com/fleetboot/fleetboot/internal/tlstest"
 )
 
@@ -318,5 +323,63 @@ func TestServeWithTLSAndTheCLIOverHTTPS(t *testing.T) {
 	if _, _, err := runCLI(t, "machine", "ls", "--server", "http://"+p.http, "--data", p.data); err == nil ||
 		!strings.Contains(err.Error(), "served over HTTPS only") {
 		t.Fatalf("the plain port served the API: %v", err)
+	}
+}
+
+// TestConfigExampleCoversEveryFlagAndIsCurrent: docs/fleetboot.yaml is what `fleetboot
+// config` prints from the serve flag set — a flag added later fails here until the file is
+// regenerated — and the file with every key uncommented loads and changes nothing.
+func TestConfigExampleCoversEveryFlagAndIsCurrent(t *testing.T) {
+	out := mustCLI(t, "config")
+	doc, err := os.ReadFile("../../docs/fleetboot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(doc) != out {
+		t.Fatalf("docs/fleetboot.yaml is not what `fleetboot config` prints: run\n  go run ./cmd/fleetboot config > docs/fleetboot.yaml")
+	}
+	serve := newServeCmd()
+	var keys []string
+	uncommented := regexp.MustCompile(`(?m)^# ([a-z0-9-]+): `).ReplaceAllStringFunc(out, func(m string) string {
+		keys = append(keys, strings.TrimSuffix(strings.TrimPrefix(m, "# "), ": "))
+		return strings.TrimPrefix(m, "# ")
+	})
+	serve.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name != "config" && f.Name != "dry-run" && !slices.Contains(keys, f.Name) {
+			t.Errorf("--%s is not in the example configuration", f.Name)
+		}
+	})
+	p := filepath.Join(t.TempDir(), "fleetboot.yaml")
+	os.WriteFile(p, []byte(uncommented), 0o644)
+	fs := newServeCmd().Flags()
+	if err := config.ApplyFile(fs, p); err != nil {
+		t.Fatalf("the example with every key set does not load: %v", err)
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Value.String() != f.DefValue {
+			t.Errorf("--%s: the example sets %q, the default is %q", f.Name, f.Value.String(), f.DefValue)
+		}
+	})
+}
+
+// TestServeReadsTheConfigFile: serve --config sets what the flags would, and FLEETBOOT_CONFIG
+// names the file too.
+func TestServeReadsTheConfigFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fleetboot.yaml")
+	os.WriteFile(p, []byte("dhcp: nonsense\n"), 0o644)
+	for _, args := range [][]string{{"serve", "--config", p, "--dry-run"}, {"serve", "--dry-run"}} {
+		t.Setenv("FLEETBOOT_CONFIG", p)
+		_, _, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "nonsense") {
+			t.Errorf("fleetboot %v with dhcp: nonsense in the file: %v", args, err)
+		}
+	}
+	os.WriteFile(p, []byte("dhcp: sideways\n"), 0o644)
+	if _, _, err := runCLI(t, "serve", "--config", p, "--dry-run", "--dhcp", "nonsense2"); err == nil || !strings.Contains(err.Error(), "nonsense2") {
+		t.Errorf("the command line wins over the file: %v", err)
+	}
+	os.WriteFile(p, []byte("dchp: full\n"), 0o644)
+	if _, _, err := runCLI(t, "serve", "--config", p, "--dry-run"); err == nil || !strings.Contains(err.Error(), `unknown key "dchp" (did you mean dhcp?)`) {
+		t.Errorf("misspelt key: %v", err)
 	}
 }
