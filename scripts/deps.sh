@@ -26,6 +26,7 @@
 #   udftools          mkudffs: a UDF-only image the ISO store must refuse
 #   tftp-hpa          TFTP client interop peer (internal/tftp)
 #   curl, ca-certificates, git   fetching and the TFTP/HTTP interop tests
+#   systemd           systemd-analyze verify/security of scripts/systemd/fleetboot.service
 set -euo pipefail
 
 pkgs=(
@@ -50,6 +51,7 @@ pkgs=(
 	curl
 	ca-certificates
 	git
+	systemd
 )
 
 missing=()
