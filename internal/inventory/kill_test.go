@@ -1,0 +1,180 @@
+package inventory
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+)
+
+const killChildEnv = "FLEETBOOT_INVENTORY_KILL_CHILD"
+
+// lifeSteps is one machine's install life as the child drives it; each ACK names the state
+// reached.
+var lifeSteps = []State{Discovered, InstallPending, Installing, Installed}
+
+// killChild drives machines through their install life, printing "ACK mac state" after each
+// change returned, until it is killed.
+func killChild(t *testing.T, dir string) {
+	st, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 5000; i++ {
+		mac := fmt.Sprintf("52:54:00:00:%02x:%02x", i>>8, i&0xff)
+		if _, _, err := inv.See(ctx, Sighting{MAC: mac, Arch: "x86_64"}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ACK %s %s\n", mac, Discovered)
+		prof, pending := "p", InstallPending
+		if _, err := inv.UpdateMachine(ctx, mac, MachineUpdate{Profile: &prof, State: &pending}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ACK %s %s\n", mac, InstallPending)
+		if _, err := inv.Transition(ctx, mac, []State{InstallPending}, Installing, "installer handed out"); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ACK %s %s\n", mac, Installing)
+		if _, err := inv.Transition(ctx, mac, []State{Installing}, Installed, "done"); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ACK %s %s\n", mac, Installed)
+	}
+	time.Sleep(5 * time.Minute) // the parent kills before; this bounds an orphan
+}
+
+// TestKillDuringStateTransitionsKeepsStateAndTimelineTogether SIGKILLs a process moving
+// machines through discovered → install-pending → installing → installed once it acknowledged
+// 300 changes. After a restart each machine is in the state last acknowledged for it (or the
+// next one, committed as the kill came), and its timeline's last state event says so: no change
+// without its event, no event without its change.
+func TestKillDuringStateTransitionsKeepsStateAndTimelineTogether(t *testing.T) {
+	if dir := os.Getenv(killChildEnv); dir != "" {
+		killChild(t, dir)
+		return
+	}
+	dir := t.TempDir()
+	{
+		st, err := store.Open(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, err := Open(context.Background(), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := inv.PutProfile(context.Background(), &Profile{Name: "p", ISO: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	acked := map[string]State{}
+	n := 0
+	record := func(l string) {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "ACK" {
+			acked[f[1]] = State(f[2])
+			n++
+		}
+	}
+	deadline := time.After(2 * time.Minute)
+	for n < 300 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("child ended after %d acks: %s", n, stderr.String())
+			}
+			record(l)
+		case <-deadline:
+			t.Fatalf("only %d acks within 2 minutes: %s", n, stderr.String())
+		}
+	}
+	cmd.Process.Kill()
+	for l := range lines {
+		record(l)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("child did not die by the signal: %v", err)
+	}
+
+	st, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	inv, err := Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ms, err := inv.Machines(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := func(s State) int {
+		for i, x := range lifeSteps {
+			if x == s {
+				return i
+			}
+		}
+		return -1
+	}
+	for mac, want := range acked {
+		m, err := inv.Machine(ctx, mac)
+		if err != nil {
+			t.Errorf("acknowledged machine %s lost: %v", mac, err)
+			continue
+		}
+		if d := index(m.State) - index(want); d != 0 && d != 1 {
+			t.Errorf("%s is %s, acknowledged %s", mac, m.State, want)
+		}
+	}
+	for _, m := range ms {
+		evs, err := inv.Events(ctx, m.MAC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := Discovered
+		for _, e := range evs {
+			if e.Kind == "state" {
+				_, to, _ := strings.Cut(e.Detail, " → ")
+				to, _, _ = strings.Cut(to, ":")
+				last = State(to)
+			}
+		}
+		if len(evs) == 0 || evs[0].Kind != "discovered" || last != m.State {
+			t.Errorf("%s is %s but its timeline says %s: %+v", m.MAC, m.State, last, evs)
+		}
+	}
+	t.Logf("killed after %d acknowledged changes on %d machines; %d machines after restart, states and timelines agree", n, len(acked), len(ms))
+}
