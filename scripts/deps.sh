@@ -27,6 +27,7 @@
 #   tftp-hpa          TFTP client interop peer (internal/tftp)
 #   curl, ca-certificates, git   fetching and the TFTP/HTTP interop tests
 #   systemd           systemd-analyze verify/security of scripts/systemd/fleetboot.service
+#   chromium          headless browser for the web UI test (internal/webui, driven by chromedp)
 set -euo pipefail
 
 pkgs=(
@@ -52,6 +53,7 @@ pkgs=(
 	ca-certificates
 	git
 	systemd
+	chromium
 )
 
 missing=()

@@ -29,8 +29,14 @@ echo "== fuzz smoke"
 # FUZZTIME=Nx overrides all budgets). A failing input fails the run.
 bash scripts/fuzz-smoke.sh
 
-echo "== go test -race (unit, interop, real-firmware DHCP)"
-go test -race -count=1 -timeout 30m $(go list ./... | grep -v /internal/e2e)
+echo "== go test -race (unit, interop, real-firmware DHCP, web UI in headless Chromium)"
+# The web UI test (internal/webui) drives Debian's chromium (deps.sh installs it); with CI=true a
+# missing browser fails instead of skipping. Its screenshots of every page go to
+# $FLEETBOOT_ARTIFACTS/ui-screenshots.
+export FLEETBOOT_ARTIFACTS="${FLEETBOOT_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/fleetboot-artifacts.XXXXXX")}"
+echo "web UI screenshots: $FLEETBOOT_ARTIFACTS/ui-screenshots"
+CI="${CI:-true}" go test -race -count=1 -timeout 30m $(go list ./... | grep -v /internal/e2e)
+echo "web UI screenshots: $FLEETBOOT_ARTIFACTS/ui-screenshots"
 
 # Last, verbose so the per-scenario boot-time table is in the log; its closing "ok" line is
 # the run's summary. Every VM has its own bound (FLEETBOOT_E2E_VM_TIMEOUT, 10 min by default,

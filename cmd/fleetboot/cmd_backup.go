@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetboot/fleetboot/internal/backup"
+	"github.com/fleetboot/fleetboot/internal/webui"
 )
 
 func newBackupCmd() *cobra.Command {
@@ -34,7 +35,7 @@ copied — back those files up where they live. Uploads in progress are left out
 				bytes += f.Size
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "backed up %s to %s: %d files, %s\n", data, to, len(m.Files)+1, humanBytes(bytes))
+			fmt.Fprintf(out, "backed up %s to %s: %d files, %s\n", data, to, len(m.Files)+1, webui.HumanBytes(bytes))
 			for _, x := range m.ExternalISOs {
 				fmt.Fprintf(out, "  not copied (registered by path): ISO %s at %s, sha256 %s\n", x.Name, x.Path, x.SHA256)
 			}
@@ -68,7 +69,7 @@ profiles using them show as broken in "profile ls".`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "restored %s into %s: %d files, %s, backed up %s\n", from, data, rep.Files,
-				humanBytes(rep.Bytes), rep.Manifest.Created.Format("2006-01-02 15:04:05 MST"))
+				webui.HumanBytes(rep.Bytes), rep.Manifest.Created.Format("2006-01-02 15:04:05 MST"))
 			for _, x := range rep.External {
 				if x.OK {
 					fmt.Fprintf(out, "  ISO %s (registered by path) is there: %s\n", x.Name, x.Path)

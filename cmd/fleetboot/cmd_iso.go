@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/auth"
 	"github.com/fleetboot/fleetboot/internal/client"
+	"github.com/fleetboot/fleetboot/internal/webui"
 )
 
 // apiFlags are the flags every command talking to a running server shares.
@@ -200,7 +201,7 @@ name, the server keeps its one name for it and says so: ISO names are not aliase
 			return lsOut.print(cmd.OutOrStdout(), isos, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "ID\tNAME\tLABEL\tSIZE\tDETECTED\tSHA256")
 				for _, iso := range isos {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), humanBytes(iso.Size),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), webui.HumanBytes(iso.Size),
 						orDash(detectedSummary(iso.Detected)), shortSum(iso.SHA256))
 				}
 			})
@@ -298,17 +299,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

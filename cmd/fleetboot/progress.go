@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/webui"
 )
 
 // uploadProgress draws one progress line for `iso upload`. Its rate counts only the bytes sent
@@ -42,7 +44,7 @@ func (p *uploadProgress) update(done, total int64) {
 		p.started, p.base, p.start, p.total = true, done, now, total
 		if done > 0 && p.visible {
 			fmt.Fprintf(p.w, "%s: resuming at %s of %s (%d %%): the server already has those bytes\n",
-				p.label, humanBytes(done), humanBytes(total), percent(done, total))
+				p.label, webui.HumanBytes(done), webui.HumanBytes(total), percent(done, total))
 		}
 	}
 	if done < p.base {
@@ -74,9 +76,9 @@ func (p *uploadProgress) line(now time.Time) string {
 	fill := int(pct) * width / 100
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %3d%% [%s%s] %s / %s", p.label, pct, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-		humanBytes(p.done), humanBytes(p.total))
+		webui.HumanBytes(p.done), webui.HumanBytes(p.total))
 	if r := p.rate(now); r > 0 {
-		fmt.Fprintf(&b, "  %s/s", humanBytes(int64(r)))
+		fmt.Fprintf(&b, "  %s/s", webui.HumanBytes(int64(r)))
 		if left := p.total - p.done; left > 0 {
 			fmt.Fprintf(&b, "  %s left", time.Duration(float64(left)/r*float64(time.Second)).Round(time.Second))
 		}

@@ -41,6 +41,10 @@ type Guard struct {
 	Limiter *Limiter
 	// OnDeny, when set, hears every request turned away (log it, count it).
 	OnDeny func(c echo.Context, why Denial, addr netip.Addr)
+	// Session, when set, authenticates a request that carries no bearer token by other means
+	// (the web UI's session cookie): ok with the session's scope, not ok to fall through to
+	// the 401, or an error that answers the request (a missing CSRF token).
+	Session func(c echo.Context) (s Scope, ok bool, err error)
 }
 
 // Authenticate is echo middleware: it sets the caller's scope (ScopeFrom) or answers 401/429.
@@ -53,6 +57,16 @@ func (g *Guard) Authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			g.deny(c, DeniedRateLimited, addr)
 			return echo.NewHTTPError(http.StatusTooManyRequests,
 				fmt.Sprintf("too many failed sign-ins from %s: try again in %s s with the right token", addr, secs))
+		}
+		if g.Session != nil && Bearer(c.Request()) == "" {
+			s, ok, err := g.Session(c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				c.Set(scopeKey, s)
+				return next(c)
+			}
 		}
 		s := g.Tokens.ScopeOf(c.Request())
 		if s == ScopeNone {

@@ -19,8 +19,13 @@ import (
 // request that reaches it.
 type routeAccess struct {
 	token bool
-	path  string
-	body  string
+	// session: a web UI page, which sends a browser without a session to the sign-in page.
+	session bool
+	// ui: the web UI's way in (sign-in form, its assets, redirects to it): open, but no boot
+	// path (with --tls-cert it moves to HTTPS with the API).
+	ui   bool
+	path string
+	body string
 }
 
 // TestEveryRouteHasAnAccessDecision walks the router's own route list: every route must have
@@ -33,6 +38,8 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 	const mac = "52:54:00:00:00:01"
 	open := func(p string) routeAccess { return routeAccess{path: p} }
 	tok := func(p, body string) routeAccess { return routeAccess{token: true, path: p, body: body} }
+	page := func(p string) routeAccess { return routeAccess{session: true, path: p} }
+	uiOpen := func(p string) routeAccess { return routeAccess{ui: true, path: p} }
 	// The decisions, also written down in README's "HTTP endpoints" table.
 	table := map[string]routeAccess{
 		"GET /boot.ipxe":                       open("/boot.ipxe"),
@@ -100,6 +107,30 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 		"GET /api/v1/rules":                    tok("/api/v1/rules", ""),
 		"POST /api/v1/rules":                   tok("/api/v1/rules", `{"profile":"p"}`),
 		"DELETE /api/v1/rules/:id":             tok("/api/v1/rules/1", ""),
+		"POST /api/v1/profiles/check":          tok("/api/v1/profiles/check", `{"iso":"g"}`),
+		// The web UI: the sign-in form, its static files and the redirects to it are open;
+		// every page needs a session (README "Web UI").
+		"GET /":                       uiOpen("/"),
+		"GET /ui":                     uiOpen("/ui"),
+		"GET /ui/login":               uiOpen("/ui/login"),
+		"POST /ui/login":              uiOpen("/ui/login"),
+		"POST /ui/logout":             uiOpen("/ui/logout"),
+		"GET /ui/static/*":            uiOpen("/ui/static/app.css"),
+		"HEAD /ui/static/*":           uiOpen("/ui/static/app.js"),
+		"GET /ui/":                    page("/ui/"),
+		echo.RouteNotFound + " /ui":   page("/ui/"),
+		echo.RouteNotFound + " /ui/*": page("/ui/no-such-page"),
+		"GET /ui/machines":            page("/ui/machines"),
+		"GET /ui/machines/:mac":       page("/ui/machines/" + mac),
+		"GET /ui/rules":               page("/ui/rules"),
+		"GET /ui/leases":              page("/ui/leases"),
+		"GET /ui/health":              page("/ui/health"),
+		"GET /ui/isos":                page("/ui/isos"),
+		"GET /ui/isos/:id":            page("/ui/isos/" + v.ID),
+		"GET /ui/isos/:id/files/*":    page("/ui/isos/" + v.ID + "/files/"),
+		"GET /ui/profiles":            page("/ui/profiles"),
+		"GET /ui/profiles/new":        page("/ui/profiles/new"),
+		"GET /ui/profiles/:name":      page("/ui/profiles/p"),
 	}
 
 	// Reads only the admin may make: the audit log says who did what from where.
@@ -137,12 +168,21 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 	hdr := map[string]string{"Content-Type": "application/json"}
 	// The open routes are exactly what stays on plain HTTP when the API moves to HTTPS.
 	for _, c := range calls {
-		if httpapi.IsBootPath(c.path) == c.token {
-			t.Errorf("%s (%s): needs a token = %v but IsBootPath = %v: the plain HTTP listener of --tls-cert would serve an operator path or refuse a boot path",
-				c.key, c.path, c.token, !c.token)
+		boot := !c.token && !c.session && !c.ui
+		if httpapi.IsBootPath(c.path) != boot {
+			t.Errorf("%s (%s): a boot path = %v but IsBootPath = %v: the plain HTTP listener of --tls-cert would serve an operator path or refuse a boot path",
+				c.key, c.path, boot, !boot)
 		}
 	}
 	for _, c := range calls {
+		if c.session {
+			res, b := e.do(t, c.method, c.path, testToken, hdr, nil)
+			if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/ui/login?next=") {
+				t.Errorf("%s (%s %s) without a session, even with a token: %d %q, want 303 to the sign-in page: %s",
+					c.key, c.method, c.path, res.StatusCode, res.Header.Get("Location"), b)
+			}
+			continue
+		}
 		if !c.token {
 			res, b := e.do(t, c.method, c.path, "", hdr, strings.NewReader(c.body))
 			if res.StatusCode == http.StatusUnauthorized {
@@ -168,6 +208,14 @@ func TestEveryRouteHasAnAccessDecision(t *testing.T) {
 	}
 	// The read-only token reaches every read and no change: 403 before the handler runs.
 	for _, c := range calls {
+		if c.session {
+			res, b := e.do(t, c.method, c.path, testToken, hdr, nil)
+			if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/ui/login?next=") {
+				t.Errorf("%s (%s %s) without a session, even with a token: %d %q, want 303 to the sign-in page: %s",
+					c.key, c.method, c.path, res.StatusCode, res.Header.Get("Location"), b)
+			}
+			continue
+		}
 		if !c.token {
 			continue
 		}

@@ -38,6 +38,10 @@ type Provisioner interface {
 	// Answer finds the machine a Proxmox installer's system information describes and
 	// renders its answer file.
 	Answer(ctx context.Context, si provision.SysInfo) (*inventory.Machine, []byte, error)
+	// Target resolves profile p for machine m into what its boot script loads.
+	Target(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error)
+	// Preview renders an unsaved profile's main unattended file for machine m and names it.
+	Preview(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (string, []byte, error)
 }
 
 // macFormat is what a bad MAC address is told to look like.
@@ -67,6 +71,7 @@ func (a *API) routesInventory(api *echo.Group) {
 
 	api.GET("/profiles", a.listProfiles)
 	api.POST("/profiles", a.putProfile)
+	api.POST("/profiles/check", a.checkProfile)
 	api.GET("/profiles/:name", a.getProfile)
 	api.GET("/profiles/:name/boot", a.profileBoot)
 	api.PUT("/profiles/:name", a.putProfile)
@@ -426,11 +431,7 @@ func (a *API) proxmoxAnswer(c echo.Context) error {
 // guard authenticates /api/v1 calls (internal/auth): the token's scope, 401 without one, 429
 // for an address with too many failed sign-ins.
 func (a *API) guard() echo.MiddlewareFunc {
-	lim := a.cfg.AuthLimiter
-	if lim == nil {
-		lim = auth.NewLimiter(auth.DefaultFailBurst, auth.DefaultFailEvery, auth.DefaultFailAddrs, nil)
-	}
-	g := &auth.Guard{Tokens: a.cfg.Tokens, Limiter: lim, OnDeny: a.denied}
+	g := &auth.Guard{Tokens: a.cfg.Tokens, Limiter: a.limiter, OnDeny: a.denied, Session: a.sessionScope}
 	return g.Authenticate
 }
 

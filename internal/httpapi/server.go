@@ -28,6 +28,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/metrics"
 	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/webui"
 )
 
 // Decider picks the script for a machine (internal/boot implements it).
@@ -76,6 +77,8 @@ type Config struct {
 	// EventHeartbeat is how often an idle event stream sends a keep-alive comment (0:
 	// DefaultEventHeartbeat).
 	EventHeartbeat time.Duration
+	// Server describes the running server for the web UI's health page.
+	Server ServerInfo
 }
 
 // API is the HTTP handler.
@@ -91,11 +94,25 @@ type API struct {
 
 	inFlight atomic.Int64 // requests being served (downloads, uploads, API calls)
 	streams  streams      // open live event streams
+
+	// ui renders the web UI's pages; sessions are its signed-in browsers, which may also
+	// call /api/v1 (with the page's CSRF token for changes).
+	ui       *webui.Renderer
+	sessions *webui.Sessions
+	// limiter counts failed sign-ins per address, for API calls and the UI's sign-in form.
+	limiter *auth.Limiter
 }
 
 // New builds the routes.
 func New(cfg Config) *API {
-	a := &API{cfg: cfg, log: cfg.Logger, m: cfg.Metrics}
+	ui, err := webui.NewRenderer()
+	if err != nil {
+		panic("webui: embedded templates do not parse: " + err.Error()) // a broken build, caught by every test
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, ui: ui, sessions: &webui.Sessions{}, limiter: cfg.AuthLimiter}
+	if a.limiter == nil {
+		a.limiter = auth.NewLimiter(auth.DefaultFailBurst, auth.DefaultFailEvery, auth.DefaultFailAddrs, nil)
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -142,6 +159,7 @@ func New(cfg Config) *API {
 		a.routesInventory(api)
 		e.POST("/boot/done/:mac", a.done)
 		e.POST(provision.ProgressPath+":mac", a.progress)
+		a.routesUI(e)
 		if cfg.Provision != nil {
 			e.Match(getHead, "/unattended/:mac/:file", a.unattended)
 			e.POST(provision.AnswerPath, a.proxmoxAnswer)

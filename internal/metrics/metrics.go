@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics holds every collector fleetboot updates.
@@ -272,3 +273,6 @@ func CodeClass(code int) string {
 		return "2xx"
 	}
 }
+
+// Gather returns the current value of every metric (the web UI's health page shows them).
+func (m *Metrics) Gather() ([]*dto.MetricFamily, error) { return m.reg.Gather() }

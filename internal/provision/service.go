@@ -284,6 +284,31 @@ func (s *Service) Unattended(ctx context.Context, m *inventory.Machine, file str
 	if err != nil {
 		return nil, err
 	}
+	return s.render(ctx, p, m, file)
+}
+
+// Preview renders profile p's main unattended file (p need not be saved: the web UI's editor
+// previews what it is typing) as machine m would get it, and names the file.
+func (s *Service) Preview(ctx context.Context, p *inventory.Profile, m *inventory.Machine) (string, []byte, error) {
+	if p.Template == "" {
+		return "", nil, fmt.Errorf("profile %s has no unattended template: %w", p.Name, ErrNotFound)
+	}
+	file, ok := Kinds[p.Kind]
+	if !ok {
+		return "", nil, fmt.Errorf("template kind %q: want one of kickstart, preseed, autoinstall, autoyast, raw, answer", p.Kind)
+	}
+	iso, err := s.ISOs.Get(ctx, p.ISO)
+	if err != nil {
+		return "", nil, fmt.Errorf("no ISO %q: %w", p.ISO, err)
+	}
+	q := *p
+	q.ISO = iso.ID
+	body, err := s.render(ctx, &q, m, file)
+	return file, body, err
+}
+
+// render renders file of profile p for machine m.
+func (s *Service) render(ctx context.Context, p *inventory.Profile, m *inventory.Machine, file string) ([]byte, error) {
 	if p.Template == "" {
 		return nil, fmt.Errorf("profile %s has no unattended template: %w", p.Name, ErrNotFound)
 	}

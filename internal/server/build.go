@@ -44,6 +44,9 @@ type Deps struct {
 	// MaxEventStreams and EventHeartbeat tune the live event stream (0: httpapi's defaults).
 	MaxEventStreams int
 	EventHeartbeat  time.Duration
+	// HTTPAddr is the address the HTTP listener is bound to, for the web UI's health page
+	// ("": cfg.HTTPAddr).
+	HTTPAddr string
 }
 
 // App is fleetboot's components, wired together once, for Run and for every test that wants
@@ -165,7 +168,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	app.API = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: d.Binaries, Chain: d.Chain, GRUB: grubCfg, GRUBDecider: planner,
 		Assets: app.Assets, Decider: planner, Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView,
 		Tokens: d.Tokens, Audit: app.Audit, AuthLimiter: d.AuthLimiter, Metrics: m, Quirks: quirks, Logger: log,
-		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat})
+		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat, Server: serverInfo(cfg, res, d.HTTPAddr)})
 	return app, nil
 }
 
@@ -226,4 +229,27 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 		return nil, nil, fmt.Errorf("dhcp: %w", err)
 	}
 	return ds, leases, nil
+}
+
+// serverInfo is what the web UI's health page says about the listeners and the data directory.
+func serverInfo(cfg config.Config, res *config.Resolved, httpAddr string) httpapi.ServerInfo {
+	if httpAddr == "" {
+		httpAddr = cfg.HTTPAddr
+	}
+	info := httpapi.ServerInfo{DHCPMode: string(cfg.DHCPMode), DataDir: cfg.DataDir,
+		Listeners: []httpapi.Listener{{Name: "HTTP", Addr: httpAddr, Note: "boot paths, API, web UI"}}}
+	if cfg.TLSCert != "" {
+		info.Listeners[0].Note = "boot paths (the API and the UI are on HTTPS)"
+		info.Listeners = append(info.Listeners, httpapi.Listener{Name: "HTTPS", Addr: cfg.APIAddr, Note: "API, web UI, boot paths"})
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		info.DataDir = abs
+	}
+	info.Listeners = append(info.Listeners, httpapi.Listener{Name: "TFTP", Addr: orOff(res.TFTPAddr), Note: "legacy PXE"})
+	dhcpAddr := "off"
+	if cfg.DHCPMode != config.DHCPOff {
+		dhcpAddr = res.Interface + " ports 67, 4011"
+	}
+	info.Listeners = append(info.Listeners, httpapi.Listener{Name: "DHCP", Addr: dhcpAddr, Note: "mode " + string(cfg.DHCPMode)})
+	return info
 }

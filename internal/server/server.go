@@ -147,7 +147,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	logTokens(log, cfg, created)
-	app, err := Build(ctx, cfg, res, Deps{Binaries: bins, Chain: chain, Tokens: tokens, Sockets: socks, Metrics: m, Logger: log})
+	app, err := Build(ctx, cfg, res, Deps{Binaries: bins, Chain: chain, Tokens: tokens, Sockets: socks, Metrics: m, Logger: log,
+		HTTPAddr: ln.Addr().String()})
 	if err != nil {
 		return err
 	}
