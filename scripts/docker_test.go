@@ -98,3 +98,42 @@ Dir::State::Lists "`+lists+`";
 		})
 	}
 }
+
+// TestDockerfileBuildsWhatTheScriptsBuild: the image's binary is built like scripts/run.sh
+// builds bin/fleetboot — the same fetch scripts embed the pinned iPXE and signed shim + GRUB,
+// a static CGO_ENABLED=0 build of ./cmd/fleetboot — and checked (`fleetboot version` lists the
+// embedded files); the image runs serve on a /data volume with DHCP, proxyDHCP, TFTP and HTTP
+// ports, and the documented run line uses host networking.
+func TestDockerfileBuildsWhatTheScriptsBuild(t *testing.T) {
+	df, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := os.ReadFile("run.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, r := string(df), string(run)
+	for _, step := range []string{"bash scripts/fetch-ipxe.sh", "bash scripts/fetch-secureboot.sh"} {
+		if !strings.Contains(d, step) || !strings.Contains(r, step) {
+			t.Errorf("%q: in the Dockerfile %v, in run.sh %v — the image must embed what run.sh embeds", step, strings.Contains(d, step), strings.Contains(r, step))
+		}
+	}
+	build := regexp.MustCompile(`CGO_ENABLED=0 go build .*\./cmd/fleetboot`)
+	if !build.MatchString(d) || !build.MatchString(r) {
+		t.Errorf("both must build ./cmd/fleetboot with CGO_ENABLED=0 (static): Dockerfile %v, run.sh %v", build.MatchString(d), build.MatchString(r))
+	}
+	if !regexp.MustCompile(`/out/fleetboot version`).MatchString(d) {
+		t.Error("the build stage does not run `fleetboot version` (which fails without embedded iPXE binaries)")
+	}
+	for _, want := range []string{"VOLUME /data", `CMD ["serve", "--data", "/data"]`, "EXPOSE 67/udp 69/udp 4011/udp 8080/tcp",
+		"COPY --from=build /out/fleetboot /usr/local/bin/fleetboot"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	readme, _ := os.ReadFile("../README.md")
+	if !regexp.MustCompile("docker run --net=host [^\n]*-v [^\n]*:/data fleetboot").Match(readme) {
+		t.Error("README's docker run line does not use --net=host and a /data volume")
+	}
+}
