@@ -144,7 +144,11 @@ type runningServer struct {
 func startServer(t *testing.T, ns *testNetns, cfg Config, leases LeaseStore) *runningServer {
 	t.Helper()
 	rs := &runningServer{events: make(chan Event, 1024), errc: make(chan error, 1)}
+	prev := cfg.OnEvent
 	cfg.OnEvent = func(ev Event) {
+		if prev != nil {
+			prev(ev)
+		}
 		select {
 		case rs.events <- ev:
 		default:
@@ -249,7 +253,11 @@ type udpFrame struct {
 
 // send transmits m as an Ethernet/IPv4/UDP frame.
 func (c *rawClient) send(m *dhcpv4.DHCPv4, dstMAC net.HardwareAddr, src, dst net.IP, srcPort, dstPort int) error {
-	payload := m.ToBytes()
+	return c.sendRaw(m.ToBytes(), dstMAC, src, dst, srcPort, dstPort)
+}
+
+// sendRaw transmits payload, whatever it holds, as the UDP payload of one frame.
+func (c *rawClient) sendRaw(payload []byte, dstMAC net.HardwareAddr, src, dst net.IP, srcPort, dstPort int) error {
 	udpLen := 8 + len(payload)
 	ipLen := 20 + udpLen
 	f := make([]byte, 14+ipLen)

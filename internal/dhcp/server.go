@@ -475,6 +475,11 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *
 // handlePacket parses, decides, sends and reports one packet.
 func (s *Server) handlePacket(ctx context.Context, c *net.UDPConn, pkt []byte, peer *net.UDPAddr, port int) {
 	m, err := dhcpv4.FromBytes(pkt)
+	// dhcpv4 cuts an hlen beyond chaddr's 16 bytes down to 16 and parses on; such a packet is
+	// no client's (Ethernet sends 6), and answering it would record a 16-byte "MAC".
+	if err == nil && len(pkt) > 2 && pkt[2] > 16 {
+		err = fmt.Errorf("hlen %d exceeds the 16 bytes of chaddr", pkt[2])
+	}
 	if err != nil {
 		ev := Event{Kind: "ignored", MAC: rawChaddr(pkt), Firmware: string(fwOther), Port: port,
 			Reason: "malformed packet: " + err.Error()}
