@@ -43,7 +43,7 @@ func malformed(r *rand.Rand, i int, valid []byte) []byte {
 		// Options run to the end of the packet without an end option, the last one cut.
 		return append(b[:240], 53, 1, 1, 93, 2, 0, 7, 97, 17, 0, 1, 2)
 	default:
-		b[0] = 3 // neither BOOTREQUEST nor BOOTREPLY
+		b[0] = 3                                // neither BOOTREQUEST nor BOOTREPLY
 		return append(b, make([]byte, 1100)...) // up to the 1500-byte MTU
 	}
 }
