@@ -22,7 +22,7 @@
 #   iproute2          ip netns / bridge / veth / tuntap
 #   dnsmasq-base      the site DHCP server stand-in for proxy mode (no service gets started)
 #   cpio              interop test of the suite's initramfs writer
-#   xorriso           builds the ISO fixtures (internal/isostore, internal/e2e)
+#   xorriso           builds the ISO fixtures (internal/iso9660, internal/isostore, internal/e2e)
 #   udftools          mkudffs: a UDF-only image the ISO store must refuse
 #   tftp-hpa          TFTP client interop peer (internal/tftp)
 #   curl, ca-certificates, git   fetching and the TFTP/HTTP interop tests

@@ -8,10 +8,9 @@ package boot
 
 import (
 	"net/netip"
-	"net/url"
-	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // Script kinds, also metric label values.
@@ -64,9 +63,5 @@ func AssetTarget(base string, t Target) ipxe.BootTarget {
 
 // AssetURL is the URL of a file below <data>/assets, each path segment escaped.
 func AssetURL(base, p string) string {
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	return base + "/assets/" + strings.Join(segs, "/")
+	return urls.Base(base).Asset(p)
 }

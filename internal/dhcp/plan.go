@@ -4,12 +4,7 @@ import (
 	"net"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
-)
-
-// Where boot files live on HTTP; their names are internal/ipxe's.
-const (
-	bootScriptRel = "/boot.ipxe"
-	ipxeHTTPDir   = "/ipxe/"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // pxeDiscoveryControl is option 43 carrying PXE_DISCOVERY_CONTROL (sub-option 6) = 0x08, "use
@@ -67,7 +62,7 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 	var p bootPlan
 	switch {
 	case ci.IPXE:
-		p.BootFile = cfg.HTTPBase + bootScriptRel
+		p.BootFile = urls.Base(cfg.HTTPBase).BootScript()
 		p.IPXENoProxyWait = true
 		if cfg.Proxy {
 			// Quirk (iPXE dhcp.c; verified with QEMU's iPXE NIC ROM beside dnsmasq): an offer
@@ -96,7 +91,7 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 		// Quirk (EDK2 HttpBootDxe): the offer is only considered an HTTP boot offer when it
 		// echoes vendor class "HTTPClient"; the file must be a full URI.
 		p.VendorClass = vendorHTTPClient
-		p.BootFile = cfg.HTTPBase + ipxeHTTPDir + file
+		p.BootFile = urls.Base(cfg.HTTPBase).IPXE(file)
 	case ci.PXE:
 		switch {
 		case !ci.HasArch || ci.Arch == archBIOS:

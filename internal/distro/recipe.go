@@ -7,6 +7,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // Errors Recipe returns (wrapped, with the reason); test with errors.Is.
@@ -120,15 +122,10 @@ type Entry struct {
 // FileURL is the URL a machine fetches an ISO path (or ImageISO) from, each path element
 // escaped.
 func FileURL(isoURL, p string) string {
-	isoURL = strings.TrimRight(isoURL, "/")
 	if p == ImageISO {
-		return isoURL + "/" + ImageISO
+		return urls.ISOImageURL(isoURL)
 	}
-	segs := strings.Split(strings.TrimPrefix(cleanPath(p), "/"), "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	return isoURL + "/files/" + strings.Join(segs, "/")
+	return urls.ISOFile(isoURL, cleanPath(p))
 }
 
 // Recipe returns the boot entries for an ISO Detect recognised as r: kernel, initrds and
@@ -589,9 +586,9 @@ func (b *builder) anaconda() ([]Entry, error) {
 	args := []string{"ip=dhcp"}
 	var notes []string
 	if anacondaRepo(b.v, ti) != "" {
-		args = append(args, "inst.repo="+b.p.ISOURL+"/files/")
+		args = append(args, "inst.repo="+urls.ISOFiles(b.p.ISOURL))
 	} else {
-		args = append(args, "inst.stage2="+b.p.ISOURL+"/files/")
+		args = append(args, "inst.stage2="+urls.ISOFiles(b.p.ISOURL))
 		notes = append(notes, "boot/netinstall image: packages come from the distribution's mirrors (or a repository the kickstart names)")
 	}
 	unattended := false
@@ -706,7 +703,7 @@ func (b *builder) arch() ([]Entry, error) {
 		}
 	}
 	ird = append(ird, a.initrd)
-	args := []string{"archisobasedir=" + strings.TrimPrefix(a.dir, "/"), "archiso_http_srv=" + b.p.ISOURL + "/files/", "ip=dhcp"}
+	args := []string{"archisobasedir=" + strings.TrimPrefix(a.dir, "/"), "archiso_http_srv=" + urls.ISOFiles(b.p.ISOURL), "ip=dhcp"}
 	if _, ok := b.v.file(a.rootfs + ".cms.sig"); ok {
 		args = append(args, "cms_verify=y")
 	} else if _, ok := b.v.file(path.Join(path.Dir(a.rootfs), "airootfs.sha512")); ok {
@@ -783,7 +780,7 @@ func (b *builder) alpine() ([]Entry, error) {
 // repository). SLES "Online" media need registration or a repository besides the ISO.
 
 func (b *builder) suse() ([]Entry, error) {
-	args := []string{"install=" + b.p.ISOURL + "/files/", "netsetup=dhcp"}
+	args := []string{"install=" + urls.ISOFiles(b.p.ISOURL), "netsetup=dhcp"}
 	unattended := false
 	if b.p.UnattendedURL != "" {
 		args = append(args, "autoyast="+b.p.UnattendedURL)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // File names of the chain.
@@ -30,7 +31,7 @@ const (
 	// GRUBFile is the name shim loads its second stage under (shim's DEFAULT_LOADER).
 	GRUBFile = "grubx64.efi"
 	// HTTPDir is where the chain lives over HTTP; shim finds grubx64.efi beside itself there.
-	HTTPDir = "/secureboot/"
+	HTTPDir = urls.SecureBootDir
 	// Prefix is the signed network GRUB's $prefix (trixie's grubnetx64: /grub at the server
 	// root), without slashes; the config and module lists live below it.
 	Prefix = "grub"

@@ -396,7 +396,7 @@ func (a *API) unattended(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", body)
 }
 
-// proxmoxAnswer serves POST /proxmox/answer (provision.AnswerPath): the Proxmox VE automated
+// proxmoxAnswer serves POST /proxmox/answer (urls.ProxmoxAnswer): the Proxmox VE automated
 // installer (proxmox-fetch-answer, ISO prepared with --fetch-from http) POSTs its system
 // information as JSON and takes the body of the reply as answer.toml. One URL serves every
 // machine (a prepared ISO carries one URL); the MACs in the JSON say which machine it is. Like

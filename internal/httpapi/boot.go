@@ -19,6 +19,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/metrics"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // bootScript answers GET /boot.ipxe. Without ?mac= it is the DHCP filename every iPXE fetches
@@ -138,17 +139,17 @@ func (h *httpSeries) observe(m *metrics.Metrics, route string, status int, metho
 
 func routeGroup(p string) string {
 	switch {
-	case p == "/boot.ipxe":
+	case p == urls.BootScript:
 		return "boot"
-	case strings.HasPrefix(p, "/ipxe/"):
+	case strings.HasPrefix(p, urls.IPXEDir):
 		return "ipxe"
-	case strings.HasPrefix(p, "/secureboot/"), strings.HasPrefix(p, "/grub/"):
+	case strings.HasPrefix(p, urls.SecureBootDir), strings.HasPrefix(p, urls.GRUBDir):
 		return "grub"
-	case strings.HasPrefix(p, "/assets/"):
+	case strings.HasPrefix(p, urls.AssetsDir):
 		return "assets"
-	case strings.HasPrefix(p, "/isos/"):
+	case strings.HasPrefix(p, urls.ISOsDir):
 		return "iso"
-	case strings.HasPrefix(p, "/api/"):
+	case strings.HasPrefix(p, urls.API+"/"):
 		return "api"
 	}
 	return "other"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/provision"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // Detector runs distribution detection on a newly published ISO (internal/provision).
@@ -53,7 +54,7 @@ type ISOInfo struct {
 func (a *API) isoView(iso *isostore.ISO) ISOInfo {
 	v := ISOInfo{ID: iso.ID, Name: iso.Name, Label: iso.Label, Size: iso.Size, SHA256: iso.SHA256, Files: iso.FileCount,
 		Names: string(iso.Names), UploadedAt: iso.UploadedAt, Path: iso.SourcePath, Existed: iso.Existed,
-		URL: a.cfg.Scripts.HTTPBase + "/isos/" + iso.ID}
+		URL: urls.Base(a.cfg.Scripts.HTTPBase).ISO(iso.ID)}
 	if iso.Detected != "" && json.Valid([]byte(iso.Detected)) {
 		v.Detected = json.RawMessage(iso.Detected)
 	}
@@ -77,11 +78,12 @@ func (a *API) routesISOs(e *echo.Echo, api *echo.Group) {
 	getHead := []string{http.MethodGet, http.MethodHead}
 	// The ISO's URL (ISOInfo.URL, what `iso show` prints) is the base of every boot URL into
 	// it; opened in a browser it shows the ISO's files.
-	e.Match(getHead, "/isos/:id", a.isoHome)
-	e.Match(getHead, "/isos/:id/", a.isoHome)
-	e.Match(getHead, "/isos/:id/image.iso", a.isoImage)
-	e.Match(getHead, "/isos/:id/files", a.isoFile)
-	e.Match(getHead, "/isos/:id/files/*", a.isoFile)
+	iso := urls.ISOsDir + ":id"
+	e.Match(getHead, iso, a.isoHome)
+	e.Match(getHead, iso+"/", a.isoHome)
+	e.Match(getHead, iso+urls.ISOImage, a.isoImage)
+	e.Match(getHead, iso+strings.TrimSuffix(urls.ISOFilesDir, "/"), a.isoFile)
+	e.Match(getHead, iso+urls.ISOFilesDir+"*", a.isoFile)
 }
 
 // isoHome redirects an ISO's base URL to the listing of its files.
@@ -90,7 +92,7 @@ func (a *API) isoHome(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusFound, "/isos/"+url.PathEscape(iso.ID)+"/files/")
+	return c.Redirect(http.StatusFound, urls.ISOFiles(urls.ISOsDir+url.PathEscape(iso.ID)))
 }
 
 func (a *API) listISOs(c echo.Context) error {

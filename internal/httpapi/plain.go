@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
-	"github.com/fleetboot/fleetboot/internal/provision"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // bootPaths are the paths a booting machine fetches (and monitoring scrapes): everything that
@@ -17,10 +17,7 @@ import (
 // needs a trust store they do not have), and nothing here carries a token. Prefixes end in
 // "/"; the others are whole paths. TestBootPathsAreTheOpenRoutes keeps this list and the
 // routes' access decisions in step.
-var bootPaths = []string{
-	"/boot.ipxe", "/ipxe/", "/secureboot/", "/grub/", "/assets/", "/isos/", "/unattended/", "/boot/done/", provision.ProgressPath,
-	provision.AnswerPath, "/healthz", "/metrics",
-}
+var bootPaths = urls.BootPaths
 
 // IsBootPath reports whether p is one of the paths booting machines use over plain HTTP.
 func IsBootPath(p string) bool {

@@ -15,7 +15,7 @@ import (
 // steps may attach files, which fleetboot does not keep) or a log tail.
 const maxProgressBody = 256 << 10
 
-// progress serves POST /boot/progress/{mac} (provision.ProgressPath): the installer reports a
+// progress serves POST /boot/progress/{mac} (urls.ProgressDir): the installer reports a
 // phase — from the template's hooks (?phase=&status=, optional text body) or as a curtin /
 // subiquity webhook event (JSON). Each becomes an "installer" event in the machine's timeline;
 // a failure also makes the machine failed, with the reason, so that a broken install is a

@@ -26,8 +26,8 @@ import (
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/metrics"
-	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/urls"
 	"github.com/fleetboot/fleetboot/internal/webui"
 )
 
@@ -133,13 +133,13 @@ func New(cfg Config) *API {
 	}}))
 
 	getHead := []string{http.MethodGet, http.MethodHead}
-	e.Match(getHead, "/boot.ipxe", a.bootScript)
-	e.Match(getHead, "/ipxe/:file", a.ipxeFile)
+	e.Match(getHead, urls.BootScript, a.bootScript)
+	e.Match(getHead, urls.IPXEDir+":file", a.ipxeFile)
 	if cfg.Chain != nil {
-		e.Match(getHead, "/secureboot/:file", a.secureBootFile)
-		e.Match(getHead, "/grub/*", a.grubFile)
+		e.Match(getHead, urls.SecureBootDir+":file", a.secureBootFile)
+		e.Match(getHead, urls.GRUBDir+"*", a.grubFile)
 	}
-	e.Match(getHead, "/assets/*", a.asset)
+	e.Match(getHead, urls.AssetsDir+"*", a.asset)
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.Match(getHead, "/metrics", echo.WrapHandler(a.m.Handler()))
 	// Who may call what, decided here for every route at once: /api/v1 is the operator's and
@@ -157,12 +157,12 @@ func New(cfg Config) *API {
 	}
 	if cfg.Inventory != nil {
 		a.routesInventory(api)
-		e.POST("/boot/done/:mac", a.done)
-		e.POST(provision.ProgressPath+":mac", a.progress)
+		e.POST(urls.DoneDir+":mac", a.done)
+		e.POST(urls.ProgressDir+":mac", a.progress)
 		a.routesUI(e)
 		if cfg.Provision != nil {
-			e.Match(getHead, "/unattended/:mac/:file", a.unattended)
-			e.POST(provision.AnswerPath, a.proxmoxAnswer)
+			e.Match(getHead, urls.UnattendedDir+":mac/:file", a.unattended)
+			e.POST(urls.ProxmoxAnswer, a.proxmoxAnswer)
 		}
 	}
 	a.e = e

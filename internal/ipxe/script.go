@@ -9,6 +9,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // The iPXE variables a machine reports about itself when it asks for its script. netX is the
@@ -276,7 +278,8 @@ func render(t *template.Template, c ScriptConfig, v any) []byte {
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
 
 var funcs = template.FuncMap{
-	"ms": func(d time.Duration) int64 { return d.Milliseconds() },
+	"bootURL": func(base string) string { return urls.Base(base).BootScript() },
+	"ms":      func(d time.Duration) int64 { return d.Milliseconds() },
 	// waitms is the no-disk choice's wait: the menu timeout, or 10 s when there is none
 	// (iPXE's choose --timeout 0 would wait forever).
 	"waitms": func(d time.Duration) int64 {
@@ -290,11 +293,11 @@ var funcs = template.FuncMap{
 }
 
 var chainTmpl = template.Must(template.New("chain").Funcs(funcs).Parse(`#!ipxe
-chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || shell
+chain --autofree {{bootURL .HTTPBase}}?{{query}} || shell
 `))
 
 var autoexecTmpl = template.Must(template.New("autoexec").Funcs(funcs).Parse(`#!ipxe
-ifconf -c dhcp && chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}}
+ifconf -c dhcp && chain --autofree {{bootURL .HTTPBase}}?{{query}}
 `))
 
 // noDiskBlock follows every BIOS local boot. SeaBIOS returns from `sanboot --drive 0x80` when
@@ -313,7 +316,7 @@ item nodisk_poweroff Power off
 choose --timeout {{waitms .MenuTimeout}} --default nodisk_poweroff nodisk_choice || goto nodisk_poweroff
 goto ${nodisk_choice}
 :nodisk_retry
-chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || goto nodisk
+chain --autofree {{bootURL .HTTPBase}}?{{query}} || goto nodisk
 :nodisk_shell
 shell
 goto nodisk
@@ -357,10 +360,10 @@ choose --timeout {{ms .MenuTimeout}} --default local target || goto local
 goto ${target}
 {{- range $i, $it := .V.Items}}
 :p{{$i}}
-chain --autofree {{$.HTTPBase}}/boot.ipxe?{{query}}&profile={{$it.Name}} || goto menu
+chain --autofree {{bootURL $.HTTPBase}}?{{query}}&profile={{$it.Name}} || goto menu
 {{- end}}
 :retry
-chain --autofree {{.HTTPBase}}/boot.ipxe?{{query}} || goto menu
+chain --autofree {{bootURL .HTTPBase}}?{{query}} || goto menu
 :shell
 shell
 goto menu

@@ -34,11 +34,6 @@ import (
 //     disk-list or filter). PVE 8.3 renamed keys to kebab-case (root-password, disk-list) and
 //     still accepts 8.2's snake_case (root_password, disk_list); both are accepted here.
 
-// AnswerPath is the URL path the Proxmox installer POSTs its system information to. One URL
-// serves every machine (a prepared ISO carries one URL); the machine is found by the MACs the
-// installer sends.
-const AnswerPath = "/proxmox/answer"
-
 // SysInfo is what fleetboot reads of the system information the Proxmox installer POSTs.
 type SysInfo struct {
 	// MACs are the machine's network interfaces' addresses, normalised (aa:bb:cc:dd:ee:ff),

@@ -6,12 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
-)
 
-// ProgressPath is where installers report their phases: POST ProgressPath + <mac>. Like the
-// done callback it is open (an installer has no token) and only the machine's own address
-// may use it.
-const ProgressPath = "/boot/progress/"
+	"github.com/fleetboot/fleetboot/internal/urls"
+)
 
 // Progress statuses a report may carry (?status=).
 const (
@@ -150,7 +147,7 @@ func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 // progressURL is machine mac's progress endpoint.
 func progressURL(base, mac string) string {
-	return base + ProgressPath + strings.ReplaceAll(mac, ":", "-")
+	return urls.Base(base).Progress(mac)
 }
 
 // progressCommand is a shell line that reports a phase with curl or wget (busybox wget in

@@ -16,6 +16,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // ErrNotFound is returned for a file the machine's profile does not have.
@@ -78,7 +79,7 @@ type Service struct {
 }
 
 // ISOURL is the base URL of an ISO's files and image.
-func (s *Service) ISOURL(id string) string { return s.HTTPBase + "/isos/" + id }
+func (s *Service) ISOURL(id string) string { return urls.Base(s.HTTPBase).ISO(id) }
 
 // Detection is what Detect stores for an ISO and the API shows: what the ISO is and the boot
 // entries fleetboot offers for it.
@@ -120,7 +121,7 @@ func (s *Service) Detect(ctx context.Context, idOrName string) (*Detection, erro
 
 // unattendedBase is the directory URL of a machine's unattended files.
 func (s *Service) unattendedBase(m *inventory.Machine) string {
-	return s.HTTPBase + "/unattended/" + strings.ReplaceAll(m.MAC, ":", "-")
+	return urls.Base(s.HTTPBase).Unattended(m.MAC)
 }
 
 // unattendedURL is what the recipe puts on the command line for the profile's template kind:
@@ -404,7 +405,7 @@ func (s *Service) AnswerURL(ctx context.Context, mac string) (string, error) {
 	if err != nil || p.Kind != KindAnswer {
 		return "", err
 	}
-	return s.HTTPBase + AnswerPath, nil
+	return urls.Base(s.HTTPBase).ProxmoxAnswer(), nil
 }
 
 // vars are the template fields for machine m installing profile p from ISO isoID.
@@ -413,9 +414,9 @@ func (s *Service) vars(p *inventory.Profile, m *inventory.Machine, isoID string)
 	if hostname == "" {
 		hostname = "host-" + strings.ReplaceAll(m.MAC, ":", "")
 	}
-	done := s.HTTPBase + "/boot/done/" + strings.ReplaceAll(m.MAC, ":", "-")
+	done := urls.Base(s.HTTPBase).Done(m.MAC)
 	return Vars{
-		Hostname: hostname, MAC: m.MAC, MACHyphen: strings.ReplaceAll(m.MAC, ":", "-"), IP: m.IP,
+		Hostname: hostname, MAC: m.MAC, MACHyphen: urls.MAC(m.MAC), IP: m.IP,
 		ServerURL: s.HTTPBase, DoneURL: done, DoneCommand: doneCommand(done),
 		ProgressURL: progressURL(s.HTTPBase, m.MAC), ProgressHooks: progressHooks(p.Kind, progressURL(s.HTTPBase, m.MAC)),
 		UnattendedURL: s.unattendedURL(p, m), ISOURL: s.ISOURL(isoID), Profile: p.Name,

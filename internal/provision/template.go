@@ -22,7 +22,7 @@ const (
 	KindAutoYaST    = "autoyast"    // openSUSE/SLES: autoyast=<url>
 	KindRaw         = "raw"         // any file; the profile's extra args reference {{.UnattendedURL}}
 	// KindAnswer is Proxmox VE's answer.toml: the installer POSTs its system information to
-	// AnswerPath and gets the rendered file back (answer.go).
+	// urls.ProxmoxAnswer and gets the rendered file back (answer.go).
 	KindAnswer = "answer"
 )
 

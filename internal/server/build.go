@@ -25,6 +25,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/quirk"
 	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // Deps is what Build takes besides the configuration: what Run loads or binds first (the
@@ -193,7 +194,7 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 		OnTimelineDrop: func(dhcp.Event) { m.TimelineDropped.Inc() },
 	}
 	if d.Chain != nil {
-		dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, grub.HTTPDir+grub.ShimFile
+		dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, urls.SecureBootDir+grub.ShimFile
 		dcfg.OfferShim = func(mac net.HardwareAddr) bool {
 			c, err := planner.Chain(ctx, ipxe.NormalizeMAC(mac.String()))
 			if err != nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/metrics"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
 	"github.com/fleetboot/fleetboot/internal/tftp"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // Run serves until ctx is cancelled or a service fails. It binds every listener (HTTP, TFTP,
@@ -247,7 +248,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if apiLn != nil {
 		apiURL = "https://" + apiLn.Addr().String() + "/api/v1"
 	}
-	log.Info("fleetboot serving", "http", ln.Addr().String(), "api", apiURL, "boot_url", res.HTTPBase+"/boot.ipxe",
+	log.Info("fleetboot serving", "http", ln.Addr().String(), "api", apiURL, "boot_url", urls.Base(res.HTTPBase).BootScript(),
 		"dhcp", cfg.DHCPMode, "interface", res.Interface, "server_ip", res.ServerIP.String(),
 		"tftp", orOff(res.TFTPAddr), "data", cfg.DataDir)
 	err = g.Wait()
