@@ -21,6 +21,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/provision"
+	"github.com/fleetboot/fleetboot/internal/urls"
 	"github.com/fleetboot/fleetboot/internal/webui"
 )
 
@@ -501,7 +502,7 @@ func (a *API) uiISO(c echo.Context) error {
 		if fr.Dir {
 			fr.URL = base + escapePath(e.Path) + "/"
 		} else {
-			fr.URL = "/isos/" + url.PathEscape(iso.ID) + "/files" + escapePath(e.Path)
+			fr.URL = urls.ISOFile(urls.ISOsDir+url.PathEscape(iso.ID), e.Path)
 		}
 		d.Files = append(d.Files, fr)
 	}
@@ -683,7 +684,7 @@ type healthData struct {
 func (a *API) uiHealth(c echo.Context) error {
 	ctx := c.Request().Context()
 	s := a.cfg.Server
-	d := healthData{Listeners: s.Listeners, DHCPMode: orDefault(s.DHCPMode, "off"), BootURL: a.cfg.Scripts.HTTPBase + "/boot.ipxe",
+	d := healthData{Listeners: s.Listeners, DHCPMode: orDefault(s.DHCPMode, "off"), BootURL: urls.Base(a.cfg.Scripts.HTTPBase).BootScript(),
 		InFlight: a.InFlight(), DataDir: s.DataDir}
 	if s.DataDir == "" {
 		d.DiskError = "unknown data directory"
