@@ -102,6 +102,21 @@ type Config struct {
 	// (POST /api/v1/isos/register, fleetboot iso add): files below them, symlinks resolved.
 	// None: registering by path is refused.
 	RegisterDirs []string
+	// MaxUploads bounds the uploads streaming to disk at once (one-shot uploads and chunks of
+	// resumable ones); more get 503 with Retry-After.
+	MaxUploads int
+	// MaxPendingUploads bounds the unfinished resumable uploads (each holds a partial file);
+	// creating one more gets 429.
+	MaxPendingUploads int
+	// HTTPMaxConns bounds the open HTTP connections per listener (each costs a goroutine);
+	// beyond it new connections wait in the kernel's accept queue.
+	HTTPMaxConns int
+	// BodyIdleTimeout cuts off an API request whose body sends nothing for this long (an
+	// upload that stalls); a slow but moving body is never cut. Downloads have no such limit.
+	BodyIdleTimeout time.Duration
+	// TFTPMaxTransfers bounds the TFTP transfers running at once; more get a TFTP error and
+	// retry.
+	TFTPMaxTransfers int
 	// UploadExpiry is how long an unfinished resumable upload is kept after its last chunk.
 	UploadExpiry time.Duration
 	// DrainTimeout is how long a stopping server (SIGTERM, Ctrl-C) lets running HTTP and TFTP
@@ -127,9 +142,17 @@ func Default() Config {
 		MenuTimeout:  10 * time.Second,
 		Unassigned:   "menu",
 		UploadExpiry: 24 * time.Hour,
-		DrainTimeout: 30 * time.Second,
-		LogLevel:     "info",
-		LogFormat:    "text",
+		// A handful of concurrent uploads saturate a disk; 100 unfinished resumable ones is far
+		// more than operators start by hand and bounds what a stuck script can leave behind.
+		MaxUploads:        4,
+		MaxPendingUploads: 100,
+		// 4096 connections (goroutines, a few KiB each) serve a fleet powering on at once.
+		HTTPMaxConns:     4096,
+		BodyIdleTimeout:  time.Minute,
+		TFTPMaxTransfers: 512,
+		DrainTimeout:     30 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 }
 
@@ -336,6 +359,12 @@ func (c Config) Validate() (*Resolved, error) {
 		} else if !st.IsDir() {
 			bad("--register-dir %s: not a directory", d)
 		}
+	}
+	if c.MaxUploads < 1 || c.MaxPendingUploads < 1 || c.HTTPMaxConns < 16 || c.TFTPMaxTransfers < 1 {
+		bad("--max-uploads, --max-pending-uploads and --tftp-max-transfers must be at least 1, --http-max-conns at least 16")
+	}
+	if c.BodyIdleTimeout < time.Second {
+		bad("--body-idle-timeout must be at least 1s")
 	}
 	if c.UploadExpiry < time.Minute {
 		bad("--upload-expiry must be at least 1m")

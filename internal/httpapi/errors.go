@@ -56,6 +56,8 @@ func (a *API) handleError(err error, c echo.Context) {
 	case errors.Is(err, isostore.ErrNameTaken), errors.Is(err, isostore.ErrInUse), errors.Is(err, isostore.ErrOffsetMismatch),
 		errors.Is(err, isostore.ErrUploadBusy), errors.Is(err, isostore.ErrUploadIncomplete), errors.Is(err, isostore.ErrChanged):
 		code, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, isostore.ErrTooManyUploads):
+		code, msg = http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, isostore.ErrRegisterOff), errors.Is(err, isostore.ErrNotAllowed):
 		code, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, isostore.ErrTooLarge):

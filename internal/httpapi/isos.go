@@ -138,6 +138,11 @@ func wantSHA256(r *http.Request) (string, error) {
 // body (?name= or X-Filename) or multipart/form-data (a "file" part; its filename or a preceding
 // "name" part names the ISO). The body is never buffered (no FormFile).
 func (a *API) uploadISO(c echo.Context) error {
+	release, err := a.uploadSlot(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	r := c.Request()
 	want, err := wantSHA256(r)
 	if err != nil {
@@ -309,6 +314,11 @@ func (a *API) uploadStatus(c echo.Context) error {
 // server's offset. A chunk cut off half-way keeps what arrived; the answer (or a HEAD) tells
 // where to go on.
 func (a *API) appendUpload(c echo.Context) error {
+	release, err := a.uploadSlot(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	off, err := strconv.ParseInt(c.Request().Header.Get("Upload-Offset"), 10, 64)
 	if err != nil || off < 0 {
 		return httpError(http.StatusBadRequest, "Upload-Offset header must be the byte offset this chunk starts at")

@@ -57,6 +57,12 @@ func newISOEnv(t *testing.T) *isoEnv { t.Helper(); return newISOEnvWith(t, nil) 
 // newISOEnvWith is newISOEnv with a hook that adjusts what Build gets (logger, limiter).
 func newISOEnvWith(t *testing.T, adjust func(*server.Deps)) *isoEnv {
 	t.Helper()
+	return newISOEnvConfig(t, nil, adjust)
+}
+
+// newISOEnvConfig is newISOEnvWith that also adjusts the configuration (limits, timeouts).
+func newISOEnvConfig(t *testing.T, adjustCfg func(*config.Config), adjust func(*server.Deps)) *isoEnv {
+	t.Helper()
 	ctx := context.Background()
 	data := t.TempDir()
 	chain, err := grub.LoadChain(fstest.MapFS{
@@ -73,6 +79,9 @@ func newISOEnvWith(t *testing.T, adjust func(*server.Deps)) *isoEnv {
 	cfg.DataDir, cfg.DHCPMode, cfg.MenuTimeout = data, config.DHCPOff, 0
 	// The test's own temporary directories: where buildISO puts the images tests register.
 	cfg.RegisterDirs = []string{filepath.Dir(t.TempDir())}
+	if adjustCfg != nil {
+		adjustCfg(&cfg)
+	}
 	deps := server.Deps{Binaries: testBinaries(t), Chain: chain, Tokens: auth.Tokens{Admin: testToken, ReadOnly: testReadOnlyToken},
 		// The access tests send a hundred wrong tokens from one address; the limit on failed
 		// sign-ins has its own test (TestFailedSignInsAreRateLimitedPerAddress).

@@ -72,6 +72,13 @@ type Config struct {
 	// downloads); nil: a reporter that only logs and counts.
 	Quirks *quirk.Reporter
 	Logger *slog.Logger // nil: discard
+	// MaxUploads bounds the upload requests streaming to disk at once (one-shot uploads and
+	// resumable-upload chunks); more get 503 with Retry-After. Zero: no bound.
+	MaxUploads int
+	// BodyIdleTimeout is how long an API request body may send nothing before the request is
+	// cut off (a slow client that stops mid-upload must not hold a slot for ever); each read
+	// that makes progress starts it again, so a slow but moving upload is never cut. Zero: none.
+	BodyIdleTimeout time.Duration
 	// MaxEventStreams bounds the live event streams open at once (0: DefaultMaxEventStreams).
 	MaxEventStreams int
 	// EventHeartbeat is how often an idle event stream sends a keep-alive comment (0:
@@ -92,8 +99,9 @@ type API struct {
 	// series are the per-request metric series (observe).
 	series httpSeries
 
-	inFlight atomic.Int64 // requests being served (downloads, uploads, API calls)
-	streams  streams      // open live event streams
+	inFlight atomic.Int64  // requests being served (downloads, uploads, API calls)
+	uploads  chan struct{} // one slot per running upload (Config.MaxUploads); nil: no bound
+	streams  streams       // open live event streams
 
 	// ui renders the web UI's pages; sessions are its signed-in browsers, which may also
 	// call /api/v1 (with the page's CSRF token for changes).
@@ -110,6 +118,9 @@ func New(cfg Config) *API {
 		panic("webui: embedded templates do not parse: " + err.Error()) // a broken build, caught by every test
 	}
 	a := &API{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, ui: ui, sessions: &webui.Sessions{}, limiter: cfg.AuthLimiter}
+	if cfg.MaxUploads > 0 {
+		a.uploads = make(chan struct{}, cfg.MaxUploads)
+	}
 	if a.limiter == nil {
 		a.limiter = auth.NewLimiter(auth.DefaultFailBurst, auth.DefaultFailEvery, auth.DefaultFailAddrs, nil)
 	}
@@ -148,7 +159,7 @@ func New(cfg Config) *API {
 	// else is what a booting machine fetches before it could hold any secret (scripts, iPXE,
 	// kernels, files inside ISOs, its own unattended file, its done callback), plus /healthz
 	// and /metrics (counts only) for monitoring. README's "HTTP endpoints" table says the same.
-	api := e.Group("/api/v1", a.guard(), a.audit, auth.RequireMethodScope(a.denied))
+	api := e.Group("/api/v1", a.bodyIdle, a.guard(), a.audit, auth.RequireMethodScope(a.denied))
 	api.GET("/whoami", a.whoami)
 	api.GET("/audit", a.listAudit, auth.RequireScope(auth.ScopeAdmin, a.denied))
 	api.GET("/leases", a.listLeases)

@@ -46,6 +46,7 @@ var (
 	ErrChanged          = errors.New("ISO file changed on disk since it was indexed")                                                                      // 409 (re-add it)
 	ErrRegisterOff      = errors.New("registering ISOs by path is off: start fleetboot with --register-dir DIR (repeatable) to allow the files below DIR") // 403
 	ErrNotAllowed       = errors.New("path is not below a --register-dir")                                                                                 // 403
+	ErrTooManyUploads   = errors.New("too many unfinished resumable uploads")                                                                              // 429
 )
 
 // InUseError is Delete's refusal of an ISO that profiles still use; it names them.

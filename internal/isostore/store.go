@@ -42,6 +42,8 @@ import (
 type Store struct {
 	inUse        func(ctx context.Context, id string) ([]string, error)
 	registerDirs []registerDir
+	maxPending   int
+	createMu     sync.Mutex // serialises CreateUpload's count and insert (MaxPendingUploads)
 
 	dir, tmpDir, uploadDir string
 	images                 ImageStore
@@ -135,7 +137,11 @@ type Config struct {
 	// RegisterDirs are the directories AddPath may register images from (below them, after
 	// every symlink is resolved). None: AddPath refuses every path (ErrRegisterOff).
 	RegisterDirs []string
-	Logger       *slog.Logger // nil: discard
+	// MaxPendingUploads caps the unfinished resumable uploads (each holds a partial file and a
+	// row until it is finished, aborted or expires); CreateUpload beyond it fails with
+	// ErrTooManyUploads. Zero: no cap.
+	MaxPendingUploads int
+	Logger            *slog.Logger // nil: discard
 }
 
 // Open prepares the ISO store under DataDir/isos, applies its database migrations and
@@ -158,6 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		inUse:           cfg.InUse,
 		registerDirs:    regDirs,
+		maxPending:      cfg.MaxPendingUploads,
 		dir:             dir,
 		tmpDir:          filepath.Join(dir, "tmp"),
 		uploadDir:       filepath.Join(dir, "uploads"),

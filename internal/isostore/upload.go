@@ -375,7 +375,8 @@ type Upload struct {
 
 // CreateUpload starts a resumable upload of size bytes (-1: unknown until FinishUpload).
 // Data arrives with AppendUpload; FinishUpload verifies, indexes and publishes it like
-// Upload. A size larger than the free space fails at once with ErrNoSpace.
+// Upload. A size larger than the free space fails at once with ErrNoSpace; beyond
+// Config.MaxPendingUploads unfinished uploads it fails with ErrTooManyUploads.
 func (s *Store) CreateUpload(ctx context.Context, name string, size int64, wantSHA256 string) (*Upload, error) {
 	want, err := s.checkNew(ctx, name, wantSHA256, size)
 	if err != nil {
@@ -388,6 +389,18 @@ func (s *Store) CreateUpload(ctx context.Context, name string, size int64, wantS
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(s.uploadDir, &st); err == nil && uint64(size) > st.Bavail*uint64(st.Bsize) {
 			return nil, fmt.Errorf("create upload %q: %w: %d bytes wanted, %d free", name, ErrNoSpace, size, st.Bavail*uint64(st.Bsize))
+		}
+	}
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if s.maxPending > 0 {
+		var n int
+		if err := s.db.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM iso_uploads`).Scan(&n); err != nil {
+			return nil, fmt.Errorf("create upload %q: %w", name, err)
+		}
+		if n >= s.maxPending {
+			return nil, fmt.Errorf("create upload %q: %w: %d are open, the limit is %d: finish or abort one (DELETE /api/v1/uploads/{id}), "+
+				"or wait until idle ones expire", name, ErrTooManyUploads, n, s.maxPending)
 		}
 	}
 	var rb [16]byte

@@ -33,6 +33,7 @@ type Metrics struct {
 	BootScripts   *prometheus.CounterVec // kind
 	Quirks        *prometheus.CounterVec // quirk (internal/quirk kinds)
 	APIDenied     *prometheus.CounterVec // reason (internal/auth denials)
+	HTTPLimited   *prometheus.CounterVec // limit (requests refused by a resource limit)
 	// TimelineDropped counts DHCP timeline events dropped because the queue to the database
 	// was full (the answers were sent; only the timeline lines are lost).
 	TimelineDropped prometheus.Counter
@@ -100,6 +101,9 @@ func New() *Metrics {
 		TimelineDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fleetboot_dhcp_timeline_dropped_total", Help: "DHCP events left out of machine timelines because the database fell behind (answers were still sent).",
 		}),
+		HTTPLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetboot_http_limited_total", Help: "HTTP requests refused by a resource limit: uploads (--max-uploads running at once).",
+		}, []string{"limit"}),
 		// Boot scripts and API calls take milliseconds, kernels and ISOs seconds to minutes:
 		// the buckets span both.
 		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -107,7 +111,7 @@ func New() *Metrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"method", "route"}),
 	}
-	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied, m.TimelineDropped,
+	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied, m.HTTPLimited, m.TimelineDropped,
 		buildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range dhcpKinds {
 		for _, f := range firmwares {
@@ -132,6 +136,7 @@ func New() *Metrics {
 	for _, k := range quirk.Kinds {
 		m.Quirks.WithLabelValues(string(k))
 	}
+	m.HTTPLimited.WithLabelValues("uploads")
 	for _, d := range auth.Denials {
 		m.APIDenied.WithLabelValues(string(d))
 	}

@@ -122,7 +122,8 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	if err != nil {
 		return nil, err
 	}
-	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, RegisterDirs: cfg.RegisterDirs, Logger: log})
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, RegisterDirs: cfg.RegisterDirs,
+		MaxPendingUploads: cfg.MaxPendingUploads, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,8 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	app.API = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: d.Binaries, Chain: d.Chain, GRUB: grubCfg, GRUBDecider: planner,
 		Assets: app.Assets, Decider: planner, Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView,
 		Tokens: d.Tokens, Audit: app.Audit, AuthLimiter: d.AuthLimiter, Metrics: m, Quirks: quirks, Logger: log,
-		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat, Server: serverInfo(cfg, res, d.HTTPAddr)})
+		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat, Server: serverInfo(cfg, res, d.HTTPAddr),
+		MaxUploads: cfg.MaxUploads, BodyIdleTimeout: cfg.BodyIdleTimeout})
 	return app, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
 	embedded "github.com/fleetboot/fleetboot/embed"
@@ -94,6 +95,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if res.TFTPAddr != "" {
 		files := tftpFiles(bins, ipxe.Autoexec(scripts), chain, grubCfg)
 		ts, err = tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Optional: grub.IsOptional, Logger: log, DrainTimeout: cfg.DrainTimeout,
+			MaxTransfers: cfg.TFTPMaxTransfers,
 			OnTransfer: func(t tftp.Transfer) {
 				file := metrics.TFTPFileLabel(t.File)
 				result := "ok"
@@ -172,8 +174,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	hs := newServer(plain)
 	servers := []*http.Server{hs}
+	// Every connection is a goroutine: at most HTTPMaxConns per listener, the rest wait in
+	// the kernel's accept queue (a client that never sends its headers is dropped after
+	// ReadHeaderTimeout, an idle keep-alive after IdleTimeout, so slots come free).
 	g.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(netutil.LimitListener(ln, cfg.HTTPMaxConns)); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -183,7 +188,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		hss.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 		servers = append(servers, hss)
 		g.Go(func() error {
-			if err := hss.ServeTLS(apiLn, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			if err := hss.ServeTLS(netutil.LimitListener(apiLn, cfg.HTTPMaxConns), "", ""); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("https: %w", err)
 			}
 			return nil

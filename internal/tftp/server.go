@@ -76,6 +76,8 @@ var (
 	ErrAccessViolation error = &wireError{"Access violation"}
 	// ErrShutdown ends transfers still running when the server stops.
 	ErrShutdown error = &wireError{"Server shutting down"}
+	// ErrBusy refuses a read request beyond Config.MaxTransfers; firmware retries.
+	ErrBusy error = &wireError{"Server busy, try again"}
 )
 
 // Config configures a Server. Zero values take the documented defaults.
@@ -106,6 +108,10 @@ type Config struct {
 	// DrainTimeout is how long transfers still running when Run's context ends may go on
 	// before they are cut off at their next block. Zero cuts them off at once.
 	DrainTimeout time.Duration
+	// MaxTransfers bounds the read transfers running at once (each holds a goroutine and a
+	// socket until its client finishes or times out); a request beyond it gets a TFTP error,
+	// and firmware retries. Zero: no bound.
+	MaxTransfers int
 }
 
 // Transfer reports one read or write request after it ended.
@@ -144,6 +150,7 @@ type Server struct {
 	retries    int
 	maxBlock   int
 	drain      time.Duration
+	maxActive  int64 // Config.MaxTransfers; 0: no bound
 
 	running atomic.Bool
 	active  atomic.Int64 // read transfers in progress
@@ -201,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		retries:    cfg.Retries,
 		maxBlock:   cfg.MaxBlockSize,
 		drain:      cfg.DrainTimeout,
+		maxActive:  int64(cfg.MaxTransfers),
 		ready:      make(chan struct{}),
 		board:      statsBoard{m: map[string][]*hookStats{}},
 	}, nil
@@ -383,8 +391,13 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		ot.SetSize(size)
 	}
 
+	if a := s.active.Add(1); s.maxActive > 0 && a > s.maxActive {
+		s.active.Add(-1)
+		t.Err, t.Dur = ErrBusy, time.Since(start)
+		s.finish(t)
+		return ErrBusy
+	}
 	stats := s.board.open(key)
-	s.active.Add(1)
 	n, rerr := readFrom(rf, &stopReader{ctx: s.runCtx(), r: r})
 	s.active.Add(-1)
 	hs := s.board.close(key, stats)
@@ -479,7 +492,7 @@ func (s *Server) finish(t Transfer) {
 		s.log.Info("tftp sent", append(attrs, "blksize", t.BlockSize, "retransmits", t.Retransmits)...)
 	case errors.Is(t.Err, ErrNotFound) && s.optional != nil && s.optional(t.File):
 		s.log.Debug("tftp optional file not served", append(attrs, "err", t.Err)...)
-	case errors.Is(t.Err, ErrNotFound), errors.Is(t.Err, ErrAccessViolation):
+	case errors.Is(t.Err, ErrNotFound), errors.Is(t.Err, ErrAccessViolation), errors.Is(t.Err, ErrBusy):
 		s.log.Info("tftp refused", append(attrs, "err", t.Err)...)
 	default:
 		s.log.Warn("tftp transfer failed", append(attrs, "blksize", t.BlockSize,
