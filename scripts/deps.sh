@@ -26,6 +26,10 @@
 #   udftools          mkudffs: a UDF-only image the ISO store must refuse
 #   tftp-hpa          TFTP client interop peer (internal/tftp)
 #   curl, ca-certificates, git   fetching and the TFTP/HTTP interop tests
+#   wrk, nginx-light  scripts/bench-http.sh (load generator, the HTTP peer; no test needs them)
+#   kea-admin, kea-dhcp4-server  scripts/bench-dhcp.sh (perfdhcp, the DHCP peer; the Debian service
+#                     it enables listens on no interface: /etc/kea/kea-dhcp4.conf names none)
+#   jq                scripts/bench-simulate.sh reads the simulator's JSON reports
 #   systemd           systemd-analyze verify/security of scripts/systemd/fleetboot.service
 #   chromium          headless browser for the web UI test (internal/webui, driven by chromedp)
 set -euo pipefail
