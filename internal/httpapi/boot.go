@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"net/http"
@@ -81,6 +82,9 @@ func (a *API) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			for _, q := range a.chains.Fetched(ip.String(), req.URL.Path, res.Size, want, time.Now()) {
 				a.cfg.Quirks.Report(context.WithoutCancel(req.Context()), q)
 			}
+			if want <= 0 || res.Size >= want {
+				a.bootFileStep(context.WithoutCancel(req.Context()), ip, req.URL.Path, res.Size, dur)
+			}
 		}
 		if a.log.Enabled(req.Context(), slog.LevelDebug) {
 			if !ip.IsValid() {
@@ -158,3 +162,22 @@ func routeGroup(p string) string {
 // remoteIP is the peer address of the connection. Forwarded headers are ignored on purpose:
 // machines talk to fleetboot directly, and a header must not let one claim another's address.
 func remoteIP(c echo.Context) netip.Addr { return auth.SourceAddr(c.Request()) }
+
+// bootFileStep records a machine's kernel and initrd downloads in its timeline, with bytes and
+// duration (the web UI shows them per step): a "download" event, "<path>: <n> bytes in <s> s".
+// Only the first quirk.BootFiles files after a script that boots a kernel count, so an
+// installer fetching its repository from the ISO writes nothing; the write happens after the
+// response was sent.
+func (a *API) bootFileStep(ctx context.Context, ip netip.Addr, path string, size int64, dur time.Duration) {
+	mac, _, ok := a.chains.BootFile(ip.String())
+	if !ok || a.cfg.Inventory == nil {
+		return
+	}
+	detail := fmt.Sprintf("%s: %d bytes in %.3f s", path, size, dur.Seconds())
+	if err := a.cfg.Inventory.AddEvent(ctx, mac, EventDownload, detail); err != nil {
+		a.log.Warn("record download step", "mac", mac, "path", path, "err", err)
+	}
+}
+
+// EventDownload is the timeline kind of a kernel or initrd download.
+const EventDownload = "download"

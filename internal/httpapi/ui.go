@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -244,6 +245,28 @@ type kv struct{ K, V string }
 type timelineRow struct {
 	inventory.Event
 	Bytes, Duration string
+	// Fixed: the duration is the step's own (a download), not the time until the next step.
+	Fixed bool
+}
+
+// downloadRE reads a download step's detail (bootFileStep writes it).
+var downloadRE = regexp.MustCompile(`: (\d+) bytes in ([0-9.]+) s$`)
+
+// downloadStep is the size and duration of a kernel or initrd download event.
+func downloadStep(ev inventory.Event) (int64, time.Duration, bool) {
+	if ev.Kind != EventDownload {
+		return 0, 0, false
+	}
+	m := downloadRE.FindStringSubmatch(ev.Detail)
+	if m == nil {
+		return 0, 0, false
+	}
+	n, err1 := strconv.ParseInt(m[1], 10, 64)
+	secs, err2 := strconv.ParseFloat(m[2], 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return n, time.Duration(secs * float64(time.Second)), true
 }
 
 // Unix is the event's time in seconds, for the page's duration arithmetic.
@@ -283,6 +306,9 @@ func (a *API) uiMachine(c echo.Context) error {
 		r := timelineRow{Event: ev, Duration: "—"}
 		if i+1 < len(evs) {
 			r.Duration = humanDuration(evs[i+1].Time.Sub(ev.Time))
+		}
+		if n, d, ok := downloadStep(ev); ok {
+			r.Bytes, r.Duration, r.Fixed = webui.HumanBytes(n), humanDuration(d), true
 		}
 		d.Events = append(d.Events, r)
 	}

@@ -295,3 +295,53 @@ func TestUIPagesRenderEveryObject(t *testing.T) {
 		t.Fatalf("app.js: %d", res.StatusCode)
 	}
 }
+
+// A machine's kernel and initrd downloads are steps of its timeline, with bytes and duration,
+// and the machine page shows them; what the installer fetches afterwards is not.
+func TestKernelAndInitrdDownloadsAreTimelineStepsWithBytes(t *testing.T) {
+	e := newISOEnv(t)
+	e.putISO(t, "fedora", buildISO(t, fedoraFiles(t), nil), http.StatusCreated)
+	e.jsonCall(t, "PUT", "/api/v1/profiles/ks", `{"iso":"fedora"}`, 201, nil)
+	const mac = "52:54:00:00:00:f1"
+	e.jsonCall(t, "POST", "/api/v1/machines", `{"mac":"`+mac+`","profile":"ks","state":"install-pending"}`, 201, nil)
+	_, script := e.do(t, "GET", "/boot.ipxe?mac=52-54-00-00-00-f1&arch=x86_64&platform=efi", "", nil, nil)
+	urls := regexp.MustCompile(`http://\S+/isos/\S+/files/images/pxeboot/(?:vmlinuz|initrd\.img)`).FindAllString(string(script), -1)
+	if len(urls) != 2 {
+		t.Fatalf("kernel and initrd URLs in the script: %v\n%s", urls, script)
+	}
+	for _, u := range urls {
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	// The installer's own fetches after the boot files are not steps.
+	for i := 0; i < 4; i++ {
+		e.do(t, "GET", strings.TrimPrefix(urls[0], e.base), "", nil, nil)
+	}
+	var events []struct{ Kind, Detail string }
+	e.jsonCall(t, "GET", "/api/v1/machines/"+mac+"/events", "", 200, &events)
+	var downloads []string
+	for _, ev := range events {
+		if ev.Kind == "download" {
+			downloads = append(downloads, ev.Detail)
+		}
+	}
+	wantRE := regexp.MustCompile(`^/isos/[0-9a-f]+/files/images/pxeboot/(vmlinuz: 200000|initrd\.img: 150000|vmlinuz: 200000|vmlinuz: 200000) bytes in [0-9.]+ s$`)
+	if len(downloads) != 4 {
+		t.Fatalf("download steps %q: want the kernel, the initrd and two more up to the bound of 4", downloads)
+	}
+	for _, d := range downloads {
+		if !wantRE.MatchString(d) {
+			t.Errorf("download step %q", d)
+		}
+	}
+	b := newBrowser(t, e.base)
+	b.signIn(testToken, "/ui/")
+	_, page := b.do("GET", "/ui/machines/"+mac, nil, nil)
+	if !strings.Contains(page, "<td>195.3 KiB</td>") || !strings.Contains(page, "<td>146.5 KiB</td>") || !strings.Contains(page, `data-fixed-duration="1"`) {
+		t.Errorf("machine page does not show the download sizes:\n%s", page)
+	}
+}

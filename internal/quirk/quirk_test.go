@@ -3,6 +3,7 @@ package quirk
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -119,5 +120,31 @@ func TestReporterLogsCountsRecordsOnce(t *testing.T) {
 		if k.Advice() == "" {
 			t.Errorf("%s has no advice", k)
 		}
+	}
+}
+
+func TestTrackerNamesTheKernelAndInitrdsAsBootFilesOnly(t *testing.T) {
+	var tr Tracker
+	now := time.Now()
+	const mac, ip = "52:54:00:00:00:01", "10.0.0.5"
+	if _, _, ok := tr.BootFile(ip); ok {
+		t.Fatal("a file from an address that fetched no script is a boot file")
+	}
+	tr.Script(mac, ip, "target", now)
+	for i := 1; i <= BootFiles+2; i++ {
+		tr.Fetched(ip, fmt.Sprintf("/isos/x/files/f%d", i), 10, 10, now)
+		got, n, ok := tr.BootFile(ip)
+		if want := i <= BootFiles; ok != want || (ok && (got != mac || n != i)) {
+			t.Errorf("file %d: BootFile = %q %d %v, want ok=%v", i, got, n, ok, want)
+		}
+	}
+	// After a script that boots nothing (local disk, menu), nothing is a boot file.
+	tr.Script(mac, ip, "local", now)
+	tr.Fetched(ip, "/assets/x", 10, 10, now)
+	if _, _, ok := tr.BootFile(ip); ok {
+		t.Error("a file after a local-boot script is a boot file")
+	}
+	if _, _, ok := tr.BootFile("10.0.0.6"); ok {
+		t.Error("another address's file is a boot file")
 	}
 }

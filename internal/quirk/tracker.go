@@ -143,3 +143,23 @@ func (t *Tracker) Fetched(ip, file string, sent, want int64, now time.Time) []Re
 	}
 	return nil
 }
+
+// BootFiles is how many files fetched after a script that boots a kernel are steps of the
+// machine's own timeline: the kernel and its initrds. What follows is the installer's own
+// fetching (a repository's thousands of packages), which would drown the timeline.
+const BootFiles = 4
+
+// BootFile reports whether the file just completed by the client at ip (Fetched counted it) is
+// one of the first BootFiles files after a script that boots a kernel, and for which machine;
+// n is its place (1: the kernel).
+func (t *Tracker) BootFile(ip string) (mac string, n int, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.init()
+	mac = t.byIP[ip]
+	m := t.byMAC[mac]
+	if m == nil || m.script != "target" || m.files < 1 || m.files > BootFiles {
+		return "", 0, false
+	}
+	return mac, m.files, true
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -412,6 +413,19 @@ func TestWebUIInRealBrowser(t *testing.T) {
 		t.Fatalf("the simulated machine got no installer:\n%s", script)
 	}
 	waitText("live event", "#timeline tbody", "installer fedora-ks")
+	// Then its kernel, as iPXE would: a download step with its size arrives live too.
+	kernel := regexp.MustCompile(`kernel (http://\S+/vmlinuz)`).FindStringSubmatch(string(script))
+	if kernel == nil {
+		t.Fatalf("no kernel URL in the script:\n%s", script)
+	}
+	res, err = http.Get(kernel[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	waitText("live download", "#timeline tbody", "vmlinuz: 3145728 bytes")
+	waitText("download size", "#timeline tbody", "3.0 MiB")
 	waitText("live state", "#m-state-now", "installing")
 	var state string
 	run("state text", chromedp.Evaluate(`document.querySelector("#m-state-now").textContent`, &state))

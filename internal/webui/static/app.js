@@ -343,10 +343,12 @@
       const tr = document.createElement("tr");
       tr.dataset.id = ev.id; tr.dataset.time = t.getTime() / 1000;
       tr.className = "new";
-      [fmt(t), ev.kind, ev.detail || "", ev.bytes ? human(ev.bytes) : "", ev.duration_ms ? duration(ev.duration_ms / 1000) : "—"].forEach((c) => {
+      // A kernel or initrd download says its size and time: "<path>: <n> bytes in <s> s".
+      const dl = ev.kind === "download" ? /: (\d+) bytes in ([0-9.]+) s$/.exec(ev.detail || "") : null;
+      [fmt(t), ev.kind, ev.detail || "", dl ? human(Number(dl[1])) : "", dl ? duration(Number(dl[2])) : "—"].forEach((c) => {
         const td = document.createElement("td"); td.textContent = c; tr.appendChild(td);
       });
-      if (ev.duration_ms) tr.dataset.fixedDuration = "1";
+      if (dl) tr.dataset.fixedDuration = "1";
       tb.appendChild(tr);
       durations();
       if (ev.kind === "state") {
