@@ -24,7 +24,8 @@ func newRootCmd() *cobra.Command {
 legacy PXE firmware an embedded iPXE binary; UEFI HTTP Boot clients fetch it over HTTP. From
 then on scripts, kernels and initrds come over HTTP.
 
-Every flag can also be set by an environment variable: --lease-time → FLEETBOOT_LEASE_TIME.`,
+Every flag can also be set by an environment variable: --lease-time → FLEETBOOT_LEASE_TIME;
+serve's flags also in a YAML file: serve --config fleetboot.yaml ("fleetboot config" prints one).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version(),
