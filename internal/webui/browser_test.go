@@ -334,6 +334,7 @@ func TestWebUIInRealBrowser(t *testing.T) {
 		t.Errorf("progress bar at %s after the upload, want 100", pct)
 	}
 	waitText("new row", "#iso-table", "fedora-41")
+	waitText("new row's delete button", "#iso-table tbody tr", "Delete")
 	shot("02-isos-upload-done")
 	run("isos reload", chromedp.Reload(), chromedp.WaitVisible("#iso-table", chromedp.ByID))
 	waitText("detected", "#iso-table", "Fedora")

@@ -171,12 +171,19 @@
       } else td.textContent = c;
       tr.appendChild(td);
     });
+    if (document.body.dataset.admin === "true") {
+      const td = document.createElement("td"), b = document.createElement("button");
+      b.type = "button"; b.className = "danger"; b.textContent = "Delete";
+      b.dataset.deleteIso = iso.id; b.dataset.name = iso.name;
+      bindISODelete(b);
+      td.appendChild(b); tr.appendChild(td);
+    }
     $$("tr", tb).forEach((r) => { if (r.cells.length === 1) r.remove(); });
     tb.prepend(tr);
   }
 
-  function setupDeletes() {
-    $$("[data-delete-iso]").forEach((b) => b.addEventListener("click", async () => {
+  function bindISODelete(b) {
+    b.addEventListener("click", async () => {
       const id = b.dataset.deleteIso, name = b.dataset.name;
       if (!confirm("Delete ISO " + name + "?")) return;
       try {
@@ -192,7 +199,11 @@
           } catch (e2) { status(e2.message, true); }
         } else status("Not deleted: " + e.message, true);
       }
-    }));
+    });
+  }
+
+  function setupDeletes() {
+    $$("[data-delete-iso]").forEach(bindISODelete);
     $$("[data-delete-rule]").forEach((b) => b.addEventListener("click", async () => {
       if (!confirm("Delete this rule?")) return;
       try { await api("DELETE", "/api/v1/rules/" + b.dataset.deleteRule); b.closest("tr").remove(); status("Rule deleted."); }
