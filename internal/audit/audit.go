@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/store"
@@ -48,15 +49,30 @@ var migrations = []string{
 		duration_ms INTEGER NOT NULL DEFAULT 0)`,
 }
 
+// DefaultKeep is how many entries the log keeps: the oldest beyond it are deleted, so that a
+// script changing things in a loop cannot grow the database without bound. 100 000 rows are a
+// few tens of MiB and, for people, years of changes.
+const DefaultKeep = 100_000
+
+// pruneEvery is how many records pass between two prunes (one DELETE per batch, not per row).
+const pruneEvery = 1000
+
 // Log is the audit log in the database.
-type Log struct{ db *sql.DB }
+type Log struct {
+	db *sql.DB
+	// Keep is how many entries are kept (Open sets DefaultKeep).
+	Keep int
+
+	mu      sync.Mutex
+	records int // since the last prune
+}
 
 // Open migrates the audit table and returns the log.
 func Open(ctx context.Context, s *store.Store) (*Log, error) {
 	if err := s.Migrate(ctx, "audit", migrations); err != nil {
 		return nil, err
 	}
-	return &Log{db: s.DB()}, nil
+	return &Log{db: s.DB(), Keep: DefaultKeep}, nil
 }
 
 // Record appends e (its ID is assigned; a zero Time is now).
@@ -72,6 +88,27 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 		e.Status, e.Error, e.DurationMS)
 	if err != nil {
 		return fmt.Errorf("audit: record %s %s: %w", e.Method, e.Route, err)
+	}
+	l.mu.Lock()
+	l.records++
+	prune := l.records >= pruneEvery
+	if prune {
+		l.records = 0
+	}
+	l.mu.Unlock()
+	if prune {
+		return l.Prune(ctx)
+	}
+	return nil
+}
+
+// Prune deletes the oldest entries beyond Keep.
+func (l *Log) Prune(ctx context.Context) error {
+	if l.Keep <= 0 {
+		return nil
+	}
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?`, l.Keep); err != nil {
+		return fmt.Errorf("audit: prune to %d entries: %w", l.Keep, err)
 	}
 	return nil
 }

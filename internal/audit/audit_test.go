@@ -57,3 +57,31 @@ func TestRecordAndListNewestFirstWithPages(t *testing.T) {
 		t.Fatalf("since: %+v %v", since, err)
 	}
 }
+
+// TestOldestEntriesArePrunedBeyondKeep: the log keeps the newest Keep entries, pruning in
+// batches as records arrive.
+func TestOldestEntriesArePrunedBeyondKeep(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := Open(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Keep != DefaultKeep {
+		t.Fatalf("Keep = %d", l.Keep)
+	}
+	l.Keep = 10
+	for i := 0; i < pruneEvery; i++ {
+		if err := l.Record(ctx, Entry{Scope: "admin", IP: "192.0.2.1", Method: "POST", Route: "/api/v1/machines", Status: 201}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := l.List(ctx, Query{Limit: MaxLimit})
+	if err != nil || len(all) != 10 || all[0].ID != pruneEvery || all[9].ID != pruneEvery-9 {
+		t.Fatalf("after %d records with Keep 10: %d entries (%v), newest %d", pruneEvery, len(all), err, all[0].ID)
+	}
+}
