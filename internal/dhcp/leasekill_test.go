@@ -1,16 +1,15 @@
 package dhcp
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fleetboot/fleetboot/internal/faulttest"
 )
 
 const leaseChildEnv = "FLEETBOOT_LEASE_KILL_CHILD"
@@ -57,61 +56,11 @@ func TestKillDuringLeaseWritesLosesNoAcknowledgedLease(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), leaseChildEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	kill := func() {
-		if !killed {
-			killed = true
-			cmd.Process.Kill()
-		}
-	}
-	defer kill()
 	acked := map[string]string{}
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
+	for _, f := range faulttest.KillAfterAcks(t, 200, leaseChildEnv+"="+dir) {
+		if len(f) == 2 {
+			acked[f[0]] = f[1]
 		}
-		close(lines)
-	}()
-	deadline := time.After(2 * time.Minute)
-	for len(acked) < 200 {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("child ended after %d acks: %s", len(acked), stderr.String())
-			}
-			f := strings.Fields(l)
-			switch {
-			case len(f) == 3 && f[0] == "ACK":
-				acked[f[1]] = f[2]
-			case len(f) > 0 && f[0] == "ERR":
-				t.Fatalf("child: %s", l)
-			}
-		case <-deadline:
-			t.Fatalf("only %d acks within 2 minutes: %s", len(acked), stderr.String())
-		}
-	}
-	kill()
-	// Lines the child wrote before it died are acknowledgements too.
-	for l := range lines {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "ACK" {
-			acked[f[1]] = f[2]
-		}
-	}
-	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("child did not die by the signal: %v", err)
 	}
 
 	st, db := openTestStore(t, dir)

@@ -1,15 +1,14 @@
 package inventory
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/faulttest"
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
@@ -79,53 +78,14 @@ func TestKillDuringStateTransitionsKeepsStateAndTimelineTogether(t *testing.T) {
 		}
 		st.Close()
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
 	acked := map[string]State{}
-	n := 0
-	record := func(l string) {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "ACK" {
-			acked[f[1]] = State(f[2])
-			n++
+	acks := faulttest.KillAfterAcks(t, 300, killChildEnv+"="+dir)
+	for _, f := range acks {
+		if len(f) == 2 {
+			acked[f[0]] = State(f[1])
 		}
 	}
-	deadline := time.After(2 * time.Minute)
-	for n < 300 {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("child ended after %d acks: %s", n, stderr.String())
-			}
-			record(l)
-		case <-deadline:
-			t.Fatalf("only %d acks within 2 minutes: %s", n, stderr.String())
-		}
-	}
-	cmd.Process.Kill()
-	for l := range lines {
-		record(l)
-	}
-	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("child did not die by the signal: %v", err)
-	}
+	n := len(acks)
 
 	st, err := store.Open(context.Background(), dir)
 	if err != nil {

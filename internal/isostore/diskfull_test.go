@@ -40,19 +40,7 @@ func TestIndexWriteOnAFullDiskFailsCleanlyAndResumes(t *testing.T) {
 	})
 	ctx := context.Background()
 	s := openStore(t, data, t.TempDir())
-	u, err := s.CreateUpload(ctx, "many-files", fx.size, fx.sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(fx.iso)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, err := s.AppendUpload(ctx, u.ID, 0, f)
-	f.Close()
-	if err != nil || end != fx.size {
-		t.Fatalf("append = %d, %v", end, err)
-	}
+	u := appendAll(t, s, "many-files", fx)
 
 	// Fill the disk but for 8 KiB: less than the index needs.
 	var st syscall.Statfs_t
@@ -64,7 +52,7 @@ func TestIndexWriteOnAFullDiskFailsCleanlyAndResumes(t *testing.T) {
 	if err := os.WriteFile(filler, make([]byte, free-8<<10), 0o644); err != nil {
 		t.Fatalf("fill the disk: %v", err)
 	}
-	_, err = s.FinishUpload(ctx, u.ID)
+	_, err := s.FinishUpload(ctx, u.ID)
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("finish on a full disk: %v, want ErrNoSpace", err)
 	}

@@ -207,19 +207,7 @@ func TestKillAtEachPublishStepLosesNothingAcknowledged(t *testing.T) {
 			dir := t.TempDir()
 			ctx := context.Background()
 			s := openStore(t, dir, dir)
-			u, err := s.CreateUpload(ctx, "published", fx.size, fx.sum)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(fx.iso)
-			if err != nil {
-				t.Fatal(err)
-			}
-			end, err := s.AppendUpload(ctx, u.ID, 0, f)
-			f.Close()
-			if err != nil || end != fx.size {
-				t.Fatalf("append = %d, %v", end, err)
-			}
+			u := appendAll(t, s, "published", fx)
 			s.db.Close()
 			start := time.Now()
 			kill := startChild(t, "finish", dir, fx.iso, u.ID, "FLEETBOOT_ISOSTORE_STEP="+step, "FLEETBOOT_ISOSTORE_DIR="+dir)
@@ -259,4 +247,24 @@ func TestKillAtEachPublishStepLosesNothingAcknowledged(t *testing.T) {
 			t.Logf("killed at %s, recovered in %v (child start included)", step, time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// appendAll creates a resumable upload of fx and appends all of it (every byte acknowledged),
+// without finishing it.
+func appendAll(t *testing.T, s *Store, name string, fx fixture) *Upload {
+	t.Helper()
+	ctx := context.Background()
+	u, err := s.CreateUpload(ctx, name, fx.size, fx.sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(fx.iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if end, err := s.AppendUpload(ctx, u.ID, 0, f); err != nil || end != fx.size {
+		t.Fatalf("append = %d, %v", end, err)
+	}
+	return u
 }
