@@ -13,13 +13,20 @@ import (
 	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
-// Script kinds, also metric label values.
+// Kind is the kind of script a machine got, as logs and metrics labels name it.
+type Kind string
+
+// Script kinds; Kinds lists them (internal/metrics pre-initialises its labels from it).
 const (
-	KindChain  = "chain"  // the machine did not say who it is yet: ask it to
-	KindTarget = "target" // boot a kernel
-	KindMenu   = "menu"   // nothing assigned: menu, local disk by default
-	KindLocal  = "local"  // boot from local disk at once
+	KindChain    Kind = "chain"    // the machine did not say who it is yet: ask it to
+	KindTarget   Kind = "target"   // boot a kernel
+	KindMenu     Kind = "menu"     // nothing assigned: menu, local disk by default
+	KindLocal    Kind = "local"    // boot from local disk at once
+	KindAutoexec Kind = "autoexec" // autoexec.ipxe, which iPXE fetches before it asks for a script
 )
+
+// Kinds are all script kinds.
+var Kinds = []Kind{KindChain, KindTarget, KindMenu, KindLocal, KindAutoexec}
 
 // Request is a machine asking for its script.
 type Request struct {
@@ -35,7 +42,7 @@ type Request struct {
 
 // Decision is the script to send and why.
 type Decision struct {
-	Kind   string
+	Kind   Kind
 	Label  string
 	Script []byte
 }

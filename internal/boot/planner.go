@@ -21,10 +21,13 @@ const (
 	ActMenu                  // show the menu of profiles, local disk by default
 )
 
+// Unassigned is the policy for machines with nothing to install (--unassigned).
+type Unassigned string
+
 // Unassigned policies: what machines with nothing to install get.
 const (
-	UnassignedMenu  = "menu"
-	UnassignedLocal = "local"
+	UnassignedMenu  Unassigned = "menu"
+	UnassignedLocal Unassigned = "local"
 )
 
 // decide is the boot policy as a pure function of the machine's state and its profile's mode
@@ -32,7 +35,7 @@ const (
 // installer again: the done callback did not come, so the install did not finish (an
 // installer that reboots mid-way calls back first). A profile in mode always boots whatever
 // the state.
-func decide(m *inventory.Machine, mode string, unassigned string) Action {
+func decide(m *inventory.Machine, mode string, unassigned Unassigned) Action {
 	switch {
 	case m.Profile != "" && mode == inventory.ModeAlways:
 		return ActInstall
@@ -69,7 +72,7 @@ type Planner struct {
 	Scripts    ipxe.ScriptConfig
 	Machines   Machines
 	Targets    Targets
-	Unassigned string // UnassignedMenu (default) or UnassignedLocal
+	Unassigned Unassigned // UnassignedMenu (default) or UnassignedLocal
 	// Fallback, when set, is booted by machines that would get the menu (the --boot-kernel
 	// default target); nil keeps the menu.
 	Fallback *Target

@@ -15,7 +15,7 @@ func TestDecideTable(t *testing.T) {
 	cases := []struct {
 		state      inventory.State
 		profile    string
-		unassigned string
+		unassigned Unassigned
 		want       Action
 	}{
 		{inventory.Discovered, "", UnassignedMenu, ActMenu},

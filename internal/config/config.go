@@ -16,14 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
 
-// DHCP modes.
+// DHCP modes: the values of --dhcp, defined by internal/dhcp.
 const (
-	DHCPProxy = "proxy"
-	DHCPFull  = "full"
-	DHCPOff   = "off"
+	DHCPProxy = string(dhcp.ModeProxy)
+	DHCPFull  = string(dhcp.ModeFull)
+	DHCPOff   = string(dhcp.ModeOff)
 )
 
 // Config is everything `fleetboot serve` needs.
@@ -138,9 +140,9 @@ func Default() Config {
 		DHCPMode:     DHCPProxy,
 		LeaseTime:    time.Hour,
 		HTTPBootFile: ipxe.UEFISnp,
-		BootChain:    "auto",
+		BootChain:    boot.ChainAuto,
 		MenuTimeout:  10 * time.Second,
-		Unassigned:   "menu",
+		Unassigned:   string(boot.UnassignedMenu),
 		UploadExpiry: 24 * time.Hour,
 		// A handful of concurrent uploads saturate a disk; 100 unfinished resumable ones is far
 		// more than operators start by hand and bounds what a stuck script can leave behind.
@@ -182,7 +184,7 @@ func (c Config) Validate() (*Resolved, error) {
 	switch c.DHCPMode {
 	case DHCPProxy, DHCPFull, DHCPOff:
 	default:
-		bad("--dhcp must be proxy, full or off, not %q", c.DHCPMode)
+		bad("--dhcp must be %s, %s or %s, not %q", DHCPProxy, DHCPFull, DHCPOff, c.DHCPMode)
 	}
 	if c.DataDir == "" {
 		bad("--data must name a directory")
@@ -315,9 +317,9 @@ func (c Config) Validate() (*Resolved, error) {
 		bad("--http-boot-file must be %s or %s, not %q", ipxe.UEFISnp, ipxe.UEFIFull, c.HTTPBootFile)
 	}
 	switch c.BootChain {
-	case "auto", "shim", "ipxe":
+	case boot.ChainAuto, boot.ChainShim, boot.ChainIPXE:
 	default:
-		bad("--boot-chain must be auto, shim or ipxe, not %q", c.BootChain)
+		bad("--boot-chain must be %s, %s or %s, not %q", boot.ChainAuto, boot.ChainShim, boot.ChainIPXE, c.BootChain)
 	}
 	if c.BootKernel != "" {
 		if err := checkAssetPath(c.BootKernel); err != nil {
@@ -341,8 +343,8 @@ func (c Config) Validate() (*Resolved, error) {
 	if strings.ContainsAny(c.BootCmdline, "\n\r") {
 		bad("--boot-cmdline must be one line")
 	}
-	if c.Unassigned != "menu" && c.Unassigned != "local" {
-		bad("--unassigned must be menu or local")
+	if u := boot.Unassigned(c.Unassigned); u != boot.UnassignedMenu && u != boot.UnassignedLocal {
+		bad("--unassigned must be %s or %s", boot.UnassignedMenu, boot.UnassignedLocal)
 	}
 	if c.Token != "" && len(c.Token) < 16 {
 		bad("--token must be at least 16 characters")

@@ -16,17 +16,27 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
-// firmware is the kind of boot client, as used in events and metrics labels.
-type firmware string
+// Firmware is the kind of boot client, as events, the machine record and metrics labels name
+// it.
+type Firmware string
 
-// Firmware kinds. The strings are metric label values (internal/metrics pre-initialises them).
+// Firmware kinds; Firmwares lists them (internal/metrics pre-initialises its labels from it).
 const (
-	fwBIOSPXE  firmware = "bios-pxe"
-	fwUEFIPXE  firmware = "uefi-pxe"
-	fwUEFIHTTP firmware = "uefi-http"
-	fwIPXE     firmware = "ipxe"
-	fwOther    firmware = "other"
+	FirmwareBIOSPXE  Firmware = "bios-pxe"
+	FirmwareUEFIPXE  Firmware = "uefi-pxe"
+	FirmwareUEFIHTTP Firmware = "uefi-http"
+	FirmwareIPXE     Firmware = "ipxe"
+	FirmwareOther    Firmware = "other"
 )
+
+// Firmwares are all firmware kinds.
+var Firmwares = []Firmware{FirmwareBIOSPXE, FirmwareUEFIPXE, FirmwareUEFIHTTP, FirmwareIPXE, FirmwareOther}
+
+// BootsFromNetwork reports whether f is how a machine's firmware network-boots (PXE or HTTP
+// Boot); iPXE's own requests after the chainload and unrecognised clients say nothing about it.
+func (f Firmware) BootsFromNetwork() bool {
+	return f == FirmwareBIOSPXE || f == FirmwareUEFIPXE || f == FirmwareUEFIHTTP
+}
 
 // Client system architecture types (RFC 4578 §2.1 and the IANA registry), the subset fleetboot
 // has binaries for or wants to name in logs.
@@ -144,18 +154,18 @@ func classifyClient(m *dhcpv4.DHCPv4) clientInfo {
 // iPXE is recognised by user class 77 only, never by option 175 alone: a legacy-PXE test
 // client built from ipxe.lkrn with its user class changed still sends 175, and must be
 // treated as the PXE client it pretends to be (see DESIGN.md).
-func (ci clientInfo) firmware() firmware {
+func (ci clientInfo) firmware() Firmware {
 	switch {
 	case ci.IPXE:
-		return fwIPXE
+		return FirmwareIPXE
 	case ci.HTTP:
-		return fwUEFIHTTP
+		return FirmwareUEFIHTTP
 	case ci.PXE && (!ci.HasArch || ci.Arch == archBIOS):
-		return fwBIOSPXE
+		return FirmwareBIOSPXE
 	case ci.PXE:
-		return fwUEFIPXE
+		return FirmwareUEFIPXE
 	default:
-		return fwOther
+		return FirmwareOther
 	}
 }
 

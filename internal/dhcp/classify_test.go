@@ -12,26 +12,26 @@ func TestClassifyClientRecognisesFirmware(t *testing.T) {
 	tests := []struct {
 		name      string
 		mods      []dhcpv4.Modifier
-		firmware  firmware
+		firmware  Firmware
 		arch      string
 		ipxe      bool
 		ipxeEncap bool
 	}{
-		{"bios pxe rom", biosPXE(), fwBIOSPXE, "bios", false, false},
-		{"pre-RFC4578 bios pxe without option 93", []dhcpv4.Modifier{withVC("PXEClient")}, fwBIOSPXE, "", false, false},
-		{"uefi pxe x64", uefiPXE(), fwUEFIPXE, "efi-x64", false, false},
-		{"uefi pxe efi-bc", []dhcpv4.Modifier{withVC("PXEClient:Arch:00009:UNDI:003000"), withArch(archEFIBC)}, fwUEFIPXE, "efi-bc", false, false},
-		{"uefi pxe arm64", []dhcpv4.Modifier{withVC("PXEClient:Arch:00011:UNDI:003000"), withArch(archEFIARM64)}, fwUEFIPXE, "efi-arm64", false, false},
-		{"uefi http x64", uefiHTTP(), fwUEFIHTTP, "efi-x64-http", false, false},
-		{"uefi http arm64", []dhcpv4.Modifier{withVC("HTTPClient:Arch:00019:UNDI:003000"), withArch(archEFIARM64HTTP)}, fwUEFIHTTP, "efi-arm64-http", false, false},
-		{"ipxe raw user class", ipxeClient(), fwIPXE, "bios", true, true},
-		{"ipxe rfc3004 user class", join(biosPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("\x04iPXE"))}), fwIPXE, "bios", true, false},
-		{"ipxe among several rfc3004 user classes", join(uefiPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("\x03abc\x04iPXE"))}), fwIPXE, "efi-x64", true, false},
+		{"bios pxe rom", biosPXE(), FirmwareBIOSPXE, "bios", false, false},
+		{"pre-RFC4578 bios pxe without option 93", []dhcpv4.Modifier{withVC("PXEClient")}, FirmwareBIOSPXE, "", false, false},
+		{"uefi pxe x64", uefiPXE(), FirmwareUEFIPXE, "efi-x64", false, false},
+		{"uefi pxe efi-bc", []dhcpv4.Modifier{withVC("PXEClient:Arch:00009:UNDI:003000"), withArch(archEFIBC)}, FirmwareUEFIPXE, "efi-bc", false, false},
+		{"uefi pxe arm64", []dhcpv4.Modifier{withVC("PXEClient:Arch:00011:UNDI:003000"), withArch(archEFIARM64)}, FirmwareUEFIPXE, "efi-arm64", false, false},
+		{"uefi http x64", uefiHTTP(), FirmwareUEFIHTTP, "efi-x64-http", false, false},
+		{"uefi http arm64", []dhcpv4.Modifier{withVC("HTTPClient:Arch:00019:UNDI:003000"), withArch(archEFIARM64HTTP)}, FirmwareUEFIHTTP, "efi-arm64-http", false, false},
+		{"ipxe raw user class", ipxeClient(), FirmwareIPXE, "bios", true, true},
+		{"ipxe rfc3004 user class", join(biosPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("\x04iPXE"))}), FirmwareIPXE, "bios", true, false},
+		{"ipxe among several rfc3004 user classes", join(uefiPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("\x03abc\x04iPXE"))}), FirmwareIPXE, "efi-x64", true, false},
 		// ipxe.lkrn with its user class changed still sends 175: classified by 77, it is PXE.
-		{"ipxe posing as pxe keeps 175", join(biosPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("fbtest")), withOpt(optIPXEEncap, ipxeFeats)}), fwBIOSPXE, "bios", false, true},
-		{"plain dhcp client", plainClient(), fwOther, "", false, false},
-		{"arch without vendor class is not netboot", []dhcpv4.Modifier{withArch(archEFIx64)}, fwOther, "efi-x64", false, false},
-		{"unknown arch named by number", []dhcpv4.Modifier{withVC("PXEClient"), withArch(27)}, fwUEFIPXE, "arch-27", false, false},
+		{"ipxe posing as pxe keeps 175", join(biosPXE(), []dhcpv4.Modifier{withOpt(optUserClass, []byte("fbtest")), withOpt(optIPXEEncap, ipxeFeats)}), FirmwareBIOSPXE, "bios", false, true},
+		{"plain dhcp client", plainClient(), FirmwareOther, "", false, false},
+		{"arch without vendor class is not netboot", []dhcpv4.Modifier{withArch(archEFIx64)}, FirmwareOther, "efi-x64", false, false},
+		{"unknown arch named by number", []dhcpv4.Modifier{withVC("PXEClient"), withArch(27)}, FirmwareUEFIPXE, "arch-27", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestClassifyClientToleratesMalformedOptions(t *testing.T) {
 	if ci.HasArch || ci.RequestedIP != nil || ci.ServerID != nil || ci.IPXE || ci.MsgType != dhcpv4.MessageTypeNone {
 		t.Errorf("malformed options not treated as absent: %+v", ci)
 	}
-	if ci.firmware() != fwBIOSPXE {
+	if ci.firmware() != FirmwareBIOSPXE {
 		t.Errorf("firmware = %q, want bios-pxe (PXEClient without usable arch)", ci.firmware())
 	}
 	if got := classifyClient(nil); got.MAC != nil {

@@ -164,7 +164,7 @@ func (s *Server) decline(ctx context.Context, ci clientInfo) response {
 	if err != nil {
 		return s.ignore(ci, portServer, "DECLINE: "+err.Error())
 	}
-	ev := s.event(ci, "decline", portServer)
+	ev := s.event(ci, EventDecline, portServer)
 	ev.IP = ci.RequestedIP
 	ev.Reason = fmt.Sprintf("address in use by another host; quarantined for %s", declineHold)
 	return response{ev: ev}
@@ -178,7 +178,7 @@ func (s *Server) release(ctx context.Context, ci clientInfo) response {
 	if err := s.leases.Free(ctx, LeaseRequest{MAC: ci.MAC, IP: ci.ClientIP, Now: now, Until: now}); err != nil {
 		return s.ignore(ci, portServer, "RELEASE: "+err.Error())
 	}
-	ev := s.event(ci, "release", portServer)
+	ev := s.event(ci, EventRelease, portServer)
 	ev.IP = ci.ClientIP
 	return response{ev: ev}
 }

@@ -456,7 +456,7 @@ func TestServerOnRealSocketsInNetns(t *testing.T) {
 		if err := rs.stop(); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		kinds := map[string]int{}
+		kinds := map[EventKind]int{}
 		for len(rs.events) > 0 {
 			kinds[(<-rs.events).Kind]++
 		}

@@ -28,20 +28,20 @@ const (
 )
 
 // event returns the Event.Kind of a reply.
-func (k replyKind) event() string {
+func (k replyKind) event() EventKind {
 	switch k {
 	case kindOffer:
-		return "offer"
+		return EventOffer
 	case kindAck:
-		return "ack"
+		return EventAck
 	case kindInformAck:
-		return "inform"
+		return EventInform
 	case kindNak:
-		return "nak"
+		return EventNak
 	case kindProxyOffer:
-		return "proxy-offer"
+		return EventProxyOffer
 	default:
-		return "proxy-ack"
+		return EventProxyAck
 	}
 }
 

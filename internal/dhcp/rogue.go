@@ -107,7 +107,7 @@ func (s *Server) foreignReply(m *dhcpv4.DHCPv4, from net.IP) (Event, bool) {
 		what += " of " + m.YourIPAddr.String()
 	}
 	detail := fmt.Sprintf("another DHCP server %s sent %s to %s; it %s", sid, what, m.ClientHWAddr, strings.Join(role, " and "))
-	ev := Event{Kind: "ignored", MAC: m.ClientHWAddr, Firmware: string(fwOther), IP: m.YourIPAddr, BootFile: m.BootFileName,
+	ev := Event{Kind: EventIgnored, MAC: m.ClientHWAddr, Firmware: FirmwareOther, IP: m.YourIPAddr, BootFile: m.BootFileName,
 		Port: portClient, Reason: detail}
 	rogue := s.cfg.Mode == ModeFull || boot
 	if !rogue {

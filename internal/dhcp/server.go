@@ -120,18 +120,37 @@ type Config struct {
 	Sockets *Sockets
 }
 
+// EventKind is what happened to a DHCP packet: the answer sent, or why there was none.
+type EventKind string
+
+// Event kinds; EventKinds lists them (internal/metrics pre-initialises its labels from it).
+const (
+	EventOffer      EventKind = "offer"       // full mode: DHCPOFFER with an address
+	EventAck        EventKind = "ack"         // full mode: DHCPACK with a lease
+	EventNak        EventKind = "nak"         // full mode: DHCPNAK
+	EventInform     EventKind = "inform"      // full mode: DHCPACK to DHCPINFORM
+	EventProxyOffer EventKind = "proxy-offer" // ProxyDHCP offer: boot options only
+	EventProxyAck   EventKind = "proxy-ack"   // ProxyDHCP ACK (port 4011, or a REQUEST to the proxy)
+	EventIgnored    EventKind = "ignored"     // not ours to answer (not a boot client, other server, …)
+	EventDropped    EventKind = "dropped"     // malformed, or shed under load
+	EventRelease    EventKind = "release"     // DHCPRELEASE
+	EventDecline    EventKind = "decline"     // DHCPDECLINE
+)
+
+// EventKinds are all event kinds.
+var EventKinds = []EventKind{EventOffer, EventAck, EventNak, EventInform, EventProxyOffer, EventProxyAck,
+	EventIgnored, EventDropped, EventRelease, EventDecline}
+
 // Event describes one DHCP outcome, for metrics and a machine's boot timeline.
 type Event struct {
-	// Kind is offer, ack, nak, inform, proxy-offer, proxy-ack, ignored, dropped, release or decline.
-	Kind string
+	Kind EventKind
 	MAC  net.HardwareAddr
 	// UUID is the client's option 97 (SMBIOS UUID) as a UUID string, "" when absent or not in
 	// the 17-byte type-0 form.
 	UUID string
 	// Arch is option 93 named (bios, efi-x64, efi-x64-http, efi-arm64, …), "" when absent.
-	Arch string
-	// Firmware is bios-pxe, uefi-pxe, uefi-http, ipxe or other.
-	Firmware string
+	Arch     string
+	Firmware Firmware
 	// IP is the address offered, acknowledged, released or declined, if any.
 	IP net.IP
 	// BootFile is the boot file or URL sent, if any.
@@ -458,7 +477,7 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			s.emit(Event{Kind: "dropped", MAC: rawChaddr(buf[:n]), Firmware: string(fwOther), Port: port,
+			s.emit(Event{Kind: EventDropped, MAC: rawChaddr(buf[:n]), Firmware: FirmwareOther, Port: port,
 				Reason: fmt.Sprintf("more than %d packets in flight", s.cfg.MaxInFlight)})
 			continue
 		}
@@ -481,7 +500,7 @@ func (s *Server) handlePacket(ctx context.Context, c *net.UDPConn, pkt []byte, p
 		err = fmt.Errorf("hlen %d exceeds the 16 bytes of chaddr", pkt[2])
 	}
 	if err != nil {
-		ev := Event{Kind: "ignored", MAC: rawChaddr(pkt), Firmware: string(fwOther), Port: port,
+		ev := Event{Kind: EventIgnored, MAC: rawChaddr(pkt), Firmware: FirmwareOther, Port: port,
 			Reason: "malformed packet: " + err.Error()}
 		s.log.Debug("dhcp ignored", "mac", ev.MAC.String(), "port", port, "from", peer.String(), "reason", ev.Reason)
 		s.emit(ev)
@@ -492,7 +511,7 @@ func (s *Server) handlePacket(ctx context.Context, c *net.UDPConn, pkt []byte, p
 		if _, err := c.WriteToUDP(res.reply.ToBytes(), res.dst); err != nil {
 			s.log.Warn("dhcp send failed", "kind", res.ev.Kind, "mac", res.ev.MAC.String(),
 				"xid", m.TransactionID.String(), "dst", res.dst.String(), "err", err)
-			res.ev = Event{Kind: "ignored", MAC: res.ev.MAC, Arch: res.ev.Arch, Firmware: res.ev.Firmware,
+			res.ev = Event{Kind: EventIgnored, MAC: res.ev.MAC, Arch: res.ev.Arch, Firmware: res.ev.Firmware,
 				Port: port, Reason: "send failed: " + err.Error()}
 		}
 	}
@@ -539,7 +558,7 @@ func (s *Server) reply(ci clientInfo, m *dhcpv4.DHCPv4, kind replyKind, port int
 }
 
 func (s *Server) ignore(ci clientInfo, port int, reason string) response {
-	ev := s.event(ci, "ignored", port)
+	ev := s.event(ci, EventIgnored, port)
 	ev.Reason = reason
 	return response{ev: ev}
 }
@@ -551,8 +570,8 @@ func (s *Server) quirk(ci clientInfo, port int, k quirk.Kind, reason string) res
 	return res
 }
 
-func (s *Server) event(ci clientInfo, kind string, port int) Event {
-	return Event{Kind: kind, MAC: ci.MAC, UUID: ci.UUID, Arch: ci.archName(), Firmware: string(ci.firmware()), Port: port}
+func (s *Server) event(ci clientInfo, kind EventKind, port int) Event {
+	return Event{Kind: kind, MAC: ci.MAC, UUID: ci.UUID, Arch: ci.archName(), Firmware: ci.firmware(), Port: port}
 }
 
 // report logs the outcome and hands the event to OnEvent.
@@ -577,15 +596,15 @@ func (s *Server) report(m *dhcpv4.DHCPv4, res response) {
 		// Proxy mode sees every DHCP packet on the LAN; ignoring is the normal case.
 		s.log.Debug("dhcp ignored", attrs...)
 	case "decline", "nak":
-		s.log.Warn("dhcp "+ev.Kind, attrs...)
+		s.log.Warn("dhcp "+string(ev.Kind), attrs...)
 	default:
-		s.log.Info("dhcp "+ev.Kind, attrs...)
+		s.log.Info("dhcp "+string(ev.Kind), attrs...)
 	}
 	s.emit(ev)
 }
 
 func (s *Server) emit(ev Event) {
-	if ev.Kind == "dropped" {
+	if ev.Kind == EventDropped {
 		s.log.Debug("dhcp dropped", "mac", ev.MAC.String(), "port", ev.Port, "reason", ev.Reason)
 	}
 	if s.cfg.OnEvent != nil {

@@ -127,7 +127,7 @@ func TestProxyModeAnswersOnlyNetbootClientsWithoutAddress(t *testing.T) {
 		m    *dhcpv4.DHCPv4
 		port int
 		peer *net.UDPAddr
-		kind string
+		kind EventKind
 		file string
 		dst  string
 	}{

@@ -38,9 +38,9 @@ func (a *API) bootScript(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.m.BootScripts.WithLabelValues(d.Kind).Inc()
+	a.m.BootScripts.WithLabelValues(string(d.Kind)).Inc()
 	if id.MAC != "" {
-		for _, q := range a.chains.Script(id.MAC, req.Remote.String(), d.Kind, time.Now()) {
+		for _, q := range a.chains.Script(id.MAC, req.Remote.String(), string(d.Kind), time.Now()) {
 			a.cfg.Quirks.Report(c.Request().Context(), q)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 )
 
@@ -109,7 +110,7 @@ func serveContent(c echo.Context, name string, mod time.Time, etag string, body 
 func (a *API) ipxeFile(c echo.Context) error {
 	name := ipxe.CleanName(c.Param("file"))
 	if name == ipxe.AutoexecScript {
-		a.m.BootScripts.WithLabelValues("autoexec").Inc()
+		a.m.BootScripts.WithLabelValues(string(boot.KindAutoexec)).Inc()
 		a.log.Info("autoexec script", "ip", remoteIP(c), "via", "http")
 		return serveScript(c, ipxe.Autoexec(a.cfg.Scripts))
 	}

@@ -84,7 +84,7 @@ func (a *API) grubFile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.m.BootScripts.WithLabelValues(d.Kind).Inc()
+	a.m.BootScripts.WithLabelValues(string(d.Kind)).Inc()
 	a.log.Info("grub config", "mac", mac, "ip", req.Remote, "file", what, "kind", d.Kind, "target", d.Label)
 	return serveScript(c, d.Script)
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/boot"
+	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/quirk"
@@ -61,14 +63,23 @@ func MethodLabel(m string) string {
 
 // Label values known up front.
 var (
-	dhcpKinds     = []string{"offer", "ack", "nak", "proxy-offer", "proxy-ack", "ignored", "dropped", "release", "decline", "inform"}
-	firmwares     = []string{"bios-pxe", "uefi-pxe", "uefi-http", "ipxe", "other"}
+	dhcpKinds     = labels(dhcp.EventKinds)
+	firmwares     = labels(dhcp.Firmwares)
 	tftpResults   = []string{"ok", "probe", "error"}
 	httpRoutes    = []string{"boot", "ipxe", "grub", "assets", "iso", "api", "other"}
 	codeClasses   = []string{"2xx", "3xx", "4xx", "5xx"}
-	scriptKinds   = []string{"chain", "target", "menu", "local", "autoexec"}
+	scriptKinds   = labels(boot.Kinds)
 	tftpFileNames = append(append(ipxe.Served(), grub.Served()...), "other")
 )
+
+// labels turns a typed list of label values (an enum's single definition) into strings.
+func labels[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
 
 // New creates the collectors in a fresh registry (plus Go runtime and process collectors).
 func New() *Metrics {

@@ -145,7 +145,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	app.Provision = prov
 
 	scripts, grubCfg := scriptConfig(cfg, res), grubConfig(cfg, res)
-	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: cfg.Unassigned,
+	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: boot.Unassigned(cfg.Unassigned),
 		GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: cfg.BootChain}
 	if cfg.BootKernel != "" {
 		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
@@ -191,7 +191,7 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 		Logger:       log,
 		Sockets:      d.Sockets,
 		// Metrics on the packet path; the timeline (a database write) off it.
-		OnEvent:        func(e dhcp.Event) { m.DHCPReplies.WithLabelValues(e.Kind, e.Firmware).Inc() },
+		OnEvent:        func(e dhcp.Event) { m.DHCPReplies.WithLabelValues(string(e.Kind), string(e.Firmware)).Inc() },
 		Timeline:       dhcpTimeline(inv, quirks, log),
 		OnTimelineDrop: func(dhcp.Event) { m.TimelineDropped.Inc() },
 	}

@@ -37,10 +37,9 @@ func dhcpTimeline(inv *inventory.Inventory, quirks *quirk.Reporter, log *slog.Lo
 // bootFirmware is the firmware kind worth recording on the machine: how its firmware
 // network-boots. iPXE's own requests (after the chainload) and unrecognised clients say
 // nothing about that.
-func bootFirmware(fw string) string {
-	switch fw {
-	case "bios-pxe", "uefi-pxe", "uefi-http":
-		return fw
+func bootFirmware(fw dhcp.Firmware) string {
+	if fw.BootsFromNetwork() {
+		return string(fw)
 	}
 	return ""
 }
