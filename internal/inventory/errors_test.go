@@ -79,3 +79,21 @@ func TestFailedEventWriteUndoesTheChange(t *testing.T) {
 		t.Errorf("machine changed anyway: %+v", m)
 	}
 }
+
+// A machine DHCP saw before the operator added it by hand keeps the firmware kind and UUID
+// DHCP reported.
+func TestCreatedMachineTakesWhatDHCPSaw(t *testing.T) {
+	inv, _ := openInv(t)
+	ctx := context.Background()
+	const mac, uuid = "52:54:00:00:00:0a", "8a7f6e5d-4c3b-2a19-0807-060504030201"
+	if err := inv.RecordDHCP(ctx, []DHCPSighting{{MAC: mac, Firmware: "bios-pxe", UUID: uuid, Detail: "proxy-offer"}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := inv.CreateMachine(ctx, mac, MachineUpdate{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Firmware != "bios-pxe" || m.UUID != uuid {
+		t.Errorf("machine added after DHCP saw it: firmware %q uuid %q", m.Firmware, m.UUID)
+	}
+}

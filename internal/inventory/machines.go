@@ -268,6 +268,14 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		if err := addEvent(ctx, tx, mac, now, "created", "added by operator"); err != nil {
 			return nil, err
 		}
+		// What DHCP saw of it before the operator added it.
+		seen := Sighting{MAC: mac}
+		if err := takeDHCPFacts(ctx, tx, &seen); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET firmware=?, uuid=? WHERE mac=?`, seen.Firmware, seen.UUID, mac); err != nil {
+			return nil, fmt.Errorf("create machine %s: %w", mac, err)
+		}
 	}
 	m, err := getMachine(ctx, tx, mac)
 	if err != nil {
