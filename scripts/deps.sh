@@ -32,6 +32,8 @@
 #   jq                scripts/bench-simulate.sh reads the simulator's JSON reports
 #   systemd           systemd-analyze verify/security of scripts/systemd/fleetboot.service
 #   chromium          headless browser for the web UI test (internal/webui, driven by chromedp)
+#   postgresql        the PostgreSQL server the storage suites run against (scripts/with-postgres.sh
+#                     starts a throwaway cluster; the packaged service is not used)
 set -euo pipefail
 
 pkgs=(
@@ -58,6 +60,7 @@ pkgs=(
 	git
 	systemd
 	chromium
+	postgresql
 )
 
 missing=()

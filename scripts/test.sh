@@ -29,13 +29,16 @@ echo "== fuzz smoke"
 # FUZZTIME=Nx overrides all budgets). A failing input fails the run.
 bash scripts/fuzz-smoke.sh
 
-echo "== go test -race (unit, interop, real-firmware DHCP, web UI in headless Chromium)"
+echo "== go test -race (unit, interop, real-firmware DHCP, web UI in headless Chromium; SQLite and PostgreSQL backends)"
 # The web UI test (internal/webui) drives Debian's chromium (deps.sh installs it); with CI=true a
 # missing browser fails instead of skipping. Its screenshots of every page go to
 # $FLEETBOOT_ARTIFACTS/ui-screenshots.
+# with-postgres.sh starts a throwaway PostgreSQL cluster (unix socket only, stopped by PID at
+# the end) and exports FLEETBOOT_TEST_POSTGRES; the storage suites run on both backends
+# (internal/store/storetest). Under CI=true a suite without PostgreSQL fails instead of skipping.
 export FLEETBOOT_ARTIFACTS="${FLEETBOOT_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/fleetboot-artifacts.XXXXXX")}"
 echo "web UI screenshots: $FLEETBOOT_ARTIFACTS/ui-screenshots"
-CI="${CI:-true}" go test -race -count=1 -timeout 30m $(go list ./... | grep -v /internal/e2e)
+CI="${CI:-true}" bash scripts/with-postgres.sh go test -race -count=1 -timeout 30m $(go list ./... | grep -v /internal/e2e)
 echo "web UI screenshots: $FLEETBOOT_ARTIFACTS/ui-screenshots"
 
 # Last, verbose so the per-scenario boot-time table is in the log; its closing "ok" line is

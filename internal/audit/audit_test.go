@@ -6,13 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
 func TestRecordAndListNewestFirstWithPages(t *testing.T) {
+	storetest.Run(t, testRecordAndListNewestFirstWithPages)
+}
+
+func testRecordAndListNewestFirstWithPages(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := store.Open(ctx, dir)
+	open := b.Fresh(t)
+	s, err := open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +37,7 @@ func TestRecordAndListNewestFirstWithPages(t *testing.T) {
 	}
 	s.Close()
 	// Survives a restart.
-	s, err = store.Open(ctx, dir)
+	s, err = open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

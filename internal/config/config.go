@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -32,6 +33,14 @@ const (
 type Config struct {
 	// DataDir holds the database, uploaded ISOs, assets and the API token.
 	DataDir string
+	// Database is where the catalog, profiles, rules, machines, timelines, leases and upload
+	// sessions live: empty for the SQLite file in DataDir (the default), or a PostgreSQL URL
+	// (postgres://user:password@host:5432/dbname?sslmode=require) that several fleetboot
+	// instances share (README: several instances).
+	Database string
+	// Site names this instance (its segment, rack or room) on every timeline event it writes,
+	// so that a machine's timeline shows which instance served each step. Empty: none.
+	Site string
 	// Interface is the network interface DHCP and TFTP serve on. Empty: the interface of the
 	// default route.
 	Interface string
@@ -158,6 +167,8 @@ func Default() Config {
 	}
 }
 
+var siteRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
 // Resolved holds what Validate derived from Config: addresses parsed and the interface found.
 type Resolved struct {
 	Interface  string
@@ -188,6 +199,12 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if c.DataDir == "" {
 		bad("--data must name a directory")
+	}
+	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		bad("--database must be a postgres:// URL (or empty for the SQLite file in --data)")
+	}
+	if c.Site != "" && !siteRE.MatchString(c.Site) {
+		bad("--site %q: use letters, digits, '.', '_', '-' (at most 63)", c.Site)
 	}
 
 	// HTTP port: boot URLs carry it explicitly (UEFI HTTP Boot drops the port from Host).

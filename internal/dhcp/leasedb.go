@@ -32,6 +32,24 @@ var leaseMigrations = []string{
 	`CREATE INDEX dhcp_leases_mac ON dhcp_leases(mac, updated_ms)`,
 }
 
+// leasePostgresMigrations is the table in a PostgreSQL database that several instances share
+// (an HA pair on one segment). Addresses are BIGINT (a uint32 does not fit INTEGER); seq
+// numbers every write, so that an instance catches up on the others' writes by reading only
+// the rows whose seq is above the last it saw (LeaseDB.sync).
+var leasePostgresMigrations = []string{
+	`CREATE SEQUENCE dhcp_leases_seq;
+	CREATE TABLE dhcp_leases (
+		ip         BIGINT PRIMARY KEY,
+		mac        TEXT   NOT NULL,
+		state      TEXT   NOT NULL CHECK (state IN ('offered','bound','released','declined')),
+		expires_ms BIGINT NOT NULL,
+		hostname   TEXT   NOT NULL DEFAULT '',
+		updated_ms BIGINT NOT NULL,
+		seq        BIGINT NOT NULL
+	);
+	CREATE INDEX dhcp_leases_seq_idx ON dhcp_leases(seq);`,
+}
+
 // LeaseDB is the SQLite LeaseStore, in the "dhcp" component's tables of the shared store.
 //
 // Decisions are made on an in-memory copy of the table, loaded at open, under one mutex: an
@@ -45,8 +63,20 @@ var leaseMigrations = []string{
 // change is committed, so an ACK never goes out for a lease a crash (kill -9) could lose; an
 // offer's hold is not waited for (a lost hold only means the client's REQUEST is judged
 // against the committed table, which never hands one address to two clients).
+//
+// Shared (PostgreSQL, several instances on one segment): the copy is a cache. Every call runs
+// in one transaction that first takes the lease table's advisory lock (store.Tx.Lock) — the
+// same lock every instance takes — then reads the rows other instances wrote since this one
+// last looked (seq above the last seen: writers hold the lock until they commit, so seqs
+// become visible in order and none is skipped), decides on the copy exactly as above, writes
+// its rows and commits before answering. So two instances never offer one address twice, and
+// either alone keeps serving the pool with everything the other wrote.
 type LeaseDB struct {
 	db *sql.DB
+	// shared is the PostgreSQL database in shared mode, nil with SQLite.
+	shared *store.DB
+	seq    int64 // shared: the highest seq read into the copy
+	stale  bool  // shared: a failed write left the copy unlike the table; reload it
 
 	mu    sync.Mutex
 	rows  map[uint32]*leaseRow
@@ -57,7 +87,8 @@ type LeaseDB struct {
 	hint     uint32
 	hintPool string
 
-	w *leaseWriter
+	w      *leaseWriter
+	closed bool // shared: Close was called
 }
 
 // leaseRow is one row of dhcp_leases.
@@ -74,10 +105,14 @@ var _ LeaseStore = (*LeaseDB)(nil)
 // OpenLeaseDB applies the lease schema to st, loads the table and returns the lease store over
 // it. Close stops its writer; closing st is the caller's business (after Close).
 func OpenLeaseDB(ctx context.Context, st *store.Store) (*LeaseDB, error) {
-	if err := st.Migrate(ctx, "dhcp", leaseMigrations); err != nil {
+	if err := st.Apply(ctx, "dhcp", store.Schema{SQLite: leaseMigrations, Postgres: leasePostgresMigrations}); err != nil {
 		return nil, fmt.Errorf("open dhcp lease table: %w", err)
 	}
-	l := &LeaseDB{db: st.DB(), rows: map[uint32]*leaseRow{}, byMAC: map[string]map[uint32]struct{}{}}
+	l := &LeaseDB{db: st.DB().SQL(), rows: map[uint32]*leaseRow{}, byMAC: map[string]map[uint32]struct{}{}}
+	if st.Dialect() == store.Postgres {
+		l.shared = st.DB() // loaded by the first call's sync; no writer goroutine
+		return l, nil
+	}
 	rows, err := l.db.QueryContext(ctx, `SELECT ip, mac, state, expires_ms, hostname, updated_ms FROM dhcp_leases`)
 	if err != nil {
 		return nil, fmt.Errorf("load dhcp leases: %w", err)
@@ -101,7 +136,107 @@ func OpenLeaseDB(ctx context.Context, st *store.Store) (*LeaseDB, error) {
 }
 
 // Close writes what is queued and stops the writer. Calls after Close fail.
-func (l *LeaseDB) Close() error { return l.w.close() }
+func (l *LeaseDB) Close() error {
+	if l.shared != nil {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		return nil
+	}
+	return l.w.close()
+}
+
+// change runs decide (which reads and changes the in-memory copy under l.mu and returns the
+// rows to write) and persists its writes: with SQLite through the group-commit writer,
+// waiting for the commit when wait is set; shared, in decide's own locked transaction,
+// always committed before change returns.
+func (l *LeaseDB) change(ctx context.Context, wait bool, decide func() ([]leaseWrite, error)) error {
+	if l.shared != nil {
+		return l.changeShared(ctx, decide)
+	}
+	l.mu.Lock()
+	writes, err := decide()
+	l.mu.Unlock()
+	if err != nil || len(writes) == 0 {
+		return err
+	}
+	ch := l.w.queue(writes, wait)
+	if !wait {
+		return nil
+	}
+	return l.w.wait(ch)
+}
+
+// leaseLockKey is the advisory lock every shared lease transaction takes.
+const leaseLockKey = "fleetboot:dhcp_leases"
+
+func (l *LeaseDB) changeShared(ctx context.Context, decide func() ([]leaseWrite, error)) error {
+	tx, err := l.shared.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.Lock(ctx, leaseLockKey); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errLeasesClosed
+	}
+	if err := l.sync(ctx, tx); err != nil {
+		return err
+	}
+	writes, err := decide()
+	if err != nil {
+		return err
+	}
+	for _, w := range writes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_leases (ip, mac, state, expires_ms, hostname, updated_ms, seq)
+			VALUES (?, ?, ?, ?, ?, ?, nextval('dhcp_leases_seq'))
+			ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_ms = excluded.expires_ms,
+				hostname = excluded.hostname, updated_ms = excluded.updated_ms, seq = excluded.seq`,
+			w.ip, w.row.mac, string(w.row.state), w.row.expires, w.row.hostname, w.row.updated); err != nil {
+			l.stale = true
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		l.stale = true
+		return err
+	}
+	return nil
+}
+
+// sync reads into the copy the rows written since the last sync (all of them after a failed
+// write). tx holds the lease lock; l.mu is held.
+func (l *LeaseDB) sync(ctx context.Context, tx *store.Tx) error {
+	if l.stale {
+		l.rows, l.byMAC, l.seq, l.hint, l.hintPool, l.stale = map[uint32]*leaseRow{}, map[string]map[uint32]struct{}{}, 0, 0, "", false
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT ip, mac, state, expires_ms, hostname, updated_ms, seq FROM dhcp_leases
+		WHERE seq > ? ORDER BY seq`, l.seq)
+	if err != nil {
+		return fmt.Errorf("read dhcp leases: %w", err)
+	}
+	for rows.Next() {
+		var ip uint32
+		var r leaseRow
+		var state string
+		if err := rows.Scan(&ip, &r.mac, &state, &r.expires, &r.hostname, &r.updated, &l.seq); err != nil {
+			rows.Close()
+			l.stale = true
+			return fmt.Errorf("read dhcp leases: %w", err)
+		}
+		r.state = LeaseState(state)
+		l.set(ip, r)
+	}
+	if err := closeRows(rows); err != nil {
+		l.stale = true
+		return fmt.Errorf("read dhcp leases: %w", err)
+	}
+	return nil
+}
 
 // set stores row ip in memory, keeping byMAC in step.
 func (l *LeaseDB) set(ip uint32, r leaseRow) {
@@ -128,18 +263,21 @@ func (l *LeaseDB) Reserve(ctx context.Context, r LeaseRequest) (net.IP, error) {
 	if err := checkRequest(r, false); err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	v, err := l.pickAddress(r)
-	var write *leaseWrite
-	if err == nil {
-		write = l.stage(v)
-	}
-	l.mu.Unlock()
+	var v uint32
+	// An offer's hold is not waited for with SQLite (LeaseDB); shared, it is committed before
+	// the OFFER goes out, so the other instance cannot offer the address meanwhile.
+	err := l.change(ctx, false, func() ([]leaseWrite, error) {
+		var err error
+		if v, err = l.pickAddress(r); err != nil {
+			return nil, err
+		}
+		if w := l.stage(v); w != nil {
+			return []leaseWrite{*w}, nil
+		}
+		return nil, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reserve address for %s: %w", r.MAC, err)
-	}
-	if write != nil {
-		l.w.queue([]leaseWrite{*write}, false) // an offer's hold is not waited for (LeaseDB)
 	}
 	return uintToIP(v), nil
 }
@@ -261,10 +399,19 @@ func (l *LeaseDB) Bind(ctx context.Context, r LeaseRequest) error {
 	ip, _ := ipToUint(r.IP)
 	now := r.Now.UnixMilli()
 	mac := r.MAC.String()
-	l.mu.Lock()
+	err := l.change(ctx, true, func() ([]leaseWrite, error) {
+		return l.bind(r, ip, now, mac)
+	})
+	if err != nil {
+		return fmt.Errorf("bind %s to %s: %w", r.IP, r.MAC, err)
+	}
+	return nil
+}
+
+// bind changes the copy for Bind and returns the rows to write. l.mu is held.
+func (l *LeaseDB) bind(r LeaseRequest, ip uint32, now int64, mac string) ([]leaseWrite, error) {
 	if row := l.rows[ip]; row != nil && row.expires > now && (row.mac != mac || row.state == StateDeclined) {
-		l.mu.Unlock()
-		return fmt.Errorf("bind %s to %s: %w", r.IP, r.MAC, ErrAddressTaken)
+		return nil, ErrAddressTaken
 	}
 	host := r.Hostname
 	if old := l.rows[ip]; host == "" && old != nil {
@@ -282,11 +429,7 @@ func (l *LeaseDB) Bind(ctx context.Context, r LeaseRequest) error {
 		row.state, row.expires = StateReleased, now
 		writes = append(writes, *l.stage(other))
 	}
-	l.mu.Unlock()
-	if err := l.w.wait(l.w.queue(writes, true)); err != nil {
-		return fmt.Errorf("bind %s to %s: %w", r.IP, r.MAC, err)
-	}
-	return nil
+	return writes, nil
 }
 
 // Free implements LeaseStore.
@@ -300,16 +443,15 @@ func (l *LeaseDB) Free(ctx context.Context, r LeaseRequest) error {
 	if r.Until.After(r.Now) {
 		state, until = StateDeclined, r.Until.UnixMilli()
 	}
-	l.mu.Lock()
-	row := l.rows[ip]
-	if row == nil || row.mac != r.MAC.String() || row.state == StateDeclined {
-		l.mu.Unlock()
-		return fmt.Errorf("free %s of %s: %w", r.IP, r.MAC, ErrNoLease)
-	}
-	row.state, row.expires, row.updated = state, until, now
-	w := *l.stage(ip)
-	l.mu.Unlock()
-	if err := l.w.wait(l.w.queue([]leaseWrite{w}, true)); err != nil {
+	err := l.change(ctx, true, func() ([]leaseWrite, error) {
+		row := l.rows[ip]
+		if row == nil || row.mac != r.MAC.String() || row.state == StateDeclined {
+			return nil, ErrNoLease
+		}
+		row.state, row.expires, row.updated = state, until, now
+		return []leaseWrite{*l.stage(ip)}, nil
+	})
+	if err != nil {
 		return fmt.Errorf("free %s of %s: %w", r.IP, r.MAC, err)
 	}
 	return nil
@@ -317,6 +459,11 @@ func (l *LeaseDB) Free(ctx context.Context, r LeaseRequest) error {
 
 // List implements LeaseStore.
 func (l *LeaseDB) List(ctx context.Context) ([]Lease, error) {
+	if l.shared != nil { // catch up on the other instances' writes first
+		if err := l.change(ctx, false, func() ([]leaseWrite, error) { return nil, nil }); err != nil {
+			return nil, fmt.Errorf("list leases: %w", err)
+		}
+	}
 	l.mu.Lock()
 	out := make([]Lease, 0, len(l.rows))
 	for ip, row := range l.rows {

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // BenchmarkDORA is one client's DISCOVER (Reserve) and REQUEST (Bind) against a table that
 // already holds b.N leases: the cost per new client as the fleet grows.
 func BenchmarkDORA(b *testing.B) {
-	st, db := openTestStore(b, b.TempDir())
+	st, db := openTestStore(b, storetest.Backends[0].Fresh(b))
 	defer st.Close()
 	p := Pool{Start: net.IPv4(10, 0, 0, 1).To4(), End: net.IPv4(10, 0, 255, 254).To4()}
 	now := time.Now()
@@ -32,7 +33,7 @@ func BenchmarkDORA(b *testing.B) {
 // BenchmarkDORAParallel is BenchmarkDORA with 64 clients at once, as the server handles them
 // (DefaultMaxInFlight): their Binds share commits.
 func BenchmarkDORAParallel(b *testing.B) {
-	st, db := openTestStore(b, b.TempDir())
+	st, db := openTestStore(b, storetest.Backends[0].Fresh(b))
 	defer st.Close()
 	p := Pool{Start: net.IPv4(10, 0, 0, 1).To4(), End: net.IPv4(10, 0, 255, 254).To4()}
 	now := time.Now()

@@ -5,20 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func openTestStore(t testing.TB, dir string) (*store.Store, *LeaseDB) {
+// openTestStore opens the lease store in the database open opens (storetest.Backend.Fresh).
+func openTestStore(t testing.TB, open func(context.Context) (*store.Store, error)) (*store.Store, *LeaseDB) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenPath(ctx, filepath.Join(dir, "fleetboot.db"))
+	st, err := open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,10 +31,16 @@ func openTestStore(t testing.TB, dir string) (*store.Store, *LeaseDB) {
 	return st, db
 }
 
-func newLeaseDB(t *testing.T) *LeaseDB {
+// newLeaseDB is a lease store in a fresh SQLite database (the server tests' default).
+func newLeaseDB(t *testing.T) *LeaseDB { return newLeaseDBOn(t, storetest.Backends[0]) }
+
+// newLeaseDBOn is a lease store in a fresh database of backend b. The tests of this file run
+// against each backend (TestX/sqlite, TestX/postgres); on PostgreSQL the store is in shared
+// mode (several instances).
+func newLeaseDBOn(t *testing.T, b storetest.Backend) *LeaseDB {
 	t.Helper()
-	st, db := openTestStore(t, t.TempDir())
-	t.Cleanup(func() { st.Close() })
+	st, db := openTestStore(t, b.Fresh(t))
+	t.Cleanup(func() { db.Close(); st.Close() })
 	return db
 }
 
@@ -66,7 +73,11 @@ func bind(t *testing.T, db LeaseStore, p Pool, mac net.HardwareAddr, ip net.IP, 
 }
 
 func TestReserveNeverHandsOutOneAddressTwiceUnderConcurrency(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testReserveNeverHandsOutOneAddressTwiceUnderConcurrency)
+}
+
+func testReserveNeverHandsOutOneAddressTwiceUnderConcurrency(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 39) // 30 addresses for 40 clients at once
 	var (
 		mu        sync.Mutex
@@ -102,7 +113,11 @@ func TestReserveNeverHandsOutOneAddressTwiceUnderConcurrency(t *testing.T) {
 }
 
 func TestReserveRepeatedDiscoverGetsSameAddress(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testReserveRepeatedDiscoverGetsSameAddress)
+}
+
+func testReserveRepeatedDiscoverGetsSameAddress(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 20)
 	a := reserve(t, db, p, macN(1), nil, t0)
 	b := reserve(t, db, p, macN(1), nil, t0.Add(5*time.Second))
@@ -115,7 +130,11 @@ func TestReserveRepeatedDiscoverGetsSameAddress(t *testing.T) {
 }
 
 func TestReserveChoosesLowestFreeAndSkipsExclusions(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testReserveChoosesLowestFreeAndSkipsExclusions)
+}
+
+func testReserveChoosesLowestFreeAndSkipsExclusions(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(1, 10, 1, 2, 4) // e.g. network, server and router addresses
 	var got []string
 	for i := range 4 {
@@ -130,7 +149,11 @@ func TestReserveChoosesLowestFreeAndSkipsExclusions(t *testing.T) {
 }
 
 func TestReserveHonoursRequestedAddress(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testReserveHonoursRequestedAddress)
+}
+
+func testReserveHonoursRequestedAddress(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 20)
 	if ip := reserve(t, db, p, macN(1), ip4(15), t0); !ip.Equal(ip4(15)) {
 		t.Errorf("requested 10.99.0.15, got %s", ip)
@@ -140,8 +163,10 @@ func TestReserveHonoursRequestedAddress(t *testing.T) {
 	}
 }
 
-func TestOfferReservationExpires(t *testing.T) {
-	db := newLeaseDB(t)
+func TestOfferReservationExpires(t *testing.T) { storetest.Run(t, testOfferReservationExpires) }
+
+func testOfferReservationExpires(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 10) // one address
 	reserve(t, db, p, macN(1), nil, t0)
 	_, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(2), Now: t0.Add(offerHold / 2), Until: t0.Add(2 * offerHold)})
@@ -153,8 +178,10 @@ func TestOfferReservationExpires(t *testing.T) {
 	}
 }
 
-func TestExpiredLeaseIsReusable(t *testing.T) {
-	db := newLeaseDB(t)
+func TestExpiredLeaseIsReusable(t *testing.T) { storetest.Run(t, testExpiredLeaseIsReusable) }
+
+func testExpiredLeaseIsReusable(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 10)
 	bind(t, db, p, macN(1), ip4(10), t0) // until t0+1h
 	if _, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(2), Now: t0.Add(30 * time.Minute), Until: t0.Add(31 * time.Minute)}); !errors.Is(err, ErrPoolExhausted) {
@@ -166,7 +193,11 @@ func TestExpiredLeaseIsReusable(t *testing.T) {
 }
 
 func TestSameMACGetsPreviousAddressBack(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testSameMACGetsPreviousAddressBack)
+}
+
+func testSameMACGetsPreviousAddressBack(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 20)
 	bind(t, db, p, macN(1), ip4(10), t0)
 	if err := db.Free(context.Background(), LeaseRequest{MAC: macN(1), IP: ip4(10), Now: t0.Add(time.Minute), Until: t0.Add(time.Minute)}); err != nil {
@@ -188,17 +219,19 @@ func TestSameMACGetsPreviousAddressBack(t *testing.T) {
 	assertState(t, db, ip4(15), StateBound)
 }
 
-func TestLeasesSurviveRestart(t *testing.T) {
-	dir := t.TempDir()
+func TestLeasesSurviveRestart(t *testing.T) { storetest.Run(t, testLeasesSurviveRestart) }
+
+func testLeasesSurviveRestart(t *testing.T, be storetest.Backend) {
+	open := be.Fresh(t)
 	p := pool(10, 20)
-	st, db := openTestStore(t, dir)
+	st, db := openTestStore(t, open)
 	a := reserve(t, db, p, macN(1), nil, t0)
 	bind(t, db, p, macN(1), a, t0)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	st, db = openTestStore(t, dir)
+	st, db = openTestStore(t, open)
 	defer st.Close()
 	now := t0.Add(10 * time.Minute)
 	if got := reserve(t, db, p, macN(1), nil, now); !got.Equal(a) {
@@ -213,7 +246,11 @@ func TestLeasesSurviveRestart(t *testing.T) {
 }
 
 func TestBindRefusesAddressesItMustNotGive(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testBindRefusesAddressesItMustNotGive)
+}
+
+func testBindRefusesAddressesItMustNotGive(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 20, 12)
 	bind(t, db, p, macN(1), ip4(10), t0)
 	ctx := context.Background()
@@ -241,7 +278,11 @@ func TestBindRefusesAddressesItMustNotGive(t *testing.T) {
 }
 
 func TestBindReleasesOtherAddressesOfTheMAC(t *testing.T) {
-	db := newLeaseDB(t)
+	storetest.Run(t, testBindReleasesOtherAddressesOfTheMAC)
+}
+
+func testBindReleasesOtherAddressesOfTheMAC(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 20)
 	offered := reserve(t, db, p, macN(1), nil, t0) // 10.99.0.10
 	bind(t, db, p, macN(1), ip4(15), t0)           // INIT-REBOOT with an older address instead
@@ -251,8 +292,10 @@ func TestBindReleasesOtherAddressesOfTheMAC(t *testing.T) {
 	}
 }
 
-func TestDeclineQuarantinesAddress(t *testing.T) {
-	db := newLeaseDB(t)
+func TestDeclineQuarantinesAddress(t *testing.T) { storetest.Run(t, testDeclineQuarantinesAddress) }
+
+func testDeclineQuarantinesAddress(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := pool(10, 11)
 	ctx := context.Background()
 	a := reserve(t, db, p, macN(1), nil, t0)
@@ -278,8 +321,10 @@ func TestDeclineQuarantinesAddress(t *testing.T) {
 	}
 }
 
-func TestLeaseRequestValidation(t *testing.T) {
-	db := newLeaseDB(t)
+func TestLeaseRequestValidation(t *testing.T) { storetest.Run(t, testLeaseRequestValidation) }
+
+func testLeaseRequestValidation(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	ctx := context.Background()
 	if _, err := db.Reserve(ctx, LeaseRequest{Pool: pool(10, 20), Now: t0, Until: t0}); err == nil {
 		t.Error("Reserve without MAC accepted")
@@ -292,8 +337,10 @@ func TestLeaseRequestValidation(t *testing.T) {
 	}
 }
 
-func TestReserveFullRangeEdges(t *testing.T) {
-	db := newLeaseDB(t)
+func TestReserveFullRangeEdges(t *testing.T) { storetest.Run(t, testReserveFullRangeEdges) }
+
+func testReserveFullRangeEdges(t *testing.T, be storetest.Backend) {
+	db := newLeaseDBOn(t, be)
 	p := Pool{Start: net.IPv4(255, 255, 255, 254).To4(), End: net.IPv4(255, 255, 255, 255).To4()}
 	a := reserve(t, db, p, macN(1), nil, t0)
 	b := reserve(t, db, p, macN(2), nil, t0)
@@ -330,9 +377,13 @@ func assertState(t *testing.T, db LeaseStore, ip net.IP, want LeaseState) {
 // TestOfferHoldsReachTheDatabaseOnClose: an offer is not waited for (group commit), but Close
 // writes it before it returns, and the reopened table holds it.
 func TestOfferHoldsReachTheDatabaseOnClose(t *testing.T) {
-	dir := t.TempDir()
+	storetest.Run(t, testOfferHoldsReachTheDatabaseOnClose)
+}
+
+func testOfferHoldsReachTheDatabaseOnClose(t *testing.T, be storetest.Backend) {
+	open := be.Fresh(t)
 	p := pool(10, 20)
-	st, db := openTestStore(t, dir)
+	st, db := openTestStore(t, open)
 	var offered []net.IP
 	for i := 1; i <= 5; i++ {
 		offered = append(offered, reserve(t, db, p, macN(i), nil, t0))
@@ -344,7 +395,7 @@ func TestOfferHoldsReachTheDatabaseOnClose(t *testing.T) {
 		t.Error("Bind after Close succeeded: an ACK would go out for a lease never written")
 	}
 	st.Close()
-	st, db = openTestStore(t, dir)
+	st, db = openTestStore(t, open)
 	defer st.Close()
 	leases, err := db.List(context.Background())
 	if err != nil {
@@ -358,4 +409,59 @@ func TestOfferHoldsReachTheDatabaseOnClose(t *testing.T) {
 			t.Errorf("row %d: %+v, want %s offered to %s", i, l, offered[i], macN(i+1))
 		}
 	}
+}
+
+// Two lease stores on one PostgreSQL database — the two instances of an HA pair serving one
+// segment — racing for one pool never hand out an address twice, a client DISCOVERing at both
+// gets one address, and either one alone serves what the other bound.
+func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
+	open := storetest.Backends[1].Fresh(t)
+	var dbs [2]*LeaseDB
+	for i := range dbs {
+		st, db := openTestStore(t, open)
+		t.Cleanup(func() { db.Close(); st.Close() })
+		dbs[i] = db
+	}
+	p := pool(10, 49) // 40 addresses for 50 clients, each DISCOVERing at both instances
+	var (
+		mu        sync.Mutex
+		byMAC     = map[string]string{}
+		byIP      = map[string]string{}
+		exhausted int
+		wg        sync.WaitGroup
+	)
+	for i := range 100 {
+		wg.Go(func() {
+			mac := macN(i / 2)
+			ip, err := dbs[i%2].Reserve(context.Background(), LeaseRequest{Pool: p, MAC: mac, Now: t0, Until: t0.Add(offerHold)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrPoolExhausted):
+				exhausted++
+			case err != nil:
+				t.Errorf("client %s: %v", mac, err)
+			default:
+				if prev, ok := byIP[ip.String()]; ok && prev != mac.String() {
+					t.Errorf("%s offered to both %s and %s", ip, prev, mac)
+				}
+				if prev, ok := byMAC[mac.String()]; ok && prev != ip.String() {
+					t.Errorf("%s offered %s by one instance and %s by the other", mac, prev, ip)
+				}
+				byIP[ip.String()], byMAC[mac.String()] = mac.String(), ip.String()
+			}
+		})
+	}
+	wg.Wait()
+	if len(byIP) != 40 {
+		t.Errorf("%d addresses handed out (%d refusals), want all 40", len(byIP), exhausted)
+	}
+	// A lease bound through instance 0 is known to instance 1: another client cannot bind it
+	// there, and its holder renews it there.
+	a := reserve(t, dbs[0], p, macN(0), nil, t0)
+	bind(t, dbs[0], p, macN(0), a, t0)
+	if err := dbs[1].Bind(context.Background(), LeaseRequest{Pool: p, MAC: macN(77), IP: a, Now: t0, Until: t0.Add(time.Hour)}); !errors.Is(err, ErrAddressTaken) {
+		t.Errorf("instance 1 binding instance 0's lease %s to another client: %v, want ErrAddressTaken", a, err)
+	}
+	bind(t, dbs[1], p, macN(0), a, t0.Add(time.Minute))
 }

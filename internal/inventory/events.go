@@ -11,26 +11,45 @@ import (
 // maxEventsPerMachine bounds a machine's timeline; the oldest events go first.
 const maxEventsPerMachine = 500
 
-func addEvent(ctx context.Context, q querier, mac, now, kind, detail string) error {
-	if _, err := q.ExecContext(ctx, `INSERT INTO events (mac, time, kind, detail) VALUES (?, ?, ?, ?)`, mac, now, kind, detail); err != nil {
+// eventsChannel is the notification channel of committed events (PostgreSQL): every instance
+// sharing the database wakes its live streams on it (Open).
+const eventsChannel = "fleetboot_events"
+
+// addEvent appends an event in tx, which must come from Inventory.begin (it holds the
+// inventory's write lock, so ids become visible in increasing order), and notifies the other
+// instances sharing a PostgreSQL database at commit.
+func addEvent(ctx context.Context, tx *writeTx, mac, now, kind, detail string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (mac, time, kind, detail, site) VALUES (?, ?, ?, ?, ?)`, mac, now, kind, detail, tx.site); err != nil {
 		return fmt.Errorf("record event for %s: %w", mac, err)
 	}
-	_, err := q.ExecContext(ctx, `DELETE FROM events WHERE mac = ? AND id <= (
-		SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, mac, mac, maxEventsPerMachine)
-	return err
+	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE mac = ? AND id <= (
+		SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, mac, mac, maxEventsPerMachine); err != nil {
+		return err
+	}
+	return tx.Notify(ctx, eventsChannel)
 }
 
 // AddEvent appends to a machine's timeline (boot steps: DHCP, TFTP, script, kernel fetch …).
 func (inv *Inventory) AddEvent(ctx context.Context, mac, kind, detail string) error {
-	return inv.committed(addEvent(ctx, inv.db, mac, fmtTime(inv.now()), kind, detail))
+	tx, err := inv.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := addEvent(ctx, tx, mac, fmtTime(inv.now()), kind, detail); err != nil {
+		return err
+	}
+	return inv.committed(tx.Commit())
 }
 
 // feed wakes the readers of the timeline (live event streams) after events were committed.
 // It carries no events itself: a woken reader asks the database for the events after the last
 // one it has (EventsAfter). So a writer never waits for a reader, a slow reader costs nothing
 // but its own queries, and a reader cannot miss or reorder events: SQLite runs one write
-// transaction at a time (the store opens transactions IMMEDIATE), so ids become visible in
-// increasing order and "id > last seen" is exact.
+// transaction at a time (the store opens transactions IMMEDIATE), and on PostgreSQL every
+// inventory write takes one lock (Inventory.begin), so ids become visible in increasing order and
+// "id > last seen" is exact. With PostgreSQL, commits of other instances wake the feed too,
+// through a notification (Open).
 type feed struct {
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced at every commit that may have added events
@@ -69,9 +88,9 @@ func (inv *Inventory) EventsAfter(ctx context.Context, after int64, mac string, 
 		limit = maxEventsPerMachine
 	}
 	if mac == "" {
-		return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+		return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail, site FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	}
-	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM events WHERE mac = ? AND id > ? ORDER BY id LIMIT ?`, mac, after, limit)
+	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail, site FROM events WHERE mac = ? AND id > ? ORDER BY id LIMIT ?`, mac, after, limit)
 }
 
 // LastEventID is the id of the newest event of any machine (0 when there is none): where a
@@ -87,8 +106,8 @@ func (inv *Inventory) RecentEvents(ctx context.Context, limit int) ([]Event, err
 	if limit <= 0 || limit > maxEventsPerMachine {
 		limit = maxEventsPerMachine
 	}
-	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM (
-		SELECT * FROM events ORDER BY id DESC LIMIT ?) ORDER BY id`, limit)
+	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail, site FROM (
+		SELECT * FROM events ORDER BY id DESC LIMIT ?) AS recent ORDER BY id`, limit)
 }
 
 // Events returns a machine's timeline, oldest first, at most limit (newest kept).
@@ -96,8 +115,8 @@ func (inv *Inventory) Events(ctx context.Context, mac string, limit int) ([]Even
 	if limit <= 0 || limit > maxEventsPerMachine {
 		limit = maxEventsPerMachine
 	}
-	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail FROM (
-		SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) ORDER BY id`, mac, limit)
+	return queryEvents(ctx, inv, `SELECT id, mac, time, kind, detail, site FROM (
+		SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) AS recent ORDER BY id`, mac, limit)
 }
 
 func queryEvents(ctx context.Context, inv *Inventory, query string, args ...any) ([]Event, error) {
@@ -110,7 +129,7 @@ func queryEvents(ctx context.Context, inv *Inventory, query string, args ...any)
 	for rows.Next() {
 		var e Event
 		var t string
-		if err := rows.Scan(&e.ID, &e.MAC, &t, &e.Kind, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &e.MAC, &t, &e.Kind, &e.Detail, &e.Site); err != nil {
 			return nil, err
 		}
 		e.Time = parseTime(t)
@@ -145,7 +164,7 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	now := fmtTime(inv.now())
-	tx, err := inv.db.BeginTx(ctx, nil)
+	tx, err := inv.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("record DHCP events: %w", err)
 	}
@@ -174,15 +193,15 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_clients (mac, firmware, uuid, seen) VALUES (?, ?, ?, ?)
-			ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), firmware),
-			uuid = COALESCE(NULLIF(excluded.uuid, ''), uuid), seen = excluded.seen`, d.MAC, d.Firmware, d.UUID, now); err != nil {
+			ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
+			uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen`, d.MAC, d.Firmware, d.UUID, now); err != nil {
 			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
 		}
 		pending = true
 	}
 	if pending {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac IN (
-			SELECT mac FROM dhcp_clients ORDER BY seen DESC LIMIT -1 OFFSET ?)`, maxDHCPClients); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac NOT IN (
+			SELECT mac FROM dhcp_clients ORDER BY seen DESC LIMIT ?)`, maxDHCPClients); err != nil {
 			return fmt.Errorf("record DHCP events: %w", err)
 		}
 	}

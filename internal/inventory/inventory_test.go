@@ -3,33 +3,35 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
-func openInv(t *testing.T) (*Inventory, string) {
+// Every test of this file runs against both backends (TestX/sqlite, TestX/postgres): the
+// inventory has one implementation whose queries storetest's PostgreSQL server runs as well.
+func openInv(t *testing.T, b storetest.Backend) (*Inventory, *store.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := b.Open(t)
 	inv, err := Open(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return inv, dir
+	return inv, st
 }
 
 func ptr[T any](v T) *T { return &v }
 
-func TestOneShotInstallStateMachine(t *testing.T) {
+func TestOneShotInstallStateMachine(t *testing.T) { storetest.Run(t, testOneShotInstallStateMachine) }
+
+func testOneShotInstallStateMachine(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	if _, _, err := inv.PutProfile(ctx, &Profile{Name: "deb12", ISO: "iso1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +95,12 @@ func TestOneShotInstallStateMachine(t *testing.T) {
 }
 
 func TestSightingKeepsKnownFieldsAndRefreshesLastSeen(t *testing.T) {
+	storetest.Run(t, testSightingKeepsKnownFieldsAndRefreshesLastSeen)
+}
+
+func testSightingKeepsKnownFieldsAndRefreshesLastSeen(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	const mac = "52:54:00:00:00:02"
 	inv.See(ctx, Sighting{MAC: mac, UUID: "u-1", Arch: "x86_64"})
 	m, created, err := inv.See(ctx, Sighting{MAC: mac, IP: "10.0.0.9"})
@@ -104,8 +110,12 @@ func TestSightingKeepsKnownFieldsAndRefreshesLastSeen(t *testing.T) {
 }
 
 func TestRulesAssignByMACPrefixAndLabels(t *testing.T) {
+	storetest.Run(t, testRulesAssignByMACPrefixAndLabels)
+}
+
+func testRulesAssignByMACPrefixAndLabels(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	inv.PutProfile(ctx, &Profile{Name: "rack1", ISO: "a"})
 	inv.PutProfile(ctx, &Profile{Name: "gpu", ISO: "b"})
 	if _, _, err := inv.AddRule(ctx, Rule{Profile: "rack1"}); !errors.Is(err, ErrInvalid) {
@@ -154,8 +164,12 @@ func TestRulesAssignByMACPrefixAndLabels(t *testing.T) {
 }
 
 func TestConcurrentSightingsOfOneMachineCreateItOnce(t *testing.T) {
+	storetest.Run(t, testConcurrentSightingsOfOneMachineCreateItOnce)
+}
+
+func testConcurrentSightingsOfOneMachineCreateItOnce(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	creations := 0
@@ -180,9 +194,11 @@ func TestConcurrentSightingsOfOneMachineCreateItOnce(t *testing.T) {
 	}
 }
 
-func TestEventsAreBoundedPerMachine(t *testing.T) {
+func TestEventsAreBoundedPerMachine(t *testing.T) { storetest.Run(t, testEventsAreBoundedPerMachine) }
+
+func testEventsAreBoundedPerMachine(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	inv.See(ctx, Sighting{MAC: "52:54:00:00:00:03"})
 	for i := 0; i < maxEventsPerMachine+50; i++ {
 		if err := inv.AddEvent(ctx, "52:54:00:00:00:03", "boot", "x"); err != nil {
@@ -195,9 +211,11 @@ func TestEventsAreBoundedPerMachine(t *testing.T) {
 	}
 }
 
-func TestCreateMachineIsAtomic(t *testing.T) {
+func TestCreateMachineIsAtomic(t *testing.T) { storetest.Run(t, testCreateMachineIsAtomic) }
+
+func testCreateMachineIsAtomic(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	if _, err := inv.CreateMachine(ctx, "52:54:00:00:00:10", MachineUpdate{Profile: ptr("missing")}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("create with unknown profile: %v", err)
 	}
@@ -215,16 +233,12 @@ func TestCreateMachineIsAtomic(t *testing.T) {
 }
 
 func TestProfileModeIsStoredAndValidated(t *testing.T) {
+	storetest.Run(t, testProfileModeIsStoredAndValidated)
+}
+
+func testProfileModeIsStoredAndValidated(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	inv, err := Open(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv, _ := openInv(t, b)
 	p, _, err := inv.PutProfile(ctx, &Profile{Name: "deb", ISO: "a"})
 	if err != nil || p.Mode != ModeInstallOnce {
 		t.Fatalf("default mode: %+v %v", p, err)
@@ -243,9 +257,11 @@ func TestProfileModeIsStoredAndValidated(t *testing.T) {
 // assigns machines by what iPXE reported at boot; a machine that did not report the fact does
 // not match; facts arriving later (a machine added by hand before its first boot) apply rules
 // then; facts are recorded on the machine and in its timeline.
-func TestRulesMatchHardwareFacts(t *testing.T) {
+func TestRulesMatchHardwareFacts(t *testing.T) { storetest.Run(t, testRulesMatchHardwareFacts) }
+
+func testRulesMatchHardwareFacts(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	inv, _ := openInv(t)
+	inv, _ := openInv(t, b)
 	inv.PutProfile(ctx, &Profile{Name: "r650", ISO: "a"})
 	inv.PutProfile(ctx, &Profile{Name: "dell", ISO: "b"})
 	for _, bad := range []map[string]string{{"colour": "red"}, {"product": ""}, {"product": "a\nb"}} {
@@ -309,5 +325,222 @@ func TestRulesMatchHardwareFacts(t *testing.T) {
 	m, _, _ = inv.See(ctx, Sighting{MAC: "52:54:00:00:01:06", Hardware: map[string]string{"nic_chip": "i350"}})
 	if m.Hardware["product"] != "PowerEdge R650" || m.Hardware["nic_chip"] != "i350" {
 		t.Errorf("facts after a second boot: %v", m.Hardware)
+	}
+}
+
+// Two instances sharing one database (two fleetboot processes on one PostgreSQL server, or on
+// one SQLite file): concurrent first sightings of one machine create it once, and of
+// concurrent compare-and-set transitions exactly one wins; each sees the other's events.
+func TestTwoInstancesShareOneInventory(t *testing.T) {
+	storetest.Run(t, testTwoInstancesShareOneInventory)
+}
+
+func testTwoInstancesShareOneInventory(t *testing.T, b storetest.Backend) {
+	ctx := context.Background()
+	open := b.Fresh(t)
+	var invs [2]*Inventory
+	for i := range invs {
+		st, err := open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if invs[i], err = Open(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := invs[0].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:00:07:01"
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	creations, wins := 0, 0
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := invs[i%2].See(ctx, Sighting{MAC: mac})
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			if created {
+				creations++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if creations != 1 {
+		t.Fatalf("two instances created machine %d times", creations)
+	}
+	if _, err := invs[1].UpdateMachine(ctx, mac, MachineUpdate{Profile: ptr("p"), State: ptr(InstallPending)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := invs[i%2].Transition(ctx, mac, []State{InstallPending}, Installing, "handed out")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, ErrConflict):
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d concurrent transitions install-pending → installing succeeded, want 1", wins)
+	}
+	ev, err := invs[0].Events(ctx, mac, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range ev {
+		kinds = append(kinds, e.Kind)
+	}
+	if got := strings.Join(kinds, ","); got != "discovered,profile,state,state" {
+		t.Fatalf("events seen by instance 0: %s", got)
+	}
+}
+
+// With PostgreSQL, events committed by one instance wake the live streams of another (a
+// notification), and a reader following "id > last seen" while two instances write
+// concurrently sees every event: ids become visible in increasing order.
+func TestEventsOfOneInstanceReachAnother(t *testing.T) {
+	ctx := context.Background()
+	open := storetest.Backends[1].Fresh(t)
+	var invs [2]*Inventory
+	for i := range invs {
+		st, err := open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if invs[i], err = Open(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader, writer := invs[1], invs[0]
+	// One wake-up from another instance's commit (bounded wait: the notification arrives in
+	// milliseconds; a minute is for a loaded machine).
+	woken := reader.EventsWritten()
+	if err := writer.AddEvent(ctx, "52:54:00:00:08:01", "boot", "first"); err != nil {
+		t.Fatal(err)
+	}
+	// The listener's first call after connecting may be what closes woken; look until the
+	// event is there.
+	deadline := time.After(time.Minute)
+	for {
+		ev, err := reader.EventsAfter(ctx, 0, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ev) == 1 && ev[0].Detail == "first" {
+			break
+		}
+		select {
+		case <-woken:
+			woken = reader.EventsWritten()
+		case <-deadline:
+			t.Fatal("instance 1 was not woken by instance 0's event within a minute")
+		}
+	}
+
+	// Concurrent writers on both instances; a follower on instance 1 misses nothing.
+	const writers, each = 6, 30
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := invs[w%2].AddEvent(ctx, fmt.Sprintf("52:54:00:00:09:%02x", w), "boot", fmt.Sprint(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	seen := map[int64]bool{}
+	var last int64
+	follow := func() {
+		for {
+			ev, err := reader.EventsAfter(ctx, last, "", 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ev {
+				seen[e.ID] = true
+				last = e.ID
+			}
+			if len(ev) < 50 {
+				return
+			}
+		}
+	}
+	for finished := false; !finished; {
+		wake := reader.EventsWritten()
+		follow()
+		select {
+		case <-wake:
+		case <-done:
+			finished = true
+		}
+	}
+	follow()
+	all, err := reader.EventsAfter(ctx, 0, "", maxEventsPerMachine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missed := 0
+	for _, e := range all {
+		if !seen[e.ID] {
+			missed++
+		}
+	}
+	if len(all) != 1+writers*each || missed != 0 {
+		t.Fatalf("%d events stored (want %d); the follower missed %d", len(all), 1+writers*each, missed)
+	}
+}
+
+// RecordDHCP (the DHCP server's batched timeline writer) on both backends: events for known
+// and unknown machines, facts of unknown machines kept until See records them.
+func TestRecordDHCPBatches(t *testing.T) { storetest.Run(t, testRecordDHCPBatches) }
+
+func testRecordDHCPBatches(t *testing.T, b storetest.Backend) {
+	ctx := context.Background()
+	inv, _ := openInv(t, b)
+	const known, unknown = "52:54:00:00:0a:01", "52:54:00:00:0a:02"
+	if _, _, err := inv.See(ctx, Sighting{MAC: known}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // twice: the second batch updates the kept facts (upsert)
+		if err := inv.RecordDHCP(ctx, []DHCPSighting{
+			{MAC: known, Firmware: "uefi-http", Detail: "offer 10.0.0.5"},
+			{MAC: unknown, Firmware: "bios-pxe", UUID: fmt.Sprintf("uuid-%d", i), Detail: "discover"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := inv.Machine(ctx, known)
+	if err != nil || m.Firmware != "uefi-http" {
+		t.Fatalf("known machine after DHCP: %+v %v", m, err)
+	}
+	m, _, err = inv.See(ctx, Sighting{MAC: unknown})
+	if err != nil || m.Firmware != "bios-pxe" || m.UUID != "uuid-1" {
+		t.Fatalf("machine first seen after DHCP: %+v %v", m, err)
+	}
+	ev, _ := inv.Events(ctx, unknown, 0)
+	if len(ev) != 3 || ev[0].Kind != "dhcp" || ev[2].Kind != "discovered" {
+		t.Fatalf("timeline of the machine DHCP saw first: %+v", ev)
 	}
 }

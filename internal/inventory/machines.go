@@ -114,7 +114,7 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	now := fmtTime(inv.now())
-	tx, err := inv.db.BeginTx(ctx, nil)
+	tx, err := inv.begin(ctx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -252,7 +252,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	now := fmtTime(inv.now())
-	tx, err := inv.db.BeginTx(ctx, nil)
+	tx, err := inv.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +357,7 @@ func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
 func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, to State, why string) (*Machine, error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	tx, err := inv.db.BeginTx(ctx, nil)
+	tx, err := inv.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +383,7 @@ func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, 
 	return m, inv.committed(tx.Commit())
 }
 
-func setState(ctx context.Context, q querier, mac string, from, to State, now, why string) error {
+func setState(ctx context.Context, q *writeTx, mac string, from, to State, now, why string) error {
 	if _, err := q.ExecContext(ctx, `UPDATE machines SET state=?, state_changed=? WHERE mac=?`, to, now, mac); err != nil {
 		return fmt.Errorf("set state of %s: %w", mac, err)
 	}

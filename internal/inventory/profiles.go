@@ -63,7 +63,14 @@ func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, boo
 		mode = ModeInstallOnce
 	}
 	now := fmtTime(inv.now())
-	res, err := inv.db.ExecContext(ctx, `UPDATE profiles SET iso=?, entry=?, extra_args=?, template=?, template_kind=?, vars=?, ssh_keys=?, updated=?, mode=? WHERE name=?`,
+	// Update, else insert, under the inventory's write lock: two instances creating one
+	// profile at once must not both find nothing to update.
+	tx, err := inv.begin(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE profiles SET iso=?, entry=?, extra_args=?, template=?, template_kind=?, vars=?, ssh_keys=?, updated=?, mode=? WHERE name=?`,
 		p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, mode, p.Name)
 	if err != nil {
 		return nil, false, err
@@ -71,10 +78,13 @@ func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, boo
 	created := false
 	if n, _ := res.RowsAffected(); n == 0 {
 		created = true
-		if _, err := inv.db.ExecContext(ctx, `INSERT INTO profiles (`+profileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO profiles (`+profileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.Name, p.ISO, p.Entry, p.ExtraArgs, p.Template, p.Kind, jsonText(orEmpty(p.Vars)), jsonText(orEmptyList(p.SSHKeys)), now, now, mode); err != nil {
 			return nil, false, err
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, err
 	}
 	out, err := inv.Profile(ctx, p.Name)
 	return out, created, err

@@ -51,7 +51,7 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	now := fmtTime(inv.now())
-	tx, err := inv.db.BeginTx(ctx, nil)
+	tx, err := inv.begin(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -59,12 +59,10 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM profiles WHERE name=?`, r.Profile).Scan(new(int)); err != nil {
 		return nil, 0, fmt.Errorf("%w: profile %q does not exist", ErrInvalid, r.Profile)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO rules (priority, mac_prefix, labels, profile, install, created, hardware) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.Priority, r.MACPrefix, jsonText(orEmpty(r.Labels)), r.Profile, r.Install, now, jsonText(orEmpty(r.Hardware)))
-	if err != nil {
+	if err := tx.QueryRowContext(ctx, `INSERT INTO rules (priority, mac_prefix, labels, profile, install, created, hardware) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		r.Priority, r.MACPrefix, jsonText(orEmpty(r.Labels)), r.Profile, r.Install, now, jsonText(orEmpty(r.Hardware))).Scan(&r.ID); err != nil {
 		return nil, 0, err
 	}
-	r.ID, _ = res.LastInsertId()
 	rows, err := tx.QueryContext(ctx, `SELECT mac FROM machines WHERE profile IS NULL`)
 	if err != nil {
 		return nil, 0, err
@@ -128,7 +126,7 @@ func (r *Rule) Matches(m *Machine) bool {
 }
 
 // applyRules assigns the first matching rule's profile to a machine without one.
-func applyRules(ctx context.Context, q querier, mac, now string) error {
+func applyRules(ctx context.Context, q *writeTx, mac, now string) error {
 	m, err := getMachine(ctx, q, mac)
 	if err != nil || m.Profile != "" {
 		return err
@@ -145,7 +143,7 @@ func applyRules(ctx context.Context, q querier, mac, now string) error {
 	return nil
 }
 
-func assignByRule(ctx context.Context, q querier, m *Machine, r *Rule, now string) error {
+func assignByRule(ctx context.Context, q *writeTx, m *Machine, r *Rule, now string) error {
 	if _, err := q.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, r.Profile, m.MAC); err != nil {
 		return err
 	}

@@ -92,7 +92,10 @@ type ISO struct {
 	sourceMtime int64 // unix nanoseconds of SourcePath when it was indexed
 }
 
-// migrations of the isos component; append only.
+// schema of the isos component, per backend; each list is append-only.
+var schema = store.Schema{SQLite: migrations, Postgres: postgresMigrations}
+
+// migrations of the isos component in SQLite; append only.
 var migrations = []string{
 	`CREATE TABLE isos (
 		id              TEXT PRIMARY KEY,
@@ -117,6 +120,34 @@ var migrations = []string{
 		created_at    TEXT NOT NULL,
 		updated_at_ns INTEGER NOT NULL
 	)`,
+}
+
+// postgresMigrations is the same schema for PostgreSQL ("offset" is a reserved word there;
+// the queries quote it on both backends).
+var postgresMigrations = []string{
+	`CREATE TABLE isos (
+		id              TEXT PRIMARY KEY,
+		name            TEXT NOT NULL UNIQUE,
+		sha256          TEXT NOT NULL UNIQUE,
+		size            BIGINT NOT NULL,
+		label           TEXT NOT NULL,
+		file_count      INTEGER NOT NULL,
+		names           TEXT NOT NULL,
+		uploaded_at     TEXT NOT NULL,
+		source_path     TEXT,
+		source_mtime_ns BIGINT,
+		detected        TEXT
+	);
+	CREATE TABLE iso_uploads (
+		id            TEXT PRIMARY KEY,
+		name          TEXT NOT NULL,
+		size          BIGINT NOT NULL,
+		want_sha256   TEXT NOT NULL,
+		"offset"      BIGINT NOT NULL,
+		hash_state    BYTEA NOT NULL,
+		created_at    TEXT NOT NULL,
+		updated_at_ns BIGINT NOT NULL
+	);`,
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
@@ -180,7 +211,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open iso store: %w", err)
 		}
 	}
-	if err := s.db.Migrate(ctx, "isos", migrations); err != nil {
+	if err := s.db.Apply(ctx, "isos", schema); err != nil {
 		return nil, fmt.Errorf("open iso store: %w", err)
 	}
 	if err := s.cleanup(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,13 +20,35 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
-// openStore opens an isostore on dataDir with its database in dbDir.
+// pgForDir maps a test's database directory to the PostgreSQL database that stands for it
+// when the test runs on that backend (backendDir).
+var pgForDir sync.Map
+
+// backendDir is a fresh directory for a test's data and database: on the postgres backend
+// openStore opens a fresh PostgreSQL database for it instead of a SQLite file in it.
+func backendDir(t testing.TB, be storetest.Backend) string {
+	dir := t.TempDir()
+	if be.Name == "postgres" {
+		pgForDir.Store(dir, storetest.DSN(t))
+	}
+	return dir
+}
+
+// openStore opens an isostore on dataDir with its database in dbDir (SQLite), or in the
+// PostgreSQL database backendDir made for dbDir.
 func openStore(t testing.TB, dataDir, dbDir string) *Store {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.OpenPath(ctx, filepath.Join(dbDir, "fleetboot.db"))
+	var db *store.Store
+	var err error
+	if dsn, ok := pgForDir.Load(dbDir); ok {
+		db, err = store.OpenPostgres(ctx, dsn.(string))
+	} else {
+		db, err = store.OpenPath(ctx, filepath.Join(dbDir, "fleetboot.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +79,14 @@ func newStoreRegisteringFrom(t testing.TB, dirs ...string) (*Store, string) {
 func newStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	dir := t.TempDir()
+	return openStore(t, dir, dir), dir
+}
+
+// newStoreOn is newStore on backend be. The catalog tests of this file (uploads, resumable
+// uploads, names, deletes, leftovers) run on both backends: TestX/sqlite and TestX/postgres.
+func newStoreOn(t testing.TB, be storetest.Backend) (*Store, string) {
+	t.Helper()
+	dir := backendDir(t, be)
 	return openStore(t, dir, dir), dir
 }
 
@@ -161,7 +192,11 @@ func serveAll(t *testing.T, s *Store, id, src string) {
 }
 
 func TestUploadPublishesAnImageThatServesEveryFile(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testUploadPublishesAnImageThatServesEveryFile)
+}
+
+func testUploadPublishesAnImageThatServesEveryFile(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	fx := makeFixture(t, isotest.RichTree(), "-R", "-J", "-V", "RICH")
 	iso, err := uploadFile(t, s, "rich 1.0", fx.iso, strings.ToUpper(fx.sum))
 	if err != nil {
@@ -205,7 +240,11 @@ func TestUploadPublishesAnImageThatServesEveryFile(t *testing.T) {
 }
 
 func TestUploadSameContentReturnsTheExistingISO(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testUploadSameContentReturnsTheExistingISO)
+}
+
+func testUploadSameContentReturnsTheExistingISO(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	first, err := uploadFile(t, s, "first", fx.iso, "")
 	if err != nil {
@@ -252,7 +291,11 @@ func TestUploadSameContentReturnsTheExistingISO(t *testing.T) {
 }
 
 func TestUploadRefusesATakenNameForOtherContent(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testUploadRefusesATakenNameForOtherContent)
+}
+
+func testUploadRefusesATakenNameForOtherContent(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	a := makeFixture(t, isotest.SmallTree(), "-R")
 	b := makeFixture(t, isotest.PlainTree(), "-R")
 	if _, err := uploadFile(t, s, "name", a.iso, ""); err != nil {
@@ -306,7 +349,11 @@ func mustOpen(t testing.TB, p string) *os.File {
 }
 
 func TestUploadRejectsBadNamesAndChecksums(t *testing.T) {
-	s, _ := newStore(t)
+	storetest.Run(t, testUploadRejectsBadNamesAndChecksums)
+}
+
+func testUploadRejectsBadNamesAndChecksums(t *testing.T, be storetest.Backend) {
+	s, _ := newStoreOn(t, be)
 	for _, name := range []string{"", " x", "x ", "a/b", `a\b`, "..", "0123456789abcdef", strings.Repeat("a", 201), "tab\there", "bad\xffutf8"} {
 		if _, err := s.Upload(context.Background(), name, strings.NewReader("x"), ""); !errors.Is(err, ErrBadName) {
 			t.Errorf("name %q: err = %v, want ErrBadName", name, err)
@@ -318,6 +365,10 @@ func TestUploadRejectsBadNamesAndChecksums(t *testing.T) {
 }
 
 func TestUploadFailuresLeaveNothingBehind(t *testing.T) {
+	storetest.Run(t, testUploadFailuresLeaveNothingBehind)
+}
+
+func testUploadFailuresLeaveNothingBehind(t *testing.T, be storetest.Backend) {
 	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	img, err := os.ReadFile(fx.iso)
 	if err != nil {
@@ -346,7 +397,7 @@ func TestUploadFailuresLeaveNothingBehind(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, dir := newStore(t)
+			s, dir := newStoreOn(t, be)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			iso, err := s.Upload(ctx, "x", c.body(cancel), c.want)
@@ -373,6 +424,10 @@ type cancelReader struct{ cancel context.CancelFunc }
 func (r *cancelReader) Read([]byte) (int, error) { r.cancel(); return 0, io.EOF }
 
 func TestUploadOnAFullDiskFailsCleanly(t *testing.T) {
+	storetest.Run(t, testUploadOnAFullDiskFailsCleanly)
+}
+
+func testUploadOnAFullDiskFailsCleanly(t *testing.T, be storetest.Backend) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs")
 	}
@@ -385,7 +440,7 @@ func TestUploadOnAFullDiskFailsCleanly(t *testing.T) {
 			t.Errorf("umount %s: %v %s", data, err, out)
 		}
 	})
-	s := openStore(t, data, t.TempDir())
+	s := openStore(t, data, backendDir(t, be))
 	fx := makeFixture(t, isotest.TreeSpec{Files: map[string]int{"big.bin": 3 << 20}}, "-R")
 	_, err := uploadFile(t, s, "big", fx.iso, "")
 	if !errors.Is(err, ErrNoSpace) {
@@ -406,7 +461,11 @@ func TestUploadOnAFullDiskFailsCleanly(t *testing.T) {
 }
 
 func TestConcurrentUploadsOfSameAndDifferentContent(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testConcurrentUploadsOfSameAndDifferentContent)
+}
+
+func testConcurrentUploadsOfSameAndDifferentContent(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	fx := makeFixture(t, isotest.SmallTree(), "-R", "-no-pad")
 	base, err := os.ReadFile(fx.iso)
 	if err != nil {
@@ -474,7 +533,11 @@ func (s *slowReader) Read(p []byte) (int, error) {
 }
 
 func TestResumableUploadSurvivesCutsAndRestarts(t *testing.T) {
-	dir := t.TempDir()
+	storetest.Run(t, testResumableUploadSurvivesCutsAndRestarts)
+}
+
+func testResumableUploadSurvivesCutsAndRestarts(t *testing.T, be storetest.Backend) {
+	dir := backendDir(t, be)
 	s := openStore(t, dir, dir)
 	s.checkpointBytes = 8192 // several checkpoints per chunk
 	fx := makeFixture(t, isotest.RichTree(), "-R")
@@ -532,7 +595,11 @@ func TestResumableUploadSurvivesCutsAndRestarts(t *testing.T) {
 }
 
 func TestResumableUploadOfUnknownSizeAndBadContent(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testResumableUploadOfUnknownSizeAndBadContent)
+}
+
+func testResumableUploadOfUnknownSizeAndBadContent(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	s.checkpointBytes = 4096
 	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	img, _ := os.ReadFile(fx.iso)
@@ -584,7 +651,11 @@ func TestResumableUploadOfUnknownSizeAndBadContent(t *testing.T) {
 }
 
 func TestConcurrentAppendsToOneUploadAreRefused(t *testing.T) {
-	s, _ := newStore(t)
+	storetest.Run(t, testConcurrentAppendsToOneUploadAreRefused)
+}
+
+func testConcurrentAppendsToOneUploadAreRefused(t *testing.T, be storetest.Backend) {
+	s, _ := newStoreOn(t, be)
 	ctx := context.Background()
 	u, err := s.CreateUpload(ctx, "x", -1, "")
 	if err != nil {
@@ -626,7 +697,11 @@ func (r *blockingReader) Read(p []byte) (int, error) {
 }
 
 func TestExpireUploadsDiscardsAbandonedOnes(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testExpireUploadsDiscardsAbandonedOnes)
+}
+
+func testExpireUploadsDiscardsAbandonedOnes(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	ctx := context.Background()
 	old, _ := s.CreateUpload(ctx, "old", -1, "")
 	if _, err := s.AppendUpload(ctx, old.ID, 0, strings.NewReader("some bytes")); err != nil {
@@ -714,7 +789,11 @@ func TestAddPathServesInPlaceAndNoticesChanges(t *testing.T) {
 }
 
 func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testDeleteHonoursInUseAndKeepsOpenFilesWorking)
+}
+
+func testDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
@@ -754,7 +833,11 @@ func TestDeleteHonoursInUseAndKeepsOpenFilesWorking(t *testing.T) {
 }
 
 func TestOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T) {
-	dir := t.TempDir()
+	storetest.Run(t, testOpenCleansLeftoversAndRebuildsDamagedIndexes)
+}
+
+func testOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T, be storetest.Backend) {
+	dir := backendDir(t, be)
 	s := openStore(t, dir, dir)
 	fx := makeFixture(t, isotest.SmallTree(), "-R")
 	iso, err := uploadFile(t, s, "keep", fx.iso, "")
@@ -791,8 +874,10 @@ func TestOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T) {
 	serveAll(t, s, "keep", fx.src)
 }
 
-func TestLookupErrorsThroughTheStore(t *testing.T) {
-	s, _ := newStore(t)
+func TestLookupErrorsThroughTheStore(t *testing.T) { storetest.Run(t, testLookupErrorsThroughTheStore) }
+
+func testLookupErrorsThroughTheStore(t *testing.T, be storetest.Backend) {
+	s, _ := newStoreOn(t, be)
 	fx := makeFixture(t, isotest.RichTree(), "-R")
 	iso, err := uploadFile(t, s, "rich", fx.iso, "")
 	if err != nil {
@@ -826,7 +911,11 @@ func TestLookupErrorsThroughTheStore(t *testing.T) {
 }
 
 func TestResumableUploadThatLostDataStartsOver(t *testing.T) {
-	s, dir := newStore(t)
+	storetest.Run(t, testResumableUploadThatLostDataStartsOver)
+}
+
+func testResumableUploadThatLostDataStartsOver(t *testing.T, be storetest.Backend) {
+	s, dir := newStoreOn(t, be)
 	ctx := context.Background()
 	u, _ := s.CreateUpload(ctx, "x", -1, "")
 	if _, err := s.AppendUpload(ctx, u.ID, 0, strings.NewReader("0123456789")); err != nil {

@@ -416,7 +416,7 @@ func (s *Store) CreateUpload(ctx context.Context, name string, size int64, wantS
 	}
 	f.Close()
 	state, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
-	if _, err := s.db.DB().ExecContext(ctx, `INSERT INTO iso_uploads (id, name, size, want_sha256, offset,
+	if _, err := s.db.DB().ExecContext(ctx, `INSERT INTO iso_uploads (id, name, size, want_sha256, "offset",
 		hash_state, created_at, updated_at_ns) VALUES (?, ?, ?, ?, 0, ?, ?, ?)`,
 		u.ID, name, size, want, state, u.CreatedAt.Format(timeFormat), u.CreatedAt.UnixNano()); err != nil {
 		os.Remove(s.partPath(u.ID))
@@ -441,7 +441,7 @@ func (s *Store) loadUpload(ctx context.Context, id string) (*uploadRow, error) {
 	var u uploadRow
 	var created string
 	var updated int64
-	err := s.db.DB().QueryRowContext(ctx, `SELECT id, name, size, want_sha256, offset, hash_state,
+	err := s.db.DB().QueryRowContext(ctx, `SELECT id, name, size, want_sha256, "offset", hash_state,
 		created_at, updated_at_ns FROM iso_uploads WHERE id = ?`, id).Scan(
 		&u.ID, &u.Name, &u.Size, &u.WantSHA256, &u.Offset, &u.state, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -527,7 +527,7 @@ func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, chunk
 			return err
 		}
 		// Not ctx: progress must be saved even when the request was cancelled.
-		if _, err := s.db.DB().ExecContext(context.WithoutCancel(ctx), `UPDATE iso_uploads SET offset = ?, hash_state = ?,
+		if _, err := s.db.DB().ExecContext(context.WithoutCancel(ctx), `UPDATE iso_uploads SET "offset" = ?, hash_state = ?,
 			updated_at_ns = ? WHERE id = ?`, cur, state, time.Now().UnixNano(), id); err != nil {
 			return err
 		}

@@ -108,10 +108,11 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	if app.Assets, err = os.OpenRoot(assetsDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if app.DB, err = store.Open(ctx, cfg.DataDir); err != nil {
+	if app.DB, err = openDatabase(ctx, cfg); err != nil {
 		app.Assets.Close()
 		return nil, err
 	}
+	app.DB.SetLogger(log)
 	defer func() {
 		if err != nil {
 			app.Close()
@@ -122,6 +123,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	if err != nil {
 		return nil, err
 	}
+	inv.SetSite(cfg.Site)
 	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, RegisterDirs: cfg.RegisterDirs,
 		MaxPendingUploads: cfg.MaxPendingUploads, Logger: log})
 	if err != nil {
@@ -255,4 +257,13 @@ func serverInfo(cfg config.Config, res *config.Resolved, httpAddr string) httpap
 	}
 	info.Listeners = append(info.Listeners, httpapi.Listener{Name: "DHCP", Addr: dhcpAddr, Note: "mode " + string(cfg.DHCPMode)})
 	return info
+}
+
+// openDatabase opens the backend the configuration names: the PostgreSQL database of
+// --database, shared with other instances, or by default the SQLite file in --data.
+func openDatabase(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	if cfg.Database != "" {
+		return store.OpenPostgres(ctx, cfg.Database)
+	}
+	return store.Open(ctx, cfg.DataDir)
 }

@@ -255,7 +255,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("fleetboot serving", "http", ln.Addr().String(), "api", apiURL, "boot_url", urls.Base(res.HTTPBase).BootScript(),
 		"dhcp", cfg.DHCPMode, "interface", res.Interface, "server_ip", res.ServerIP.String(),
-		"tftp", orOff(res.TFTPAddr), "data", cfg.DataDir)
+		"tftp", orOff(res.TFTPAddr), "data", cfg.DataDir, "database", app.DB.Path(), "site", cfg.Site)
 	err = g.Wait()
 	if err != nil {
 		return err

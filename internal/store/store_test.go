@@ -1,79 +1,211 @@
-package store
+package store_test
 
 import (
 	"context"
-	"path/filepath"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
-func TestMigrateAppliesOnceAndSurvivesReopen(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	steps := []string{
-		`CREATE TABLE a (x INTEGER)`,
-		`ALTER TABLE a ADD COLUMN y TEXT`,
-	}
-	s, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx, "t", steps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().Exec(`INSERT INTO a(x, y) VALUES (1, 'one')`); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+// schema of a test component: the same tables in each dialect's spelling.
+func schema(steps ...string) store.Schema { return store.Schema{SQLite: steps, Postgres: steps} }
 
-	s, err = Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// Running again must not re-apply step 1 (CREATE TABLE would fail).
-	if err := s.Migrate(ctx, "t", steps); err != nil {
-		t.Fatalf("second migrate: %v", err)
-	}
-	var n int
-	if err := s.DB().QueryRow(`SELECT COUNT(*) FROM a`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("rows after reopen = %d, %v; want 1", n, err)
-	}
-	if got := filepath.Base(s.Path()); got != "fleetboot.db" {
-		t.Fatalf("db file %q", got)
-	}
+func TestMigrateAppliesOnceAndSurvivesReopen(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		open := b.Fresh(t)
+		steps := schema(`CREATE TABLE a (x INTEGER)`, `ALTER TABLE a ADD COLUMN y TEXT`)
+		s, err := open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, "t", steps); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO a(x, y) VALUES (?, ?)`, 1, "one"); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+
+		s, err = open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		// Running again must not re-apply step 1 (CREATE TABLE would fail).
+		if err := s.Apply(ctx, "t", steps); err != nil {
+			t.Fatalf("second migrate: %v", err)
+		}
+		var n int
+		if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM a WHERE y = ?`, "one").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("rows after reopen = %d, %v; want 1", n, err)
+		}
+	})
 }
 
 func TestMigrateRefusesNewerDatabase(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx, "t", []string{`CREATE TABLE a (x)`, `CREATE TABLE b (x)`}); err != nil {
-		t.Fatal(err)
-	}
-	err = s.Migrate(ctx, "t", []string{`CREATE TABLE a (x)`})
-	if err == nil || !strings.Contains(err.Error(), "newer fleetboot") {
-		t.Fatalf("want newer-fleetboot error, got %v", err)
-	}
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t)
+		if err := s.Apply(ctx, "t", schema(`CREATE TABLE a (x INTEGER)`, `CREATE TABLE b (x INTEGER)`)); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Apply(ctx, "t", schema(`CREATE TABLE a (x INTEGER)`))
+		if err == nil || !strings.Contains(err.Error(), "newer fleetboot") {
+			t.Fatalf("want newer-fleetboot error, got %v", err)
+		}
+	})
 }
 
 func TestMigrateFailedStepRollsBack(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir())
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t)
+		err := s.Apply(ctx, "t", schema(`CREATE TABLE a (x INTEGER)`, `THIS IS NOT SQL`))
+		if err == nil {
+			t.Fatal("want error")
+		}
+		var v int
+		s.DB().QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations WHERE component=?`, "t").Scan(&v)
+		if v != 1 {
+			t.Fatalf("version after failed step = %d, want 1", v)
+		}
+	})
+}
+
+// Several instances starting at once against one PostgreSQL database apply each step exactly
+// once: a step that is not idempotent (CREATE TABLE, an INSERT) would fail or double otherwise.
+func TestMigrateConcurrentInstancesApplyOnce(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		open := b.Fresh(t)
+		steps := schema(
+			`CREATE TABLE counted (n INTEGER NOT NULL)`,
+			`INSERT INTO counted(n) VALUES (1)`,
+			`INSERT INTO counted(n) VALUES (2)`,
+		)
+		const instances = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, instances)
+		for i := 0; i < instances; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := open(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer s.Close()
+				errs <- s.Apply(ctx, "race", steps)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("instance: %v", err)
+			}
+		}
+		s2, err := open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s2.Close()
+		var rows, sum, versions int
+		s2.DB().QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(n),0) FROM counted`).Scan(&rows, &sum)
+		s2.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = ?`, "race").Scan(&versions)
+		if rows != 2 || sum != 3 || versions != 3 {
+			t.Fatalf("after %d concurrent starts: %d rows (sum %d), %d versions; want 2 rows (sum 3), 3 versions", instances, rows, sum, versions)
+		}
+	})
+}
+
+func TestPostgresOnlyComponentsSaySo(t *testing.T) {
+	s := storetest.Backends[1].Open(t)
+	err := s.Migrate(context.Background(), "sqlite-only", []string{`CREATE TABLE x (y INTEGER)`})
+	if err == nil || !strings.Contains(err.Error(), "sqlite-only") || !strings.Contains(err.Error(), "PostgreSQL") {
+		t.Fatalf("want an error naming the component and PostgreSQL, got %v", err)
+	}
+}
+
+func TestIsUniqueViolation(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t)
+		if err := s.Apply(ctx, "u", schema(`CREATE TABLE u (k TEXT PRIMARY KEY, v TEXT UNIQUE)`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO u VALUES (?, ?)`, "a", "1"); err != nil {
+			t.Fatal(err)
+		}
+		_, errPK := s.DB().ExecContext(ctx, `INSERT INTO u VALUES (?, ?)`, "a", "2")
+		_, errU := s.DB().ExecContext(ctx, `INSERT INTO u VALUES (?, ?)`, "b", "1")
+		_, errOther := s.DB().ExecContext(ctx, `INSERT INTO nosuch VALUES (?)`, "x")
+		if !store.IsUniqueViolation(errPK) || !store.IsUniqueViolation(errU) || store.IsUniqueViolation(errOther) ||
+			store.IsUniqueViolation(errors.New("x")) || store.IsUniqueViolation(nil) {
+			t.Fatalf("IsUniqueViolation: pk %v, unique %v, other %v", errPK, errU, errOther)
+		}
+	})
+}
+
+// Tx.Lock excludes other transactions locking the same key until commit: a read-then-write
+// counter incremented by many concurrent transactions loses no update.
+func TestTxLockSerialisesReadThenWrite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t)
+		if err := s.Apply(ctx, "c", schema(`CREATE TABLE c (n INTEGER NOT NULL)`, `INSERT INTO c VALUES (0)`)); err != nil {
+			t.Fatal(err)
+		}
+		const workers, each = 6, 10
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if err := increment(ctx, s); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		var n int
+		s.DB().QueryRowContext(ctx, `SELECT n FROM c`).Scan(&n)
+		if n != workers*each {
+			t.Fatalf("counter = %d, want %d (lost updates)", n, workers*each)
+		}
+	})
+}
+
+func increment(ctx context.Context, s *store.Store) error {
+	tx, err := s.DB().BeginTx(ctx, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	defer s.Close()
-	err = s.Migrate(ctx, "t", []string{`CREATE TABLE a (x)`, `THIS IS NOT SQL`})
-	if err == nil {
-		t.Fatal("want error")
+	defer tx.Rollback()
+	if err := tx.Lock(ctx, "counter"); err != nil {
+		return err
 	}
-	var v int
-	s.DB().QueryRow(`SELECT MAX(version) FROM schema_migrations WHERE component='t'`).Scan(&v)
-	if v != 1 {
-		t.Fatalf("version after failed step = %d, want 1", v)
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT n FROM c`).Scan(&n); err != nil {
+		return err
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE c SET n = ?`, n+1); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	return tx.Commit()
 }

@@ -47,6 +47,23 @@ type Server struct {
 // count requests or cut connections).
 func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	t.Helper()
+	return start(t, wrap, func(*config.Config, *server.Deps) {})
+}
+
+// StartShared runs a server on the PostgreSQL database dsn (--database) as instance site
+// (--site), with a data directory of its own: one of several fleetboot instances sharing an
+// inventory, a catalog and a lease table. Its live event stream sends heartbeats only every
+// hour, and so wakes only for events: a test sees that another instance's events reach it.
+func StartShared(t testing.TB, dsn, site string) *Server {
+	t.Helper()
+	return start(t, nil, func(c *config.Config, d *server.Deps) {
+		c.Database, c.Site = dsn, site
+		d.EventHeartbeat = time.Hour
+	})
+}
+
+func start(t testing.TB, wrap func(http.Handler) http.Handler, configure func(*config.Config, *server.Deps)) *Server {
+	t.Helper()
 	ctx := context.Background()
 	data := t.TempDir()
 	// A token file as `fleetboot serve` leaves it, for the CLI's token lookup.
@@ -72,7 +89,9 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	cfg.RegisterDirs = []string{filepath.Dir(t.TempDir())}
 	res := &config.Resolved{Interface: "lo", ServerIP: netip.MustParseAddr("10.0.0.1"), HTTPBase: base,
 		PoolStart: netip.MustParseAddr("10.0.0.100"), PoolEnd: netip.MustParseAddr("10.0.0.110"), Netmask: net.CIDRMask(24, 32)}
-	app, err := server.Build(ctx, cfg, res, server.Deps{Binaries: bins, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}})
+	deps := server.Deps{Binaries: bins, Tokens: auth.Tokens{Admin: Token, ReadOnly: ReadOnlyToken}}
+	configure(&cfg, &deps)
+	app, err := server.Build(ctx, cfg, res, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
