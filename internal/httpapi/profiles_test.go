@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -153,7 +154,7 @@ func TestRawTemplateOnUnrecognisedISOBootsWithItsFile(t *testing.T) {
 func TestProfileCheckDatabaseErrorIs500NotValidation(t *testing.T) {
 	e := newISOEnv(t)
 	e.jsonCall(t, "PUT", "/api/v1/profiles/p", `{"iso":"nosuch"}`, 422, nil)
-	if _, err := e.app.DB.DB().Exec(`ALTER TABLE isos RENAME TO isos_gone`); err != nil {
+	if _, err := e.app.DB.DB().ExecContext(context.Background(), `ALTER TABLE isos RENAME TO isos_gone`); err != nil {
 		t.Fatal(err)
 	}
 	b := e.jsonCall(t, "PUT", "/api/v1/profiles/p", `{"iso":"nosuch"}`, 500, nil)
