@@ -465,3 +465,8 @@ func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
 	}
 	bind(t, dbs[1], p, macN(0), a, t0.Add(time.Minute))
 }
+
+// sqliteAt opens the SQLite database in dir (tests that restart or kill a process on it).
+func sqliteAt(dir string) func(context.Context) (*store.Store, error) {
+	return func(ctx context.Context) (*store.Store, error) { return store.Open(ctx, dir) }
+}
