@@ -65,12 +65,12 @@ func testRecordAndListNewestFirstWithPages(t *testing.T, b storetest.Backend) {
 // TestOldestEntriesArePrunedBeyondKeep: the log keeps the newest Keep entries, pruning in
 // batches as records arrive.
 func TestOldestEntriesArePrunedBeyondKeep(t *testing.T) {
+	storetest.Run(t, testOldestEntriesArePrunedBeyondKeep)
+}
+
+func testOldestEntriesArePrunedBeyondKeep(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := b.Open(t)
 	l, err := Open(ctx, s)
 	if err != nil {
 		t.Fatal(err)
