@@ -88,7 +88,11 @@ func TestFailedEventWriteUndoesTheChange(t *testing.T) {
 // A machine DHCP saw before the operator added it by hand keeps the firmware kind and UUID
 // DHCP reported.
 func TestCreatedMachineTakesWhatDHCPSaw(t *testing.T) {
-	inv, _ := openInv(t)
+	storetest.Run(t, testCreatedMachineTakesWhatDHCPSaw)
+}
+
+func testCreatedMachineTakesWhatDHCPSaw(t *testing.T, b storetest.Backend) {
+	inv, _ := openInv(t, b)
 	ctx := context.Background()
 	const mac, uuid = "52:54:00:00:00:0a", "8a7f6e5d-4c3b-2a19-0807-060504030201"
 	if err := inv.RecordDHCP(ctx, []DHCPSighting{{MAC: mac, Firmware: "bios-pxe", UUID: uuid, Detail: "proxy-offer"}}); err != nil {
