@@ -25,10 +25,10 @@ const (
 	// load balancers with idle timeouts keep the connection and the client sees that the
 	// server is alive.
 	DefaultEventHeartbeat = 15 * time.Second
-	// eventWriteTimeout drops a subscriber that does not take a batch of events within this
-	// time (it stalls, or reads slower than the fleet writes). Its client reconnects with
+	// DefaultEventWriteTimeout drops a subscriber that does not take a batch of events within
+	// this time (it stalls, or reads slower than the fleet writes). Its client reconnects with
 	// Last-Event-ID and catches up from the database; nothing else waits for it.
-	eventWriteTimeout = 30 * time.Second
+	DefaultEventWriteTimeout = 30 * time.Second
 	// eventBatch is the most events one stream reads from the database, and has in memory, at once.
 	eventBatch = 200
 )
@@ -51,6 +51,13 @@ func (s *streams) acquire(max int) (stop <-chan struct{}, ok bool) {
 	}
 	s.open++
 	return s.stop, true
+}
+
+// OpenStreams is how many live event streams are open now.
+func (a *API) OpenStreams() int {
+	a.streams.mu.Lock()
+	defer a.streams.mu.Unlock()
+	return a.streams.open
 }
 
 func (s *streams) release() {
@@ -178,12 +185,16 @@ func (a *API) eventStream(c echo.Context) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx in front: pass events on at once
 	res.WriteHeader(http.StatusOK)
+	writeTimeout := a.cfg.EventWriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultEventWriteTimeout
+	}
 	rc := http.NewResponseController(res)
 	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve further requests
 	// A write that does not finish in time is a subscriber too slow or gone: drop it (its
 	// client resumes from its last id). Nothing else waits for it: writers only wake it.
 	write := func(b []byte) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
 		if _, err := res.Write(b); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -252,5 +253,46 @@ func TestRecentEventsOfAllMachinesOrOne(t *testing.T) {
 	e.jsonCall(t, "GET", "/api/v1/events?after="+strconv.FormatInt(all[0].ID, 10), "", 200, &after)
 	if len(after) != 2 || after[0].ID != all[1].ID {
 		t.Fatalf("after: %+v", after)
+	}
+}
+
+// A subscriber that stops reading is dropped once a write to it stalls for the write timeout;
+// the writers recording events never wait for it.
+func TestEventStreamDropsASubscriberThatStopsReading(t *testing.T) {
+	e := newISOEnvWith(t, func(d *server.Deps) { d.EventWriteTimeout = 300 * time.Millisecond; d.EventHeartbeat = time.Hour })
+	ctx := context.Background()
+	const machines = 2
+	for m := range machines {
+		addMachine(t, e, fmt.Sprintf("52:54:00:00:03:%02x", m))
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /api/v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", testToken)
+	// Wait until the stream is open, reading nothing of it.
+	for deadline := time.Now().Add(time.Minute); e.api.OpenStreams() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("stream not open within a minute")
+		}
+	}
+	// Up to 64 MiB of events: far more than the socket buffers between them hold.
+	detail := strings.Repeat("x", 64<<10)
+	for range 500 {
+		for m := range machines {
+			if err := e.inv.AddEvent(ctx, fmt.Sprintf("52:54:00:00:03:%02x", m), "boot", detail); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e.api.OpenStreams() == 0 {
+			break
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); e.api.OpenStreams() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled subscriber still holds its stream a minute later")
+		}
 	}
 }

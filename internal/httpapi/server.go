@@ -84,6 +84,9 @@ type Config struct {
 	// EventHeartbeat is how often an idle event stream sends a keep-alive comment (0:
 	// DefaultEventHeartbeat).
 	EventHeartbeat time.Duration
+	// EventWriteTimeout drops an event stream subscriber that does not take a batch of events
+	// within it (0: DefaultEventWriteTimeout).
+	EventWriteTimeout time.Duration
 	// Server describes the running server for the web UI's health page.
 	Server ServerInfo
 }

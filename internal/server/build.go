@@ -42,9 +42,11 @@ type Deps struct {
 	AuthLimiter *auth.Limiter
 	Metrics     *metrics.Metrics // nil: a private registry
 	Logger      *slog.Logger     // nil: discard
-	// MaxEventStreams and EventHeartbeat tune the live event stream (0: httpapi's defaults).
-	MaxEventStreams int
-	EventHeartbeat  time.Duration
+	// MaxEventStreams, EventHeartbeat and EventWriteTimeout tune the live event stream (0:
+	// httpapi's defaults).
+	MaxEventStreams   int
+	EventHeartbeat    time.Duration
+	EventWriteTimeout time.Duration
 	// HTTPAddr is the address the HTTP listener is bound to, for the web UI's health page
 	// ("": cfg.HTTPAddr).
 	HTTPAddr string
@@ -172,7 +174,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	app.API = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: d.Binaries, Chain: d.Chain, GRUB: grubCfg, GRUBDecider: planner,
 		Assets: app.Assets, Decider: planner, Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView,
 		Tokens: d.Tokens, Audit: app.Audit, AuthLimiter: d.AuthLimiter, Metrics: m, Quirks: quirks, Logger: log,
-		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat, Server: serverInfo(cfg, res, d.HTTPAddr),
+		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat, EventWriteTimeout: d.EventWriteTimeout, Server: serverInfo(cfg, res, d.HTTPAddr),
 		MaxUploads: cfg.MaxUploads, BodyIdleTimeout: cfg.BodyIdleTimeout})
 	return app, nil
 }
