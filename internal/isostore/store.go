@@ -248,6 +248,12 @@ func (s *Store) cleanup(ctx context.Context) error {
 		s.removeLogged(filepath.Join(s.uploadDir, id), "upload data without upload")
 	}
 	for id := range uploads {
+		if !onDisk[id] && s.db.Dialect() == store.Postgres {
+			// A shared database holds the uploads of every instance, each with its data on
+			// its own instance: one without data here is not ours to judge (--upload-expiry
+			// removes abandoned ones).
+			continue
+		}
 		if !onDisk[id] {
 			if iso, err := s.finishInterrupted(ctx, id); err != nil {
 				s.log.Warn("cannot finish the publish a crash interrupted", "upload", id, "err", err)
@@ -448,7 +454,9 @@ func (s *Store) Get(ctx context.Context, idOrName string) (*ISO, error) {
 	}
 	c := *iso
 	s.metaMu.Lock()
-	if s.metaGen == gen {
+	// A shared (PostgreSQL) catalog is written by other instances too, whose writes do not
+	// reach forgetMeta here: ask the database every time.
+	if s.metaGen == gen && s.db.Dialect() != store.Postgres {
 		if s.meta == nil {
 			s.meta = map[string]*ISO{}
 		}

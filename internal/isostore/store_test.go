@@ -944,3 +944,46 @@ func uploadOffset(ctx context.Context, s *Store, id string) (int64, error) {
 	}
 	return u.Offset, nil
 }
+
+// Two instances on one PostgreSQL catalog, each with its own data directory: one starting up
+// leaves the other's resumable upload alone (its data is on the other instance), and an ISO
+// deleted through one is gone for the other at once (no stale cached row).
+func TestSharedCatalogAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	open := func(dataDir string) *Store {
+		db, err := store.OpenPostgres(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		s, err := Open(ctx, Config{DataDir: dataDir, DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a := open(t.TempDir())
+	up, err := a.CreateUpload(ctx, "half", 1<<20, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := open(t.TempDir())
+	if _, err := a.AppendUpload(ctx, up.ID, 0, strings.NewReader("x")); err != nil {
+		t.Fatalf("instance a's upload after instance b started: %v", err)
+	}
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
+	iso, err := uploadFile(t, a, "small", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, iso.ID); err != nil {
+		t.Fatalf("instance b does not see a's ISO: %v", err)
+	}
+	if err := a.Delete(ctx, iso.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, iso.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("instance b still has the ISO a deleted: %v", err)
+	}
+}
