@@ -1,8 +1,8 @@
 // Package backup copies a fleetboot data directory, while the server runs, into a directory
 // or a tar file, and restores such a copy into an empty data directory.
 //
-// A backup holds a consistent snapshot of the database (SQLite's VACUUM INTO: one
-// transaction's view, taken while DHCP, the API and boots go on writing), the uploaded ISOs the
+// A backup holds a consistent snapshot of the database and of the DHCP lease file (SQLite's
+// VACUUM INTO: one transaction's view, taken while DHCP, the API and boots go on writing), the uploaded ISOs the
 // snapshot refers to with their indexes, the API token, the assets directory and any other file
 // of the data directory, plus manifest.json: every file's size and sha256, and the ISOs that
 // were registered by path outside the data directory. Those are not copied (they may live on a
@@ -135,6 +135,18 @@ func create(ctx context.Context, dataDir, to, version string, out sink) (*Manife
 	if err := add(dbName, snap); err != nil {
 		return nil, err
 	}
+	// The full-mode DHCP lease file, snapshotted the same way (it is written to while DHCP
+	// runs). It refers to nothing in fleetboot.db, so a snapshot taken a moment apart is as
+	// consistent as one taken together.
+	if _, err := os.Stat(filepath.Join(dataDir, store.LeasesFile)); err == nil {
+		leases := filepath.Join(tmp, store.LeasesFile)
+		if err := store.SnapshotFile(ctx, filepath.Join(dataDir, store.LeasesFile), leases); err != nil {
+			return nil, err
+		}
+		if err := add(store.LeasesFile, leases); err != nil {
+			return nil, err
+		}
+	}
 
 	for _, im := range images {
 		image, index := isostore.ImageFiles(im)
@@ -155,7 +167,12 @@ func create(ctx context.Context, dataDir, to, version string, out sink) (*Manife
 	// Everything else: the API token, assets/, files other components keep. Not the live
 	// database and its WAL (the snapshot replaces them) and not isos/ (done above, without
 	// temporary files and uploads in progress).
-	skip := map[string]bool{dbName: true, dbName + "-wal": true, dbName + "-shm": true, dbName + "-journal": true, "isos": true}
+	skip := map[string]bool{"isos": true}
+	for _, db := range []string{dbName, store.LeasesFile} {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			skip[db+suffix] = true
+		}
+	}
 	err = filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

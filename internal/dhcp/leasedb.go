@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +17,8 @@ import (
 	"github.com/fleetboot/fleetboot/internal/store"
 )
 
-// leaseMigrations is the "dhcp" component's schema in the shared database. Append only.
+// leaseMigrations is the "dhcp" component's schema in the SQLite lease file (store.LeasesFile;
+// before it had a file of its own, in fleetboot.db). Append only.
 //
 // One row per address that was ever handed out; the row keeps the last MAC that held it, so
 // that a machine gets its previous address back (RFC 2131 §4.3.1) while nobody else took it.
@@ -88,7 +90,8 @@ type LeaseDB struct {
 	hintPool string
 
 	w      *leaseWriter
-	closed bool // shared: Close was called
+	closed bool         // shared: Close was called
+	own    *store.Store // the lease file OpenLeaseFile opened; closed by Close
 }
 
 // leaseRow is one row of dhcp_leases.
@@ -135,7 +138,110 @@ func OpenLeaseDB(ctx context.Context, st *store.Store) (*LeaseDB, error) {
 	return l, nil
 }
 
-// Close writes what is queued and stops the writer. Calls after Close fail.
+// OpenLeaseFile opens the SQLite lease store in its own database file, store.LeasesFile in
+// dataDir (WAL, synchronous=NORMAL: a committed lease survives kill -9 of the server), so that
+// lease commits — which every ACK waits for — never queue for SQLite's one write lock behind
+// the inventory's and the DHCP timeline's transactions in fleetboot.db (issue 13: under a
+// fleet's power-on burst most DHCP handlers were found waiting in Bind for that lock). With
+// PostgreSQL the leases stay in the shared database (OpenLeaseDB), where HA pairs need them.
+//
+// Leases that an older fleetboot kept in main's dhcp_leases table are moved into the file
+// once: copied in one transaction (a row already in the file is kept when it is newer, so a
+// move interrupted by a crash and repeated is harmless), then the old table is dropped. Close
+// closes the file.
+func OpenLeaseFile(ctx context.Context, dataDir string, main *store.Store) (*LeaseDB, error) {
+	st, err := store.OpenPath(ctx, filepath.Join(dataDir, store.LeasesFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Apply(ctx, "dhcp", store.Schema{SQLite: leaseMigrations, Postgres: leasePostgresMigrations}); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open dhcp lease file: %w", err)
+	}
+	if main != nil && main.Dialect() == store.SQLite {
+		if err := moveLeases(ctx, main.DB().SQL(), st.DB().SQL()); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	l, err := OpenLeaseDB(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	l.own = st
+	return l, nil
+}
+
+// moveLeases moves the rows of main's dhcp_leases table (where leases were kept before the
+// lease file) into the lease file's, and drops main's table.
+func moveLeases(ctx context.Context, main, leases *sql.DB) error {
+	fail := func(err error) error { return fmt.Errorf("move dhcp leases to %s: %w", store.LeasesFile, err) }
+	var n int
+	if err := main.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dhcp_leases'`).Scan(&n); err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return nil
+	}
+	rows, err := main.QueryContext(ctx, `SELECT ip, mac, state, expires_ms, hostname, updated_ms FROM dhcp_leases`)
+	if err != nil {
+		return fail(err)
+	}
+	type row struct {
+		ip                   uint32
+		mac, state, hostname string
+		expires, updated     int64
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.ip, &r.mac, &r.state, &r.expires, &r.hostname, &r.updated); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		all = append(all, r)
+	}
+	if err := closeRows(rows); err != nil {
+		return fail(err)
+	}
+	tx, err := leases.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	for _, r := range all {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_leases (ip, mac, state, expires_ms, hostname, updated_ms)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_ms = excluded.expires_ms,
+				hostname = excluded.hostname, updated_ms = excluded.updated_ms
+			WHERE excluded.updated_ms > dhcp_leases.updated_ms`,
+			r.ip, r.mac, r.state, r.expires, r.hostname, r.updated); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	// Only once the copy is committed: the old table and its migration records go together.
+	tx, err = main.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	for _, q := range []string{`DROP TABLE dhcp_leases`, `DELETE FROM schema_migrations WHERE component = 'dhcp'`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// Close writes what is queued and stops the writer (and closes the lease file OpenLeaseFile
+// opened). Calls after Close fail.
 func (l *LeaseDB) Close() error {
 	if l.shared != nil {
 		l.mu.Lock()
@@ -143,7 +249,14 @@ func (l *LeaseDB) Close() error {
 		l.mu.Unlock()
 		return nil
 	}
-	return l.w.close()
+	err := l.w.close()
+	if l.own != nil {
+		if cerr := l.own.Close(); err == nil {
+			err = cerr
+		}
+		l.own = nil
+	}
+	return err
 }
 
 // change runs decide (which reads and changes the in-memory copy under l.mu and returns the

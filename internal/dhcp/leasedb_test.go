@@ -466,7 +466,20 @@ func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
 	bind(t, dbs[1], p, macN(0), a, t0.Add(time.Minute))
 }
 
-// sqliteAt opens the SQLite database in dir (tests that restart or kill a process on it).
-func sqliteAt(dir string) func(context.Context) (*store.Store, error) {
-	return func(ctx context.Context) (*store.Store, error) { return store.Open(ctx, dir) }
+// openLeaseFile opens fleetboot.db in dir and the lease store in dir's lease file, as the
+// server does with SQLite (tests that restart or kill a process on it).
+func openLeaseFile(t testing.TB, dir string) (*store.Store, *LeaseDB) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenLeaseFile(ctx, dir, st)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return st, db
 }

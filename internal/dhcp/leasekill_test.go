@@ -17,7 +17,7 @@ const leaseChildEnv = "FLEETBOOT_LEASE_KILL_CHILD"
 // leaseChild binds addresses for new clients from four goroutines, printing "ACK mac ip" once
 // each Bind returned (the moment the server would send the DHCPACK), until it is killed.
 func leaseChild(t *testing.T) {
-	_, db := openTestStore(t, sqliteAt(os.Getenv(leaseChildEnv)))
+	_, db := openLeaseFile(t, os.Getenv(leaseChildEnv))
 	p := Pool{Start: net.IPv4(10, 99, 0, 1).To4(), End: net.IPv4(10, 99, 3, 254).To4()}
 	var out sync.Mutex
 	var wg sync.WaitGroup
@@ -63,7 +63,7 @@ func TestKillDuringLeaseWritesLosesNoAcknowledgedLease(t *testing.T) {
 		}
 	}
 
-	st, db := openTestStore(t, sqliteAt(dir))
+	st, db := openLeaseFile(t, dir)
 	defer st.Close()
 	leases, err := db.List(context.Background())
 	if err != nil {

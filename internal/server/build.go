@@ -227,7 +227,13 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 			dcfg.DNS = append(dcfg.DNS, d.AsSlice())
 		}
 	}
-	leases, err := dhcp.OpenLeaseDB(ctx, app.DB)
+	var leases *dhcp.LeaseDB
+	var err error
+	if app.DB.Dialect() == store.Postgres {
+		leases, err = dhcp.OpenLeaseDB(ctx, app.DB) // shared by an HA pair
+	} else {
+		leases, err = dhcp.OpenLeaseFile(ctx, cfg.DataDir, app.DB)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -248,11 +248,21 @@ func (s *Store) inLockedTx(ctx context.Context, fn func(*Tx) error) error {
 	return tx.Commit()
 }
 
+// LeasesFile is the full-mode DHCP lease database in the data directory with SQLite
+// (internal/dhcp's OpenLeaseFile). It is a file of its own so that a lease commit (which an
+// ACK waits for) never waits for SQLite's one write lock behind the inventory and timeline
+// writers of fleetboot.db.
+const LeasesFile = "leases.db"
+
 // Snapshot writes a consistent copy of the database in dataDir to dest (which must not exist)
 // with SQLite's VACUUM INTO, while a server may be writing to it: the copy is one transaction's
 // view, whole and compacted, with no WAL beside it.
 func Snapshot(ctx context.Context, dataDir, dest string) error {
-	p := filepath.Join(dataDir, "fleetboot.db")
+	return SnapshotFile(ctx, filepath.Join(dataDir, "fleetboot.db"), dest)
+}
+
+// SnapshotFile is Snapshot of the SQLite database at p (e.g. the lease file).
+func SnapshotFile(ctx context.Context, p, dest string) error {
 	if _, err := os.Stat(p); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
