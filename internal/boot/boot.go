@@ -38,6 +38,9 @@ type Request struct {
 	// Loader is who asks: LoaderIPXE ("" too) or LoaderGRUB; the decision is rendered in its
 	// language.
 	Loader string
+	// ViaTFTP: a GRUB that asked over TFTP (an ISO's GRUB older than 2.12, loaded by PXE) gets
+	// configs that load everything over TFTP (grub.Config.OverTFTP).
+	ViaTFTP bool
 }
 
 // Decision is the script to send and why.

@@ -126,7 +126,11 @@ func (p *Planner) DecideGRUB(ctx context.Context, r Request, secureBoot bool) (D
 		}
 		if !secureBoot && chain == ChainAuto {
 			p.event(ctx, r.MAC, "boot", "GRUB: Secure Boot off, handing over to iPXE (boot-chain auto)")
-			return Decision{Kind: KindChain, Label: "iPXE", Script: grub.ChainIPXE(p.GRUB.Config, r.MAC)}, nil
+			cfg := p.GRUB.Config
+			if r.ViaTFTP {
+				cfg = cfg.OverTFTP()
+			}
+			return Decision{Kind: KindChain, Label: "iPXE", Script: grub.ChainIPXE(cfg, r.MAC)}, nil
 		}
 		if secureBoot {
 			p.event(ctx, r.MAC, "boot", "GRUB: Secure Boot on (signed shim → GRUB)")

@@ -83,6 +83,10 @@ type Planner struct {
 	GRUB GRUBRenderer
 	// DefaultChain is the server's --boot-chain (ChainAuto when empty).
 	DefaultChain string
+	// Pairs, when set, finds the ISOs' own signed shim + GRUB pairs: a machine installing a
+	// profile whose ISO carries one is handed that pair (ShimPath); nil serves fleetboot's
+	// own pair to everyone.
+	Pairs PairLookup
 }
 
 // event adds a step to the machine's timeline. The boot script is worth more than its
@@ -96,6 +100,9 @@ func (p *Planner) event(ctx context.Context, mac, kind, detail string) {
 // renderer picks the language of r's loader.
 func (p *Planner) renderer(r Request) Renderer {
 	if r.Loader == LoaderGRUB {
+		if r.ViaTFTP {
+			return GRUBRenderer{Config: p.GRUB.Config.OverTFTP()}
+		}
 		return p.GRUB
 	}
 	return IPXERenderer{Scripts: p.Scripts}

@@ -98,7 +98,8 @@ func decideBoot(ci clientInfo, cfg bootConfig) bootPlan {
 			// Legacy PXE ROMs older than RFC 4578 send no option 93; they are all x86 BIOS.
 			p.BootFile = ipxe.BIOSUndi
 		case (ci.Arch == archEFIx64 || ci.Arch == archEFIBC) && cfg.OfferShim && cfg.ShimFile != "":
-			// shim then asks for grubx64.efi at the TFTP root, GRUB for grub/grub.cfg.
+			// shim then asks for grubx64.efi beside its boot file (the TFTP root for
+			// fleetboot's own), GRUB for its config below its prefix.
 			p.BootFile = cfg.ShimFile
 		case ci.Arch == archEFIx64 || ci.Arch == archEFIBC:
 			p.BootFile = ipxe.UEFISnp
@@ -140,6 +141,14 @@ func (s *Server) bootConfigFor(ci clientInfo, cfg bootConfig) bootConfig {
 	switch {
 	case ci.HTTP && ci.Arch == archEFIx64HTTP, ci.PXE && (ci.Arch == archEFIx64 || ci.Arch == archEFIBC):
 		cfg.OfferShim = s.cfg.OfferShim(ci.MAC)
+		if cfg.OfferShim && s.cfg.ShimPath != nil {
+			// shim fetches GRUB from the directory its boot file names (shim's netboot.c
+			// parseDhcp4; over HTTP Boot, its URL's directory): a per-ISO directory serves
+			// that ISO's own pair.
+			if p := s.cfg.ShimPath(ci.MAC, ci.HTTP); p != "" {
+				cfg.ShimFile, cfg.ShimURLPath = p, "/"+p
+			}
+		}
 	}
 	return cfg
 }

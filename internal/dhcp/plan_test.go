@@ -197,3 +197,39 @@ func TestBootConfigForAsksTheChainOnlyForUEFIx64(t *testing.T) {
 		t.Errorf("chain asked although the signed chain is not served")
 	}
 }
+
+// TestShimPathPointsTheClientAtAnISOsOwnPair: a machine the chain lookup gives shim gets the
+// shim of its ISO's pair when ShimPath names one — as the TFTP file name over PXE and below
+// the HTTP base over HTTP Boot, where shim then finds GRUB beside itself — and fleetboot's own
+// shim when it names none; ShimPath is told which kind of client asks.
+func TestShimPathPointsTheClientAtAnISOsOwnPair(t *testing.T) {
+	var httpAsked []bool
+	path := "isopair/0123456789abcdef/bootx64.efi"
+	s := &Server{cfg: Config{
+		OfferShim: func(net.HardwareAddr) bool { return true },
+		ShimPath: func(_ net.HardwareAddr, httpBoot bool) string {
+			httpAsked = append(httpAsked, httpBoot)
+			return path
+		}}}
+	base := bootConfig{ServerIP: serverIP, HTTPBase: testHTTP, HTTPBootFile: "snponly.efi", ShimFile: "shimx64.efi", ShimURLPath: "/secureboot/shimx64.efi"}
+	pxe := classifyClient(msg(t, dhcpv4.MessageTypeDiscover, uefiPXE()...))
+	if plan := decideBoot(pxe, s.bootConfigFor(pxe, base)); plan.BootFile != path {
+		t.Errorf("PXE boot file %q, want %q", plan.BootFile, path)
+	}
+	http := classifyClient(msg(t, dhcpv4.MessageTypeDiscover, uefiHTTP()...))
+	if plan := decideBoot(http, s.bootConfigFor(http, base)); plan.BootFile != testHTTP+"/"+path {
+		t.Errorf("HTTP Boot URL %q, want %q", plan.BootFile, testHTTP+"/"+path)
+	}
+	if len(httpAsked) != 2 || httpAsked[0] || !httpAsked[1] {
+		t.Errorf("ShimPath asked with httpBoot %v, want [false true]", httpAsked)
+	}
+	path = ""
+	if plan := decideBoot(pxe, s.bootConfigFor(pxe, base)); plan.BootFile != "shimx64.efi" {
+		t.Errorf("without an ISO pair: %q", plan.BootFile)
+	}
+	bios := classifyClient(msg(t, dhcpv4.MessageTypeDiscover, biosPXE()...))
+	httpAsked = nil
+	if s.bootConfigFor(bios, base); len(httpAsked) != 0 {
+		t.Errorf("ShimPath asked for a BIOS client")
+	}
+}

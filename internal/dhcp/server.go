@@ -81,6 +81,11 @@ type Config struct {
 	ShimFile    string
 	ShimURLPath string
 	OfferShim   func(mac net.HardwareAddr) bool
+	// ShimPath, when set, names the shim a client that is offered shim gets instead of
+	// ShimFile: a path below the server root ("isopair/<ISO id>/bootx64.efi", an ISO's own
+	// signed pair), handed out as the TFTP file name or below HTTPBase for HTTP Boot; ""
+	// keeps ShimFile / ShimURLPath. httpBoot says the client asked over UEFI HTTP Boot.
+	ShimPath func(mac net.HardwareAddr, httpBoot bool) string
 	// AnswerURL says, by client MAC, which Proxmox VE answer URL full-mode replies carry in
 	// option 250 ("" for none; nil: never). It is called for every full-mode offer, ACK and
 	// INFORM reply, must be quick and must not block.

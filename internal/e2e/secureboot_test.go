@@ -37,6 +37,15 @@ type sbVM struct {
 	chain string
 	// evidence is what the serial console must show in order before the result.
 	evidence []string
+	// state is the machine's state when it is registered ("" = install-pending).
+	state string
+	// until ends the VM when the console shows it, instead of the installer's first question;
+	// then the console must go on to show after (when set).
+	until, after string
+	// timeline must each be part of an event of the machine; served must each be a record of
+	// fleetboot's log, "msg|file" ("{iso}" stands for the id of the profile's ISO, "{mac}"
+	// for the machine's MAC).
+	timeline, served []string
 }
 
 // sbQEMUArgs is the QEMU command line of one Secure Boot scenario VM: q35 with SMM (OVMF's
@@ -126,12 +135,26 @@ func TestStripAuthenticodeRemovesTheSignatureOfTheDebianKernel(t *testing.T) {
 // other two boot all the same.
 func TestSecureBootInstallsDebianThroughShimAndGRUB(t *testing.T) {
 	runSecureBootScenarios(t, "sb", []sbVM{
+		// The installer's ISO carries its own signed pair (d-i's shim 16.1 + bookworm GRUB
+		// 2.06): over PXE the machine gets that pair, read out of the ISO, and its GRUB loads
+		// everything over TFTP (GRUB 2.06 cannot reach fleetboot's HTTP port).
 		{name: "sb-pxe", secureBoot: true, profile: "debian-12-signed",
-			evidence: []string{"Start PXE over IPv4", "NBP filename is shimx64.efi", "Secure Boot lockdown: on", "fleetboot: booting"}},
+			evidence: []string{"Start PXE over IPv4", "NBP filename is isopair/", "Secure Boot lockdown: on", "fleetboot: booting"},
+			timeline: []string{"file=isopair/{iso}/bootx64.efi"},
+			served: []string{"tftp sent|isopair/{iso}/bootx64.efi", "tftp sent|isopair/{iso}/grubx64.efi",
+				"grub config|grub/mac/{mac}/sb-on.cfg", "tftp sent|isos/{iso}/files/linux", "tftp sent|isos/{iso}/files/initrd.gz"}},
+		// Over UEFI HTTP Boot that GRUB fetches no config (firmware fact): the machine gets
+		// fleetboot's own pair (Debian trixie's GRUB 2.12), which trusts the same kernel.
 		{name: "sb-http", http: true, secureBoot: true, profile: "debian-12-signed",
-			evidence: []string{"Start HTTP Boot over IPv4", "/secureboot/shimx64.efi", "Secure Boot lockdown: on", "fleetboot: booting"}},
+			evidence: []string{"Start HTTP Boot over IPv4", "/secureboot/shimx64.efi", "Secure Boot lockdown: on", "fleetboot: booting"},
+			timeline: []string{"UEFI HTTP Boot: Debian's shim + GRUB instead of the ISO's own pair"}},
 		{name: "sb-unsigned", secureBoot: true, profile: "debian-12-unsigned", refused: true,
-			evidence: []string{"NBP filename is shimx64.efi", "Secure Boot lockdown: on", "fleetboot: booting"}},
+			evidence: []string{"NBP filename is isopair/", "Secure Boot lockdown: on", "fleetboot: booting"}},
+		// An installed machine gets fleetboot's own pair and GRUB's local boot: exit back to
+		// the firmware, which goes on to its next boot option.
+		{name: "sb-local", secureBoot: true, state: "installed", until: "fleetboot: booting from local disk", after: "BdsDxe: failed to start Boot0001",
+			evidence: []string{"NBP filename is shimx64.efi", "Secure Boot lockdown: on"},
+			timeline: []string{"boot: local disk"}},
 	})
 }
 
@@ -142,7 +165,7 @@ func TestSecureBootInstallsDebianThroughShimAndGRUB(t *testing.T) {
 func TestSecureBootOffTakesTheAutoChainToIPXE(t *testing.T) {
 	runSecureBootScenarios(t, "sboff", []sbVM{
 		{name: "nosb-auto", profile: "debian-12-signed",
-			evidence: []string{"NBP filename is shimx64.efi", "Secure Boot lockdown: off", "continuing with iPXE", "iPXE", "/boot.ipxe"}},
+			evidence: []string{"NBP filename is isopair/", "Secure Boot lockdown: off", "continuing with iPXE", "iPXE", "/boot.ipxe"}},
 		{name: "nosb-ipxe", profile: "debian-12-signed", chain: "ipxe",
 			evidence: []string{"NBP filename is snponly.efi", "iPXE", "/boot.ipxe"}},
 	})
@@ -165,11 +188,13 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 	// The signed installer, and the same installer with its kernel's signature removed.
 	signedISO := debianInstallerISO(t, "amd64")
 	unsignedISO := unsignedInstallerISO(t)
+	isoIDs := map[string]string{}
 	for name, p := range map[string]string{"debian-12-signed": signedISO, "debian-12-unsigned": unsignedISO} {
 		iso, err := env.api.uploadISO(ctx, name, p)
 		if err != nil {
 			t.Fatalf("upload %s: %v", name, err)
 		}
+		isoIDs[name] = iso.ID
 		if iso.Detected.Family != "debian" || len(iso.Detected.Recipes) == 0 {
 			t.Fatalf("%s detected as %+v", name, iso.Detected)
 		}
@@ -193,7 +218,14 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 	times := map[string][2]time.Duration{}
 	for i, vm := range vms {
 		mac := fmt.Sprintf("52:54:00:fb:%02x:%02x", modeByte(mode), i)
-		m := map[string]any{"mac": mac, "profile": vm.profile, "state": "install-pending", "hostname": "e2e-" + vm.name}
+		state := vm.state
+		if state == "" {
+			state = "install-pending"
+		}
+		m := map[string]any{"mac": mac, "state": state, "hostname": "e2e-" + vm.name}
+		if vm.profile != "" {
+			m["profile"] = vm.profile
+		}
 		if vm.chain != "" {
 			m["labels"] = map[string]string{"boot-chain": vm.chain}
 		}
@@ -205,7 +237,7 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 		go func() {
 			defer wg.Done()
 			t.Run(vm.name, func(t *testing.T) {
-				script, d := env.runSecureBootVM(ctx, t, vm, mac, tap, timeout)
+				script, d := env.runSecureBootVM(ctx, t, vm, mac, tap, timeout, isoIDs[vm.profile])
 				mu.Lock()
 				times[vm.name] = [2]time.Duration{script, d}
 				mu.Unlock()
@@ -228,7 +260,7 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 // runSecureBootVM boots one VM and checks its outcome: "Select a language" for a trusted
 // kernel, or the chain's refusal recorded in the machine's timeline for an untrusted one. It
 // returns the times from VM start to the iPXE script (0 when none was fetched) and to the result.
-func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, mac, tap string, timeout time.Duration) (script, took time.Duration) {
+func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, mac, tap string, timeout time.Duration, isoID string) (script, took time.Duration) {
 	serial := filepath.Join(env.dir, vm.name+".serial.log")
 	vars := filepath.Join(env.dir, vm.name+".vars.fd")
 	src := ovmfVars
@@ -249,6 +281,9 @@ func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, m
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	want := []byte(diLanguagePrompt)
+	if vm.until != "" {
+		want = []byte(vm.until)
+	}
 	if vm.refused {
 		want = []byte("recorded in this machine's timeline")
 	}
@@ -258,7 +293,7 @@ func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, m
 			script = time.Since(start)
 		}
 		switch {
-		case bytes.Contains(text, want):
+		case bytes.Contains(text, want) && (vm.after == "" || bytes.Contains(text[bytes.Index(text, want):], []byte(vm.after))):
 			took = time.Since(start)
 		case vm.refused && bytes.Contains(text, []byte(diLanguagePrompt)):
 			t.Fatalf("the unsigned kernel booted under Secure Boot")
@@ -270,7 +305,7 @@ func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, m
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no %q after %s: %v\n%s", want, time.Since(start).Round(time.Second), context.Cause(ctx), readableTail(serial, 40))
+			t.Fatalf("no %q (then %q) after %s: %v\n%s", want, vm.after, time.Since(start).Round(time.Second), context.Cause(ctx), readableTail(serial, 40))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -287,6 +322,27 @@ func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, m
 		timeline = append(timeline, e.Kind+": "+e.Detail)
 	}
 	all := strings.Join(timeline, "\n")
+	for _, w := range vm.timeline {
+		if w = strings.ReplaceAll(w, "{iso}", isoID); !strings.Contains(all, w) {
+			t.Errorf("timeline has no %q:\n%s", w, all)
+		}
+	}
+	if len(vm.served) > 0 {
+		recs := parseLog(mustRead(t, env.serverLog))
+		for _, w := range vm.served {
+			msg, file, _ := strings.Cut(strings.NewReplacer("{iso}", isoID, "{mac}", mac).Replace(w), "|")
+			found := false
+			for _, r := range recs {
+				if r.str("msg") == msg && r.str("file") == file {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("fleetboot's log has no %q record for %s", msg, file)
+			}
+		}
+	}
 	switch {
 	case vm.refused:
 		if !strings.Contains(all, "boot failed: GRUB could not load the kernel") {

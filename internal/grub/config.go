@@ -21,13 +21,37 @@ type Config struct {
 	// IPXEFile is the iPXE binary (under /ipxe/) GRUB chainloads when Secure Boot is off and
 	// the machine's chain is auto.
 	IPXEFile string
+	// TFTPServer is the server's IPv4 address as GRUB's tftp device names it; configs rendered
+	// OverTFTP load everything from there.
+	TFTPServer string
+
+	tftp bool
 }
+
+// OverTFTP is c for GRUBs that fetch everything over TFTP: an ISO's own GRUB older than 2.12
+// (upstream GRUB's http device connects to port 80 only, and fleetboot's HTTP port is
+// --http's) that was loaded by UEFI PXE. The configs it gets name (tftp,SERVER) instead of
+// (http,SERVER:PORT); fleetboot's TFTP server serves the same paths as its HTTP server for
+// them (GRUB configs below /grub/, ISO files below /isos/).
+func (c Config) OverTFTP() Config {
+	c.tftp = true
+	return c
+}
+
+// ViaTFTP reports whether c renders for GRUB's tftp device.
+func (c Config) ViaTFTP() bool { return c.tftp }
 
 // Device is the GRUB device that reaches fleetboot's HTTP server, e.g. "(http,10.77.0.1:8080)".
 //
 // Quirk: GRUB's http device takes the port after a colon (GRUB 2.12; older upstream GRUB always
 // used port 80). The host must be an address or a name GRUB can resolve.
 func (c Config) Device() string {
+	if c.tftp {
+		if c.TFTPServer == "" {
+			return "(tftp)" // GRUB's default server: the one that served it
+		}
+		return "(tftp," + c.TFTPServer + ")"
+	}
 	u, err := url.Parse(c.HTTPBase)
 	if err != nil || u.Host == "" {
 		return "(http)"
@@ -121,9 +145,15 @@ func Failed(c Config, mac, msg string) []byte { return render(failedTmpl, c, mac
 // other URL is kept as GRUB would read it (which then fails visibly).
 func (c Config) gpath(u string) string {
 	if rest, ok := strings.CutPrefix(u, c.HTTPBase); ok && strings.HasPrefix(rest, "/") {
+		if c.tftp {
+			// TFTP has no query strings or escapes: the path as the file is named.
+			if p, err := url.PathUnescape(rest); err == nil {
+				rest = p
+			}
+		}
 		return c.Device() + rest
 	}
-	if pu, err := url.Parse(u); err == nil && pu.Scheme == "http" && pu.Host != "" {
+	if pu, err := url.Parse(u); err == nil && pu.Scheme == "http" && pu.Host != "" && !c.tftp {
 		return "(http," + pu.Host + ")" + pu.RequestURI()
 	}
 	return u
@@ -145,12 +175,18 @@ type tmplData struct {
 	Config
 	Dev string
 	MAC string
-	V   any
+	// IPXEPath is iPXE's path on Dev: /ipxe/<file> over HTTP, /<file> at the TFTP root.
+	IPXEPath string
+	V        any
 }
 
 func render(t *template.Template, c Config, mac string, v any) []byte {
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, tmplData{Config: c, Dev: c.Device(), MAC: mac, V: v}); err != nil {
+	ipxePath := "/ipxe/" + c.IPXEFile
+	if c.tftp {
+		ipxePath = "/" + c.IPXEFile
+	}
+	if err := t.Execute(&buf, tmplData{Config: c, Dev: c.Device(), MAC: mac, IPXEPath: ipxePath, V: v}); err != nil {
 		// Constant templates with fixed types: an error is a bug. Say so on the console.
 		return []byte(fmt.Sprintf("echo %s\nsleep 10\nexit 1\n", say("fleetboot: internal error rendering GRUB config: "+err.Error())))
 	}
@@ -183,7 +219,7 @@ exit 1
 var chainIPXETmpl = template.Must(template.New("chain-ipxe").Funcs(funcs).Parse(`# fleetboot: Secure Boot is off, so iPXE may run: hand over to it.
 echo {{say "fleetboot: Secure Boot is off: continuing with iPXE"}}
 set fb_step=chainload-ipxe
-if chainloader {{.Dev}}/ipxe/{{.IPXEFile}}; then
+if chainloader {{.Dev}}{{.IPXEPath}}; then
   boot
 fi
 ` + failTail))
@@ -229,3 +265,32 @@ exit 1
 
 var failedTmpl = template.Must(template.New("failed").Funcs(funcs).Parse(`echo {{say .V}}
 `))
+
+// FailureReason is what the timeline records for a step a machine's GRUB reported failed
+// (failed/<step>.cfg; step cleaned with CleanStep).
+func FailureReason(step string) string {
+	why, ok := map[string]string{
+		"linux":          "load the kernel (with Secure Boot on: the kernel is not signed by a key the served shim trusts)",
+		"initrd":         "load the initrd",
+		"boot":           "boot the loaded kernel",
+		"chainload-ipxe": "chainload iPXE",
+		"unsupported":    "boot this target (needs iPXE)",
+	}[step]
+	if !ok {
+		why = step
+	}
+	return "GRUB could not " + why
+}
+
+// CleanStep keeps a reported step name short and plain.
+func CleanStep(s string) string {
+	if len(s) > 32 {
+		s = s[:32]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return -1
+	}, s)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -94,7 +95,7 @@ func (a *API) grubFile(c echo.Context) error {
 // console. Only the machine itself may report (its address must be the one fleetboot last saw
 // it at), so nobody else can write into its timeline.
 func (a *API) grubFailed(c echo.Context, mac, step string) error {
-	step = cleanStep(step)
+	step = grub.CleanStep(step)
 	ctx := c.Request().Context()
 	m, err := a.cfg.Inventory.Machine(ctx, mac)
 	if err != nil {
@@ -104,16 +105,7 @@ func (a *API) grubFailed(c echo.Context, mac, step string) error {
 	if err != nil {
 		return err
 	}
-	why := "GRUB could not " + map[string]string{
-		"linux":          "load the kernel (with Secure Boot on: the kernel is not signed by a key the served shim trusts)",
-		"initrd":         "load the initrd",
-		"boot":           "boot the loaded kernel",
-		"chainload-ipxe": "chainload iPXE",
-		"unsupported":    "boot this target (needs iPXE)",
-	}[step]
-	if why == "GRUB could not " {
-		why += step
-	}
+	why := grub.FailureReason(step)
 	if err := a.cfg.Inventory.AddEvent(ctx, mac, "error", "boot failed: "+why); err != nil {
 		return err
 	}
@@ -121,15 +113,45 @@ func (a *API) grubFailed(c echo.Context, mac, step string) error {
 	return serveScript(c, grub.Failed(a.cfg.GRUB, mac, fmt.Sprintf("fleetboot: %s; recorded in this machine's timeline", why)))
 }
 
-// cleanStep keeps a reported step name short and plain.
-func cleanStep(s string) string {
-	if len(s) > 32 {
-		s = s[:32]
+// isoPairFile serves /isopair/<ISO id>/: an ISO's own signed shim and, beside it where the
+// shim looks, its GRUB (both read out of the ISO), and the bootstrap config for GRUBs that
+// look beside themselves. Firmware gets the shim's URL from DHCP for machines installing a
+// profile of that ISO (boot.Planner.ShimPath).
+func (a *API) isoPairFile(c echo.Context) error {
+	return a.servePair(c, true)
+}
+
+// isoPairConfig serves the bootstrap config at the config paths of the ISOs' GRUBs, for paths
+// no other route matched; anything else is the usual 404.
+func (a *API) isoPairConfig(c echo.Context) error {
+	return a.servePair(c, false)
+}
+
+func (a *API) servePair(c echo.Context, inPairDir bool) error {
+	p := strings.TrimPrefix(path.Clean("/"+c.Request().URL.Path), "/")
+	if inPairDir {
+		// Keep shim's "<dir>//grubx64.efi" intact for ResolvePair, which expects it.
+		p = strings.TrimPrefix(c.Request().URL.Path, "/")
 	}
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
-			return r
-		}
-		return -1
-	}, s)
+	ctx := c.Request().Context()
+	pairs, err := a.cfg.Pairs.ISOPairs(ctx)
+	if err != nil {
+		return err
+	}
+	pf, ok := grub.ResolvePair(pairs, p, a.cfg.GRUB, false)
+	switch {
+	case !ok || pf.Optional:
+		return echo.ErrNotFound
+	case pf.Config != nil:
+		a.log.Info("grub config", "file", p, "ip", remoteIP(c), "kind", "iso-pair-bootstrap")
+		return serveScript(c, pf.Config)
+	}
+	f, err := a.cfg.ISOs.OpenFile(ctx, pf.ISO, pf.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	a.log.Info("secure boot binary from the ISO", "file", p, "iso", pf.ISO, "path", pf.Path, "ip", remoteIP(c), "method", c.Request().Method)
+	c.Response().Header().Set("Content-Type", "application/efi")
+	return serveContent(c, f.Name(), f.ModTime(), f.ETag(), f)
 }

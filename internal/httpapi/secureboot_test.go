@@ -125,12 +125,47 @@ func TestSecureBootReadinessOverTheAPI(t *testing.T) {
 	if p := r.Detected.SecureBoot.Pairs[0]; p.Shim != "/EFI/boot/bootx64.efi" || p.Loader != "grubx64.efi" || !p.GRUBTrusted || p.Prefix != "/boot/grub" {
 		t.Errorf("pair = %+v", p)
 	}
-	// fleetboot serves its own (Debian's) shim, which trusts Debian's kernel; the ISO's own shim
-	// would too.
+	// fleetboot serves the ISO's own pair, whose shim trusts Debian's kernel. Its GRUB (the CD
+	// build of the installed grub-efi-amd64-signed) decides HTTP Boot: before 2.12, HTTP Boot
+	// clients get Debian's shim, which trusts the kernel too.
 	ent, ok := r.Detected.SecureBoot.Entry("install")
-	if !ok || !ent.Trusted || ent.Shim != secureboot.ShimDebian || ent.By != "CN=Debian Secure Boot CA" || ent.ISOShim == nil || !ent.ISOShim.Trusted ||
+	if !ok || !ent.Trusted || ent.Shim != "iso:/EFI/boot/bootx64.efi" || ent.By != "CN=Debian Secure Boot CA" || ent.ISOShim != nil ||
 		ent.Signature == nil || len(ent.Signature.Signers) != 1 || ent.Signature.Signers[0].Subject != "CN=Debian Secure Boot Signer 2022 - linux" {
 		t.Errorf("install entry = %+v", ent)
+	}
+	pair := r.Detected.SecureBoot.Pairs[0]
+	if pair.HTTPBoot != (ent.HTTPBoot == nil) || (ent.HTTPBoot != nil && (!ent.HTTPBoot.Trusted || !strings.Contains(ent.HTTPBoot.Reason, "over UEFI HTTP Boot machines get Debian's shim"))) {
+		t.Errorf("pair http_boot %v (%s), entry http_boot %+v", pair.HTTPBoot, pair.HTTPBootProblem, ent.HTTPBoot)
+	}
+
+	// The pair is served out of the ISO: the shim and GRUB at /isopair/<id>/ (GRUB also where
+	// shim spells it, with a double slash), the bootstrap config at the GRUB's config paths;
+	// nothing else.
+	for _, c := range []struct {
+		path string
+		want []byte
+	}{
+		{"/isopair/" + signed.ID + "/bootx64.efi", shimBytes},
+		{"/isopair/" + signed.ID + "//grubx64.efi", gcd},
+		{"/isopair/" + signed.ID + "/grub.cfg", nil},
+		{"/boot/grub/grub.cfg", nil},
+		{"/boot/grub/x86_64-efi/grub.cfg", nil},
+	} {
+		res, b := e.do(t, "GET", c.path, "", nil, nil)
+		switch {
+		case res.StatusCode != http.StatusOK:
+			t.Errorf("%s: %d %s", c.path, res.StatusCode, b)
+		case c.want != nil && !bytes.Equal(b, c.want):
+			t.Errorf("%s: %d bytes, not the ISO's file", c.path, len(b))
+		case c.want == nil && !bytes.Contains(b, []byte("/grub/mac/${net_default_mac}/sb-${fb_sb}.cfg")):
+			t.Errorf("%s is not the bootstrap config:\n%s", c.path, b)
+		}
+	}
+	for _, p := range []string{"/isopair/" + signed.ID + "/mmx64.efi", "/isopair/" + noPair.ID + "/bootx64.efi", "/isopair/" + signed.ID + "/revocations_sbat.efi",
+		"/boot/grub/other.cfg", "/isopair/" + signed.ID + "/../../linux"} {
+		if res, b := e.do(t, "GET", p, "", nil, nil); res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d %s, want 404", p, res.StatusCode, b)
+		}
 	}
 	p := putProfile("deb-signed", signed.ID)
 	if p.SecureBoot == nil || !p.SecureBoot.Ready || p.SecureBoot.Entry != "install" || p.SecureBoot.TrustedBy != "CN=Debian Secure Boot CA" {

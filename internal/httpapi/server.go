@@ -46,6 +46,9 @@ type Config struct {
 	GRUB grub.Config
 	// GRUBDecider renders machines' GRUB configs; nil serves only the static GRUB files.
 	GRUBDecider GRUBDecider
+	// Pairs lists the ISOs' own signed shim + GRUB pairs, served below /isopair/ and at their
+	// GRUBs' config paths (needs ISOs); nil serves none.
+	Pairs grub.PairSource
 	// Assets is the directory served at /assets/ (<data>/assets); nil disables the route.
 	Assets  *os.Root
 	Decider Decider
@@ -152,6 +155,12 @@ func New(cfg Config) *API {
 	if cfg.Chain != nil {
 		e.Match(getHead, urls.SecureBootDir+":file", a.secureBootFile)
 		e.Match(getHead, urls.GRUBDir+"*", a.grubFile)
+	}
+	if cfg.Pairs != nil && cfg.ISOs != nil {
+		e.Match(getHead, urls.ISOPairDir+":iso/*", a.isoPairFile)
+		// An ISO's GRUB reads its config below its own embedded prefix (/boot/grub/grub.cfg
+		// …), paths no route knows in advance: asked for where nothing else matched.
+		e.RouteNotFound("/*", a.isoPairConfig)
 	}
 	e.Match(getHead, urls.AssetsDir+"*", a.asset)
 	e.Match(getHead, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })

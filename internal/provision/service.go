@@ -48,6 +48,8 @@ type ISOs interface {
 	Index(ctx context.Context, idOrName string) (*iso9660.Index, *isostore.ISO, error)
 	OpenFile(ctx context.Context, idOrName, p string) (*iso9660.File, error)
 	SetDetected(ctx context.Context, id, detected string) error
+	// List is every published ISO (ISOPairs: the signed pairs served to machines).
+	List(ctx context.Context) ([]*isostore.ISO, error)
 }
 
 // Inventory is what provisioning reads of the inventory. *inventory.Inventory implements it.
@@ -72,9 +74,10 @@ type Service struct {
 	// readiness checks kernels against them; nil means none: such entries are reported as
 	// not ready.
 	Shims map[string]*secureboot.Shim
-	// ServesISOPairs is true when machines whose ISO carries its own signed shim + GRUB get
-	// that pair instead of Shims (not implemented by the boot path yet: false), which decides
-	// whose trust readiness reports.
+	// ServesISOPairs is true when machines installing a profile whose ISO carries its own
+	// signed shim + GRUB get that pair instead of Shims (the server sets it whenever it serves
+	// the signed chain at all: boot.Planner.ShimPath), which decides whose trust readiness
+	// reports.
 	ServesISOPairs bool
 }
 

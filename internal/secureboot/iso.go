@@ -28,8 +28,9 @@ type ISOFiles interface {
 
 // Pair is an ISO's own signed boot pair: its shim and the GRUB that shim loads, for one
 // architecture. Served to machines whose profile boots that ISO, it lets the vendor's kernel
-// verify under the vendor's own shim (Debian's shim trusts only Debian's key). The boot path
-// does not serve ISO pairs yet; readiness reports what the pair would give (iso_shim).
+// verify under the vendor's own shim (Debian's shim trusts only Debian's key). fleetboot
+// serves it from isopair/<ISO id>/ over TFTP and HTTP (internal/grub) to machines installing
+// a profile of the ISO.
 //
 // Where a network-booted GRUB looks for its config (facts read out of the binaries with
 // GrubInfo, and from the distributions' GRUB patches; the Debian rows verified in QEMU):
@@ -86,6 +87,10 @@ type Pair struct {
 	// refused even though its signature is trusted).
 	ShimSBAT string `json:"shim_sbat,omitempty"`
 	GRUBSBAT string `json:"grub_sbat,omitempty"`
+	// HTTPBoot says whether the pair is also served to UEFI HTTP Boot clients (OverHTTPBoot);
+	// HTTPBootProblem says why not.
+	HTTPBoot        bool   `json:"http_boot"`
+	HTTPBootProblem string `json:"http_boot_problem,omitempty"`
 
 	shim *Shim
 }
@@ -179,6 +184,7 @@ func makePair(fsys ISOFiles, arch, shimPath, grubPath string) (Pair, bool) {
 	v := p.shim.Verify(grubImg)
 	p.GRUBTrusted, p.GRUBProblem = v.Trusted, v.Reason
 	p.GRUBSBAT, _ = sbat(grubImg)
+	p.HTTPBoot, p.HTTPBootProblem = p.OverHTTPBoot()
 	info, _ := GrubInfo(grubImg)
 	p.Prefix = info.Prefix
 	p.ConfigPaths = configPaths(info, arch)

@@ -2,6 +2,7 @@ package secureboot
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/distro"
 )
@@ -28,6 +29,10 @@ type EntryReadiness struct {
 	// ISOShim is the verdict of the ISO's own shim, when the ISO carries a pair for the
 	// entry's architecture but that pair is not what is served (see CheckISO).
 	ISOShim *Verdict `json:"iso_shim,omitempty"`
+	// HTTPBoot is the verdict for UEFI HTTP Boot clients when they get another shim than PXE
+	// clients: the ISO's pair is served over PXE only (Pair.OverHTTPBoot), HTTP Boot clients
+	// get fleetboot's own (ShimDebian).
+	HTTPBoot *Verdict `json:"http_boot,omitempty"`
 }
 
 // ISOReadiness is an ISO's Secure Boot readiness: its own shim + GRUB pairs, and a verdict per
@@ -92,7 +97,7 @@ func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback ma
 				break
 			}
 		}
-		if pair != nil && servesISOPairs {
+		if pair != nil && servesISOPairs && pair.GRUBTrusted {
 			shim, er.Shim = pair.shim, "iso:"+pair.Shim
 		} else if fallback[er.Arch] != nil {
 			shim, er.Shim = fallback[er.Arch], ShimDebian
@@ -110,6 +115,14 @@ func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback ma
 				er.Reason += "; Debian's shim trusts only Debian's key and enrolled MOKs"
 			}
 		}
+		if httpOK, why := pair.overHTTPBoot(); im != nil && pair != nil && er.Shim == "iso:"+pair.Shim && !httpOK {
+			v := Verdict{Reason: "over UEFI HTTP Boot: the ISO's pair is not served (" + why + ") and fleetboot has no shim of its own for " + er.Arch}
+			if fb := fallback[er.Arch]; fb != nil {
+				v = fb.Verify(im)
+				v.Reason = strings.TrimPrefix(v.Reason+"; over UEFI HTTP Boot machines get Debian's shim: the ISO's pair is not served there ("+why+")", "; ")
+			}
+			er.HTTPBoot = &v
+		}
 		if im != nil && pair != nil && er.Shim != "iso:"+pair.Shim {
 			v := pair.shim.Verify(im)
 			er.ISOShim = &v
@@ -124,6 +137,14 @@ func CheckISO(fsys ISOFiles, entries []distro.Entry, isoArch string, fallback ma
 		r.Entries = append(r.Entries, er)
 	}
 	return r
+}
+
+// overHTTPBoot is OverHTTPBoot for a pair that may be nil (no pair: nothing to say).
+func (p *Pair) overHTTPBoot() (bool, string) {
+	if p == nil {
+		return true, ""
+	}
+	return p.OverHTTPBoot()
 }
 
 // maxKernelBytes bounds what one readiness check hashes: kernels and unified kernel images

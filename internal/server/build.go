@@ -86,7 +86,11 @@ func scriptConfig(cfg config.Config, res *config.Resolved) ipxe.ScriptConfig {
 }
 
 func grubConfig(cfg config.Config, res *config.Resolved) grub.Config {
-	return grub.Config{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout, IPXEFile: ipxe.UEFISnp}
+	c := grub.Config{HTTPBase: res.HTTPBase, MenuTimeout: cfg.MenuTimeout, IPXEFile: ipxe.UEFISnp}
+	if res.ServerIP.IsValid() {
+		c.TFTPServer = res.ServerIP.String()
+	}
+	return c
 }
 
 // Build opens the data directory's database and builds every component on it: inventory,
@@ -145,12 +149,18 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 			return err
 		}}
 	app.Quirks = quirks
-	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase, Shims: servedShims(d.Chain, log)}
+	// With the signed chain, machines installing a profile whose ISO carries its own signed
+	// shim + GRUB get that pair (boot.Planner.ShimPath), and readiness is judged by it.
+	prov := &provision.Service{ISOs: isos, Inv: inv, HTTPBase: res.HTTPBase, Shims: servedShims(d.Chain, log), ServesISOPairs: d.Chain != nil}
 	app.Provision = prov
 
 	scripts, grubCfg := scriptConfig(cfg, res), grubConfig(cfg, res)
 	planner := &boot.Planner{Scripts: scripts, Machines: inv, Targets: prov, Unassigned: boot.Unassigned(cfg.Unassigned),
 		GRUB: boot.GRUBRenderer{Config: grubCfg}, DefaultChain: cfg.BootChain}
+	var pairs grub.PairSource
+	if d.Chain != nil {
+		planner.Pairs, pairs = prov, prov
+	}
 	if cfg.BootKernel != "" {
 		planner.Fallback = &boot.Target{Label: "default target " + cfg.BootKernel, Kernel: cfg.BootKernel, Initrds: res.BootInitrd, Cmdline: cfg.BootCmdline}
 		for _, p := range append([]string{cfg.BootKernel}, res.BootInitrd...) {
@@ -171,7 +181,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 			leasesView = app.DHCP
 		}
 	}
-	app.API = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: d.Binaries, Chain: d.Chain, GRUB: grubCfg, GRUBDecider: planner,
+	app.API = httpapi.New(httpapi.Config{Scripts: scripts, Binaries: d.Binaries, Chain: d.Chain, GRUB: grubCfg, GRUBDecider: planner, Pairs: pairs,
 		Assets: app.Assets, Decider: planner, Inventory: inv, Provision: prov, ISOs: isos, Detector: prov, Leases: leasesView,
 		Tokens: d.Tokens, Audit: app.Audit, AuthLimiter: d.AuthLimiter, Metrics: m, Quirks: quirks, Logger: log,
 		MaxEventStreams: d.MaxEventStreams, EventHeartbeat: d.EventHeartbeat, EventWriteTimeout: d.EventWriteTimeout, Server: serverInfo(cfg, res, d.HTTPAddr),
@@ -208,6 +218,13 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 				return false
 			}
 			return c != boot.ChainIPXE
+		}
+		dcfg.ShimPath = func(mac net.HardwareAddr, httpBoot bool) string {
+			p, err := planner.ShimPath(ctx, ipxe.NormalizeMAC(mac.String()), httpBoot)
+			if err != nil {
+				log.Warn("ISO pair lookup failed; offering fleetboot's own shim", "mac", mac, "err", err)
+			}
+			return p
 		}
 	}
 	if cfg.DHCPMode == config.DHCPFull {

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -92,10 +93,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer apiLn.Close()
 	}
 	var ts *tftp.Server
+	// The ISOs' own signed pairs and what their GRUBs fetch over TFTP need the store and the
+	// planner, built below; nothing is served before Run.
+	tftpBoot := &bootFiles{ctx: ctx, static: tftpFiles(bins, ipxe.Autoexec(scripts), chain, grubCfg), grub: grubCfg, log: log}
 	if res.TFTPAddr != "" {
-		files := tftpFiles(bins, ipxe.Autoexec(scripts), chain, grubCfg)
-		ts, err = tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: files, Optional: grub.IsOptional, Logger: log, DrainTimeout: cfg.DrainTimeout,
-			MaxTransfers: cfg.TFTPMaxTransfers,
+		ts, err = tftp.New(tftp.Config{Addr: res.TFTPAddr, Files: tftpBoot, Optional: func(name string) bool { return grub.IsOptional(path.Base(name)) },
+			Logger: log, DrainTimeout: cfg.DrainTimeout, MaxTransfers: cfg.TFTPMaxTransfers,
 			OnTransfer: func(t tftp.Transfer) {
 				file := metrics.TFTPFileLabel(t.File)
 				result := "ok"
@@ -157,6 +160,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer app.Close()
 	api, isos, ds := app.API, app.ISOs, app.DHCP
+	tftpBoot.isos, tftpBoot.planner = isos, app.Planner
+	if chain != nil {
+		tftpBoot.pairs = app.Provision
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 

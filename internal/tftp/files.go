@@ -3,6 +3,7 @@ package tftp
 import (
 	"bytes"
 	"io"
+	"net/netip"
 	"strings"
 )
 
@@ -12,6 +13,15 @@ import (
 // request, and every call must return a fresh reader: transfers run in parallel.
 type Files interface {
 	Open(name string) (r io.ReadSeeker, size int64, ok bool)
+}
+
+// ClientFiles is Files that also wants to know who asks: a file generated per machine, or one
+// only the machine itself may fetch. When Config.Files implements it, the server calls
+// OpenFor instead of Open, with the client's address. A returned reader that is an io.Closer
+// is closed when the transfer ends.
+type ClientFiles interface {
+	Files
+	OpenFor(name string, client netip.Addr) (r io.ReadSeeker, size int64, ok bool)
 }
 
 // FilesFunc adapts a function to Files.

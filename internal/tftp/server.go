@@ -32,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,7 +377,17 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		ok   bool
 	)
 	if name != "" {
-		r, size, ok = s.files.Open(name)
+		if cf, isCF := s.files.(ClientFiles); isCF {
+			var from netip.Addr
+			if ot != nil {
+				a := ot.RemoteAddr()
+				from, _ = netip.AddrFromSlice(a.IP)
+				from = from.Unmap()
+			}
+			r, size, ok = cf.OpenFor(name, from)
+		} else {
+			r, size, ok = s.files.Open(name)
+		}
 	}
 	if !ok || r == nil {
 		t.Err, t.Dur = ErrNotFound, time.Since(start)
@@ -400,6 +411,9 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	stats := s.board.open(key)
 	n, rerr := readFrom(rf, &stopReader{ctx: s.runCtx(), r: r})
 	s.active.Add(-1)
+	if c, isCloser := r.(io.Closer); isCloser {
+		c.Close() // before the report: whoever hears of the transfer may rely on it
+	}
 	hs := s.board.close(key, stats)
 	t.Bytes, t.Dur = n, time.Since(start)
 	t.BlockSize, t.Retransmits = hs.blockSize, hs.retransmits

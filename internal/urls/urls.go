@@ -21,6 +21,9 @@ const (
 	SecureBootDir = "/secureboot/"
 	// GRUBDir serves GRUB's configs and files below its prefix ("/grub").
 	GRUBDir = "/grub/"
+	// ISOPairDir serves each ISO's own signed shim + GRUB below ISOPairDir + id (over TFTP
+	// too, without the leading slash): internal/grub's pair layout.
+	ISOPairDir = "/isopair/"
 	// AssetsDir serves <data>/assets (the default boot target's files).
 	AssetsDir = "/assets/"
 	// ISOsDir serves each ISO below ISOsDir + id: its files below ISOFilesDir and the whole
@@ -51,7 +54,7 @@ const (
 // BootPaths are the paths (and prefixes, ending in "/") that booting machines fetch over plain
 // HTTP, plus the monitoring endpoints: everything outside the operator's API.
 var BootPaths = []string{
-	BootScript, IPXEDir, SecureBootDir, GRUBDir, AssetsDir, ISOsDir, UnattendedDir, DoneDir,
+	BootScript, IPXEDir, SecureBootDir, GRUBDir, ISOPairDir, AssetsDir, ISOsDir, UnattendedDir, DoneDir,
 	ProgressDir, ProxmoxAnswer, Healthz, Metrics,
 }
 
