@@ -30,7 +30,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.LeaseTime, "lease-time", c.LeaseTime, "full DHCP: lease duration")
 	fs.StringVar(&c.IPXEDir, "ipxe-dir", c.IPXEDir, "serve the iPXE binaries from this directory instead of the embedded ones")
 	fs.StringVar(&c.HTTPBootFile, "http-boot-file", c.HTTPBootFile, "iPXE binary for UEFI HTTP Boot x64 clients: snponly.efi or ipxe.efi")
-	fs.StringVar(&c.BootChain, "boot-chain", c.BootChain, "what UEFI x64 machines boot first: auto (signed shim → GRUB; iPXE when Secure Boot is off), shim or ipxe; a machine label or profile var boot-chain overrides it")
+	fs.StringVar(&c.BootChain, "boot-chain", c.BootChain, "what UEFI x64 machines boot first: auto (signed shim → GRUB: Debian's, or the ISO's own pair for machines installing an ISO that carries one; iPXE when Secure Boot is off), shim or ipxe; a machine label or profile var boot-chain overrides it")
 	fs.StringVar(&c.SecureBootDir, "secureboot-dir", c.SecureBootDir, "serve the signed shimx64.efi and grubnetx64.efi from this directory instead of the embedded ones")
 	fs.StringVar(&c.BootKernel, "boot-kernel", c.BootKernel, "default boot target: kernel path below <data>/assets (empty: boot menu)")
 	fs.StringSliceVar(&c.BootInitrd, "boot-initrd", c.BootInitrd, "default boot target: initrd path(s) below <data>/assets")

@@ -5,8 +5,9 @@
 //
 // Who asks for what (verified under QEMU with OVMF Secure Boot and Microsoft keys):
 //   - firmware loads shimx64.efi: over TFTP by the DHCP file name, over UEFI HTTP Boot by URL;
-//   - shim 16.1 loads grubx64.efi — over TFTP from the TFTP root (not beside itself), over
-//     HTTP from the directory of its own URL — then asks for the optional
+//   - shim 16.1 loads grubx64.efi — over TFTP from the directory of the DHCP boot file name
+//     (the TFTP root for a bare "shimx64.efi"), over HTTP from the directory of its own URL —
+//     then asks for the optional
 //     revocations_sku.efi, revocations_sbat.efi and shim_certificate_0.efi (absent is fine);
 //   - trixie's signed GRUB 2.12 (grubnetx64) has $prefix=/grub at the server root: it reads
 //     /grub/x86_64-efi/{command,fs,crypto,terminal}.lst and then /grub/grub.cfg, over the
