@@ -11,7 +11,6 @@ import (
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
-	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // pairMap adapts a map of ISO id → pair to PairLookup.
@@ -25,17 +24,9 @@ func (m pairMap) ISOPair(_ context.Context, iso string) (grub.ISOPair, bool, err
 func newPairPlanner(t *testing.T) (*Planner, *inventory.Inventory) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	inv, err := inventory.Open(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, inv := newTestPlanner(t)
 	for name, iso := range map[string]string{"di": "di-iso", "trixie": "trixie-iso", "plain": "plain-iso"} {
-		if _, _, err := inv.PutProfile(ctx, &inventory.Profile{Name: name, ISO: iso}); err != nil {
+		if _, _, err := inv.PutProfile(ctx, &inventory.Profile{Name: name, ISO: iso, ExtraArgs: "console=ttyS0"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,15 +34,11 @@ func newPairPlanner(t *testing.T) (*Planner, *inventory.Inventory) {
 		return grub.ISOPair{ISO: iso, Pair: secureboot.Pair{Arch: "x86_64", Shim: "/EFI/boot/bootx64.efi", GRUB: "/EFI/boot/grubx64.efi",
 			Loader: "grubx64.efi", GRUBTrusted: true, GRUBSBAT: "grub,5,Free Software Foundation,grub," + version + ",x"}}
 	}
-	p := &Planner{
-		Scripts:  ipxe.ScriptConfig{HTTPBase: "http://10.77.0.1:8080"},
-		Machines: inv,
-		Targets: targetFunc(func(p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error) {
-			return ipxe.BootTarget{Label: p.Name, Kernel: "http://10.77.0.1:8080/isos/" + p.ISO + "/files/linux", Cmdline: "console=ttyS0"}, nil
-		}),
-		GRUB:  GRUBRenderer{Config: grub.Config{HTTPBase: "http://10.77.0.1:8080", IPXEFile: "snponly.efi", TFTPServer: "10.77.0.1"}},
-		Pairs: pairMap{"di-iso": pair("di-iso", "2.06"), "trixie-iso": pair("trixie-iso", "2.12")},
-	}
+	p.Targets = targetFunc(func(p *inventory.Profile, m *inventory.Machine) (ipxe.BootTarget, error) {
+		return ipxe.BootTarget{Label: p.Name, Kernel: "http://s:8080/isos/" + p.ISO + "/files/linux", Cmdline: p.ExtraArgs}, nil
+	})
+	p.GRUB = GRUBRenderer{Config: grub.Config{HTTPBase: "http://s:8080", IPXEFile: "snponly.efi", TFTPServer: "10.77.0.1"}}
+	p.Pairs = pairMap{"di-iso": pair("di-iso", "2.06"), "trixie-iso": pair("trixie-iso", "2.12")}
 	return p, inv
 }
 
