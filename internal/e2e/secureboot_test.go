@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	embedded "github.com/fleetboot/fleetboot/embed"
 )
 
 // Secure Boot firmware: OVMF built with Secure Boot and SMM, and a variable store with
@@ -150,9 +153,15 @@ func TestSecureBootInstallsDebianThroughShimAndGRUB(t *testing.T) {
 			timeline: []string{"UEFI HTTP Boot: Debian's shim + GRUB instead of the ISO's own pair"}},
 		{name: "sb-unsigned", secureBoot: true, profile: "debian-12-unsigned", refused: true,
 			evidence: []string{"NBP filename is isopair/", "Secure Boot lockdown: on", "fleetboot: booting"}},
+		// An ISO whose pair has GRUB 2.12 is served over UEFI HTTP Boot too: shim from the
+		// ISO's pair directory, GRUB beside it.
+		{name: "sb-http-pair", http: true, secureBoot: true, profile: "debian-12-trixie-pair",
+			evidence: []string{"Start HTTP Boot over IPv4", "/isopair/", "Secure Boot lockdown: on", "fleetboot: booting"},
+			timeline: []string{"file=http://" + lanServerIP + ":8080/isopair/{iso}/bootx64.efi"},
+			served:   []string{"secure boot binary from the ISO|isopair/{iso}/bootx64.efi", "secure boot binary from the ISO|isopair/{iso}//grubx64.efi"}},
 		// An installed machine gets fleetboot's own pair and GRUB's local boot: exit back to
-		// the firmware, which goes on to its next boot option.
-		{name: "sb-local", secureBoot: true, state: "installed", until: "fleetboot: booting from local disk", after: "BdsDxe: failed to start Boot0001",
+		// the firmware, which goes on to its next boot option (with no disk: OVMF's setup UI).
+		{name: "sb-local", secureBoot: true, state: "installed", until: "fleetboot: booting from local disk", after: `BdsDxe: starting Boot0000 "UiApp"`,
 			evidence: []string{"NBP filename is shimx64.efi", "Secure Boot lockdown: on"},
 			timeline: []string{"boot: local disk"}},
 	})
@@ -186,10 +195,14 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 	ctx := env.connect(t)
 
 	// The signed installer, and the same installer with its kernel's signature removed.
-	signedISO := debianInstallerISO(t, "amd64")
-	unsignedISO := unsignedInstallerISO(t)
+	isos := map[string]string{"debian-12-signed": debianInstallerISO(t, "amd64"), "debian-12-unsigned": unsignedInstallerISO(t)}
+	for _, vm := range vms {
+		if vm.profile == "debian-12-trixie-pair" && isos[vm.profile] == "" {
+			isos[vm.profile] = trixiePairInstallerISO(t)
+		}
+	}
 	isoIDs := map[string]string{}
-	for name, p := range map[string]string{"debian-12-signed": signedISO, "debian-12-unsigned": unsignedISO} {
+	for name, p := range isos {
 		iso, err := env.api.uploadISO(ctx, name, p)
 		if err != nil {
 			t.Fatalf("upload %s: %v", name, err)
@@ -368,31 +381,66 @@ func (env *isoEnv) runSecureBootVM(ctx context.Context, t *testing.T, vm sbVM, m
 // unsignedInstallerISO is debianInstallerISO with the kernel's Authenticode signature removed.
 func unsignedInstallerISO(t *testing.T) string {
 	t.Helper()
+	return remixInstallerISO(t, "unsigned", func(tree string) {
+		k := filepath.Join(tree, "linux")
+		img, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := stripAuthenticode(img)
+		if err != nil {
+			t.Fatalf("strip kernel signature: %v", err)
+		}
+		writeOver(t, k, out)
+	})
+}
+
+// trixiePairInstallerISO is debianInstallerISO carrying, instead of d-i 12's own pair (GRUB
+// 2.06), fleetboot's embedded Debian trixie pair (shim 16.1 + signed network GRUB 2.12) as
+// EFI/boot/bootx64.efi + grubx64.efi, as a Debian 13 based ISO carries: a pair GRUB 2.12 that
+// fleetboot hands to UEFI HTTP Boot clients too.
+func trixiePairInstallerISO(t *testing.T) string {
+	t.Helper()
+	shim, err := fs.ReadFile(embedded.SecureBoot, "secureboot/shimx64.efi")
+	if err != nil {
+		t.Fatalf("embedded shim (scripts/fetch-secureboot.sh): %v", err)
+	}
+	grubImg, err := fs.ReadFile(embedded.SecureBoot, "secureboot/grubnetx64.efi")
+	if err != nil {
+		t.Fatalf("embedded GRUB (scripts/fetch-secureboot.sh): %v", err)
+	}
+	return remixInstallerISO(t, "trixie-pair", func(tree string) {
+		writeOver(t, filepath.Join(tree, "EFI", "boot", "bootx64.efi"), shim)
+		writeOver(t, filepath.Join(tree, "EFI", "boot", "grubx64.efi"), grubImg)
+	})
+}
+
+// remixInstallerISO extracts debianInstallerISO's amd64 tree, lets change edit it and builds
+// it again.
+func remixInstallerISO(t *testing.T, name string, change func(tree string)) string {
+	t.Helper()
 	signed := debianInstallerISO(t, "amd64")
-	tree := filepath.Join(t.TempDir(), "unsigned")
+	tree := filepath.Join(t.TempDir(), name)
 	if out, err := runOut("xorriso", "-osirrox", "on", "-indev", signed, "-extract", "/", tree); err != nil {
 		t.Fatalf("extract: %v\n%s", err, out)
 	}
-	k := filepath.Join(tree, "linux")
-	img, err := os.ReadFile(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := stripAuthenticode(img)
-	if err != nil {
-		t.Fatalf("strip kernel signature: %v", err)
-	}
-	if err := os.Chmod(k, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(k, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	change(tree)
 	iso := tree + ".iso"
 	if out, err := runOut("xorriso", "-as", "mkisofs", "-quiet", "-R", "-V", "ISOIMAGE", "-o", iso, tree); err != nil {
 		t.Fatalf("xorriso: %v\n%s", err, out)
 	}
 	return iso
+}
+
+// writeOver replaces a file extracted read-only from an ISO.
+func writeOver(t *testing.T, p string, b []byte) {
+	t.Helper()
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustRead(t *testing.T, p string) []byte {
