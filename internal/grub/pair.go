@@ -64,6 +64,15 @@ type PairFile struct {
 	Optional bool
 }
 
+// MayBePair reports whether p (no leading slash) could be a pair's file at all: below
+// PairRoot, or a config or module list name. Callers check it before listing the ISOs' pairs,
+// so stray requests (a scanner's 404s) cost no database read.
+func MayBePair(p string) bool {
+	base := path.Base(p)
+	return strings.HasPrefix(strings.TrimPrefix(p, "/"), PairRoot) || strings.HasPrefix(base, "grub.cfg") ||
+		strings.HasSuffix(base, ".cfg") || strings.HasSuffix(base, ".lst")
+}
+
 // ResolvePair maps p (a request path without the leading slash) to a pair's file; ok is false
 // when p belongs to no servable pair. viaTFTP says the request came over TFTP: the bootstrap
 // then hands over over TFTP when one of the GRUBs reading it cannot use fleetboot's HTTP

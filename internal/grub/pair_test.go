@@ -118,3 +118,16 @@ func TestOverTFTPLoadsEverythingFromTheTFTPServer(t *testing.T) {
 		t.Errorf("without a server address: %s", got)
 	}
 }
+
+func TestMayBePairSkipsStrayPaths(t *testing.T) {
+	for p, want := range map[string]bool{
+		"isopair/aaaa/bootx64.efi": true, "/isopair/aaaa//grubx64.efi": true,
+		"boot/grub/grub.cfg": true, "EFI/BOOT/grub.cfg-01-52-54-00-12-34-56": true,
+		"debian-installer/amd64/grub/x86_64-efi/command.lst": true,
+		"wp-login.php": false, "favicon.ico": false, "EFI/BOOT/BOOTX64.EFI": false,
+	} {
+		if got := MayBePair(p); got != want {
+			t.Errorf("MayBePair(%s) = %v", p, got)
+		}
+	}
+}

@@ -133,6 +133,9 @@ func (a *API) servePair(c echo.Context, inPairDir bool) error {
 		// Keep shim's "<dir>//grubx64.efi" intact for ResolvePair, which expects it.
 		p = strings.TrimPrefix(c.Request().URL.Path, "/")
 	}
+	if !grub.MayBePair(p) {
+		return echo.ErrNotFound
+	}
 	ctx := c.Request().Context()
 	pairs, err := a.cfg.Pairs.ISOPairs(ctx)
 	if err != nil {

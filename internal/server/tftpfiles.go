@@ -68,7 +68,7 @@ func (b *bootFiles) OpenFor(name string, client netip.Addr) (io.ReadSeeker, int6
 		}
 		return f, f.Size(), true
 	}
-	if b.pairs == nil {
+	if b.pairs == nil || !grub.MayBePair(name) {
 		return nil, 0, false
 	}
 	pairs, err := b.pairs.ISOPairs(ctx)
