@@ -124,7 +124,13 @@ func (p *Planner) DecideGRUB(ctx context.Context, r Request, secureBoot bool) (D
 		if err != nil {
 			return Decision{}, err
 		}
-		if !secureBoot && chain == ChainAuto {
+		if !secureBoot && chain == ChainAuto && r.ViaTFTP {
+			// Firmware fact (OVMF, Debian 12's d-i GRUB 2.06): an ISO's GRUB older than 2.12
+			// that chainloads iPXE from (tftp) hands it no network device ("No more network
+			// devices"). Such a GRUB only runs for machines installing its ISO, which it boots
+			// itself, Secure Boot or not.
+			p.event(ctx, r.MAC, "boot", "GRUB: Secure Boot off; the ISO's own GRUB boots the installer itself (GRUB before 2.12 cannot hand over to iPXE)")
+		} else if !secureBoot && chain == ChainAuto {
 			p.event(ctx, r.MAC, "boot", "GRUB: Secure Boot off, handing over to iPXE (boot-chain auto)")
 			cfg := p.GRUB.Config
 			if r.ViaTFTP {

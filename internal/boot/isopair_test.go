@@ -112,10 +112,11 @@ func TestGRUBFileOverTFTP(t *testing.T) {
 	if err != nil || d.Kind != KindTarget || !strings.Contains(string(d.Script), "linux '(tftp,10.77.0.1)/isos/di-iso/files/linux' 'console=ttyS0'") {
 		t.Fatalf("sb-on.cfg: %v %s\n%s", err, d.Kind, d.Script)
 	}
-	// Secure Boot off with chain auto: iPXE from the TFTP root.
+	// Secure Boot off with chain auto: a GRUB over TFTP cannot hand over to iPXE, so it boots
+	// the installer itself.
 	putMachine(t, inv, mac, "di", inventory.InstallPending)
-	if d, err = p.GRUBFile(ctx, "grub/mac/"+mac+"/sb-off.cfg", own); err != nil || !strings.Contains(string(d.Script), "chainloader (tftp,10.77.0.1)/snponly.efi") {
-		t.Errorf("sb-off.cfg: %v\n%s", err, d.Script)
+	if d, err = p.GRUBFile(ctx, "grub/mac/"+mac+"/sb-off.cfg", own); err != nil || d.Kind != KindTarget || strings.Contains(string(d.Script), "chainloader") {
+		t.Errorf("sb-off.cfg: %v %s\n%s", err, d.Kind, d.Script)
 	}
 	if _, err := p.GRUBFile(ctx, "grub/mac/"+mac+"/failed/linux.cfg", netip.MustParseAddr("10.77.0.66")); !errors.Is(err, ErrForeign) {
 		t.Errorf("failure report from a foreign address: %v", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/auth"
+	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
@@ -21,6 +22,11 @@ var bootPaths = urls.BootPaths
 
 // IsBootPath reports whether p is one of the paths booting machines use over plain HTTP.
 func IsBootPath(p string) bool {
+	if grub.MayBePair(p) {
+		// An ISO's GRUB reads its config below its own prefix (/boot/grub/grub.cfg …): config
+		// and module list names anywhere (answered only when a pair's GRUB reads them).
+		return true
+	}
 	for _, b := range bootPaths {
 		if p == b || strings.HasSuffix(b, "/") && strings.HasPrefix(p, b) {
 			return true
