@@ -6,6 +6,7 @@ import (
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // testPairs: Debian 12's d-i pair (GRUB 2.06, prefix /debian-installer/amd64/grub), a Debian
@@ -129,5 +130,11 @@ func TestMayBePairSkipsStrayPaths(t *testing.T) {
 		if got := MayBePair(p); got != want {
 			t.Errorf("MayBePair(%s) = %v", p, got)
 		}
+	}
+}
+
+func TestPairRootIsTheURLLayouts(t *testing.T) {
+	if "/"+PairRoot != urls.ISOPairDir {
+		t.Errorf("PairRoot %q, urls.ISOPairDir %q", PairRoot, urls.ISOPairDir)
 	}
 }
