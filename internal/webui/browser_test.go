@@ -362,7 +362,7 @@ func TestWebUIInRealBrowser(t *testing.T) {
 	waitText("validation refuses", "#p-check", "Hostnme is not a template field")
 	shot("05-profile-editor-error")
 	run("fix template", setField("#p-template", ""),
-		chromedp.SendKeys("#p-template", "network --hostname={{.Hostname}}\n%post\n{{.DoneCommand}}\n%end\n", chromedp.ByID))
+		chromedp.SendKeys("#p-template", "network --hostname={{.Hostname}}\n{{.ProgressHooks}}\n%post\n{{.DoneCommand}}\n%end\n", chromedp.ByID))
 	waitText("validation accepts", "#p-check", "Profile is valid")
 	run("preview", chromedp.SetValue("#preview-mac", mac, chromedp.ByID), chromedp.Click("#preview-btn", chromedp.ByID))
 	waitText("preview", "#preview-out", "network --hostname=rack1-node1")
@@ -433,8 +433,37 @@ func TestWebUIInRealBrowser(t *testing.T) {
 	if state != "installing" {
 		t.Errorf("state badge says %q after the live state event, want installing", state)
 	}
+	// The installer reports its own phases through the hooks {{.ProgressHooks}} put into the
+	// kickstart: run the rendered %pre and %onerror sections with sh, as anaconda would, and
+	// see "installer started" and then the failure arrive live, the machine now failed.
+	ks := regexp.MustCompile(`inst\.ks=(http://\S+)`).FindStringSubmatch(string(script))
+	if ks == nil {
+		t.Fatalf("no inst.ks= URL in the script:\n%s", script)
+	}
+	res, err = http.Get(ks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kickstart, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	runHook := func(section string) {
+		t.Helper()
+		m := regexp.MustCompile(`(?s)\n` + section + `[^\n]*\n(.*?)\n%end`).FindStringSubmatch("\n" + string(kickstart))
+		if m == nil {
+			t.Fatalf("no %s section in the rendered kickstart:\n%s", section, kickstart)
+		}
+		if out, err := exec.Command("sh", "-c", m[1]).CombinedOutput(); err != nil {
+			t.Fatalf("the kickstart's %s hook: %v\n%s", section, err, out)
+		}
+	}
+	runHook("%pre")
+	waitText("hook: installer started", "#timeline tbody", "installer started")
 	contrast("machine")
 	shot("09-machine-timeline-live")
+	runHook("%onerror")
+	waitText("hook: failure", "#timeline tbody", "failed")
+	waitText("hook: failed state", "#m-state-now", "failed")
+	shot("09b-machine-install-failed")
 
 	for _, p := range []struct{ path, name, sel string }{
 		{"/ui/rules", "10-rules", "#rule-table"},
