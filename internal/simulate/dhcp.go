@@ -227,7 +227,7 @@ func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst neti
 // dhcpOptions are the options a firmware kind sends: 93 (architecture), 60 (vendor class),
 // 97 (machine UUID), 77 (user class, iPXE only) and, from iPXE, 175.
 func dhcpOptions(fw Firmware, stage stage, uuid [16]byte) []dhcpv4.Modifier {
-	arch, vendor := fw.arch()
+	arch, vendor := firmwareArch(fw)
 	mods := []dhcpv4.Modifier{
 		dhcpv4.WithOption(dhcpv4.OptClientArch(arch)),
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(vendor)),
@@ -250,8 +250,8 @@ func dhcpOptions(fw Firmware, stage stage, uuid [16]byte) []dhcpv4.Modifier {
 	return mods
 }
 
-// arch is option 93 and the vendor class (60) of the firmware kind.
-func (fw Firmware) arch() (iana.Arch, string) {
+// firmwareArch is option 93 and the vendor class (60) of the firmware kind.
+func firmwareArch(fw Firmware) (iana.Arch, string) {
 	switch fw {
 	case FirmwareBIOSPXE:
 		return iana.INTEL_X86PC, "PXEClient:Arch:00000:UNDI:002001"

@@ -15,24 +15,27 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/fleetboot/fleetboot/internal/dhcp"
 )
 
-// Firmware is the kind of network boot firmware a simulated machine has.
-type Firmware string
+// Firmware is the kind of network boot firmware a simulated machine has: the server's own
+// firmware kinds (internal/dhcp), so a simulated machine and the timeline name it alike.
+type Firmware = dhcp.Firmware
 
-// The firmware kinds, each with the DHCP options and first boot steps real firmware of that
-// kind shows (README "Firmware facts").
+// The firmware kinds a machine can simulate, each with the DHCP options and first boot steps
+// real firmware of that kind shows (README "Firmware facts"):
+//   - FirmwareBIOSPXE: legacy BIOS PXE ROM. Option 93 = 0, vendor class PXEClient; TFTPs
+//     undionly.kpxe, which then does DHCP again as iPXE.
+//   - FirmwareUEFIPXE: UEFI x64 PXE (EDK2). Option 93 = 7; TFTPs the iPXE EFI binary.
+//   - FirmwareUEFIHTTP: UEFI x64 HTTP Boot. Option 93 = 16, vendor class HTTPClient; gets a
+//     URL and fetches the iPXE binary with HEAD then GET.
+//   - FirmwareIPXE: iPXE already in the NIC's ROM: DHCP with user class iPXE, straight to HTTP.
 const (
-	// FirmwareBIOSPXE: legacy BIOS PXE ROM. Option 93 = 0, vendor class PXEClient; TFTPs
-	// undionly.kpxe, which then does DHCP again as iPXE.
-	FirmwareBIOSPXE Firmware = "bios-pxe"
-	// FirmwareUEFIPXE: UEFI x64 PXE (EDK2). Option 93 = 7; TFTPs the iPXE EFI binary.
-	FirmwareUEFIPXE Firmware = "uefi-pxe"
-	// FirmwareUEFIHTTP: UEFI x64 HTTP Boot. Option 93 = 16, vendor class HTTPClient; gets a
-	// URL and fetches the iPXE binary with HEAD then GET.
-	FirmwareUEFIHTTP Firmware = "uefi-http"
-	// FirmwareIPXE: iPXE already in the NIC's ROM: DHCP with user class iPXE, straight to HTTP.
-	FirmwareIPXE Firmware = "ipxe"
+	FirmwareBIOSPXE  = dhcp.FirmwareBIOSPXE
+	FirmwareUEFIPXE  = dhcp.FirmwareUEFIPXE
+	FirmwareUEFIHTTP = dhcp.FirmwareUEFIHTTP
+	FirmwareIPXE     = dhcp.FirmwareIPXE
 )
 
 // Firmwares lists the kinds in the order reports show them.
