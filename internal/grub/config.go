@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 // Config is what every rendered GRUB config needs to know about the server.
@@ -66,8 +68,9 @@ func (c Config) Device() string {
 // URL shapes below the prefix, all over HTTP. MACs are in GRUB's $net_default_mac form
 // (aa:bb:cc:dd:ee:ff).
 const (
-	// machineDir is /grub/mac/<mac>/: everything specific to one machine.
-	machineDir = "/" + Prefix + "/mac/"
+	// machineDir is /grub/mac/<mac>/: everything specific to one machine. urls.GRUBDir is
+	// the HTTP route of GRUB's prefix (config_test.go pins the two together).
+	machineDir = urls.GRUBDir + "mac/"
 )
 
 // MachineConfigPath is the path of the config a machine gets after the bootstrap, by Secure
@@ -177,16 +180,18 @@ type tmplData struct {
 	MAC string
 	// IPXEPath is iPXE's path on Dev: /ipxe/<file> over HTTP, /<file> at the TFTP root.
 	IPXEPath string
-	V        any
+	// MachineDir is machineDir: the templates spell no path of their own.
+	MachineDir string
+	V          any
 }
 
 func render(t *template.Template, c Config, mac string, v any) []byte {
 	var buf bytes.Buffer
-	ipxePath := "/ipxe/" + c.IPXEFile
+	ipxePath := urls.IPXEDir + c.IPXEFile
 	if c.tftp {
 		ipxePath = "/" + c.IPXEFile
 	}
-	if err := t.Execute(&buf, tmplData{Config: c, Dev: c.Device(), MAC: mac, IPXEPath: ipxePath, V: v}); err != nil {
+	if err := t.Execute(&buf, tmplData{Config: c, Dev: c.Device(), MAC: mac, IPXEPath: ipxePath, MachineDir: machineDir, V: v}); err != nil {
 		// Constant templates with fixed types: an error is a bug. Say so on the console.
 		return []byte(fmt.Sprintf("echo %s\nsleep 10\nexit 1\n", say("fleetboot: internal error rendering GRUB config: "+err.Error())))
 	}
@@ -198,7 +203,7 @@ var funcs = template.FuncMap{"say": say, "quote": quote}
 // failTail reports a failed step (.Step set with `set fb_step=…`) and returns to the firmware.
 const failTail = `
 echo {{say "fleetboot: could not boot"}} "$fb_step"
-source {{.Dev}}/grub/mac/{{.MAC}}/failed/${fb_step}.cfg
+source {{.Dev}}{{.MachineDir}}{{.MAC}}/failed/${fb_step}.cfg
 sleep 10
 exit 1
 `
@@ -210,7 +215,7 @@ else
   set fb_sb=off
 fi
 echo "fleetboot: GRUB on $net_default_mac, Secure Boot lockdown: $fb_sb"
-configfile {{.Dev}}/grub/mac/${net_default_mac}/sb-${fb_sb}.cfg
+configfile {{.Dev}}{{.MachineDir}}${net_default_mac}/sb-${fb_sb}.cfg
 echo {{say (printf "fleetboot: no config for this machine from %s; local disk in 10 s" .HTTPBase)}}
 sleep 10
 exit 1
@@ -254,7 +259,7 @@ menuentry {{say (printf "Install %s" .Label)}} {
 }
 {{- end}}
 menuentry 'Ask fleetboot again' --id retry {
-  configfile {{.Dev}}/grub/mac/{{.MAC}}/sb-on.cfg
+  configfile {{.Dev}}{{.MachineDir}}{{.MAC}}/sb-on.cfg
 }
 `))
 

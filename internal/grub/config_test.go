@@ -1,6 +1,8 @@
 package grub
 
 import (
+	"github.com/fleetboot/fleetboot/internal/urls"
+
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -131,5 +133,16 @@ func TestOptionalShimFiles(t *testing.T) {
 		if IsOptional(name) != want {
 			t.Errorf("IsOptional(%s) = %v", name, !want)
 		}
+	}
+}
+
+// GRUB's built-in prefix and the HTTP route that serves it are one directory: the configs
+// fleetboot renders point below urls.GRUBDir, the signed GRUB looks below Prefix.
+func TestPrefixIsTheGRUBRoute(t *testing.T) {
+	if "/"+Prefix+"/" != urls.GRUBDir {
+		t.Errorf("Prefix %q, urls.GRUBDir %q", Prefix, urls.GRUBDir)
+	}
+	if got := MachineConfigPath("52:54:00:12:34:56", "on"); got != "/grub/mac/52:54:00:12:34:56/sb-on.cfg" {
+		t.Errorf("MachineConfigPath = %q", got)
 	}
 }
