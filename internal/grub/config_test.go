@@ -1,14 +1,13 @@
 package grub
 
 import (
-	"github.com/fleetboot/fleetboot/internal/urls"
-
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/urls"
 )
 
 var testCfg = Config{HTTPBase: "http://10.77.0.1:8080", MenuTimeout: 2500 * time.Millisecond, IPXEFile: "snponly.efi"}
