@@ -204,6 +204,9 @@ func startISOFleetboot(t *testing.T, env *bootEnv, extra ...string) *proc {
 		"--menu-timeout", isoMenuTimeout.String(),
 		"--log-format", "json",
 		"--log-level", "debug",
+		// The scenarios upload every family's ISO at once; the default --max-uploads (4)
+		// would answer the fifth with 503 depending on timing.
+		"--max-uploads", "32",
 	}
 	args = append(args, extra...)
 	p := startProc(t, "fleetboot", env.serverLog, env.lan.lan.command(args...)...)
