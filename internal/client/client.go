@@ -93,12 +93,9 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	res, err := c.http().Do(req)
+	res, err := c.send(req)
 	if err != nil {
-		return nil, c.transportError(err)
+		return nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {
@@ -442,6 +439,19 @@ func (s *fileHash) upTo(end int64) error {
 	return nil
 }
 
+// send adds the API token to req and sends it; a failure to reach the server comes back as
+// transportError words it.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	res, err := c.http().Do(req)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	return res, nil
+}
+
 // patch sends bytes [offset, offset+n) of f and returns the server's new offset.
 func (c *Client) patch(ctx context.Context, id string, f *os.File, offset, n, total int64, progress Progress) (int64, error) {
 	body := &countingReader{r: io.NewSectionReader(f, offset, n), report: func(k int64) { progress(offset+k, total) }}
@@ -452,12 +462,9 @@ func (c *Client) patch(ctx context.Context, id string, f *os.File, offset, n, to
 	req.ContentLength = n
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	res, err := c.http().Do(req)
+	res, err := c.send(req)
 	if err != nil {
-		return 0, c.transportError(err)
+		return 0, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {

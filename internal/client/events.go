@@ -98,12 +98,9 @@ func (c *Client) followOnce(ctx context.Context, mac string, after int64, fn fun
 	if after >= 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	res, err := c.http().Do(req)
+	res, err := c.send(req)
 	if err != nil {
-		return false, c.transportError(err)
+		return false, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
