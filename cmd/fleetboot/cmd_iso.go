@@ -146,6 +146,9 @@ The upload is resumable: after Ctrl-C, a lost connection or a reboot, run the sa
 again and it continues where the server stopped (the upload id is remembered in the user's
 cache directory; the server keeps unfinished uploads for --upload-expiry, 24h).
 
+A server already running its --max-uploads answers "busy" with the time to come back: the
+upload waits its turn (saying so) for up to an hour in all instead of failing.
+
 If the server already has this content under the same name, nothing is sent. Under another
 name, the server keeps its one name for it and says so: ISO names are not aliases.`,
 		Args: cobra.ExactArgs(1),
@@ -156,6 +159,7 @@ name, the server keeps its one name for it and says so: ISO names are not aliase
 			c.ChunkSize = chunk
 			label := firstNonEmpty(name, filepath.Base(args[0]))
 			bar := newUploadProgress(cmd.ErrOrStderr(), label, !quiet)
+			c.Notice = bar.notice
 			iso, err := c.UploadISO(cmd.Context(), args[0], name, bar.update)
 			if err != nil {
 				bar.abort()

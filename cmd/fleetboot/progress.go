@@ -86,6 +86,21 @@ func (p *uploadProgress) line(now time.Time) string {
 	return b.String()
 }
 
+// notice shows why the upload is waiting (a busy server) on a line of its own; the progress
+// line is drawn again below it at the next update.
+func (p *uploadProgress) notice(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.visible {
+		return
+	}
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	fmt.Fprintf(p.w, "%s: %s\n", p.label, msg)
+	p.lastDraw = time.Time{}
+}
+
 // finish ends the progress line once the upload is done (its last state stays on screen).
 func (p *uploadProgress) finish() {
 	p.mu.Lock()

@@ -49,9 +49,25 @@ func TestProgressQuietWritesNothing(t *testing.T) {
 	p := newUploadProgress(&out, "x.iso", false)
 	p.update(5, 10)
 	p.update(10, 10)
+	p.notice("server busy")
 	p.finish()
 	p.abort()
 	if out.Len() != 0 {
 		t.Fatalf("quiet progress wrote %q", out.String())
+	}
+}
+
+// A busy server's notice gets a line of its own: the progress line is cleared first and drawn
+// again at the next update, not glued to the notice.
+func TestProgressNoticeOnItsOwnLine(t *testing.T) {
+	var out bytes.Buffer
+	p := newUploadProgress(&out, "x.iso", true)
+	p.update(5, 10)
+	p.notice("server busy (4 uploads are running); waiting 30s")
+	p.update(6, 10)
+	s := out.String()
+	want := "\r\033[Kx.iso: server busy (4 uploads are running); waiting 30s\n\rx.iso  60%"
+	if !strings.Contains(s, want) {
+		t.Fatalf("output %q, want it to contain %q", s, want)
 	}
 }

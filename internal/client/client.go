@@ -44,6 +44,14 @@ type Client struct {
 	// Backoff is the wait before the first retry of a chunk, growing linearly with each
 	// further failure (default 1s).
 	Backoff time.Duration
+	// BusyWait bounds how long an upload waits in all for a server that answers 503 with
+	// Retry-After because it is running its --max-uploads already (default 1h). Such answers
+	// are not failures: the chunk is sent again after the wait the server asked for.
+	BusyWait time.Duration
+	// Notice, when set, is told why an upload is waiting (a busy server), for a CLI to show.
+	Notice func(msg string)
+
+	busyCap time.Duration // the longest single wait for a busy server; 0 means maxBusyWait
 }
 
 // ErrUnreachable marks errors where no connection to the server could be made at all
@@ -74,6 +82,8 @@ type ISO = httpapi.ISOInfo
 type APIError struct {
 	Status  int
 	Message string
+	// RetryAfter is the answer's Retry-After in seconds (0 when absent or an HTTP date).
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string { return fmt.Sprintf("server said %d: %s", e.Status, e.Message) }
@@ -121,7 +131,11 @@ func apiError(res *http.Response) *APIError {
 	if e.Error == "" {
 		e.Error = http.StatusText(res.StatusCode)
 	}
-	return &APIError{Status: res.StatusCode, Message: e.Error}
+	ae := &APIError{Status: res.StatusCode, Message: e.Error}
+	if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && secs > 0 {
+		ae.RetryAfter = time.Duration(secs) * time.Second
+	}
+	return ae
 }
 
 // transportError names the server when it could not be reached at all (refused, no route,
@@ -361,6 +375,10 @@ func (c *Client) upload(ctx context.Context, f *os.File, path, name string, st o
 	if backoff <= 0 {
 		backoff = time.Second
 	}
+	busyLeft := c.BusyWait
+	if busyLeft <= 0 {
+		busyLeft = time.Hour
+	}
 	sum := &fileHash{f: f, h: sha256.New()}
 	progress(offset, size)
 	failures := 0
@@ -380,6 +398,20 @@ func (c *Client) upload(ctx context.Context, f *os.File, path, name string, st o
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status != http.StatusConflict && ae.Status < 500 {
 			return nil, fmt.Errorf("upload %s at byte %d: %w", id, offset, err)
+		}
+		if wait, ok := c.busy(ae, busyLeft); ok {
+			// The server runs as many uploads as it takes (--max-uploads) and says when to
+			// come back: wait our turn, which is not a failure of this upload.
+			if c.Notice != nil {
+				c.Notice(fmt.Sprintf("server busy (%s); waiting %v", ae.Message, wait))
+			}
+			busyLeft -= wait
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			continue
 		}
 		failures++
 		if failures > retries {
@@ -413,6 +445,22 @@ func (c *Client) upload(ctx context.Context, f *os.File, path, name string, st o
 			id, iso.SHA256, path, local, iso.ID)
 	}
 	return &iso, nil
+}
+
+// maxBusyWait caps one wait for a busy server, whatever its Retry-After says.
+const maxBusyWait = 2 * time.Minute
+
+// busy says whether ae is a server's "come back later" (503 with Retry-After) and how long to
+// wait before that, within the budget left.
+func (c *Client) busy(ae *APIError, left time.Duration) (time.Duration, bool) {
+	if ae == nil || ae.Status != http.StatusServiceUnavailable || ae.RetryAfter <= 0 || left <= 0 {
+		return 0, false
+	}
+	limit := c.busyCap
+	if limit <= 0 {
+		limit = maxBusyWait
+	}
+	return min(ae.RetryAfter, limit, left), true
 }
 
 // fileHash hashes a file front to back as the server confirms bytes, reading them again

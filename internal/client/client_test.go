@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/client/clienttest"
+	"github.com/fleetboot/fleetboot/internal/config"
 )
 
 // bigISO is an image of a few hundred KiB, enough for several 64 KiB chunks.
@@ -494,4 +495,112 @@ func TestUploadSameFileAgainAndUnderAnotherName(t *testing.T) {
 	if patched.Load() != before {
 		t.Fatalf("other content under a taken name was sent")
 	}
+}
+
+// A server running its --max-uploads answers a chunk with 503 + Retry-After: the upload waits
+// its turn, however many times it is told to, instead of counting those answers as failures
+// and giving up (Retries is 1 here, and the server says "busy" three times).
+func TestUploadWaitsForABusyServer(t *testing.T) {
+	srv := clienttest.StartConfigured(t, func(c *config.Config) { c.MaxUploads = 1 })
+	p, sum := bigISO(t)
+
+	// Another upload holds the server's only slot until the test lets it go.
+	held, release := io.Pipe()
+	holder := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/isos/holder", held)
+		req.Header.Set("Authorization", "Bearer "+clienttest.Token)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		holder <- err
+	}()
+	if _, err := release.Write(make([]byte, 1)); err != nil { // the transport sends once it has a byte
+		t.Fatal(err)
+	}
+	waitBusy(t, srv)
+
+	c := newClient(srv)
+	c.Retries, c.busyCap = 1, 20*time.Millisecond
+	notices := make(chan string, 100)
+	c.Notice = func(msg string) { notices <- msg }
+	done := make(chan error, 1)
+	var iso *ISO
+	go func() {
+		var err error
+		iso, err = c.UploadISO(context.Background(), p, "waited", func(int64, int64) {})
+		done <- err
+	}()
+	for i := 0; i < 3; i++ {
+		select {
+		case msg := <-notices:
+			if !strings.Contains(msg, "--max-uploads") || !strings.Contains(msg, "waiting") {
+				t.Fatalf("notice %q does not say why the upload waits", msg)
+			}
+		case err := <-done:
+			t.Fatalf("upload ended while the server was busy: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no busy notice in 30 s")
+		}
+	}
+	release.CloseWithError(errors.New("holder gives up")) // frees the slot
+	<-holder
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("upload after the server had room: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("upload did not finish within 60 s of the slot being freed")
+	}
+	if iso.SHA256 != sum {
+		t.Fatalf("stored sha256 %s, want %s", iso.SHA256, sum)
+	}
+}
+
+// The busy budget is bounded: a server that stays busy ends the upload with its own message
+// once BusyWait is spent, and the upload stays resumable.
+func TestUploadGivesUpOnAServerBusyForTooLong(t *testing.T) {
+	srv := clienttest.StartConfigured(t, func(c *config.Config) { c.MaxUploads = 1 })
+	p, _ := bigISO(t)
+	held, release := io.Pipe()
+	defer release.Close()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/isos/holder", held)
+		req.Header.Set("Authorization", "Bearer "+clienttest.Token)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	if _, err := release.Write(make([]byte, 1)); err != nil { // the transport sends once it has a byte
+		t.Fatal(err)
+	}
+	waitBusy(t, srv)
+	c := newClient(srv)
+	c.Retries, c.busyCap, c.BusyWait = 1, 10*time.Millisecond, 100*time.Millisecond
+	_, err := c.UploadISO(context.Background(), p, "never", func(int64, int64) {})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "--max-uploads") {
+		t.Fatalf("err = %v, want the server's 503 naming --max-uploads", err)
+	}
+}
+
+// waitBusy returns once the server refuses uploads for want of a slot: a probe with an empty
+// body gets 503 (while a slot is free the probe takes it and is refused for its content).
+func waitBusy(t *testing.T, srv *clienttest.Server) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/isos/probe", http.NoBody)
+		req.Header.Set("Authorization", "Bearer "+clienttest.Token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			return
+		}
+	}
+	t.Fatal("the holder's upload never took the server's only slot")
 }

@@ -50,6 +50,13 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler) *Server {
 	return start(t, wrap, func(*config.Config, *server.Deps) {})
 }
 
+// StartConfigured runs a server as Start does, with configure changing its configuration
+// first (a limit, a mode) as serve's flags would.
+func StartConfigured(t testing.TB, configure func(*config.Config)) *Server {
+	t.Helper()
+	return start(t, nil, func(c *config.Config, _ *server.Deps) { configure(c) })
+}
+
 // StartShared runs a server on the PostgreSQL database dsn (--database) as instance site
 // (--site), with a data directory of its own: one of several fleetboot instances sharing an
 // inventory, a catalog and a lease table. Its live event stream sends heartbeats only every
