@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -55,11 +57,44 @@ func (p *Planner) ShimPath(ctx context.Context, mac string, httpBoot bool) (stri
 	}
 	if httpBoot {
 		if ok, why := pair.OverHTTPBoot(); !ok {
-			p.event(ctx, mac, "boot", "UEFI HTTP Boot: Debian's shim + GRUB instead of the ISO's own pair: "+why)
+			// Firmware asks twice per boot (DISCOVER and REQUEST) and again on a retry: the
+			// timeline says it once per boot, not once per packet.
+			if p.noted.first(mac+" "+pair.ShimPath(), time.Now()) {
+				p.event(ctx, mac, "boot", "UEFI HTTP Boot: Debian's shim + GRUB instead of the ISO's own pair: "+why)
+			}
 			return "", nil
 		}
 	}
 	return pair.ShimPath(), nil
+}
+
+// notedOnce remembers which notes were written recently, so that a note about a boot is
+// written once per boot although every DHCP packet of that boot comes to the same decision.
+// It is bounded: when full it forgets everything, which at worst repeats a note.
+type notedOnce struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// notedFor is how long a note counts as written: longer than a boot's DHCP exchanges and
+// retries, shorter than a reboot into the next attempt.
+const notedFor = 2 * time.Minute
+
+// notedMax bounds the memory: a fleet's power-on burst, not every machine ever seen.
+const notedMax = 4096
+
+// first says whether key was not noted within notedFor before now, and notes it.
+func (n *notedOnce) first(key string, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if at, ok := n.seen[key]; ok && now.Sub(at) < notedFor {
+		return false
+	}
+	if n.seen == nil || len(n.seen) >= notedMax {
+		n.seen = make(map[string]time.Time)
+	}
+	n.seen[key] = now
+	return true
 }
 
 // ErrForeign is returned by GRUBFile for a failure report that does not come from the machine

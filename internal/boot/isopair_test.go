@@ -3,9 +3,11 @@ package boot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/inventory"
@@ -84,16 +86,24 @@ func TestShimPathGivesInstallingMachinesTheirISOsPair(t *testing.T) {
 			t.Errorf("ShimPath(%s, http %v) = %q, %v; want %q", c.mac, c.http, got, err, c.want)
 		}
 	}
+	// Asked again, as the same boot's REQUEST and a retry do: still one note.
+	for i := 0; i < 3; i++ {
+		if got, err := p.ShimPath(ctx, "52:54:00:00:00:01", true); err != nil || got != "" {
+			t.Fatalf("ShimPath again = %q, %v", got, err)
+		}
+	}
 	evs, err := inv.Events(ctx, "52:54:00:00:00:01", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	notes := 0
 	for _, e := range evs {
-		found = found || strings.Contains(e.Detail, "UEFI HTTP Boot: Debian's shim + GRUB instead of the ISO's own pair: its GRUB is 2.06")
+		if strings.Contains(e.Detail, "UEFI HTTP Boot: Debian's shim + GRUB instead of the ISO's own pair: its GRUB is 2.06") {
+			notes++
+		}
 	}
-	if !found {
-		t.Errorf("timeline does not say why HTTP Boot got Debian's pair: %+v", evs)
+	if notes != 1 {
+		t.Errorf("timeline says why HTTP Boot got Debian's pair %d times, want once: %+v", notes, evs)
 	}
 	if got, _ := (&Planner{Machines: inv}).ShimPath(ctx, "52:54:00:00:00:01", false); got != "" {
 		t.Errorf("without Pairs: %q", got)
@@ -133,5 +143,24 @@ func TestGRUBFileOverTFTP(t *testing.T) {
 		if _, err := p.GRUBFile(ctx, bad, own); !errors.Is(err, ErrNoGRUBFile) {
 			t.Errorf("%s: %v, want ErrNoGRUBFile", bad, err)
 		}
+	}
+}
+
+// A note is written again after notedFor (the machine's next boot), and the memory stays
+// bounded.
+func TestNotedOnceForgets(t *testing.T) {
+	var n notedOnce
+	t0 := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	if !n.first("a", t0) || n.first("a", t0.Add(time.Second)) {
+		t.Fatal("a second note within notedFor was not suppressed")
+	}
+	if !n.first("a", t0.Add(notedFor)) {
+		t.Fatal("a note after notedFor was suppressed")
+	}
+	for i := 0; i < 2*notedMax; i++ {
+		n.first(fmt.Sprint(i), t0)
+	}
+	if len(n.seen) > notedMax {
+		t.Fatalf("%d notes remembered, at most %d", len(n.seen), notedMax)
 	}
 }

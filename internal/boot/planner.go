@@ -87,6 +87,8 @@ type Planner struct {
 	// profile whose ISO carries one is handed that pair (ShimPath); nil serves fleetboot's
 	// own pair to everyone.
 	Pairs PairLookup
+
+	noted notedOnce // ShimPath's fallback note, once per machine and boot
 }
 
 // event adds a step to the machine's timeline. The boot script is worth more than its
