@@ -2,7 +2,8 @@
 # test.sh — everything CI runs: install the test dependencies (Debian packages, the iPXE
 # binaries, the signed shim + GRUB), check formatting and vet, a short fuzz smoke on every untrusted-input parser, then
 # all tests with the race detector, including the end-to-end QEMU boot suite
-# (internal/e2e: network namespaces, SeaBIOS and OVMF VMs). Run as root on Debian.
+# (internal/e2e: network namespaces, SeaBIOS and OVMF VMs), both stages beside a throwaway
+# PostgreSQL server (scripts/with-postgres.sh). Run as root on Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/gocheck.sh
@@ -46,5 +47,7 @@ echo "web UI screenshots: $FLEETBOOT_ARTIFACTS/ui-screenshots"
 # installers 3×) that fails with the VM's console in the log. VMs boot in parallel, so the
 # package timeout is a backstop above the longest of those bounds plus setup, and below CI's
 # 90-minute limit, so a hang still ends in go test's own report (goroutine dump) in the log.
+# The multi-site scenario (two instances on one PostgreSQL, sites_test.go) needs the database
+# too: this stage runs beside a cluster of its own, and with CI=true a missing server fails it.
 echo "== end-to-end QEMU boot suite"
-go test -race -count=1 -timeout 60m -v ./internal/e2e/
+CI="${CI:-true}" bash scripts/with-postgres.sh go test -race -count=1 -timeout 60m -v ./internal/e2e/

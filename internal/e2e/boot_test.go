@@ -169,6 +169,12 @@ func runBootSuite(t *testing.T, start serverStarter) {
 // newBootEnv creates the LAN and the payload for one mode.
 func newBootEnv(t *testing.T, mode string, initrd []byte) *bootEnv {
 	t.Helper()
+	return newBootEnvOn(t, mode, initrd, lanSegment)
+}
+
+// newBootEnvOn is newBootEnv on a LAN with seg's addressing.
+func newBootEnvOn(t *testing.T, mode string, initrd []byte, seg segment) *bootEnv {
+	t.Helper()
 	dir := t.TempDir()
 	if base := os.Getenv("FLEETBOOT_E2E_LOGDIR"); base != "" {
 		// Start empty: a previous run's database, leases or logs must not leak into this one.
@@ -189,7 +195,7 @@ func newBootEnv(t *testing.T, mode string, initrd []byte) *bootEnv {
 	}
 	return &bootEnv{
 		mode: mode,
-		lan:  newLAN(t, mode),
+		lan:  newLANOn(t, mode, seg),
 		dir:  dir,
 		// quiet: printing the kernel's ~20 KB boot log through an emulated UART costs ~12 s of
 		// TCG time per VM; errors and panics still print. panic=1: a payload that cannot run

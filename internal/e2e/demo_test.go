@@ -26,14 +26,7 @@ func TestDemo(t *testing.T) {
 	say := func(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 	started := time.Now()
 	say("building the installer stand-in (a small kernel + initramfs) and the demo ISO")
-	payload, err := installerPayload()
-	if err != nil {
-		t.Fatalf("build installer payload: %v", err)
-	}
-	kernel, err := os.ReadFile(kernelPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload, kernel := installerAndKernel(t)
 	env := &isoEnv{bootEnv: newBootEnv(t, "demo", payload)}
 	env.server = startISOFleetboot(t, env.bootEnv, "--boot-chain", "ipxe")
 	ctx := env.connect(t)

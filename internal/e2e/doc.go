@@ -16,6 +16,11 @@
 // ISOs, boot on QEMU arm64 machines (AAVMF, over UEFI PXE and UEFI HTTP Boot) and an x86_64
 // machine (OVMF, UEFI PXE) until each asks "Select a language" on its serial console.
 //
+// The multi-site scenario (sites_test.go) runs two fleetboot instances on one PostgreSQL
+// database, each on a bridge and subnet of its own: a machine installs through the first and
+// then gets local boot from the second, whose API shows the timeline with both sites. It needs
+// FLEETBOOT_TEST_POSTGRES (scripts/with-postgres.sh; scripts/test.sh runs the suite inside it).
+//
 // Everything lives in _test.go files; this file only carries the package documentation. The
 // suite needs root, QEMU and friends (scripts/deps.sh installs them): without them it skips,
 // unless CI=true or FLEETBOOT_E2E=1, where it fails and names what to install.

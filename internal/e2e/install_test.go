@@ -84,15 +84,8 @@ func TestISOInstallsThroughFleetboot(t *testing.T) {
 	requireBootSuite(t)
 	t.Parallel()
 	started := time.Now()
-	payload, err := installerPayload()
-	if err != nil {
-		t.Fatalf("build installer payload: %v", err)
-	}
+	payload, kernel := installerAndKernel(t)
 	t.Logf("installer payload (%d bytes) ready after %s", len(payload), time.Since(started).Round(100*time.Millisecond))
-	kernel, err := os.ReadFile(kernelPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	timeout := vmTimeout(t)
 	env := &isoEnv{bootEnv: newBootEnv(t, "iso", payload)}
 	// The ISO scenarios' UEFI machines boot through iPXE; shim → GRUB has its own scenarios.
@@ -172,7 +165,7 @@ func (env *isoEnv) connect(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatalf("api token: %v", err)
 	}
-	env.api = &apiClient{base: "http://" + lanServerIP + ":8080", token: strings.TrimSpace(string(tok)), http: env.lan.lan.httpClient(60 * time.Second)}
+	env.api = &apiClient{base: "http://" + env.lan.seg.server + ":8080", token: strings.TrimSpace(string(tok)), http: env.lan.lan.httpClient(60 * time.Second)}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	t.Cleanup(func() { cancel(nil) })
 	go func() {
@@ -189,17 +182,18 @@ func (env *isoEnv) connect(t *testing.T) context.Context {
 // a short menu timeout, and extra flags.
 func startISOFleetboot(t *testing.T, env *bootEnv, extra ...string) *proc {
 	t.Helper()
+	seg := env.lan.seg
 	args := []string{suite.bin, "serve",
 		"--data", filepath.Join(env.dir, "data"),
 		"--interface", lanBridge,
-		"--advertise-ip", lanServerIP,
+		"--advertise-ip", seg.server,
 		"--http", ":8080",
 		"--dhcp", "full",
 		"--tftp", ":69",
-		"--pool", lanPoolLo + "-" + lanPoolHi,
+		"--pool", seg.poolLo + "-" + seg.poolHi,
 		"--netmask", lanNetmask,
-		"--router", lanServerIP,
-		"--dns", lanServerIP,
+		"--router", seg.server,
+		"--dns", seg.server,
 		"--lease-time", "1h",
 		"--menu-timeout", isoMenuTimeout.String(),
 		"--log-format", "json",
@@ -210,7 +204,7 @@ func startISOFleetboot(t *testing.T, env *bootEnv, extra ...string) *proc {
 	}
 	args = append(args, extra...)
 	p := startProc(t, "fleetboot", env.serverLog, env.lan.lan.command(args...)...)
-	waitHTTP(t, env, p, "http://"+lanServerIP+":8080/healthz")
+	waitHTTP(t, env, p, "http://"+seg.server+":8080/healthz")
 	return p
 }
 

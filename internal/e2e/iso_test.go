@@ -273,6 +273,9 @@ type eventInfo struct {
 	Time   time.Time `json:"time"`
 	Kind   string    `json:"kind"`
 	Detail string    `json:"detail"`
+	// Site is the --site of the instance that wrote the event (several instances on one
+	// PostgreSQL); empty without one.
+	Site string `json:"site"`
 }
 
 // uploadISO PUTs the image at p as name and returns fleetboot's view of it.

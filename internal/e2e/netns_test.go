@@ -33,6 +33,18 @@ const (
 	nsPrefix    = "fbe2e-"
 )
 
+// segment is the addressing of one test LAN: fleetboot's address on the bridge, the site
+// namespace's address, and the DHCP pool. Every LAN lives in namespaces of its own, so two
+// LANs may even share addresses; the multi-site scenario gives its second LAN another subnet,
+// as a second segment of a real network has.
+type segment struct {
+	server, site   string
+	poolLo, poolHi string
+}
+
+// lanSegment is the addressing of every scenario's LAN but the multi-site scenario's second.
+var lanSegment = segment{server: lanServerIP, site: lanSiteIP, poolLo: lanPoolLo, poolHi: lanPoolHi}
+
 // netns is a named network namespace (/run/netns/<name>) created by `ip netns add`.
 type netns string
 
@@ -118,6 +130,7 @@ func (n netns) httpClient(timeout time.Duration) *http.Client {
 // sits in proxy mode.
 type lan struct {
 	id   string
+	seg  segment
 	lan  netns
 	site netns
 	taps int
@@ -128,8 +141,14 @@ type lan struct {
 // so earlier run) cleanups do.
 func newLAN(t *testing.T, label string) *lan {
 	t.Helper()
+	return newLANOn(t, label, lanSegment)
+}
+
+// newLANOn is newLAN with the addressing of seg (a /24 like lanSegment's).
+func newLANOn(t *testing.T, label string, seg segment) *lan {
+	t.Helper()
 	id := uniqueID(label)
-	l := &lan{id: id, lan: netns(id + "-lan"), site: netns(id + "-site")}
+	l := &lan{id: id, seg: seg, lan: netns(id + "-lan"), site: netns(id + "-site")}
 	for _, ns := range []netns{l.lan, l.site} {
 		if err := runCmd("ip", "netns", "add", string(ns)); err != nil {
 			t.Fatalf("create namespace: %v", err)
@@ -148,10 +167,10 @@ func newLAN(t *testing.T, label string) *lan {
 		{l.site, []string{"link", "set", "lo", "up"}},
 		// STP off: a port joins forwarding at once instead of after 2×15 s of listening.
 		{l.lan, []string{"link", "add", lanBridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"}},
-		{l.lan, []string{"addr", "add", fmt.Sprintf("%s/%d", lanServerIP, lanPrefix), "dev", lanBridge}},
+		{l.lan, []string{"addr", "add", fmt.Sprintf("%s/%d", seg.server, lanPrefix), "dev", lanBridge}},
 		{l.lan, []string{"link", "add", "lan0", "type", "veth", "peer", "name", lanSiteLink, "netns", string(l.site)}},
 		{l.lan, []string{"link", "set", "lan0", "master", lanBridge, "up"}},
-		{l.site, []string{"addr", "add", fmt.Sprintf("%s/%d", lanSiteIP, lanPrefix), "dev", lanSiteLink}},
+		{l.site, []string{"addr", "add", fmt.Sprintf("%s/%d", seg.site, lanPrefix), "dev", lanSiteLink}},
 		{l.site, []string{"link", "set", lanSiteLink, "up"}},
 		{l.lan, []string{"link", "set", lanBridge, "up"}},
 	}

@@ -28,6 +28,21 @@ import (
 // busybox's udhcpc configures the address: the DHCP lease in fleetboot's full mode is the
 // address iPXE had, which the done callback requires.
 
+// installerAndKernel returns the installer payload (the ISO scenarios' initrd) and the kernel
+// that boots it, failing t when either cannot be had.
+func installerAndKernel(t *testing.T) (payload, kernel []byte) {
+	t.Helper()
+	payload, err := installerPayload()
+	if err != nil {
+		t.Fatalf("build installer payload: %v", err)
+	}
+	kernel, err = os.ReadFile(kernelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload, kernel
+}
+
 // diInitrdPath is the debian-installer netboot initrd that belongs to kernelPath.
 const diInitrdPath = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz" // debian-installer-12-netboot-amd64
 

@@ -434,6 +434,8 @@ func modeByte(mode string) int {
 		return 6
 	case "isoargs":
 		return 7
+	case "sites":
+		return 8
 	}
 	return 0xee
 }
