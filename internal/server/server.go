@@ -24,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
 	embedded "github.com/fleetboot/fleetboot/embed"
@@ -185,7 +184,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// the kernel's accept queue (a client that never sends its headers is dropped after
 	// ReadHeaderTimeout, an idle keep-alive after IdleTimeout, so slots come free).
 	g.Go(func() error {
-		if err := hs.Serve(netutil.LimitListener(ln, cfg.HTTPMaxConns)); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(newLimitListener(ln, cfg.HTTPMaxConns)); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -195,7 +194,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		hss.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 		servers = append(servers, hss)
 		g.Go(func() error {
-			if err := hss.ServeTLS(netutil.LimitListener(apiLn, cfg.HTTPMaxConns), "", ""); !errors.Is(err, http.ErrServerClosed) {
+			if err := hss.ServeTLS(newLimitListener(apiLn, cfg.HTTPMaxConns), "", ""); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("https: %w", err)
 			}
 			return nil
