@@ -38,11 +38,18 @@ Without --data it rehearses with a generated ISO (Debian's installer kernel and 
 With --data it runs the server on that data directory — give it a COPY of yours (fleetboot
 restore of a backup into a scratch directory): machines get registered and installed there —
 and with --macs your fleet's MACs, so your own rules, profiles and templates decide what each
-machine boots. Needs root (namespaces). Exits 1 when any machine failed.`,
+machine boots. Needs root (namespaces). Exits 1 when any machine failed.
+
+With --servers 2 --database postgres://… it rehearses an HA pair: two instances, each in its
+own namespace on the one simulated segment (a bridge), with the same --pool on one PostgreSQL
+database (give it a scratch database) and the generated ISO registered in place where both
+read it. Every machine takes the first OFFER, from either; the report counts the DHCPACKs of
+each instance and the addresses ACKed to two machines (there must be none).`,
 		Example: `  fleetboot simulate                                   # 50 machines, all firmware kinds, full DHCP
   fleetboot simulate --machines 1000 --spread 60s --json run.json
   fleetboot simulate --dhcp proxy --mix uefi-http=3,ipxe=1
-  fleetboot simulate --data /srv/rehearsal --macs fleet-macs.txt --machines 200`,
+  fleetboot simulate --data /srv/rehearsal --macs fleet-macs.txt --machines 200
+  fleetboot simulate --servers 2 --database postgres://fleetboot@db/scratch --machines 200`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -80,6 +87,9 @@ machine boots. Needs root (namespaces). Exits 1 when any machine failed.`,
 			if rep.Failed > 0 {
 				return fmt.Errorf("%d of %d machines failed", rep.Failed, rep.Machines)
 			}
+			if rep.DuplicateAddresses > 0 {
+				return fmt.Errorf("%d addresses were ACKed to more than one machine", rep.DuplicateAddresses)
+			}
 			if rep.ServerInstalled != rep.Succeeded {
 				return fmt.Errorf("%d machines completed the chain but the server lists %d as installed", rep.Succeeded, rep.ServerInstalled)
 			}
@@ -94,6 +104,8 @@ machine boots. Needs root (namespaces). Exits 1 when any machine failed.`,
 	f.StringVar(&cfg.DataDir, "data", "", "the server's data directory (a copy of yours); default: a fresh one with a generated ISO, profile and rule")
 	f.StringVar(&macsFile, "macs", "", "file with the machines' MACs, one per line (default: generated 02:fb:5e:… addresses)")
 	f.IntVar(&cfg.InitrdMB, "initrd-mb", cfg.InitrdMB, "size of the generated ISO's initrd, MiB (without --data)")
+	f.IntVar(&cfg.Servers, "servers", 1, "instances serving the one simulated segment with the same pool; more than 1 (an HA pair) needs --database")
+	f.StringVar(&cfg.Database, "database", "", "PostgreSQL URL the servers share (a scratch database: the rehearsal registers and installs its machines there); default: SQLite in the data directory")
 	f.StringSliceVar(&cfg.ServeArgs, "serve-arg", nil, "extra flag for fleetboot serve (repeatable), e.g. --serve-arg=--log-level=debug")
 	f.StringVar(&jsonOut, "json", "", "also write the report as JSON to this file")
 	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on the whole run")

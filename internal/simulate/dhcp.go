@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +28,12 @@ type wire struct {
 	mu      sync.Mutex
 	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
 	drops   int // replies nobody waited for (late retransmissions)
+	tap     func(*dhcpv4.DHCPv4)
 }
 
-func newWire(ns *nsThread, ifName string) (*wire, error) {
+// newWire opens the machines' port on ifName. tap, if not nil, sees every DHCP reply on the
+// wire, whoever it is for, before it is handed on (from the one reading goroutine).
+func newWire(ns *nsThread, ifName string, tap func(*dhcpv4.DHCPv4)) (*wire, error) {
 	idx, err := ns.interfaceIndex(ifName)
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", ifName, err)
@@ -69,7 +74,7 @@ func newWire(ns *nsThread, ifName string) (*wire, error) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	}
 	unix.SetNonblock(fd, true)
-	w := &wire{f: os.NewFile(uintptr(fd), "packet"), ifindex: idx, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
+	w := &wire{f: os.NewFile(uintptr(fd), "packet"), ifindex: idx, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}, tap: tap}
 	go w.read()
 	return w, nil
 }
@@ -93,6 +98,9 @@ func (w *wire) read() {
 		m, err := dhcpv4.FromBytes(payload)
 		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
 			continue
+		}
+		if w.tap != nil {
+			w.tap(m)
 		}
 		w.mu.Lock()
 		ch := w.waiting[m.TransactionID]
@@ -183,8 +191,10 @@ func checksum(b []byte) uint16 {
 
 // exchange sends m and waits for a reply of one of the wanted types, retransmitting as PXE
 // firmware does (PXE 2.1 §2.2: timeouts of 4, 8, 16 and 32 s, a minute in all). It returns
-// the reply and how many retransmissions it took.
-func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst netip.Addr, dport uint16, m *dhcpv4.DHCPv4, want ...dhcpv4.MessageType) (*dhcpv4.DHCPv4, int, error) {
+// the reply and how many retransmissions it took. With from set, only replies of that server
+// (option 54) count — a client that picks one of several OFFERs; otherwise the first does, as
+// firmware takes it.
+func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst netip.Addr, dport uint16, from netip.Addr, m *dhcpv4.DHCPv4, want ...dhcpv4.MessageType) (*dhcpv4.DHCPv4, int, error) {
 	ch := make(chan *dhcpv4.DHCPv4, 4)
 	w.mu.Lock()
 	w.waiting[m.TransactionID] = ch
@@ -208,6 +218,9 @@ func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst neti
 			case <-timer.C:
 				break loop
 			case r := <-ch:
+				if from.IsValid() && replyServer(r) != from {
+					continue
+				}
 				for _, t := range want {
 					if r.MessageType() == t {
 						timer.Stop()
@@ -222,6 +235,72 @@ func (w *wire) exchange(ctx context.Context, mac net.HardwareAddr, src, dst neti
 		}
 	}
 	return nil, 3, errors.New("no answer after 4 tries (60 s)")
+}
+
+// replyServer is the server identifier (option 54) of a reply.
+func replyServer(r *dhcpv4.DHCPv4) netip.Addr {
+	a, _ := netip.AddrFromSlice(r.ServerIdentifier().To4())
+	return a
+}
+
+// ackLedger records every DHCPACK seen on the wire, for the run's check that no address was
+// acknowledged to two clients (by one server or by two of an HA pair).
+type ackLedger struct {
+	mu       sync.Mutex
+	holders  map[netip.Addr]map[string]bool // address → MACs it was ACKed to
+	byServer map[netip.Addr]int
+}
+
+func newAckLedger() *ackLedger {
+	return &ackLedger{holders: map[netip.Addr]map[string]bool{}, byServer: map[netip.Addr]int{}}
+}
+
+// record is a wire tap.
+func (a *ackLedger) record(r *dhcpv4.DHCPv4) {
+	if r.MessageType() != dhcpv4.MessageTypeAck {
+		return
+	}
+	ip, ok := netip.AddrFromSlice(r.YourIPAddr.To4())
+	if !ok || ip.IsUnspecified() {
+		return // an ACK to an INFORM carries no address
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.holders[ip] == nil {
+		a.holders[ip] = map[string]bool{}
+	}
+	a.holders[ip][r.ClientHWAddr.String()] = true
+	a.byServer[replyServer(r)]++
+}
+
+// summary is the ACKs per server (by address) and how many addresses were ACKed to more than
+// one client.
+func (a *ackLedger) summary() (map[string]int, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	by := map[string]int{}
+	for s, n := range a.byServer {
+		by[s.String()] = n
+	}
+	return by, len(a.conflictsLocked())
+}
+
+// conflicts lists every address ACKed to more than one client, with the clients.
+func (a *ackLedger) conflicts() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.conflictsLocked()
+}
+
+func (a *ackLedger) conflictsLocked() []string {
+	var out []string
+	for ip, macs := range a.holders {
+		if len(macs) > 1 {
+			out = append(out, fmt.Sprintf("%s ACKed to %d clients: %v", ip, len(macs), slices.Sorted(maps.Keys(macs))))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // dhcpOptions are the options a firmware kind sends: 93 (architecture), 60 (vendor class),

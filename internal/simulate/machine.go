@@ -70,13 +70,19 @@ const rangeChunk = 4 << 20
 
 // machine is one simulated machine.
 type machine struct {
-	n      int
-	mac    net.HardwareAddr
-	uuid   [16]byte
-	fw     Firmware
-	ip     netip.Addr // proxy mode: assigned up front (the site DHCP server's part)
-	start  time.Duration
-	client *http.Client
+	n    int
+	mac  net.HardwareAddr
+	uuid [16]byte
+	fw   Firmware
+	ip   netip.Addr // proxy mode: assigned up front (the site DHCP server's part)
+	// server, if set, is the only server whose OFFERs the machine takes (a client choosing
+	// among an HA pair's); otherwise it takes the first, as firmware does.
+	server netip.Addr
+	// stopAfter, if set, ends the boot after this phase (tests: a machine whose server dies
+	// mid-install).
+	stopAfter string
+	start     time.Duration
+	client    *http.Client
 }
 
 // phaseResult is one phase of one machine.
@@ -120,7 +126,7 @@ func (c *chain) boot(ctx context.Context, m *machine) machineResult {
 			res.Failed, res.Err = name, err.Error()
 			return false
 		}
-		return true
+		return name != m.stopAfter
 	}
 
 	if m.fw != FirmwareIPXE {
@@ -152,7 +158,7 @@ func (c *chain) boot(ctx context.Context, m *machine) machineResult {
 				if file == "" || strings.Contains(file, "://") {
 					return 0, 0, fmt.Errorf("PXE got boot file %q, not a TFTP path", file)
 				}
-				next := serverIP
+				next := replyServer(boot)
 				if a, ok := netip.AddrFromSlice(boot.ServerIPAddr.To4()); ok && !a.IsUnspecified() {
 					next = a
 				}
@@ -239,7 +245,13 @@ func (c *chain) boot(ctx context.Context, m *machine) machineResult {
 		}
 	}
 	phase(PhaseDone, func() (int64, int, error) {
-		u := fmt.Sprintf("http://%s/boot/done/%s", serverHTTP, m.macHyphen())
+		// The installer calls back the server that handed it out: the one whose boot script
+		// this is (several may serve the segment).
+		su, err := url.Parse(script)
+		if err != nil {
+			return 0, 0, err
+		}
+		u := fmt.Sprintf("http://%s/boot/done/%s", su.Host, m.macHyphen())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 		resp, err := m.client.Do(req)
 		if err != nil {
@@ -265,7 +277,7 @@ func (c *chain) dhcp(ctx context.Context, m *machine, st stage) (*dhcpv4.DHCPv4,
 		return nil, 0, err
 	}
 	bcast := netip.AddrFrom4([4]byte{255, 255, 255, 255})
-	offer, tries, err := c.wire.exchange(ctx, m.mac, netip.Addr{}, bcast, 67, disc, dhcpv4.MessageTypeOffer)
+	offer, tries, err := c.wire.exchange(ctx, m.mac, netip.Addr{}, bcast, 67, m.server, disc, dhcpv4.MessageTypeOffer)
 	if err != nil {
 		return nil, tries, fmt.Errorf("DISCOVER: %w", err)
 	}
@@ -276,7 +288,7 @@ func (c *chain) dhcp(ctx context.Context, m *machine, st stage) (*dhcpv4.DHCPv4,
 	if err != nil {
 		return nil, tries, err
 	}
-	ack, t2, err := c.wire.exchange(ctx, m.mac, netip.Addr{}, bcast, 67, req, dhcpv4.MessageTypeAck)
+	ack, t2, err := c.wire.exchange(ctx, m.mac, netip.Addr{}, bcast, 67, replyServer(offer), req, dhcpv4.MessageTypeAck)
 	tries += t2
 	if err != nil {
 		return nil, tries, fmt.Errorf("REQUEST %s: %w", offer.YourIPAddr, err)

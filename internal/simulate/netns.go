@@ -15,11 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The simulated LAN: the server namespace holds serverIP on its end of a veth pair, the
-// client namespace the other end with clientIP (the simulator's own address, for API calls)
-// and, through a local route, every address of machineNet: a machine binds its sockets to
-// the address DHCP gave it, and the client namespace answers ARP for all of them, so the
-// server sees each machine at its own address as on a real LAN.
+// The simulated LAN: one bridge, in a namespace of its own, joins the client namespace and
+// one namespace per server (an HA pair has two on the one segment). Server i holds
+// serverAddr(i) on its end of a veth pair to the bridge; the client namespace holds clientIP
+// (the simulator's own address, for API calls) and, through a local route, every address of
+// machineNet: a machine binds its sockets to the address DHCP gave it, and the client
+// namespace answers ARP for all of them, so every server sees each machine at its own address
+// as on a real LAN.
 var (
 	serverIP   = netip.MustParseAddr("10.213.0.1")
 	clientIP   = netip.MustParseAddr("10.213.0.2")
@@ -30,16 +32,35 @@ var (
 	poolEnd   = netip.MustParseAddr("10.213.31.250")
 )
 
-// netPair is the namespace pair one run creates, with unique names, and deletes at the end.
-type netPair struct {
-	server, client     string // namespace names
-	serverIf, clientIf string // veth ends
+// maxServers bounds the servers on one simulated LAN (their addresses are 10.213.0.1, .3, .5 …).
+const maxServers = 8
+
+// serverAddr is the address of server i on the simulated LAN: 10.213.0.1 for the first, then
+// every other address, never the client's 10.213.0.2.
+func serverAddr(i int) netip.Addr { return addrAdd(serverIP, 2*i) }
+
+// lanServer is one server's namespace and its end of the veth pair to the bridge.
+type lanServer struct {
+	ns, ifName string
+	ip         netip.Addr
 }
 
-// newNetPair creates the namespaces and the veth pair between them. On error nothing is left.
-func newNetPair() (_ *netPair, err error) {
+// lan is the namespaces one run creates, with unique names, and deletes at the end.
+type lan struct {
+	bridge, client string // namespace names
+	clientIf       string // the client namespace's veth end
+	servers        []lanServer
+	made           []string // the namespaces created so far, which Close deletes
+}
+
+// newLAN creates the bridge, client and n server namespaces and wires them. On error nothing
+// is left.
+func newLAN(n int) (_ *lan, err error) {
+	if n < 1 || n > maxServers {
+		return nil, fmt.Errorf("%d servers on one LAN: want 1 to %d", n, maxServers)
+	}
 	if os.Geteuid() != 0 {
-		return nil, errors.New("simulate needs root: it creates a pair of network namespaces")
+		return nil, errors.New("simulate needs root: it creates network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, errors.New("simulate needs iproute2's ip (apt-get install iproute2)")
@@ -49,54 +70,77 @@ func newNetPair() (_ *netPair, err error) {
 		return nil, err
 	}
 	id := hex.EncodeToString(rnd[:])
-	p := &netPair{
-		server: fmt.Sprintf("fbsim-%d-%s-srv", os.Getpid(), id), client: fmt.Sprintf("fbsim-%d-%s-cli", os.Getpid(), id),
-		serverIf: "fbss" + id, clientIf: "fbsc" + id, // interface names: at most 15 bytes
-	}
-	if err := ipCmd("netns", "add", p.server); err != nil {
-		return nil, err
-	}
-	if err := ipCmd("netns", "add", p.client); err != nil {
-		ipCmd("netns", "del", p.server)
-		return nil, err
+	prefix := fmt.Sprintf("fbsim-%d-%s-", os.Getpid(), id)
+	l := &lan{bridge: prefix + "br", client: prefix + "cli", clientIf: "fbsc" + id}
+	for i := range n {
+		// Interface names: at most 15 bytes.
+		l.servers = append(l.servers, lanServer{ns: fmt.Sprintf("%ss%d", prefix, i), ifName: fmt.Sprintf("fbs%d%s", i, id), ip: serverAddr(i)})
 	}
 	defer func() {
 		if err != nil {
-			p.Close()
+			l.Close()
 		}
 	}()
+	for _, ns := range l.namespaces() {
+		if err := ipCmd("netns", "add", ns); err != nil {
+			return nil, err
+		}
+		l.made = append(l.made, ns) // what Close deletes, also on a later error
+	}
+	const br = "fbbr0"
 	steps := [][]string{
-		{"link", "add", p.serverIf, "netns", p.server, "type", "veth", "peer", "name", p.clientIf, "netns", p.client},
-		{"-n", p.server, "link", "set", "lo", "up"},
-		{"-n", p.client, "link", "set", "lo", "up"},
-		{"-n", p.server, "addr", "add", fmt.Sprintf("%s/%d", serverIP, lanPrefix), "dev", p.serverIf},
-		{"-n", p.client, "addr", "add", fmt.Sprintf("%s/%d", clientIP, lanPrefix), "dev", p.clientIf},
-		{"-n", p.server, "link", "set", p.serverIf, "up"},
-		{"-n", p.client, "link", "set", p.clientIf, "up"},
+		{"-n", l.bridge, "link", "set", "lo", "up"},
+		{"-n", l.bridge, "link", "add", br, "type", "bridge"},
+		{"-n", l.bridge, "link", "set", br, "up"},
+		{"link", "add", l.clientIf, "netns", l.client, "type", "veth", "peer", "name", "fbpc" + id, "netns", l.bridge},
+		{"-n", l.bridge, "link", "set", "fbpc" + id, "master", br, "up"},
+		{"-n", l.client, "link", "set", "lo", "up"},
+		{"-n", l.client, "addr", "add", fmt.Sprintf("%s/%d", clientIP, lanPrefix), "dev", l.clientIf},
+		{"-n", l.client, "link", "set", l.clientIf, "up"},
 		// Every machine address is local in the client namespace (bind and ARP work for all).
-		{"-n", p.client, "route", "add", "local", machineNet.String(), "dev", "lo"},
+		{"-n", l.client, "route", "add", "local", machineNet.String(), "dev", "lo"},
+	}
+	for i, s := range l.servers {
+		port := fmt.Sprintf("fbp%d%s", i, id)
+		steps = append(steps,
+			[]string{"link", "add", s.ifName, "netns", s.ns, "type", "veth", "peer", "name", port, "netns", l.bridge},
+			[]string{"-n", l.bridge, "link", "set", port, "master", br, "up"},
+			[]string{"-n", s.ns, "link", "set", "lo", "up"},
+			[]string{"-n", s.ns, "addr", "add", fmt.Sprintf("%s/%d", s.ip, lanPrefix), "dev", s.ifName},
+			[]string{"-n", s.ns, "link", "set", s.ifName, "up"})
 	}
 	for _, s := range steps {
 		if err := ipCmd(s...); err != nil {
 			return nil, err
 		}
 	}
-	// A thousand machines are a thousand neighbours of the server: the default table limit
+	// A thousand machines are a thousand neighbours of a server: the default table limit
 	// (gc_thresh3 1024) would drop replies to the last ones. Per namespace, best effort.
-	for k, v := range map[string]string{"gc_thresh1": "4096", "gc_thresh2": "8192", "gc_thresh3": "16384"} {
-		exec.Command("ip", "netns", "exec", p.server, "sysctl", "-qw", "net.ipv4.neigh.default."+k+"="+v).Run()
+	for _, s := range l.servers {
+		for k, v := range map[string]string{"gc_thresh1": "4096", "gc_thresh2": "8192", "gc_thresh3": "16384"} {
+			exec.Command("ip", "netns", "exec", s.ns, "sysctl", "-qw", "net.ipv4.neigh.default."+k+"="+v).Run()
+		}
 	}
-	return p, nil
+	return l, nil
 }
 
-// Close deletes both namespaces (their veth ends go with them).
-func (p *netPair) Close() error {
+func (l *lan) namespaces() []string {
+	out := []string{l.bridge, l.client}
+	for _, s := range l.servers {
+		out = append(out, s.ns)
+	}
+	return out
+}
+
+// Close deletes the namespaces (their veth ends and the bridge go with them).
+func (l *lan) Close() error {
 	var errs []error
-	for _, ns := range []string{p.client, p.server} {
+	for _, ns := range l.made {
 		if err := ipCmd("netns", "del", ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	l.made = nil
 	return errors.Join(errs...)
 }
 

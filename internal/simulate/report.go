@@ -3,6 +3,7 @@ package simulate
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,11 @@ type Report struct {
 	ServerInstalled int      `json:"server_installed"`
 	ServerCPU       Duration `json:"server_cpu"`
 	DHCPDrops       int      `json:"dhcp_replies_unclaimed"`
+	// AcksByServer counts the DHCPACKs seen on the wire per server address (full mode), and
+	// DuplicateAddresses the addresses ACKed to more than one machine — an error, whether
+	// one server or two instances of an HA pair gave them out.
+	AcksByServer       map[string]int `json:"dhcp_acks_by_server,omitempty"`
+	DuplicateAddresses int            `json:"dhcp_duplicate_addresses"`
 }
 
 // PhaseStats sums one phase over all machines that went through it.
@@ -123,6 +129,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		r.Machines, strings.Join(mix, ", "), r.Mode, r.Spread, r.Succeeded, r.Failed, r.Wall)
 	fmt.Fprintf(w, "%.1f MB sent to machines, %.1f MB/s aggregate; server CPU %s (%.1f ms per machine); server lists %d installed\n\n",
 		float64(r.Bytes)/1e6, r.Throughput, r.ServerCPU, time.Duration(r.ServerCPU).Seconds()*1000/float64(max(r.Machines, 1)), r.ServerInstalled)
+	if r.Mode == "full" {
+		var by []string
+		for _, s := range slices.Sorted(maps.Keys(r.AcksByServer)) {
+			by = append(by, fmt.Sprintf("%s %d", s, r.AcksByServer[s]))
+		}
+		fmt.Fprintf(w, "DHCPACKs by server: %s; addresses ACKed to two machines: %d\n\n", orNone(strings.Join(by, ", ")), r.DuplicateAddresses)
+	}
 	fmt.Fprintf(w, "%-11s %6s %10s %10s %10s %10s %11s %7s %6s\n", "phase", "count", "p50", "p95", "p99", "max", "MB", "retries", "failed")
 	for _, ph := range Phases {
 		st, ok := r.Phases[ph]

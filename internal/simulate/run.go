@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +30,11 @@ import (
 	"time"
 )
 
-// serverHTTP is where the server listens in its namespace.
-var serverHTTP = netip.AddrPortFrom(serverIP, 8080)
+// httpPort is where every server listens for HTTP, on its own address.
+const httpPort = 8080
+
+// serverHTTP is where server i listens in its namespace.
+func serverHTTP(i int) netip.AddrPort { return netip.AddrPortFrom(serverAddr(i), httpPort) }
 
 // Config is one simulation run.
 type Config struct {
@@ -55,6 +60,15 @@ type Config struct {
 	InitrdMB int
 	// ServeArgs are extra flags for `fleetboot serve`.
 	ServeArgs []string
+	// Servers is how many instances serve the one simulated segment (default 1). More than
+	// one is an HA pair (or more) and needs Database: every instance runs on its own data
+	// directory with the same DHCP pool, and the machines take the first OFFER, from either.
+	Servers int
+	// Database is the PostgreSQL URL the servers share (--database); empty: SQLite in the
+	// data directory (one server only).
+	Database string
+	// poolEnd, if set, ends full mode's pool early (tests: a pool just as large as the fleet).
+	poolEnd netip.Addr
 	// Progress receives the live progress line (nil: none); Log the run's own log.
 	Progress io.Writer
 	Log      *slog.Logger
@@ -70,6 +84,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Mode != "full" && cfg.Mode != "proxy" {
 		return nil, fmt.Errorf("dhcp mode %q: want full or proxy", cfg.Mode)
+	}
+	if cfg.Servers == 0 {
+		cfg.Servers = 1
+	}
+	if cfg.Servers < 1 || cfg.Servers > maxServers {
+		return nil, fmt.Errorf("servers: %d, want 1 to %d", cfg.Servers, maxServers)
+	}
+	if cfg.Servers > 1 && cfg.Database == "" {
+		return nil, errors.New("several servers share one segment only through a PostgreSQL database: give --database")
+	}
+	if cfg.Servers > 1 && cfg.DataDir != "" {
+		return nil, errors.New("several servers run on fresh data directories each: --data is for one server")
 	}
 	if len(cfg.MACs) > 0 && len(cfg.MACs) < cfg.Machines {
 		return nil, fmt.Errorf("%d MACs given for %d machines", len(cfg.MACs), cfg.Machines)
@@ -98,50 +124,71 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		data = filepath.Join(work, "data")
 	}
 
-	pair, err := newNetPair()
+	l, err := newLAN(cfg.Servers)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err := pair.Close(); err != nil {
+		if err := l.Close(); err != nil {
 			cfg.Log.Warn("cannot delete the simulation's namespaces", "err", err)
 		}
 	}()
-	ns, err := enterNS(pair.client)
+	ns, err := enterNS(l.client)
 	if err != nil {
 		return nil, err
 	}
 	defer ns.close()
 
-	srv, err := startServer(cfg, pair, data, filepath.Join(work, "server.log"))
-	if err != nil {
-		return nil, err
+	// Several servers: one admin token for all (each generates its own otherwise), and the
+	// generated ISO registered in place from a directory all of them read — an instance
+	// serves only image bytes it can open (README "Several instances").
+	serveArgs := cfg.ServeArgs
+	var token, images string
+	if cfg.Servers > 1 {
+		var b [24]byte
+		rand.Read(b[:])
+		token = hex.EncodeToString(b[:])
+		images = filepath.Join(work, "images")
+		if err := os.MkdirAll(images, 0o755); err != nil {
+			return nil, err
+		}
+		serveArgs = append(slices.Clip(serveArgs), "--token", token, "--register-dir", images)
 	}
-	defer srv.stop(cfg.Log)
-	api := &apiClient{http: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			ap, err := netip.ParseAddrPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			return ns.dialTCP(netip.AddrPortFrom(clientIP, 0), ap)
-		},
-	}, Timeout: 5 * time.Minute}}
-	if err := api.waitHealthy(ctx, srv); err != nil {
-		return nil, err
+	if cfg.Database != "" {
+		serveArgs = append(slices.Clip(serveArgs), "--database", cfg.Database)
 	}
-	token, err := readToken(ctx, data)
-	if err != nil {
-		return nil, err
+	servers := make([]*server, cfg.Servers)
+	for i := range servers {
+		d := data
+		args := serveArgs
+		if cfg.Servers > 1 {
+			d = filepath.Join(work, fmt.Sprintf("data-%d", i))
+			args = append(slices.Clip(args), "--site", siteName(i))
+		}
+		if servers[i], err = startServer(cfg, l, i, d, filepath.Join(work, fmt.Sprintf("server-%d.log", i)), args); err != nil {
+			return nil, err
+		}
+		defer servers[i].stop(cfg.Log)
 	}
-	api.token = token
+	api := newAPIClient(ns, serverHTTP(0), token)
+	for i, srv := range servers {
+		if err := newAPIClient(ns, serverHTTP(i), "").waitHealthy(ctx, srv); err != nil {
+			return nil, err
+		}
+	}
+	if token == "" {
+		if api.token, err = readToken(ctx, data); err != nil {
+			return nil, err
+		}
+	}
 	if generated {
-		if err := setupFixture(ctx, api, work, cfg.InitrdMB); err != nil {
+		if err := setupFixture(ctx, api, work, cfg.InitrdMB, images); err != nil {
 			return nil, fmt.Errorf("prepare the rehearsal's ISO and profile: %w", err)
 		}
 	}
 
-	w, err := newWire(ns, pair.clientIf)
+	acks := newAckLedger()
+	w, err := newWire(ns, l.clientIf, acks.record)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ch := &chain{ns: ns, wire: w, full: cfg.Mode == "full", progress: newProgress()}
 	machines := makeMachines(cfg, kinds, ch, ns)
 
-	cpu0, _ := srv.cpu()
+	cpu0 := serversCPU(servers)
 	start := time.Now()
 	stopProgress := runProgress(cfg.Progress, ch.progress, len(machines), start)
 	results := make([]machineResult, len(machines))
@@ -176,22 +223,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	wg.Wait()
 	wall := time.Since(start)
 	stopProgress()
-	cpu1, _ := srv.cpu()
+	cpu1 := serversCPU(servers)
 
 	rep := summarize(results, wall)
 	rep.Mode, rep.Spread, rep.ServerCPU = cfg.Mode, Duration(cfg.Spread), Duration(cpu1-cpu0)
 	w.mu.Lock()
 	rep.DHCPDrops = w.drops
 	w.mu.Unlock()
+	if cfg.Mode == "full" {
+		rep.AcksByServer, rep.DuplicateAddresses = acks.summary()
+	}
 	installed, err := api.installed(ctx, machines)
 	if err != nil {
 		return rep, fmt.Errorf("ask the server which machines are installed: %w", err)
 	}
 	rep.ServerInstalled = installed
-	if err := srv.alive(); err != nil {
-		return rep, fmt.Errorf("server: %w (log: %s)", err, srv.tail())
+	for i, srv := range servers {
+		if err := srv.alive(); err != nil {
+			return rep, fmt.Errorf("server %d: %w (log: %s)", i, err, srv.tail())
+		}
 	}
 	return rep, nil
+}
+
+// siteName is the --site of server i when several serve the segment: sim-a, sim-b, ….
+func siteName(i int) string { return "sim-" + string(rune('a'+i)) }
+
+// serversCPU is the user+system CPU time of all servers so far.
+func serversCPU(servers []*server) time.Duration {
+	var sum time.Duration
+	for _, s := range servers {
+		c, _ := s.cpu()
+		sum += c
+	}
+	return sum
 }
 
 // firmwareDeck deals n firmware kinds in the mix's proportions, interleaved.
@@ -340,7 +405,8 @@ type server struct {
 	exit chan error
 }
 
-func startServer(cfg Config, pair *netPair, data, logPath string) (*server, error) {
+// startServer starts server i of the LAN on data, with extra serve flags.
+func startServer(cfg Config, l *lan, i int, data, logPath string, extra []string) (*server, error) {
 	bin := cfg.Binary
 	if bin == "" {
 		exe, err := os.Executable()
@@ -349,17 +415,22 @@ func startServer(cfg Config, pair *netPair, data, logPath string) (*server, erro
 		}
 		bin = exe
 	}
-	args := []string{"netns", "exec", pair.server, bin, "serve",
-		"--data", data, "--interface", pair.serverIf, "--advertise-ip", serverIP.String(),
-		"--http", serverHTTP.String(), "--dhcp", cfg.Mode,
+	ls := l.servers[i]
+	args := []string{"netns", "exec", ls.ns, bin, "serve",
+		"--data", data, "--interface", ls.ifName, "--advertise-ip", ls.ip.String(),
+		"--http", serverHTTP(i).String(), "--dhcp", cfg.Mode,
 		// The simulated machines speak iPXE after the firmware step; the signed shim → GRUB
 		// chain is not simulated.
 		"--boot-chain", "ipxe"}
 	if cfg.Mode == "full" {
-		args = append(args, "--pool", poolStart.String()+"-"+poolEnd.String(), "--netmask", net.IP(net.CIDRMask(lanPrefix, 32)).String(),
+		end := poolEnd
+		if cfg.poolEnd.IsValid() {
+			end = cfg.poolEnd
+		}
+		args = append(args, "--pool", poolStart.String()+"-"+end.String(), "--netmask", net.IP(net.CIDRMask(lanPrefix, 32)).String(),
 			"--router", serverIP.String())
 	}
-	args = append(args, cfg.ServeArgs...)
+	args = append(args, extra...)
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -442,14 +513,27 @@ func readToken(ctx context.Context, data string) (string, error) {
 	return "", fmt.Errorf("the server wrote no %s", filepath.Join(data, "api-token"))
 }
 
-// apiClient talks to the server's API from the client namespace.
+// apiClient talks to one server's API from the client namespace.
 type apiClient struct {
 	http  *http.Client
+	base  netip.AddrPort
 	token string
 }
 
+func newAPIClient(ns *nsThread, base netip.AddrPort, token string) *apiClient {
+	return &apiClient{base: base, token: token, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			ap, err := netip.ParseAddrPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return ns.dialTCP(netip.AddrPortFrom(clientIP, 0), ap)
+		},
+	}, Timeout: 5 * time.Minute}}
+}
+
 func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+serverHTTP.String()+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.base.String()+path, body)
 	if err != nil {
 		return err
 	}
@@ -530,8 +614,10 @@ const debianKernel = "/usr/lib/debian-installer/images/12/amd64/text/debian-inst
 
 // setupFixture publishes a Debian-netboot-shaped ISO (Debian's installer kernel, a random
 // initrd of initrdMB MiB), a profile with a preseed template whose late command calls done,
-// and a rule that installs it on every simulated machine.
-func setupFixture(ctx context.Context, api *apiClient, work string, initrdMB int) error {
+// and a rule that installs it on every simulated machine. With images set, the ISO is written
+// there and registered in place (every server of the LAN reads it from there); otherwise it
+// is uploaded.
+func setupFixture(ctx context.Context, api *apiClient, work string, initrdMB int, images string) error {
 	if _, err := exec.LookPath("xorriso"); err != nil {
 		return errors.New("xorriso is needed to build the rehearsal's ISO (apt-get install xorriso)")
 	}
@@ -558,20 +644,29 @@ func setupFixture(ctx context.Context, api *apiClient, work string, initrdMB int
 		}
 	}
 	iso := filepath.Join(work, "rehearsal.iso")
+	if images != "" {
+		iso = filepath.Join(images, "rehearsal.iso")
+	}
 	if out, err := exec.CommandContext(ctx, "xorriso", "-as", "mkisofs", "-quiet", "-R", "-V", "ISOIMAGE", "-o", iso, tree).CombinedOutput(); err != nil {
 		return fmt.Errorf("xorriso: %v: %s", err, out)
 	}
 	os.RemoveAll(tree)
-	f, err := os.Open(iso)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	var up struct {
 		ID string `json:"id"`
 	}
-	if err := api.do(ctx, http.MethodPut, "/api/v1/isos/rehearsal", bufio.NewReader(f), "application/octet-stream", &up); err != nil {
-		return err
+	if images != "" {
+		if err := api.doJSON(ctx, http.MethodPost, "/api/v1/isos/register", map[string]string{"name": "rehearsal", "path": iso}, &up); err != nil {
+			return err
+		}
+	} else {
+		f, err := os.Open(iso)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := api.do(ctx, http.MethodPut, "/api/v1/isos/rehearsal", bufio.NewReader(f), "application/octet-stream", &up); err != nil {
+			return err
+		}
 	}
 	prof := map[string]any{
 		"name": "rehearsal", "iso": up.ID, "template_kind": "preseed",

@@ -2,11 +2,13 @@ package simulate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -99,13 +101,41 @@ func fleetbootBinary(t *testing.T) string {
 	if _, err := os.Stat(debianKernel); err != nil {
 		t.Skip("needs debian-installer-12-netboot-amd64 (scripts/deps.sh)")
 	}
-	bin := filepath.Join(t.TempDir(), "fleetboot")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/fleetboot")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fleetboot-simulate-bin-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.dir = dir
+		bin := filepath.Join(dir, "fleetboot")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/fleetboot")
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		build.bin = bin
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
 	}
-	return bin
+	return build.bin
+}
+
+// build is the one fleetboot binary the package's tests run (built once, removed by TestMain).
+var build struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
 }
 
 // TestFleetInstallsEndToEnd boots a small fleet of every firmware kind through the whole

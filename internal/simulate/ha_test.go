@@ -1,0 +1,469 @@
+package simulate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
+)
+
+// The tests in this file run an HA pair as operators would: two `fleetboot serve` processes
+// (the built binary), sites "a" and "b", each in its own network namespace on one bridge, both
+// --dhcp full with the same --pool on one real PostgreSQL database (scripts/with-postgres.sh;
+// without it they skip, and fail under CI=true). The simulated machines are in a third
+// namespace on that bridge and speak raw DHCP from their own MACs, so both servers see every
+// broadcast and both answer.
+
+// haSites are the --site names of the pair: server 0 is "a", server 1 "b".
+var haSites = [2]string{"a", "b"}
+
+// haPair is a running HA pair and the simulated machines' side of the segment.
+type haPair struct {
+	ns      *nsThread
+	wire    *wire
+	acks    *ackLedger
+	ch      *chain
+	servers [2]*server
+	api     [2]*apiClient
+}
+
+// startHAPair starts the pair on a pool of poolSize addresses; with fixture, a rehearsal ISO
+// (registered in place in a directory both read), a preseed profile and a rule installing it
+// on every 02:fb:5e machine.
+func startHAPair(t *testing.T, ctx context.Context, poolSize int, fixture bool) *haPair {
+	t.Helper()
+	dsn := storetest.DSN(t) // before the root check: under CI=true a missing server fails
+	bin := fleetbootBinary(t)
+	l, err := newLAN(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("delete namespaces: %v", err)
+		}
+	})
+	ns, err := enterNS(l.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.close)
+
+	work := t.TempDir()
+	images := filepath.Join(work, "images")
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	p := &haPair{ns: ns}
+	cfg := Config{Binary: bin, Mode: "full", poolEnd: addrAdd(poolStart, poolSize-1)}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range p.servers {
+		srv, err := startServer(cfg, l, i, filepath.Join(work, "data-"+haSites[i]), filepath.Join(work, "server-"+haSites[i]+".log"),
+			[]string{"--database", dsn, "--site", haSites[i], "--token", token, "--register-dir", images})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			srv.stop(quiet)
+			if t.Failed() {
+				t.Logf("server %s, end of its log:\n%s", haSites[i], srv.tail())
+			}
+		})
+		p.servers[i] = srv
+		p.api[i] = newAPIClient(ns, serverHTTP(i), token)
+	}
+	for i, srv := range p.servers {
+		if err := p.api[i].waitHealthy(ctx, srv); err != nil {
+			t.Fatalf("server %s: %v", haSites[i], err)
+		}
+	}
+	if fixture {
+		if err := setupFixture(ctx, p.api[0], work, 2, images); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.acks = newAckLedger()
+	if p.wire, err = newWire(ns, l.clientIf, p.acks.record); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.wire.Close() })
+	p.ch = &chain{ns: ns, wire: p.wire, full: true, progress: newProgress()}
+	return p
+}
+
+// machines makes n simulated machines with MACs 02:fb:5e:00:00:00 on, of every firmware kind.
+func (p *haPair) machines(t *testing.T, n int) []*machine {
+	kinds, err := firmwareDeck(nil, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return makeMachines(Config{Machines: n}, kinds, p.ch, p.ns)
+}
+
+// dhcpAll runs the firmware's DHCP (DISCOVER, OFFER, REQUEST, ACK) of every machine at once.
+// A machine whose exchange fails after the firmware's minute of retransmissions starts over,
+// as firmware retries a network boot, at most three times: only a server that stays silent
+// fails the test. It returns every machine's ACK (nil where it got none) and error, and the
+// retransmissions all machines needed.
+func (p *haPair) dhcpAll(ctx context.Context, ms []*machine) ([]*dhcpv4.DHCPv4, []error, int) {
+	acks := make([]*dhcpv4.DHCPv4, len(ms))
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	var retries atomic.Int64
+	for i, m := range ms {
+		wg.Go(func() {
+			for range 3 {
+				var tries int
+				acks[i], tries, errs[i] = p.ch.dhcp(ctx, m, stageFirmware)
+				retries.Add(int64(tries))
+				if errs[i] == nil || ctx.Err() != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return acks, errs, int(retries.Load())
+}
+
+// dhcpCounters is server i's fleetboot_dhcp_packets_total by kind (answered, ignored,
+// dropped …), summed over firmware kinds, for the test's log.
+func (p *haPair) dhcpCounters(ctx context.Context, i int) string {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.api[i].base.String()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+p.api[i].token)
+	resp, err := p.api[i].http.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := map[string]float64{}
+	for _, l := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(l, "fleetboot_dhcp_packets_total{")
+		if !ok {
+			continue
+		}
+		labels, val, _ := strings.Cut(rest, "} ")
+		var v float64
+		fmt.Sscan(val, &v)
+		for _, kv := range strings.Split(labels, ",") {
+			if k, name, ok := strings.Cut(kv, "="); ok && k == "kind" {
+				sum[strings.Trim(name, `"`)] += v
+			}
+		}
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(sum)) {
+		if sum[k] > 0 {
+			out = append(out, fmt.Sprintf("%s %.0f", k, sum[k]))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// leaseInfo is a lease as GET /api/v1/leases shows it.
+type leaseInfo struct {
+	IP     string `json:"ip"`
+	MAC    string `json:"mac"`
+	State  string `json:"state"`
+	Active bool   `json:"active"`
+}
+
+// checkLeaseTable checks the shared lease table through one server's API: no client holds
+// two active bound leases, no address is bound to two clients, and every client in want is
+// bound to the address it was ACKed.
+func checkLeaseTable(t *testing.T, ctx context.Context, api *apiClient, want map[string]netip.Addr) {
+	t.Helper()
+	var leases []leaseInfo
+	if err := api.do(ctx, http.MethodGet, "/api/v1/leases", nil, "", &leases); err != nil {
+		t.Fatal(err)
+	}
+	byMAC, byIP := map[string]string{}, map[string]string{}
+	for _, l := range leases {
+		if l.State != "bound" || !l.Active {
+			continue
+		}
+		if other, ok := byIP[l.IP]; ok {
+			t.Errorf("lease table (via %s): %s bound to %s and %s", api.base, l.IP, other, l.MAC)
+		}
+		if other, ok := byMAC[l.MAC]; ok {
+			t.Errorf("lease table (via %s): %s holds %s and %s", api.base, l.MAC, other, l.IP)
+		}
+		byIP[l.IP], byMAC[l.MAC] = l.MAC, l.IP
+	}
+	for mac, ip := range want {
+		if byMAC[mac] != ip.String() {
+			t.Errorf("lease table (via %s): %s was ACKed %s, the table binds it to %q", api.base, mac, ip, byMAC[mac])
+		}
+	}
+}
+
+// TestHAPairNeverAcksOneAddressTwice powers on 200 machines at once on a segment served by an
+// HA pair with a pool of exactly 200 addresses: every DISCOVER reaches both servers and both
+// answer; a third of the machines take server a's OFFER, a third server b's, the rest whichever
+// comes first. Every machine must be bound, no address ACKed to two machines (as seen on the
+// wire), and the lease table, read through either server, must say the same. A pool as large
+// as the fleet also fails the test if one machine ever held two addresses: another would find
+// the pool exhausted.
+func TestHAPairNeverAcksOneAddressTwice(t *testing.T) {
+	const clients = 200
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	p := startHAPair(t, ctx, clients, false)
+	ms := p.machines(t, clients)
+	for i, m := range ms {
+		switch i % 3 {
+		case 0:
+			m.server = serverAddr(0)
+		case 1:
+			m.server = serverAddr(1)
+		}
+	}
+	start := time.Now()
+	acks, errs, retries := p.dhcpAll(ctx, ms)
+	wall := time.Since(start)
+
+	want := map[string]netip.Addr{}
+	byServer := map[netip.Addr]int{}
+	for i, m := range ms {
+		if errs[i] != nil {
+			t.Errorf("machine %s not bound: %v", m.mac, errs[i])
+			continue
+		}
+		from := replyServer(acks[i])
+		if m.server.IsValid() && from != m.server {
+			t.Errorf("machine %s took %s's OFFER but was ACKed by %s", m.mac, m.server, from)
+		}
+		byServer[from]++
+		want[m.mac.String()] = m.ip
+	}
+	for _, c := range p.acks.conflicts() {
+		t.Error(c)
+	}
+	for i := range p.servers {
+		if byServer[serverAddr(i)] == 0 {
+			t.Errorf("server %s ACKed none of the machines", haSites[i])
+		}
+		checkLeaseTable(t, ctx, p.api[i], want)
+		if err := p.servers[i].alive(); err != nil {
+			t.Errorf("server %s: %v", haSites[i], err)
+		}
+	}
+	for i := range p.servers {
+		t.Logf("server %s: %s", haSites[i], p.dhcpCounters(ctx, i))
+	}
+	acksBy, dups := p.acks.summary()
+	t.Logf("%d machines bound in %s (%d retransmissions); ACKs by server %v (wire: %v); %d addresses ACKed to two machines",
+		len(want), wall.Round(time.Millisecond), retries, byServer, acksBy, dups)
+}
+
+// kill ends the server with SIGKILL — no shutdown, no goodbye to the database — and waits for
+// it to be gone.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", s.cmd.Process.Pid, err)
+	}
+	select {
+	case err := <-s.exit:
+		s.exit <- err
+	case <-time.After(liveness):
+		t.Fatalf("server %d still running %s after SIGKILL", s.cmd.Process.Pid, liveness)
+	}
+}
+
+// liveness bounds waits for something that normally takes milliseconds: generous for a loaded
+// 2-core CI machine, so that only a hang reaches it.
+const liveness = time.Minute
+
+// timelineEvent is a timeline event as the API shows it.
+type timelineEvent struct {
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+	Site   string `json:"site"`
+}
+
+// TestHAPairSurvivorFinishesAnInstallAfterKill9 kills one instance of an HA pair with SIGKILL
+// while a machine is installing through it — the machine has done DHCP and TFTP, got its
+// boot script and downloaded the kernel, all from instance a — and shows that instance b alone
+// then serves the segment: the machine boots again and gets the address it had, its boot
+// script, kernel, initrd and unattended file from b, its done callback reaches b and it ends
+// installed, with a timeline that names both sites; every machine bound before the kill
+// rebinds its own address at b; new machines are all served by b; no address is ever ACKed to
+// two machines and the lease table agrees.
+func TestHAPairSurvivorFinishesAnInstallAfterKill9(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	p := startHAPair(t, ctx, 64, true)
+	ms := p.machines(t, 41)
+	installer, early, late := ms[0], ms[1:21], ms[21:]
+	a, b := serverAddr(0), serverAddr(1)
+
+	// Before the kill: twenty machines bound, half through a, half through b.
+	for i, m := range early {
+		m.server = []netip.Addr{a, b}[i%2]
+	}
+	if _, errs, _ := p.dhcpAll(ctx, early); errorsIn(t, "before the kill", early, errs) {
+		t.FailNow()
+	}
+	// The installing machine, through a only, up to its kernel.
+	installer.fw, installer.server, installer.stopAfter = FirmwareBIOSPXE, a, PhaseKernel
+	if res := p.ch.boot(ctx, installer); res.Failed != "" {
+		t.Fatalf("install through a: %s: %s", res.Failed, res.Err)
+	}
+	mac := installer.mac.String()
+	var m struct {
+		State string `json:"state"`
+	}
+	if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+mac, nil, "", &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.State != "installing" {
+		t.Fatalf("after its kernel from a, b sees the machine %s, want installing", m.State)
+	}
+	boundBefore := map[string]netip.Addr{mac: installer.ip}
+	for _, m := range early {
+		boundBefore[m.mac.String()] = m.ip
+	}
+	acksByA, _ := p.acks.summary()
+
+	p.servers[0].kill(t)
+	killed := time.Now()
+
+	// The machine boots again (its installer could not reach a) and takes whatever answers.
+	installer.server, installer.stopAfter = netip.Addr{}, ""
+	res := p.ch.boot(ctx, installer)
+	if res.Failed != "" {
+		t.Fatalf("install after a's kill: %s: %s", res.Failed, res.Err)
+	}
+	toInstalled := time.Since(killed)
+	toLease := toInstalled - sumPhases(res.Phases[1:]) // until the firmware's ACK
+	if installer.ip != boundBefore[mac] {
+		t.Errorf("after the kill the installing machine got %s, it had %s", installer.ip, boundBefore[mac])
+	}
+
+	// Every machine bound before the kill rebinds (RFC 2131 REBINDING: ciaddr, broadcast, no
+	// server id — its server is gone) and keeps its address, from b.
+	var wg sync.WaitGroup
+	for _, m := range early {
+		wg.Go(func() {
+			req, err := dhcpv4.New(dhcpv4.WithHwAddr(m.mac), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+				dhcpv4.WithClientIP(net.IP(m.ip.AsSlice())))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ack, _, err := p.wire.exchange(ctx, m.mac, m.ip, netip.AddrFrom4([4]byte{255, 255, 255, 255}), 67, netip.Addr{}, req, dhcpv4.MessageTypeAck)
+			switch {
+			case err != nil:
+				t.Errorf("%s rebinding %s after the kill: %v", m.mac, m.ip, err)
+			case replyServer(ack) != b || ack.YourIPAddr.String() != m.ip.String():
+				t.Errorf("%s rebinding %s after the kill: ACK from %s for %s", m.mac, m.ip, replyServer(ack), ack.YourIPAddr)
+			}
+		})
+	}
+	wg.Wait()
+
+	// New machines after the kill: b serves them alone.
+	acks, errs, _ := p.dhcpAll(ctx, late)
+	errorsIn(t, "after the kill", late, errs)
+	all := map[string]netip.Addr{}
+	for k, v := range boundBefore {
+		all[k] = v
+	}
+	for i, m := range late {
+		if acks[i] != nil {
+			if from := replyServer(acks[i]); from != b {
+				t.Errorf("new machine %s ACKed by %s after a's kill", m.mac, from)
+			}
+			all[m.mac.String()] = m.ip
+		}
+	}
+
+	if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+mac, nil, "", &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.State != "installed" {
+		t.Errorf("the machine is %s at b, want installed", m.State)
+	}
+	var events []timelineEvent
+	if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+mac+"/events?limit=1000", nil, "", &events); err != nil {
+		t.Fatal(err)
+	}
+	sites := map[string]int{}
+	var timeline strings.Builder
+	for _, e := range events {
+		sites[e.Site]++
+		fmt.Fprintf(&timeline, "  [%s] %s %s\n", e.Site, e.Kind, e.Detail)
+	}
+	if sites["a"] == 0 || sites["b"] == 0 {
+		t.Errorf("timeline names sites %v, want a and b:\n%s", sites, timeline.String())
+	}
+	var done bool
+	for _, e := range events {
+		if e.Site == "b" && e.Kind == "state" && strings.Contains(e.Detail, "→ installed") {
+			done = true
+		}
+	}
+	if !done {
+		t.Errorf("no state change to installed written by b:\n%s", timeline.String())
+	}
+
+	acksAfter, _ := p.acks.summary()
+	if acksAfter[a.String()] != acksByA[a.String()] {
+		t.Errorf("a ACKed %d more after its kill", acksAfter[a.String()]-acksByA[a.String()])
+	}
+	for _, c := range p.acks.conflicts() {
+		t.Error(c)
+	}
+	checkLeaseTable(t, ctx, p.api[1], all)
+	if err := p.servers[1].alive(); err != nil {
+		t.Errorf("server b: %v", err)
+	}
+	t.Logf("kill -9 of a mid-install: the machine had its lease again from b %s after the kill and was installed through b %s after it; "+
+		"%d machines bound before the kill rebound at b, %d new ones bound by b; ACKs by server %v; timeline sites %v",
+		toLease.Round(time.Millisecond), toInstalled.Round(time.Millisecond), len(early), len(late), acksAfter, sites)
+}
+
+// errorsIn reports every machine's error and whether there was any.
+func errorsIn(t *testing.T, when string, ms []*machine, errs []error) bool {
+	t.Helper()
+	any := false
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("%s: machine %s not bound: %v", when, ms[i].mac, err)
+			any = true
+		}
+	}
+	return any
+}
+
+func sumPhases(ps []phaseResult) time.Duration {
+	var d time.Duration
+	for _, p := range ps {
+		d += p.Dur
+	}
+	return d
+}
