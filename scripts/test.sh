@@ -37,6 +37,8 @@ echo "== go test -race (unit, interop, real-firmware DHCP, web UI in headless Ch
 # with-postgres.sh starts a throwaway PostgreSQL cluster (unix socket only, stopped by PID at
 # the end) and exports FLEETBOOT_TEST_POSTGRES; the storage suites run on both backends
 # (internal/store/storetest). Under CI=true a suite without PostgreSQL fails instead of skipping.
+# internal/simulate's HA-pair tests run two `fleetboot serve` processes in network namespaces
+# on one bridge against this server (200 machines at once; kill -9 of one instance mid-install).
 export FLEETBOOT_ARTIFACTS="${FLEETBOOT_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/fleetboot-artifacts.XXXXXX")}"
 echo "web UI screenshots: $FLEETBOOT_ARTIFACTS/ui-screenshots"
 CI="${CI:-true}" bash scripts/with-postgres.sh go test -race -count=1 -timeout 30m $(go list ./... | grep -v /internal/e2e)
