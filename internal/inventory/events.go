@@ -39,7 +39,7 @@ func (inv *Inventory) AddEvent(ctx context.Context, mac, kind, detail string) er
 	if err := addEvent(ctx, tx, mac, fmtTime(inv.now()), kind, detail); err != nil {
 		return err
 	}
-	return inv.committed(tx.Commit())
+	return inv.eventsCommitted(tx.Commit())
 }
 
 // feed wakes the readers of the timeline (live event streams) after events were committed.
@@ -66,9 +66,21 @@ func (inv *Inventory) EventsWritten() <-chan struct{} {
 	return inv.feed.wake
 }
 
-// committed wakes the timeline's readers when err is nil (a commit that may have written
-// events) and returns err. Waking without new events only costs each reader one query.
+// committed is called with the result of every commit that may have changed machines,
+// profiles or rules: when err is nil it moves Version on and wakes the timeline's readers
+// (eventsCommitted). It returns err.
 func (inv *Inventory) committed(err error) error {
+	if err != nil {
+		return err
+	}
+	inv.version.Add(1)
+	return inv.eventsCommitted(nil)
+}
+
+// eventsCommitted wakes the timeline's readers when err is nil (a commit that may have
+// written events, and changed nothing Version covers) and returns err. Waking without new
+// events only costs each reader one query.
+func (inv *Inventory) eventsCommitted(err error) error {
 	if err != nil {
 		return err
 	}
@@ -154,6 +166,9 @@ type DHCPSighting struct {
 // maxDHCPClients bounds what is remembered about machines DHCP saw but no boot script yet.
 const maxDHCPClients = 10000
 
+// dhcpClientsSlack is how many rows RecordDHCP adds to dhcp_clients between two trims.
+const dhcpClientsSlack = 1000
+
 // RecordDHCP records a batch of DHCP sightings in one transaction: each one's timeline line,
 // and its firmware and UUID on the machine (or, for a machine not recorded yet, until See
 // records it). A sighting's empty fields change nothing.
@@ -169,7 +184,7 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 		return fmt.Errorf("record DHCP events: %w", err)
 	}
 	defer tx.Rollback()
-	pending := false
+	added, trimmed := 0, false
 	for _, d := range batch {
 		if d.MAC == "" {
 			continue
@@ -197,18 +212,27 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 			uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen`, d.MAC, d.Firmware, d.UUID, now); err != nil {
 			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
 		}
-		pending = true
+		added++
 	}
-	if pending {
+	// The trim sorts the whole table: it runs once per dhcpClientsSlack new rows rather than
+	// per batch (under a DHCP flood of new MACs it was most of the server's CPU, issue 13), so
+	// the table holds at most maxDHCPClients + dhcpClientsSlack + one batch.
+	if inv.dhcpClientsAdded >= dhcpClientsSlack {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac NOT IN (
 			SELECT mac FROM dhcp_clients ORDER BY seen DESC LIMIT ?)`, maxDHCPClients); err != nil {
 			return fmt.Errorf("record DHCP events: %w", err)
 		}
+		trimmed = true
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record DHCP events: %w", err)
 	}
-	return inv.committed(nil)
+	if trimmed {
+		inv.dhcpClientsAdded = 0
+	}
+	inv.dhcpClientsAdded += added
+	// Firmware and UUID are facts about the machine, not its boot decisions: Version stays.
+	return inv.eventsCommitted(nil)
 }
 
 // takeDHCPFacts fills s's empty firmware and UUID from what DHCP saw of the machine before it

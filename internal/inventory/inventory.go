@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
@@ -202,6 +203,20 @@ type Inventory struct {
 	site string // --site, recorded on every event
 	// feed wakes live event streams after commits.
 	feed feed
+	// dhcpClientsAdded counts dhcp_clients rows RecordDHCP added since it last trimmed the
+	// table (under mu).
+	dhcpClientsAdded int
+	// version counts committed changes of machines, profiles and rules (Version).
+	version atomic.Uint64
+}
+
+// Version is a number that changes after every change to machines, profiles or rules this
+// Inventory commits (timeline events and DHCP's firmware facts do not count): a caller may
+// keep what it derived from them while Version returns the same number, read before its own
+// queries. ok is false on PostgreSQL, where other instances change the database too: nothing
+// may be kept there.
+func (inv *Inventory) Version() (v uint64, ok bool) {
+	return inv.version.Load(), inv.db.Dialect() != store.Postgres
 }
 
 // schema is the inventory's tables; each list is append-only.

@@ -347,6 +347,7 @@ func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("machine %s: %w", mac, ErrNotFound)
 	}
+	inv.version.Add(1)
 	_, err = inv.db.ExecContext(ctx, `DELETE FROM events WHERE mac=?`, mac)
 	return err
 }

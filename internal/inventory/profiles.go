@@ -86,6 +86,7 @@ func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, boo
 	if err := tx.Commit(); err != nil {
 		return nil, false, err
 	}
+	inv.version.Add(1)
 	out, err := inv.Profile(ctx, p.Name)
 	return out, created, err
 }
@@ -104,6 +105,7 @@ func (inv *Inventory) DeleteProfile(ctx context.Context, name string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("profile %s: %w", name, ErrNotFound)
 	}
+	inv.version.Add(1)
 	return nil
 }
 

@@ -100,6 +100,7 @@ func (inv *Inventory) DeleteRule(ctx context.Context, id int64) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("rule %d: %w", id, ErrNotFound)
 	}
+	inv.version.Add(1)
 	return nil
 }
 

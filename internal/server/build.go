@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/audit"
@@ -211,16 +212,26 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 	}
 	if d.Chain != nil {
 		dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, urls.SecureBootDir+grub.ShimFile
+		chains := newLookupCache[string, string](inv.Version, 0)
 		dcfg.OfferShim = func(mac net.HardwareAddr) bool {
-			c, err := planner.Chain(ctx, ipxe.NormalizeMAC(mac.String()))
+			m := ipxe.NormalizeMAC(mac.String())
+			c, err := chains.get(m, func() (string, error) { return planner.Chain(ctx, m) })
 			if err != nil {
 				log.Warn("boot chain lookup failed; offering iPXE", "mac", mac, "err", err)
 				return false
 			}
 			return c != boot.ChainIPXE
 		}
+		type shimKey struct {
+			mac      string
+			httpBoot bool
+		}
+		// An ISO's pair also depends on the ISO store (an ISO uploaded or replaced under the
+		// profile's ISO name): kept 2 s at most, enough for one exchange's packets.
+		shims := newLookupCache[shimKey, string](inv.Version, 2*time.Second)
 		dcfg.ShimPath = func(mac net.HardwareAddr, httpBoot bool) string {
-			p, err := planner.ShimPath(ctx, ipxe.NormalizeMAC(mac.String()), httpBoot)
+			k := shimKey{ipxe.NormalizeMAC(mac.String()), httpBoot}
+			p, err := shims.get(k, func() (string, error) { return planner.ShimPath(ctx, k.mac, k.httpBoot) })
 			if err != nil {
 				log.Warn("ISO pair lookup failed; offering fleetboot's own shim", "mac", mac, "err", err)
 			}
@@ -229,13 +240,7 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 	}
 	if cfg.DHCPMode == config.DHCPFull {
 		// The Proxmox installer's own DHCP client takes its answer URL from option 250.
-		dcfg.AnswerURL = func(mac net.HardwareAddr) string {
-			u, err := prov.AnswerURL(ctx, ipxe.NormalizeMAC(mac.String()))
-			if err != nil {
-				log.Warn("answer URL lookup failed; option 250 left out", "mac", mac, "err", err)
-			}
-			return u
-		}
+		dcfg.AnswerURL = dhcpAnswerURL(ctx, inv, prov, log)
 		dcfg.PoolStart, dcfg.PoolEnd = res.PoolStart.AsSlice(), res.PoolEnd.AsSlice()
 		if res.Router.IsValid() {
 			dcfg.Router = res.Router.AsSlice()
@@ -291,4 +296,29 @@ func openDatabase(ctx context.Context, cfg config.Config) (*store.Store, error) 
 		return store.OpenPostgres(ctx, cfg.Database)
 	}
 	return store.Open(ctx, cfg.DataDir)
+}
+
+// dhcpAnswerURL is full-mode DHCP's option 250 lookup (Config.AnswerURL), with its answers
+// kept while the inventory is unchanged (lookupCache).
+func dhcpAnswerURL(ctx context.Context, inv *inventory.Inventory, prov *provision.Service, log *slog.Logger) func(net.HardwareAddr) string {
+	answers := newLookupCache[string, string](inv.Version, 0)
+	// Most sites have no answer-file profile at all: then no MAC needs a lookup.
+	anyAnswers := newLookupCache[struct{}, bool](inv.Version, 0)
+	return func(mac net.HardwareAddr) string {
+		if _, ok := inv.Version(); ok {
+			some, err := anyAnswers.get(struct{}{}, func() (bool, error) {
+				ps, err := inv.Profiles(ctx)
+				return slices.ContainsFunc(ps, func(p *inventory.Profile) bool { return p.Kind == provision.KindAnswer }), err
+			})
+			if err == nil && !some {
+				return ""
+			}
+		}
+		m := ipxe.NormalizeMAC(mac.String())
+		u, err := answers.get(m, func() (string, error) { return prov.AnswerURL(ctx, m) })
+		if err != nil {
+			log.Warn("answer URL lookup failed; option 250 left out", "mac", mac, "err", err)
+		}
+		return u
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/quirk"
-	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // TestDHCPTimelineRecordsEveryStepFirmwareAndUUID feeds the events a full-mode DHCP server
@@ -21,15 +20,7 @@ import (
 // script; iPXE's own requests do not overwrite the firmware.
 func TestDHCPTimelineRecordsEveryStepFirmwareAndUUID(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	inv, err := inventory.Open(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv := openTestInventory(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sink := dhcpTimeline(inv, &quirk.Reporter{}, log)
 
