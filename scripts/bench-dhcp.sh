@@ -16,7 +16,9 @@
 # dnsmasq (dnsmasq-base), go. Nothing leaves the namespaces.
 #
 # Usage: sudo scripts/bench-dhcp.sh   (env: RATES="1000 3000 6000" DUR=10 CLIENTS=50000 ROUNDS=1
-#                                      SERVERS="fleetboot-full fleetboot-proxy kea dnsmasq")
+#                                      SERVERS="fleetboot-full fleetboot-proxy kea dnsmasq"
+#                                      PROFILE=1: perf record each fleetboot run, report in the
+#                                      work directory; KEEP=1 keeps that directory)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -96,7 +98,7 @@ JSON
 	dnsmasq)
 		ip netns exec "$nss" taskset -c "$SERVER_CPU" dnsmasq --no-daemon --port=0 --interface="$ifs" --bind-interfaces \
 			--dhcp-range="$pool_start,$pool_end,255.255.0.0,1h" --dhcp-lease-max=1000000 --dhcp-leasefile="$d/leases" \
-			--pid-file="$d/pid" --log-facility="$d/log" --dhcp-authoritative --user=root --group=root >"$d/out" 2>&1 &
+			--pid-file="$d/pid" --log-facility="$d/log" --dhcp-authoritative --no-ping --quiet-dhcp --user=root --group=root >"$d/out" 2>&1 &
 		;;
 	esac
 	srv_pid=$!
@@ -120,9 +122,20 @@ run_perf() {
 	local name=$1 rate=$2 args=() out c0 c1
 	[[ $name == fleetboot-proxy ]] && args=(-i -o 60,505845436c69656e743a417263683a30303030373a554e44493a303033303136 -o 93,0007)
 	c0=$(cpu_ticks)
+	local perf_pid=
+	if [[ -n ${PROFILE:-} ]]; then
+		perf record -F 999 -g -p "$srv_pid" -o "$work/perf.data.$name.$rate" -- sleep "$DUR" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	out=$(ip netns exec "$nsc" taskset -c "$LOAD_CPU" perfdhcp -4 -g single -l "$ifc" -r "$rate" -R "$CLIENTS" -p "$DUR" \
 		-d 2 "${args[@]}" 2>&1) || true
 	c1=$(cpu_ticks)
+	if [[ -n $perf_pid ]]; then
+		wait "$perf_pid" || true
+		perf report -i "$work/perf.data.$name.$rate" --no-children --percent-limit 1 --stdio -g none \
+			>"$work/profile.$name.$rate.txt" 2>/dev/null || true
+		log "  profile of $name at $rate/s: $work/profile.$name.$rate.txt"
+	fi
 	echo "$out" >"$work/perf.$name.$rate.$RANDOM"
 	# The last exchange's section (RA for DORA, DO with -i): sent and received packets.
 	awk -v dur="$DUR" -v ticks="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" '
