@@ -202,13 +202,24 @@ name, the server keeps its one name for it and says so: ISO names are not aliase
 			if err != nil {
 				return err
 			}
-			return lsOut.print(cmd.OutOrStdout(), isos, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tNAME\tLABEL\tSIZE\tDETECTED\tSHA256")
+			var problems []string
+			err = lsOut.print(cmd.OutOrStdout(), isos, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tNAME\tLABEL\tSIZE\tDETECTED\tSHA256\tIMAGE")
 				for _, iso := range isos {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), webui.HumanBytes(iso.Size),
-						orDash(detectedSummary(iso.Detected)), shortSum(iso.SHA256))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", iso.ID, iso.Name, orDash(iso.Label), webui.HumanBytes(iso.Size),
+						orDash(detectedSummary(iso.Detected)), shortSum(iso.SHA256), orDash(iso.Image))
+					if iso.ImageError != "" {
+						problems = append(problems, iso.ImageError)
+					}
 				}
 			})
+			if err == nil && lsOut.format != "json" {
+				// The server that answered cannot serve these: say why, in full, under the table.
+				for _, p := range problems {
+					fmt.Fprintln(cmd.OutOrStdout(), "\n"+p)
+				}
+			}
+			return err
 		}),
 	}
 	lsOut.register(ls)

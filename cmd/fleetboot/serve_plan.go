@@ -57,6 +57,9 @@ func servePlan(cfg config.Config, r *config.Resolved) string {
 	}
 	line("unknown", "machines with nothing assigned get %s", unassigned)
 	line("data", "%s", cfg.DataDir)
+	if cfg.ImagesDir != "" {
+		line("images", "%s (ISO images; every instance sharing the database mounts it)", cfg.ImagesDir)
+	}
 	return b.String()
 }
 

@@ -38,6 +38,11 @@ type Config struct {
 	// (postgres://user:password@host:5432/dbname?sslmode=require) that several fleetboot
 	// instances share (README: several instances).
 	Database string
+	// ImagesDir is where uploaded ISO images are stored and served from. Empty: <data>/isos.
+	// Instances sharing one Database give it the same directory, mounted on each of them (NFS,
+	// CephFS: README "Several instances"), so that every instance serves every ISO of the
+	// shared catalog; each image's SHA-256 is checked before an instance first serves it.
+	ImagesDir string
 	// Site names this instance (its segment, rack or room) on every timeline event it writes,
 	// so that a machine's timeline shows which instance served each step. Empty: none.
 	Site string
@@ -202,6 +207,13 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
 		bad("--database must be a postgres:// URL (or empty for the SQLite file in --data)")
+	}
+	if c.ImagesDir != "" {
+		if st, err := os.Stat(c.ImagesDir); err != nil {
+			bad("--images %s: %v (create it, or mount the shared image directory there)", c.ImagesDir, err)
+		} else if !st.IsDir() {
+			bad("--images %s: not a directory", c.ImagesDir)
+		}
 	}
 	if c.Site != "" && !siteRE.MatchString(c.Site) {
 		bad("--site %q: use letters, digits, '.', '_', '-' (at most 63)", c.Site)

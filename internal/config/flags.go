@@ -13,6 +13,7 @@ import (
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory: database, ISOs, assets, API token")
 	fs.StringVar(&c.Database, "database", c.Database, "PostgreSQL URL (postgres://user:pass@host/db) shared by several instances; empty: the SQLite file in --data")
+	fs.StringVar(&c.ImagesDir, "images", c.ImagesDir, "directory of uploaded ISO images (default: <data>/isos); instances sharing --database give it the same directory, an NFS or CephFS mount (README: several instances)")
 	fs.StringVar(&c.Site, "site", c.Site, "name of this instance's segment or site, recorded on every timeline event it writes")
 	fs.StringVar(&c.Interface, "interface", c.Interface, "network interface for DHCP and TFTP (default: the interface of the default route)")
 	fs.StringVar(&c.AdvertiseIP, "advertise-ip", c.AdvertiseIP, "IPv4 address machines use to reach fleetboot (default: first IPv4 of --interface)")

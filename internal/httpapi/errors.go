@@ -65,6 +65,10 @@ func (a *API) handleError(err error, c echo.Context) {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.Canceled):
 		// The client went away or sent less than it announced; nothing was published.
 		code, msg = http.StatusBadRequest, "request body ended early: "+err.Error()
+	case errors.Is(err, isostore.ErrImageMissing), errors.Is(err, isostore.ErrImageCorrupt):
+		// This instance cannot serve the bytes; another one (or this one, once the shared
+		// image directory is mounted or the file replaced) can.
+		code, msg = http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, isostore.ErrNoSpace):
 		code, msg = http.StatusInsufficientStorage, err.Error()
 	case errors.Is(err, inventory.ErrNotFound), errors.Is(err, fs.ErrNotExist):
@@ -82,8 +86,29 @@ func (a *API) handleError(err error, c echo.Context) {
 		return
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/api/") {
-		c.JSON(code, map[string]string{"error": msg})
+		c.JSON(code, errorBody(err, msg))
 		return
 	}
 	c.String(code, msg+"\n")
+}
+
+// errorBody is the JSON body of an API error: {"error": msg}, plus for an ISO whose bytes this
+// instance cannot serve the ISO, where its bytes were looked for and their expected (and, when
+// they were hashed, actual) SHA-256.
+func errorBody(err error, msg string) map[string]any {
+	body := map[string]any{"error": msg}
+	var missing *isostore.MissingImageError
+	var corrupt *isostore.CorruptImageError
+	switch {
+	case errors.As(err, &missing):
+		body["iso"], body["path"], body["sha256"] = missing.ID, missing.Where, missing.SHA256
+	case errors.As(err, &corrupt):
+		body["iso"], body["path"], body["sha256"] = corrupt.ID, corrupt.Where, corrupt.SHA256
+		if corrupt.Actual != "" {
+			body["actual_sha256"] = corrupt.Actual
+		} else {
+			body["actual_size"] = corrupt.ActualSize
+		}
+	}
+	return body
 }

@@ -49,6 +49,23 @@ type ISOInfo struct {
 	// Message says, for an upload whose content was already stored, what happened to the
 	// name it was sent under: nothing to do (its own name), or not added (an ISO has one name).
 	Message string `json:"message,omitempty"`
+	// Image says whether the instance that answered can serve the ISO's bytes: verified
+	// (checked against SHA256), unverified (present, checked at its first use), missing (not
+	// on this instance), corrupt (does not match SHA256) or changed (a registered file
+	// modified since it was indexed). Set by the list and get calls.
+	Image string `json:"image,omitempty"`
+	// ImageError says why the bytes cannot be served (missing, corrupt, changed): where they
+	// were looked for and what to do.
+	ImageError string `json:"image_error,omitempty"`
+}
+
+// withImageStatus adds this instance's view of the ISO's bytes to v.
+func (a *API) withImageStatus(ctx context.Context, v *ISOInfo, iso *isostore.ISO) {
+	state, err := a.cfg.ISOs.ImageStatus(ctx, iso)
+	v.Image = string(state)
+	if err != nil {
+		v.ImageError = err.Error()
+	}
 }
 
 func (a *API) isoView(iso *isostore.ISO) ISOInfo {
@@ -102,7 +119,9 @@ func (a *API) listISOs(c echo.Context) error {
 	}
 	out := make([]ISOInfo, 0, len(isos))
 	for _, iso := range isos {
-		out = append(out, a.isoView(iso))
+		v := a.isoView(iso)
+		a.withImageStatus(c.Request().Context(), &v, iso)
+		out = append(out, v)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -112,7 +131,9 @@ func (a *API) getISO(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, a.isoView(iso))
+	v := a.isoView(iso)
+	a.withImageStatus(c.Request().Context(), &v, iso)
+	return c.JSON(http.StatusOK, v)
 }
 
 // wantSHA256 reads the expected checksum from X-Checksum-Sha256 (hex) or Digest (RFC 3230,

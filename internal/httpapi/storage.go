@@ -20,6 +20,8 @@ type ISOCatalog interface {
 	ReadDir(ctx context.Context, idOrName, dirPath string) ([]iso9660.Entry, error)
 	OpenFile(ctx context.Context, idOrName, p string) (*iso9660.File, error)
 	OpenImage(ctx context.Context, idOrName string) (*iso9660.File, *isostore.ISO, error)
+	// ImageStatus says whether this instance can serve an ISO's bytes, without hashing them.
+	ImageStatus(ctx context.Context, iso *isostore.ISO) (isostore.ImageState, error)
 
 	Upload(ctx context.Context, name string, body io.Reader, wantSHA256 string) (*isostore.ISO, error)
 	AddPath(ctx context.Context, name, p string) (*isostore.ISO, error)

@@ -705,6 +705,8 @@ type healthData struct {
 	DiskUsedPct        int
 	States             []kv
 	Counters           []counterRow
+	// ImageProblems are the ISOs whose bytes this instance cannot serve, with why.
+	ImageProblems []kv
 }
 
 func (a *API) uiHealth(c echo.Context) error {
@@ -730,6 +732,13 @@ func (a *API) uiHealth(c echo.Context) error {
 		if by, err := a.cfg.Inventory.CountByState(ctx); err == nil {
 			for _, st := range inventory.States {
 				d.States = append(d.States, kv{string(st), fmt.Sprint(by[st])})
+			}
+		}
+	}
+	if isos, err := a.cfg.ISOs.List(ctx); err == nil {
+		for _, iso := range isos {
+			if st, err := a.cfg.ISOs.ImageStatus(ctx, iso); err != nil {
+				d.ImageProblems = append(d.ImageProblems, kv{iso.Name + " (" + string(st) + ")", err.Error()})
 			}
 		}
 	}

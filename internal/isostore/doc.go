@@ -4,9 +4,11 @@
 // and the file table (iso9660.Index) of every image, built once at upload and persisted next
 // to the image (<sha256>.idx), with an in-memory cache of the most used ones.
 //
-// The bytes of uploaded images live in an ImageStore: DirImages (<data>/isos) by default,
-// any other backend with random access behind the same four methods (docs/design-storage.md).
-// Reading images is internal/iso9660's job; this package decides where they are.
+// The bytes of uploaded images live in an ImageStore: DirImages (<data>/isos, or a directory
+// every instance sharing a PostgreSQL catalog mounts) by default, any other backend with
+// random access behind the same methods (docs/design-storage.md). Whatever the backend, an
+// image's bytes are checked against the catalog's SHA-256 before they are first served
+// (verify.go). Reading images is internal/iso9660's job; this package decides where they are.
 //
 // Nothing is ever extracted: a file inside an image is a list of byte extents of the image,
 // and OpenFile returns an iso9660.File that serves those bytes so that net/http can hand them
@@ -47,7 +49,58 @@ var (
 	ErrRegisterOff      = errors.New("registering ISOs by path is off: start fleetboot with --register-dir DIR (repeatable) to allow the files below DIR") // 403
 	ErrNotAllowed       = errors.New("path is not below a --register-dir")                                                                                 // 403
 	ErrTooManyUploads   = errors.New("too many unfinished resumable uploads")                                                                              // 429
+	// ErrImageMissing: the catalog has the ISO but this instance cannot find its bytes (the
+	// shared image directory is not mounted here, or the file was removed). *MissingImageError.
+	ErrImageMissing = errors.New("image is in the catalog but not on this instance") // 503
+	// ErrImageCorrupt: the bytes found do not hash to the catalog's SHA-256; they are never
+	// served. *CorruptImageError.
+	ErrImageCorrupt = errors.New("image does not match the catalog's sha256") // 503
 )
+
+// MissingImageError says that an instance lacks the bytes of an ISO the catalog has.
+// errors.Is(err, ErrImageMissing) holds.
+type MissingImageError struct {
+	ID, Name, SHA256 string
+	// Where is where the bytes were looked for (a path, a bucket URL).
+	Where string
+	// Registered is set for an image registered by path (Where is that path).
+	Registered bool
+}
+
+func (e *MissingImageError) Error() string {
+	if e.Registered {
+		return fmt.Sprintf("image %s (%s, sha256 %s) is in the catalog, registered from %s, but that file is not on this instance: "+
+			"mount the directory it is in at the same path on every instance, or delete the ISO and upload it", e.Name, e.ID, e.SHA256, e.Where)
+	}
+	return fmt.Sprintf("image %s (%s, sha256 %s) is in the catalog but not at %s: mount the shared image directory on this instance "+
+		"(fleetboot serve --images DIR, the same directory on every instance)", e.Name, e.ID, e.SHA256, e.Where)
+}
+
+// Is makes errors.Is(err, ErrImageMissing) true.
+func (e *MissingImageError) Is(target error) bool { return target == ErrImageMissing }
+
+// CorruptImageError says that the bytes of an ISO do not match the catalog: another size, or
+// another SHA-256. errors.Is(err, ErrImageCorrupt) holds.
+type CorruptImageError struct {
+	ID, Name, SHA256 string
+	Where            string
+	// Actual is the SHA-256 the bytes have ("" when the size already differs).
+	Actual string
+	// Size is the catalog's size, ActualSize the stored image's.
+	Size, ActualSize int64
+}
+
+func (e *CorruptImageError) Error() string {
+	got := "sha256 " + e.Actual
+	if e.Actual == "" {
+		got = fmt.Sprintf("%d bytes (the catalog says %d)", e.ActualSize, e.Size)
+	}
+	return fmt.Sprintf("image %s (%s) at %s has %s, the catalog says sha256 %s: refusing to serve it; "+
+		"put the right file there, or delete the ISO and upload it again", e.Name, e.ID, e.Where, got, e.SHA256)
+}
+
+// Is makes errors.Is(err, ErrImageCorrupt) true.
+func (e *CorruptImageError) Is(target error) bool { return target == ErrImageCorrupt }
 
 // InUseError is Delete's refusal of an ISO that profiles still use; it names them.
 // errors.Is(err, ErrInUse) holds.

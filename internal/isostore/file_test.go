@@ -487,13 +487,13 @@ type remoteReader struct{ r iso9660.ReaderAt }
 func (r remoteReader) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
 func (r remoteReader) Close() error                            { return r.r.Close() }
 
-func (m remoteImages) Open(ctx context.Context, sum string, size int64) (iso9660.ReaderAt, error) {
-	r, err := m.DirImages.Open(ctx, sum, size)
+func (m remoteImages) Open(ctx context.Context, sum string) (iso9660.ReaderAt, ImageInfo, error) {
+	r, info, err := m.DirImages.Open(ctx, sum)
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	m.opened <- sum
-	return remoteReader{r}, nil
+	return remoteReader{r}, info, nil
 }
 
 // An ImageStore that is not a local directory serves the same bytes, ranges and whole

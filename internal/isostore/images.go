@@ -2,31 +2,46 @@ package isostore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/iso9660"
 )
 
 // ImageStore keeps the bytes of uploaded images, each under its SHA-256 (64 lower-case hex
-// digits). The Store is its only consumer: it stages, hashes and indexes an upload in its
-// own temporary directory, hands the finished file to Put, and reads published images back
-// through Open. DirImages (a local directory) is the default; an S3-compatible bucket can
-// implement it too (docs/design-storage.md). Images registered by path never go through it:
-// they are served in place.
+// digits), which is also its key. The Store is its only consumer: it stages, hashes and indexes
+// an upload in its own temporary directory, hands the finished file to Put, and reads published
+// images back through Open. DirImages (a directory, local or mounted by every instance) is the
+// default; an S3-compatible bucket can implement it too (docs/design-storage.md). Images
+// registered by path never go through it: they are served in place.
+//
+// The store does not trust what Open returns: before it serves an image whose Version it has
+// not seen, it hashes the bytes and compares them with the catalog's SHA-256 (verify.go).
 type ImageStore interface {
-	// Open opens the image for ranged reads. size is what the catalog recorded for it: a
-	// stored image of another size fails with ErrChanged, a missing one with an error
-	// matching fs.ErrNotExist. A backend that holds local files returns the *os.File itself,
-	// which iso9660.File hands to sendfile(2); any other reader is read with ReadAt.
-	Open(ctx context.Context, sum string, size int64) (iso9660.ReaderAt, error)
+	// Open opens the image for ranged reads and describes what it opened (size, version), as
+	// of the open: a backend that can tell reports the opened object's own identity, not that
+	// of whatever the key names a moment later. A missing image is an error matching
+	// fs.ErrNotExist. A backend that holds local files returns the *os.File itself, which
+	// iso9660.File hands to sendfile(2); any other reader is read with ReadAt.
+	Open(ctx context.Context, sum string) (iso9660.ReaderAt, ImageInfo, error)
+	// Stat describes the image without opening it (listings, health, boot-time checks); a
+	// missing image matches fs.ErrNotExist.
+	Stat(ctx context.Context, sum string) (ImageInfo, error)
+	// Where names the place of the image for people: a path, a bucket URL. Errors quote it.
+	Where(sum string) string
 	// Put publishes a complete image: staged is a local file, already fsync'd, whose
 	// content hashes to sum. Put moves or copies it; once Put returns, Open(sum) works and
-	// survives a crash. The caller removes staged if it is still there.
+	// survives a crash, and no reader ever sees a partial image. The caller removes staged if
+	// it is still there.
 	Put(ctx context.Context, sum, staged string) error
 	// Delete removes an image; a missing image is not an error. Readers already open keep
 	// working where the backend allows it (local files do).
@@ -36,35 +51,86 @@ type ImageStore interface {
 	List(ctx context.Context) ([]string, error)
 }
 
-// DirImages is the default ImageStore: <dir>/<sha256>.iso files, published by rename (so
-// staged files must be on the same file system, as <data>/isos/tmp is).
+// ImageInfo describes a stored image.
+type ImageInfo struct {
+	Size int64
+	// Version changes whenever the bytes may have changed; the store verifies an image's
+	// SHA-256 once per version. DirImages: inode, size, modification and change times (a
+	// rewrite in place, a copy over it, a rename onto it all change it; nothing a user can do
+	// to the file keeps it). An S3 store: the object's ETag or version id.
+	Version string
+	// ModTime is when the bytes were last written (zero: unknown).
+	ModTime time.Time
+}
+
+// DirImages is the default ImageStore: <dir>/<sha256>.iso files. The directory may be local
+// (the default, <data>/isos) or one that several instances mount (--images: NFS, CephFS);
+// images are published by an atomic rename inside it, so another instance sees either no file
+// or the whole image.
 type DirImages struct{ Dir string }
 
 var _ ImageStore = DirImages{}
 
 func (d DirImages) path(sum string) string { return filepath.Join(d.Dir, sum+".iso") }
 
-// Open opens <dir>/<sum>.iso and checks its size.
-func (d DirImages) Open(_ context.Context, sum string, size int64) (iso9660.ReaderAt, error) {
+// stagingDir is where Put copies an image that cannot be renamed into place (staged on
+// another file system) before renaming it.
+func (d DirImages) stagingDir() string { return filepath.Join(d.Dir, ".staging") }
+
+// Where is the path of the image.
+func (d DirImages) Where(sum string) string { return d.path(sum) }
+
+// fileInfo is the ImageInfo of a local file.
+func fileInfo(st fs.FileInfo) ImageInfo {
+	info := ImageInfo{Size: st.Size(), ModTime: st.ModTime()}
+	info.Version = fmt.Sprintf("size=%d mtime=%d", st.Size(), st.ModTime().UnixNano())
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		// Not the device: an NFS mount's device number changes from one mount to the next.
+		info.Version = fmt.Sprintf("ino=%d size=%d mtime=%d.%09d ctime=%d.%09d", sys.Ino, sys.Size,
+			sys.Mtim.Sec, sys.Mtim.Nsec, sys.Ctim.Sec, sys.Ctim.Nsec)
+	}
+	return info
+}
+
+// Open opens <dir>/<sum>.iso.
+func (d DirImages) Open(_ context.Context, sum string) (iso9660.ReaderAt, ImageInfo, error) {
 	f, err := os.Open(d.path(sum))
 	if err != nil {
-		return nil, err
+		return nil, ImageInfo{}, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, ImageInfo{}, err
 	}
-	if st.Size() != size {
-		f.Close()
-		return nil, fmt.Errorf("%s: %d bytes, catalog says %d: %w", d.path(sum), st.Size(), size, ErrChanged)
-	}
-	return f, nil
+	return f, fileInfo(st), nil
 }
 
-// Put renames staged to <dir>/<sum>.iso and syncs the directory.
-func (d DirImages) Put(_ context.Context, sum, staged string) error {
-	if err := os.Rename(staged, d.path(sum)); err != nil {
+// Stat describes <dir>/<sum>.iso.
+func (d DirImages) Stat(_ context.Context, sum string) (ImageInfo, error) {
+	st, err := os.Stat(d.path(sum))
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	return fileInfo(st), nil
+}
+
+// Put renames staged to <dir>/<sum>.iso and syncs the directory. A staged file on another
+// file system (the data directory is local, the image directory a network mount) is first
+// copied to <dir>/.staging and fsync'd, then renamed: the rename within the image directory is
+// what makes the image appear whole to every instance at once.
+func (d DirImages) Put(ctx context.Context, sum, staged string) error {
+	// The modification time is the publish time: the start-up sweep of a shared directory
+	// leaves young images alone (another instance may be about to commit their row).
+	now := time.Now()
+	if err := os.Chtimes(staged, now, now); err != nil {
+		return err
+	}
+	err := os.Rename(staged, d.path(sum))
+	if errors.Is(err, syscall.EXDEV) {
+		err = d.copyIn(ctx, sum, staged)
+	}
+	if err != nil {
 		return err
 	}
 	if err := syncDir(d.Dir); err != nil {
@@ -72,6 +138,50 @@ func (d DirImages) Put(_ context.Context, sum, staged string) error {
 		return err
 	}
 	return nil
+}
+
+// copyIn copies staged into the image directory under a temporary name, then renames it.
+func (d DirImages) copyIn(ctx context.Context, sum, staged string) error {
+	if err := os.MkdirAll(d.stagingDir(), 0o750); err != nil {
+		return err
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(d.stagingDir(), sum+"."+hex.EncodeToString(rnd[:])+".part")
+	in, err := os.Open(staged)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp) // a no-op once renamed
+	_, err = io.Copy(out, ctxReader{ctx, in})
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", d.Dir, err)
+	}
+	return os.Rename(tmp, d.path(sum))
+}
+
+// ctxReader stops a long copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // Delete removes <dir>/<sum>.iso.
@@ -95,4 +205,18 @@ func (d DirImages) List(_ context.Context) ([]string, error) {
 		}
 	}
 	return sums, nil
+}
+
+// sweepStaging removes copies an interrupted Put left in <dir>/.staging, once they are older
+// than grace (a copy of another instance may be under way).
+func (d DirImages) sweepStaging(grace time.Duration) {
+	entries, err := os.ReadDir(d.stagingDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > grace {
+			os.Remove(filepath.Join(d.stagingDir(), e.Name()))
+		}
+	}
 }

@@ -27,8 +27,10 @@ import (
 
 // Store is the ISO catalog of a data directory:
 //
-//	<data>/isos/<sha256>.iso    uploaded images, content-addressed (the default ImageStore)
+//	<data>/isos/<sha256>.iso    uploaded images, content-addressed (the default ImageStore;
+//	                            --images DIR puts them in DIR, shared by every instance)
 //	<data>/isos/<sha256>.idx    persisted Index of every image (also of images added by path)
+//	<data>/isos/verified/<sha256>  the image version this instance checked against the catalog's SHA-256
 //	<data>/isos/tmp/            one-shot uploads and index files being written (emptied by Open)
 //	<data>/isos/uploads/<id>    resumable uploads in progress
 //
@@ -68,6 +70,8 @@ type Store struct {
 
 	// fds keeps descriptors of uploaded images open between file requests (openPooled).
 	fds fdPools
+	// ver remembers which image versions hash to their catalog SHA-256 (verify.go).
+	ver *verifier
 }
 
 // ISO is the metadata of one stored image.
@@ -159,8 +163,11 @@ type Config struct {
 	DataDir string
 	// DB is the shared database (tables isos and iso_uploads).
 	DB *store.Store
-	// Images holds the bytes of uploaded images; nil means DirImages in DataDir/isos.
+	// Images holds the bytes of uploaded images; nil means DirImages in ImagesDir.
 	Images ImageStore
+	// ImagesDir is the directory of uploaded images when Images is nil: "" means DataDir/isos.
+	// Instances sharing a PostgreSQL catalog give it a directory they all mount.
+	ImagesDir string
 	// InUse, when set, names what still references an ISO (by ID), e.g. its boot profiles;
 	// Delete refuses with an *InUseError (ErrInUse) while there is anything, unless forced.
 	// Nil means never in use.
@@ -190,7 +197,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	dir := filepath.Join(cfg.DataDir, "isos")
 	images := cfg.Images
 	if images == nil {
-		images = DirImages{Dir: dir}
+		imagesDir := cfg.ImagesDir
+		if imagesDir == "" {
+			imagesDir = dir
+		}
+		if err := os.MkdirAll(imagesDir, 0o750); err != nil {
+			return nil, fmt.Errorf("open iso store: image directory: %w", err)
+		}
+		images = DirImages{Dir: imagesDir}
 	}
 	s := &Store{
 		inUse:           cfg.InUse,
@@ -205,8 +219,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cache:           newIndexCache(16),
 		busy:            map[string]bool{},
 		checkpointBytes: 64 << 20,
+		ver:             newVerifier(filepath.Join(dir, "verified")),
 	}
-	for _, d := range []string{dir, s.tmpDir, s.uploadDir} {
+	for _, d := range []string{dir, s.tmpDir, s.uploadDir, s.ver.dir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("open iso store: %w", err)
 		}
@@ -281,6 +296,19 @@ func (s *Store) cleanup(ctx context.Context) error {
 			s.removeLogged(filepath.Join(s.dir, e.Name()), "index without a row")
 		}
 	}
+	records, err := os.ReadDir(s.ver.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range records {
+		if !known[e.Name()] {
+			s.removeLogged(filepath.Join(s.ver.dir, e.Name()), "verification record without a row")
+		}
+	}
+	shared := s.db.Dialect() == store.Postgres
+	if d, ok := s.images.(DirImages); ok {
+		d.sweepStaging(sharedGrace)
+	}
 	sums, err := s.images.List(ctx)
 	if err != nil {
 		return err
@@ -288,6 +316,13 @@ func (s *Store) cleanup(ctx context.Context) error {
 	for _, sum := range sums {
 		if known[sum] {
 			continue
+		}
+		if shared {
+			// Another instance publishes an image before it commits its row: leave young
+			// images to it (Put sets the modification time to the publish time).
+			if info, err := s.images.Stat(ctx, sum); err != nil || info.ModTime.IsZero() || time.Since(info.ModTime) < sharedGrace {
+				continue
+			}
 		}
 		if err := s.images.Delete(ctx, sum); err != nil {
 			s.log.Warn("cannot remove image without a row", "sha256", sum, "err", err)
@@ -319,8 +354,11 @@ func (s *Store) finishInterrupted(ctx context.Context, id string) (*ISO, error) 
 	if u.WantSHA256 != "" && sum != u.WantSHA256 {
 		return nil, nil
 	}
-	img, err := s.images.Open(ctx, sum, u.Offset)
-	if err != nil {
+	img, info, err := s.images.Open(ctx, sum)
+	if err != nil || info.Size != u.Offset {
+		if err == nil {
+			img.Close()
+		}
 		return nil, nil // not stored: the data is lost
 	}
 	ix, err := iso9660.BuildIndex(img, u.Offset)
@@ -351,6 +389,11 @@ func (s *Store) finishInterrupted(ctx context.Context, id string) (*ISO, error) 
 	}
 	return iso, nil
 }
+
+// sharedGrace is how old an image without a row in a shared catalog, or a copy left in the
+// staging directory, must be before an instance starting up removes it: far longer than any
+// publish takes between storing the image and committing its row.
+const sharedGrace = time.Hour
 
 func (s *Store) removeLogged(p, why string) {
 	if err := os.RemoveAll(p); err != nil {
@@ -535,6 +578,7 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 	}
 	s.cache.drop(iso.SHA256)
 	s.fds.drop(iso.SHA256)
+	s.ver.forget(iso.SHA256)
 	// A failure below leaves files without a row; Open removes them on the next start.
 	if err := os.Remove(s.indexPath(iso.SHA256)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("delete iso: cannot remove index", "iso", iso.ID, "err", err)
@@ -550,39 +594,102 @@ func (s *Store) Delete(ctx context.Context, idOrName string, force bool) error {
 
 func (s *Store) indexPath(sum string) string { return filepath.Join(s.dir, sum+".idx") }
 
-// openImage opens the image of iso: an uploaded one from the ImageStore, one added by path
-// from that path after checking that it is still the file that was indexed (same size and
-// modification time): serving extents of a replaced file would send garbage.
-func (s *Store) openImage(ctx context.Context, iso *ISO) (iso9660.ReaderAt, error) {
+// openRaw opens the bytes of iso without verifying them: an uploaded one from the
+// ImageStore, one added by path from that path after checking that it is still the file that
+// was indexed (same size and modification time): serving extents of a replaced file would send
+// garbage. It returns what it opened and where that is, for messages. A missing image is a
+// *MissingImageError, unless its row was deleted meanwhile (ErrNotFound).
+func (s *Store) openRaw(ctx context.Context, iso *ISO) (iso9660.ReaderAt, ImageInfo, string, error) {
 	if iso.SourcePath == "" {
-		r, err := s.images.Open(ctx, iso.SHA256, iso.Size)
+		where := s.images.Where(iso.SHA256)
+		r, info, err := s.images.Open(ctx, iso.SHA256)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("iso %s: %w (deleted)", iso.ID, ErrNotFound)
-		case errors.Is(err, ErrChanged):
-			return nil, fmt.Errorf("iso %s: %w", iso.ID, err)
+		case errNotExist(err):
+			return nil, ImageInfo{}, where, s.missing(ctx, iso, where)
 		case err != nil:
-			return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
+			return nil, ImageInfo{}, where, fmt.Errorf("open iso %s: %w", iso.ID, err)
 		}
-		return r, nil
+		return r, info, where, nil
 	}
 	f, err := os.Open(iso.SourcePath)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("iso %s: %s is gone: %w", iso.ID, iso.SourcePath, ErrChanged)
+		if errNotExist(err) {
+			return nil, ImageInfo{}, iso.SourcePath, s.missing(ctx, iso, iso.SourcePath)
 		}
-		return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
+		return nil, ImageInfo{}, iso.SourcePath, fmt.Errorf("open iso %s: %w", iso.ID, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open iso %s: %w", iso.ID, err)
+		return nil, ImageInfo{}, iso.SourcePath, fmt.Errorf("open iso %s: %w", iso.ID, err)
 	}
-	if st.Size() != iso.Size || st.ModTime().UnixNano() != iso.sourceMtime {
+	if err := checkSource(iso, st); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("iso %s: %s: %w", iso.ID, iso.SourcePath, ErrChanged)
+		return nil, ImageInfo{}, iso.SourcePath, err
 	}
-	return f, nil
+	return f, fileInfo(st), iso.SourcePath, nil
+}
+
+// statRaw is openRaw without opening: for status checks.
+func (s *Store) statRaw(ctx context.Context, iso *ISO) (ImageInfo, string, error) {
+	if iso.SourcePath == "" {
+		where := s.images.Where(iso.SHA256)
+		info, err := s.images.Stat(ctx, iso.SHA256)
+		switch {
+		case errNotExist(err):
+			return ImageInfo{}, where, s.missing(ctx, iso, where)
+		case err != nil:
+			return ImageInfo{}, where, fmt.Errorf("iso %s: %w", iso.ID, err)
+		}
+		return info, where, nil
+	}
+	st, err := os.Stat(iso.SourcePath)
+	if err != nil {
+		if errNotExist(err) {
+			return ImageInfo{}, iso.SourcePath, s.missing(ctx, iso, iso.SourcePath)
+		}
+		return ImageInfo{}, iso.SourcePath, fmt.Errorf("iso %s: %w", iso.ID, err)
+	}
+	if err := checkSource(iso, st); err != nil {
+		return ImageInfo{}, iso.SourcePath, err
+	}
+	return fileInfo(st), iso.SourcePath, nil
+}
+
+// checkSource refuses a registered file that is not the one that was indexed.
+func checkSource(iso *ISO, st fs.FileInfo) error {
+	if st.Size() != iso.Size || st.ModTime().UnixNano() != iso.sourceMtime {
+		return fmt.Errorf("iso %s: %s: %w", iso.ID, iso.SourcePath, ErrChanged)
+	}
+	return nil
+}
+
+// missing is the error for an image whose bytes are not where they should be: gone with its
+// row (deleted meanwhile), or lacking on this instance.
+func (s *Store) missing(ctx context.Context, iso *ISO, where string) error {
+	if _, err := s.Get(ctx, iso.SHA256); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("iso %s: %w (deleted)", iso.ID, ErrNotFound)
+	}
+	s.log.Warn("image missing on this instance", "iso", iso.ID, "name", iso.Name, "path", where)
+	return &MissingImageError{ID: iso.ID, Name: iso.Name, SHA256: iso.SHA256, Where: where, Registered: iso.SourcePath != ""}
+}
+
+// openImage opens the image of iso for reading, once its bytes are known to match the
+// catalog's SHA-256 (verify.go).
+func (s *Store) openImage(ctx context.Context, iso *ISO) (iso9660.ReaderAt, error) {
+	r, info, where, err := s.openRaw(ctx, iso)
+	if err != nil {
+		return nil, err
+	}
+	open := func(ctx context.Context) (iso9660.ReaderAt, ImageInfo, error) {
+		r, info, _, err := s.openRaw(ctx, iso)
+		return r, info, err
+	}
+	if err := s.verify(ctx, iso, info, where, open); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // OpenImage opens the whole image of an ISO, for serving the .iso itself: a File over the
@@ -768,9 +875,14 @@ func (s *Store) openPooled(ctx context.Context, iso *ISO) (iso9660.ReaderAt, fun
 	}
 	p := s.fds.pool(iso.SHA256)
 	if f := p.get(); f != nil {
+		// A descriptor is pooled only once its version was verified; a write to the file
+		// since (in place, on a shared directory) changes the version and sends it through
+		// openImage's check again. Known versions are a map lookup: no hash on this path.
 		st, err := f.Stat()
 		if err == nil && st.Size() == iso.Size {
-			return f, p.put, nil
+			if ok, _ := s.ver.known(iso.SHA256, fileInfo(st).Version); ok {
+				return f, p.put, nil
+			}
 		}
 		f.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -850,6 +851,16 @@ func testOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T, be storetest
 			t.Fatal(err)
 		}
 	}
+	// An image without a row is removed once it is older than any publish takes; on a shared
+	// (PostgreSQL) catalog a young one may be another instance's publish in progress.
+	old := time.Now().Add(-2 * sharedGrace)
+	if err := os.Chtimes(filepath.Join(dir, "isos", orphan+".iso"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	young := strings.Repeat("d", 64) + ".iso"
+	if err := os.WriteFile(filepath.Join(dir, "isos", young), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Damage the index: the next Store must notice (CRC) and rebuild it from the image.
 	idx := filepath.Join(dir, "isos", iso.SHA256+".idx")
 	b, _ := os.ReadFile(idx)
@@ -858,8 +869,13 @@ func testOpenCleansLeftoversAndRebuildsDamagedIndexes(t *testing.T, be storetest
 
 	s = openStore(t, dir, dir)
 	got := assertClean(t, dir)
-	if fmt.Sprint(got) != fmt.Sprint([]string{iso.SHA256 + ".idx", iso.SHA256 + ".iso"}) {
-		t.Fatalf("files after Open: %v", got)
+	want := []string{iso.SHA256 + ".idx", iso.SHA256 + ".iso"}
+	if be.Name == "postgres" {
+		want = append(want, young)
+		sort.Strings(want)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("files after Open: %v, want %v", got, want)
 	}
 	if parts, _ := os.ReadDir(filepath.Join(dir, "isos", "uploads")); len(parts) != 0 {
 		t.Fatalf("upload data without row survived: %v", parts)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/iso9660"
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // copyBufSize is the size of each of the three buffers an upload streams through: memory stays flat whatever the
@@ -241,6 +242,12 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 		}
 	}
 	atStep("image-stored")
+	if r.owned {
+		// Hashed on the way in: no need to hash it again at its first open.
+		if info, err := s.images.Stat(ctx, r.sum); err == nil && info.Size == r.size {
+			s.ver.verified(r.sum, info.Version)
+		}
+	}
 	undo := func() {
 		os.Remove(idxPath)
 		if r.owned {
@@ -248,6 +255,20 @@ func (s *Store) ingest(ctx context.Context, r ingestRequest) (*ISO, error) {
 		}
 	}
 	if err := s.insert(ctx, iso, r.uploadID); err != nil {
+		if store.IsUniqueViolation(err) {
+			// Another instance sharing the catalog published the same content (or took the
+			// name) between the check above and this insert. Its image is the one just
+			// renamed over (same bytes, same key): keep it, answer with its row.
+			if other, gerr := s.Get(ctx, r.sum); gerr == nil {
+				other.Existed = true
+				if r.owned {
+					os.Remove(r.path)
+				}
+				return other, nil
+			}
+			undo()
+			return nil, fmt.Errorf("%q: %w", r.name, ErrNameTaken)
+		}
 		undo()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
@@ -357,6 +378,9 @@ func (s *Store) AddPath(ctx context.Context, name, p string) (*ISO, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add %q: %w", name, err)
+	}
+	if !iso.Existed {
+		s.ver.verified(iso.SHA256, fileInfo(after).Version)
 	}
 	s.log.Info("iso added by path", "iso", iso.ID, "name", iso.Name, "path", p, "existed", iso.Existed)
 	return iso, nil

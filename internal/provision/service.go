@@ -50,6 +50,8 @@ type ISOs interface {
 	SetDetected(ctx context.Context, id, detected string) error
 	// List is every published ISO (ISOPairs: the signed pairs served to machines).
 	List(ctx context.Context) ([]*isostore.ISO, error)
+	// ImageStatus says whether this instance can serve an ISO's bytes (a stat, no hash).
+	ImageStatus(ctx context.Context, iso *isostore.ISO) (isostore.ImageState, error)
 }
 
 // Inventory is what provisioning reads of the inventory. *inventory.Inventory implements it.
@@ -437,6 +439,13 @@ func (s *Service) Problem(ctx context.Context, p *inventory.Profile) string {
 	}
 	if err != nil {
 		return "" // not known to be broken; a boot attempt reports the error
+	}
+	// Bytes this instance lacks (the shared image directory not mounted here), that do not
+	// match the catalog, or a registered file that changed: the machine would fetch its kernel
+	// and get an error; the console says why instead.
+	switch state, err := s.ISOs.ImageStatus(ctx, iso); state {
+	case isostore.ImageMissing, isostore.ImageCorrupt, isostore.ImageChanged:
+		return err.Error()
 	}
 	if iso.SourcePath != "" {
 		if _, err := os.Stat(iso.SourcePath); err != nil {

@@ -131,7 +131,7 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 		return nil, err
 	}
 	inv.SetSite(cfg.Site)
-	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, DB: app.DB, InUse: inv.ISOUsers, RegisterDirs: cfg.RegisterDirs,
+	isos, err := isostore.Open(ctx, isostore.Config{DataDir: cfg.DataDir, ImagesDir: cfg.ImagesDir, DB: app.DB, InUse: inv.ISOUsers, RegisterDirs: cfg.RegisterDirs,
 		MaxPendingUploads: cfg.MaxPendingUploads, Logger: log})
 	if err != nil {
 		return nil, err

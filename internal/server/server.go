@@ -247,6 +247,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	})
 
+	// Images this instance has not verified yet (after an upgrade, or uploaded through
+	// another instance into the shared --images directory) are hashed in the background, one
+	// at a time, so that the first machines to boot do not wait for it; repeated to catch new
+	// ones and to report images that went missing or bad.
+	g.Go(func() error {
+		t := time.NewTicker(verifyEvery)
+		defer t.Stop()
+		for {
+			bad, err := isos.VerifyAll(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("verify images", "err", err)
+			}
+			for id, why := range bad {
+				log.Warn("this instance cannot serve an ISO", "iso", id, "err", why)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+
 	if ts != nil {
 		g.Go(func() error { return ts.Run(ctx) })
 	}
@@ -444,3 +467,7 @@ func orOff(s string) string {
 	}
 	return s
 }
+
+// verifyEvery is how often Run checks the catalog's images: new ones (uploaded through another
+// instance) are hashed before a machine needs them, lost ones are logged.
+const verifyEvery = 5 * time.Minute

@@ -1,0 +1,236 @@
+package isostore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
+	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
+)
+
+// openShared opens a Store with its own data directory on the PostgreSQL catalog dsn, storing
+// images in the shared directory images, as `fleetboot serve --database dsn --images images`.
+func openShared(t testing.TB, dsn, dataDir, images string) *Store {
+	t.Helper()
+	db, err := store.OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := Open(context.Background(), Config{DataDir: dataDir, DB: db, ImagesDir: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// readImage reads the whole image of an ISO through OpenImage.
+func readImage(s *Store, id string) ([]byte, error) {
+	f, _, err := s.OpenImage(context.Background(), id)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// flipByte changes one byte of the file at p in place (size kept).
+func flipByte(t testing.TB, p string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5a
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two instances on one PostgreSQL catalog and one image directory (--images): an image
+// uploaded through one is served by the other, byte for byte, after the other checked its
+// SHA-256 exactly once however many requests asked at once; a restart does not hash again;
+// bytes changed on the shared directory are refused by both instances with the paths and
+// both sums; a removed file is reported as missing from this instance, naming the directory.
+func TestSharedImageDirServesEveryInstanceAndRefusesWrongBytes(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	images := t.TempDir()
+	a := openShared(t, dsn, t.TempDir(), images)
+	bDir := t.TempDir()
+	b := openShared(t, dsn, bDir, images)
+
+	fx := makeFixture(t, isotest.RichTree(), "-R")
+	iso, err := uploadFile(t, a, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(images, iso.SHA256+".iso")
+	if _, err := os.Stat(shared); err != nil {
+		t.Fatalf("the upload through a is not in the shared directory: %v", err)
+	}
+	if st, err := b.ImageStatus(ctx, iso); st != ImageUnverified || err != nil {
+		t.Fatalf("b's status before its first use: %s, %v", st, err)
+	}
+	want, _ := os.ReadFile(fx.iso)
+
+	// A boot storm on b: one hash, every request served the verified bytes.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := readImage(b, iso.ID)
+			if err == nil && !bytes.Equal(got, want) {
+				err = errors.New("bytes differ from the upload")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("instance b serving a's upload: %v", err)
+		}
+	}
+	serveAll(t, b, iso.ID, fx.src)
+	if n := b.ver.hashes.Load(); n != 1 {
+		t.Fatalf("instance b hashed the image %d times, want once", n)
+	}
+	if n := a.ver.hashes.Load(); n != 0 {
+		t.Fatalf("instance a hashed its own upload %d times at open, want 0 (hashed on the way in)", n)
+	}
+	if st, err := b.ImageStatus(ctx, iso); st != ImageVerified || err != nil {
+		t.Fatalf("b's status after use: %s, %v", st, err)
+	}
+	// b restarts: its record of the verified version spares the hash.
+	b = openShared(t, dsn, bDir, images)
+	if _, err := readImage(b, iso.ID); err != nil || b.ver.hashes.Load() != 0 {
+		t.Fatalf("after a restart: %v, %d hashes, want none", err, b.ver.hashes.Load())
+	}
+
+	// One byte changed in place on the shared directory (same size).
+	flipByte(t, shared, iso.Size/2)
+	for name, s := range map[string]*Store{"a": a, "b": b} {
+		_, err := readImage(s, iso.ID)
+		var ce *CorruptImageError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrImageCorrupt) {
+			t.Fatalf("instance %s serving a corrupted image: %v, want a CorruptImageError", name, err)
+		}
+		msg := err.Error()
+		for _, part := range []string{"rich", shared, iso.SHA256, ce.Actual} {
+			if !strings.Contains(msg, part) {
+				t.Errorf("instance %s: error %q does not name %q", name, msg, part)
+			}
+		}
+		if ce.Actual == iso.SHA256 || !isHex(ce.Actual, 64) {
+			t.Errorf("instance %s: actual sha256 %q", name, ce.Actual)
+		}
+		if _, err := s.OpenFile(ctx, iso.ID, "/casper/vmlinuz"); !errors.Is(err, ErrImageCorrupt) {
+			t.Errorf("instance %s: a file inside the corrupted image: %v", name, err)
+		}
+		if st, err := s.ImageStatus(ctx, iso); st != ImageCorrupt || !errors.Is(err, ErrImageCorrupt) {
+			t.Errorf("instance %s: status %s, %v", name, st, err)
+		}
+	}
+	before := b.ver.hashes.Load()
+	if _, err := readImage(b, iso.ID); !errors.Is(err, ErrImageCorrupt) || b.ver.hashes.Load() != before {
+		t.Fatalf("a known-bad version again: %v, hashed %d more times, want refused without a hash", err, b.ver.hashes.Load()-before)
+	}
+	// Put right (the file changes again): served again after one more check.
+	flipByte(t, shared, iso.Size/2)
+	if got, err := readImage(b, iso.ID); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("repaired image: %v", err)
+	}
+
+	// The file gone from the shared directory (or the directory not mounted on b).
+	if err := os.Rename(shared, shared+".away"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readImage(b, iso.ID)
+	var me *MissingImageError
+	if !errors.As(err, &me) || !errors.Is(err, ErrImageMissing) {
+		t.Fatalf("serving an image missing on this instance: %v, want a MissingImageError", err)
+	}
+	for _, part := range []string{"rich", iso.SHA256, shared, "mount the shared image directory"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not name %q", err, part)
+		}
+	}
+	if st, err := b.ImageStatus(ctx, iso); st != ImageMissing || !errors.Is(err, ErrImageMissing) {
+		t.Errorf("status of a missing image: %s, %v", st, err)
+	}
+	if bad, err := b.VerifyAll(ctx); err != nil || !errors.Is(bad[iso.ID], ErrImageMissing) {
+		t.Errorf("VerifyAll: %v, %v", bad, err)
+	}
+	// Deleted through a meanwhile: not found, not "missing".
+	if err := os.Rename(shared+".away", shared); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, iso.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readImage(b, iso.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after the delete through a: %v", err)
+	}
+	if _, err := os.Stat(shared); !os.IsNotExist(err) {
+		t.Fatalf("the deleted image is still in the shared directory: %v", err)
+	}
+}
+
+// One instance, its own data directory, either backend: bytes that change under a published
+// image are never served, not even through a descriptor kept open from an earlier request.
+func TestChangedImageBytesAreNeverServed(t *testing.T) {
+	storetest.Run(t, testChangedImageBytesAreNeverServed)
+}
+
+func testChangedImageBytesAreNeverServed(t *testing.T, be storetest.Backend) {
+	ctx := context.Background()
+	s, dir := newStoreOn(t, be)
+	fx := makeFixture(t, isotest.RichTree(), "-R")
+	iso, err := uploadFile(t, s, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveAll(t, s, iso.ID, fx.src) // descriptors now pooled
+	if n := s.ver.hashes.Load(); n != 0 {
+		t.Fatalf("serving a fresh upload hashed it %d times", n)
+	}
+	p := filepath.Join(dir, "isos", iso.SHA256+".iso")
+	flipByte(t, p, 0)
+	if _, err := s.OpenFile(ctx, iso.ID, "/casper/vmlinuz"); !errors.Is(err, ErrImageCorrupt) {
+		t.Fatalf("a file of a changed image through a pooled descriptor: %v, want ErrImageCorrupt", err)
+	}
+	if err := os.Truncate(p, iso.Size-isoSector); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readImage(s, iso.ID)
+	var ce *CorruptImageError
+	if !errors.As(err, &ce) || ce.ActualSize != iso.Size-isoSector || !strings.Contains(err.Error(), "bytes") {
+		t.Fatalf("a truncated image: %v", err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenFile(ctx, iso.ID, "/casper/vmlinuz"); !errors.Is(err, ErrImageMissing) {
+		t.Fatalf("a removed image: %v, want ErrImageMissing", err)
+	}
+	if err := s.Delete(ctx, iso.ID, false); err != nil {
+		t.Fatalf("deleting an ISO whose image is gone: %v", err)
+	}
+}
