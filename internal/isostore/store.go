@@ -878,8 +878,11 @@ func (s *Store) openPooled(ctx context.Context, iso *ISO) (iso9660.ReaderAt, fun
 		// A descriptor is pooled only once its version was verified; a write to the file
 		// since (in place, on a shared directory) changes the version and sends it through
 		// openImage's check again. Known versions are a map lookup: no hash on this path.
+		// A file removed or replaced since (nlink 0: another instance, or an operator on the
+		// shared directory) is opened anew, so that this instance reports what the directory
+		// holds now rather than serving the old file for as long as it keeps a descriptor.
 		st, err := f.Stat()
-		if err == nil && st.Size() == iso.Size {
+		if err == nil && st.Size() == iso.Size && linked(st) {
 			if ok, _ := s.ver.known(iso.SHA256, fileInfo(st).Version); ok {
 				return f, p.put, nil
 			}
@@ -894,6 +897,12 @@ func (s *Store) openPooled(ctx context.Context, iso *ISO) (iso9660.ReaderAt, fun
 		return r, iso9660.ReaderAt.Close, nil
 	}
 	return r, p.put, nil
+}
+
+// linked reports whether a file still has a name (false once it was removed or renamed over).
+func linked(st fs.FileInfo) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return !ok || sys.Nlink > 0
 }
 
 // ETag is the strong entity tag of the file at path p of the image with SHA-256 sum: the

@@ -69,6 +69,16 @@ func StartShared(t testing.TB, dsn, site string) *Server {
 	})
 }
 
+// StartSharedImages is StartShared with the uploaded images in images, a directory every
+// instance of the test uses (`fleetboot serve --images DIR`).
+func StartSharedImages(t testing.TB, dsn, site, images string) *Server {
+	t.Helper()
+	return start(t, nil, func(c *config.Config, d *server.Deps) {
+		c.Database, c.Site, c.ImagesDir = dsn, site, images
+		d.EventHeartbeat = time.Hour
+	})
+}
+
 func start(t testing.TB, wrap func(http.Handler) http.Handler, configure func(*config.Config, *server.Deps)) *Server {
 	t.Helper()
 	ctx := context.Background()
