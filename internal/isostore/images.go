@@ -158,7 +158,7 @@ func (d DirImages) copyIn(ctx context.Context, sum, staged string) error {
 		return err
 	}
 	defer os.Remove(tmp) // a no-op once renamed
-	_, err = io.Copy(out, ctxReader{ctx, in})
+	_, err = io.Copy(out, ContextReader{Ctx: ctx, R: in})
 	if err == nil {
 		err = out.Sync()
 	}
@@ -171,17 +171,18 @@ func (d DirImages) copyIn(ctx context.Context, sum, staged string) error {
 	return os.Rename(tmp, d.path(sum))
 }
 
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// ContextReader stops a long read when Ctx ends (a client gone during a copy, Ctrl-C during a
+// restore): each Read first checks it.
+type ContextReader struct {
+	Ctx context.Context
+	R   io.Reader
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
+func (c ContextReader) Read(p []byte) (int, error) {
+	if err := c.Ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	return c.R.Read(p)
 }
 
 // Delete removes <dir>/<sum>.iso.
