@@ -593,6 +593,25 @@ func (l *LeaseDB) List(ctx context.Context) ([]Lease, error) {
 	return out, nil
 }
 
+// PeerHolds implements LeaseStore. It reads the row itself, without the lease lock and without
+// touching the copy: the caller is the watch on other servers' replies, which must not queue
+// behind this instance's lease decisions, and a partner's row is committed before its reply
+// is on the wire. With SQLite no other instance shares the table: false.
+func (l *LeaseDB) PeerHolds(ctx context.Context, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error) {
+	v, ok := ipToUint(ip)
+	if l.shared == nil || !ok || len(mac) == 0 {
+		return false, nil
+	}
+	var held int
+	err := l.shared.QueryRowContext(ctx, `SELECT count(*) FROM dhcp_leases
+		WHERE ip = ? AND mac = ? AND state IN ('offered', 'bound') AND expires_ms > ?`,
+		v, mac.String(), now.UnixMilli()).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("read dhcp lease %s: %w", ip, err)
+	}
+	return held > 0, nil
+}
+
 // leaseWrite is one row to upsert.
 type leaseWrite struct {
 	ip  uint32

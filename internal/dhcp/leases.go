@@ -93,6 +93,10 @@ type LeaseStore interface {
 	Free(ctx context.Context, r LeaseRequest) error
 	// List returns every row, ordered by address.
 	List(ctx context.Context) ([]Lease, error)
+	// PeerHolds reports whether a lease table other instances share gives ip to mac at now
+	// (offered or bound, not expired): an HA partner commits that before its OFFER or ACK
+	// goes out. Always false for a table no other instance shares.
+	PeerHolds(ctx context.Context, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error)
 }
 
 // Lease store errors the server turns into NAKs or ignores.

@@ -64,7 +64,7 @@ func (s *Server) watchForeign(ctx context.Context, c *net.UDPConn) {
 		if err != nil {
 			continue
 		}
-		if ev, ok := s.foreignReply(m, peer.IP); ok {
+		if ev, ok := s.foreignReply(ctx, m, peer.IP); ok {
 			s.emit(ev)
 		}
 	}
@@ -76,8 +76,11 @@ func (s *Server) watchForeign(ctx context.Context, c *net.UDPConn) {
 // addresses and boot options from whichever answers first) and it is logged as an error. In
 // proxy mode a site DHCP server handing out addresses is expected — fleetboot relies on it — so
 // only a server that also offers network boot (boot file, PXEClient class, PXE vendor options:
-// another proxyDHCP, WDS, dnsmasq with dhcp-boot) competes.
-func (s *Server) foreignReply(m *dhcpv4.DHCPv4, from net.IP) (Event, bool) {
+// another proxyDHCP, WDS, dnsmasq with dhcp-boot) competes. An HA partner — another fleetboot
+// on the same shared lease table, answering the same segment — does not: in full mode a reply
+// whose address the shared table gives to that client is the partner's (it commits every
+// lease before its OFFER or ACK goes out), an expected event without the quirk.
+func (s *Server) foreignReply(ctx context.Context, m *dhcpv4.DHCPv4, from net.IP) (Event, bool) {
 	mt := m.MessageType()
 	if m.OpCode != dhcpv4.OpcodeBootReply || (mt != dhcpv4.MessageTypeOffer && mt != dhcpv4.MessageTypeAck) {
 		return Event{}, false
@@ -109,6 +112,17 @@ func (s *Server) foreignReply(m *dhcpv4.DHCPv4, from net.IP) (Event, bool) {
 	detail := fmt.Sprintf("another DHCP server %s sent %s to %s; it %s", sid, what, m.ClientHWAddr, strings.Join(role, " and "))
 	ev := Event{Kind: EventIgnored, MAC: m.ClientHWAddr, Firmware: FirmwareOther, IP: m.YourIPAddr, BootFile: m.BootFileName,
 		Port: portClient, Reason: detail}
+	if s.cfg.Mode == ModeFull && addr {
+		partner, err := s.leases.PeerHolds(ctx, m.YourIPAddr, m.ClientHWAddr, s.now())
+		if err != nil {
+			s.log.Warn("dhcp: cannot tell whether another server's reply is an HA partner's", "server", sid.String(), "err", err)
+		}
+		if partner {
+			s.log.Debug("dhcp: HA partner's reply seen", "server", sid.String(), "mac", m.ClientHWAddr.String(), "detail", detail)
+			ev.Reason = "HA partner " + sid.String() + " sent " + what
+			return ev, true
+		}
+	}
 	rogue := s.cfg.Mode == ModeFull || boot
 	if !rogue {
 		s.log.Debug("dhcp: site DHCP server seen", "server", sid.String(), "mac", m.ClientHWAddr.String(), "detail", detail)

@@ -2,14 +2,17 @@ package dhcp
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
 // TestForeignReplyDecisions: which replies seen on the client port are another DHCP server
@@ -58,7 +61,7 @@ func TestForeignReplyDecisions(t *testing.T) {
 			var logs bytes.Buffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			s, _ := newTestServer(t, cfg, leases)
-			ev, seen := s.foreignReply(tc.m, tc.from)
+			ev, seen := s.foreignReply(context.Background(), tc.m, tc.from)
 			if seen != tc.seen {
 				t.Fatalf("seen = %v, want %v (%+v)", seen, tc.seen, ev)
 			}
@@ -73,10 +76,68 @@ func TestForeignReplyDecisions(t *testing.T) {
 			if want := map[bool]int{true: 1}[tc.mode == ModeFull && tc.rogue]; loud != want {
 				t.Fatalf("%d error lines, want %d:\n%s", loud, want, logs.String())
 			}
-			s.foreignReply(tc.m, tc.from)
+			s.foreignReply(context.Background(), tc.m, tc.from)
 			if again := strings.Count(logs.String(), "level=ERROR"); again != loud {
 				t.Fatalf("the same server was logged again at once:\n%s", logs.String())
 			}
 		})
 	}
+}
+
+// TestHAPartnersRepliesAreNoRogueServer: the other instance of an HA pair (same shared lease
+// table, same pool) answers every DISCOVER too. Its OFFERs and ACKs name addresses the shared
+// table gives to those very clients — it committed them first — so they are expected, not a
+// rogue server: no quirk on the machine's timeline, no error in the log. A server that offers
+// an address the table does not give that client still is one. (Before this, each instance of
+// a pair logged the other as a rogue DHCP server and wrote a rogue-dhcp quirk into the timeline
+// of every machine that booted.)
+func TestHAPartnersRepliesAreNoRogueServer(t *testing.T) {
+	open := storetest.Backends[1].Fresh(t)
+	var dbs [2]*LeaseDB
+	for i := range dbs {
+		st, db := openTestStore(t, open)
+		t.Cleanup(func() { db.Close(); st.Close() })
+		dbs[i] = db
+	}
+	partner := net.IPv4(10, 99, 0, 2)
+	cfg := fullConfig()
+	var logs bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	s, now := newTestServer(t, cfg, dbs[0])
+	ctx := context.Background()
+	reply := func(typ dhcpv4.MessageType, mac net.HardwareAddr, ip net.IP) *dhcpv4.DHCPv4 {
+		m, err := dhcpv4.New(dhcpv4.WithReply(msg(t, dhcpv4.MessageTypeDiscover, dhcpv4.WithHwAddr(mac))), dhcpv4.WithMessageType(typ),
+			dhcpv4.WithYourIP(ip), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(partner)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	check := func(what string, m *dhcpv4.DHCPv4, rogue bool) {
+		t.Helper()
+		ev, seen := s.foreignReply(ctx, m, partner)
+		if !seen || (ev.Quirk == quirk.RogueDHCP) != rogue || ev.Timeline() != rogue {
+			t.Errorf("%s: seen %v, event %+v; want rogue %v", what, seen, ev, rogue)
+		}
+	}
+
+	// The partner reserves (its OFFER) and then binds (its ACK) an address for a client.
+	ip := reserve(t, dbs[1], s.pool, macN(1), nil, *now)
+	check("partner's OFFER", reply(dhcpv4.MessageTypeOffer, macN(1), ip), false)
+	bind(t, dbs[1], s.pool, macN(1), ip, *now)
+	check("partner's ACK", reply(dhcpv4.MessageTypeAck, macN(1), ip), false)
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("the partner was logged as a rogue server:\n%s", logs.String())
+	}
+	// That address offered to another client, or an address the table gives nobody: a rogue.
+	check("the partner's address offered to another client", reply(dhcpv4.MessageTypeOffer, macN(2), ip), true)
+	other := ip4(ip.To4()[3] + 1)
+	check("an address nobody holds", reply(dhcpv4.MessageTypeOffer, macN(3), other), true)
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d error lines for the rogue server, want 1:\n%s", n, logs.String())
+	}
+	// An offer the partner made has expired: no longer the table's word.
+	*now = now.Add(offerHold + time.Second)
+	ip2 := reserve(t, dbs[1], s.pool, macN(4), nil, t0)
+	check("an expired hold", reply(dhcpv4.MessageTypeOffer, macN(4), ip2), true)
 }

@@ -148,20 +148,24 @@ func (p *haPair) dhcpAll(ctx context.Context, ms []*machine) ([]*dhcpv4.DHCPv4, 
 	return acks, errs, int(retries.Load())
 }
 
-// dhcpCounters is server i's fleetboot_dhcp_packets_total by kind (answered, ignored,
-// dropped …), summed over firmware kinds, for the test's log.
-func (p *haPair) dhcpCounters(ctx context.Context, i int) string {
+// metric is server i's counter name summed by the value of one label (e.g.
+// fleetboot_dhcp_packets_total by kind), from its /metrics.
+func (p *haPair) metric(t *testing.T, ctx context.Context, i int, name, label string) map[string]float64 {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.api[i].base.String()+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+p.api[i].token)
 	resp, err := p.api[i].http.Do(req)
 	if err != nil {
-		return err.Error()
+		t.Fatalf("metrics of %s: %v", haSites[i], err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics of %s: %s %v", haSites[i], resp.Status, err)
+	}
 	sum := map[string]float64{}
 	for _, l := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(l, "fleetboot_dhcp_packets_total{")
+		rest, ok := strings.CutPrefix(l, name+"{")
 		if !ok {
 			continue
 		}
@@ -169,18 +173,21 @@ func (p *haPair) dhcpCounters(ctx context.Context, i int) string {
 		var v float64
 		fmt.Sscan(val, &v)
 		for _, kv := range strings.Split(labels, ",") {
-			if k, name, ok := strings.Cut(kv, "="); ok && k == "kind" {
+			if k, name, ok := strings.Cut(kv, "="); ok && k == label {
 				sum[strings.Trim(name, `"`)] += v
 			}
 		}
 	}
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(sum)) {
-		if sum[k] > 0 {
-			out = append(out, fmt.Sprintf("%s %.0f", k, sum[k]))
-		}
+	return sum
+}
+
+// noRogueQuirks fails the test if server i took its partner for a rogue DHCP server: the
+// partner's OFFERs and ACKs are expected on an HA pair's segment.
+func (p *haPair) noRogueQuirks(t *testing.T, ctx context.Context, i int) {
+	t.Helper()
+	if n := p.metric(t, ctx, i, "fleetboot_quirks_total", "quirk")["rogue-dhcp"]; n != 0 {
+		t.Errorf("server %s reported its partner's replies as a rogue DHCP server %.0f times", haSites[i], n)
 	}
-	return strings.Join(out, ", ")
 }
 
 // leaseInfo is a lease as GET /api/v1/leases shows it.
@@ -272,7 +279,15 @@ func TestHAPairNeverAcksOneAddressTwice(t *testing.T) {
 		}
 	}
 	for i := range p.servers {
-		t.Logf("server %s: %s", haSites[i], p.dhcpCounters(ctx, i))
+		by := p.metric(t, ctx, i, "fleetboot_dhcp_packets_total", "kind")
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(by)) {
+			if by[k] > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.0f", k, by[k]))
+			}
+		}
+		t.Logf("server %s: DHCP packets %s", haSites[i], strings.Join(parts, ", "))
+		p.noRogueQuirks(t, ctx, i)
 	}
 	acksBy, dups := p.acks.summary()
 	t.Logf("%d machines bound in %s (%d retransmissions); ACKs by server %v (wire: %v); %d addresses ACKed to two machines",
@@ -439,6 +454,7 @@ func TestHAPairSurvivorFinishesAnInstallAfterKill9(t *testing.T) {
 		t.Error(c)
 	}
 	checkLeaseTable(t, ctx, p.api[1], all)
+	p.noRogueQuirks(t, ctx, 1)
 	if err := p.servers[1].alive(); err != nil {
 		t.Errorf("server b: %v", err)
 	}
