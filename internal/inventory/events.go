@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // maxEventsPerMachine bounds a machine's timeline; the oldest events go first.
@@ -15,41 +17,98 @@ const maxEventsPerMachine = 500
 // sharing the database wakes its live streams on it (Open).
 const eventsChannel = "fleetboot_events"
 
-// addEvent appends an event in tx, which must come from Inventory.begin (it holds the
-// inventory's write lock, so ids become visible in increasing order), and notifies the other
-// instances sharing a PostgreSQL database at commit.
-func addEvent(ctx context.Context, tx *writeTx, mac, now, kind, detail string) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO events (mac, time, kind, detail, site) VALUES (?, ?, ?, ?, ?)`, mac, now, kind, detail, tx.site); err != nil {
-		return fmt.Errorf("record event for %s: %w", mac, err)
+// pendingEvent is an event a write transaction writes at its commit.
+type pendingEvent struct{ mac, time, kind, detail string }
+
+// execer runs statements: a transaction, or the database (one statement, its own transaction).
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	Dialect() store.Dialect
+}
+
+// flushEvents writes events, in order, and trims their machines' timelines to
+// maxEventsPerMachine. On PostgreSQL it is one statement that takes the event lock first
+// (catalogLock explains why), draws the ids, trims and notifies the other instances at
+// commit: q must commit right after it (writeTx.commit), or be the database itself, where the
+// statement is its own transaction. On SQLite the transaction already excludes every other
+// writer.
+func flushEvents(ctx context.Context, q execer, site string, evs []pendingEvent) error {
+	if len(evs) == 0 {
+		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE mac = ? AND id <= (
-		SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, mac, mac, maxEventsPerMachine); err != nil {
-		return err
+	if q.Dialect() == store.Postgres {
+		macs, times, kinds, details := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+		for i, e := range evs {
+			macs[i], times[i], kinds[i], details[i] = e.mac, e.time, e.kind, e.detail
+		}
+		// The INSERT's rows come from a join with the lock's one-row CTE, sorted: no id is
+		// drawn (the column default, evaluated per row above the sort) before the lock is held.
+		// The trim reads the timelines as they were before this statement (one snapshot for
+		// all its parts), so it keeps the newest maxEventsPerMachine minus the new ones.
+		if _, err := q.ExecContext(ctx, `WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))::text AS held),
+			e AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(mac, time, kind, detail, n)),
+			ins AS (INSERT INTO events (mac, time, kind, detail, site) SELECT e.mac, e.time, e.kind, e.detail, ? FROM l, e ORDER BY e.n),
+			cut AS (SELECT m.mac, c.id FROM (SELECT mac, count(*) AS k FROM e GROUP BY mac) AS m,
+				LATERAL (SELECT id FROM events WHERE events.mac = m.mac ORDER BY id DESC OFFSET GREATEST(? - m.k, 0) LIMIT 1) AS c),
+			del AS (DELETE FROM events AS d USING cut WHERE d.mac = cut.mac AND d.id <= cut.id)
+			SELECT pg_notify(?, '') FROM l`,
+			eventLock, macs, times, kinds, details, site, maxEventsPerMachine, eventsChannel); err != nil {
+			return fmt.Errorf("record events of %s: %w", describeMACs(macs), err)
+		}
+		return nil
 	}
-	return tx.Notify(ctx, eventsChannel)
+	trim := map[string]bool{}
+	for _, e := range evs {
+		if _, err := q.ExecContext(ctx, `INSERT INTO events (mac, time, kind, detail, site) VALUES (?, ?, ?, ?, ?)`, e.mac, e.time, e.kind, e.detail, site); err != nil {
+			return fmt.Errorf("record event for %s: %w", e.mac, err)
+		}
+		trim[e.mac] = true
+	}
+	for mac := range trim {
+		if _, err := q.ExecContext(ctx, `DELETE FROM events WHERE mac = ? AND id <= (
+			SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, mac, mac, maxEventsPerMachine); err != nil {
+			return fmt.Errorf("trim timeline of %s: %w", mac, err)
+		}
+	}
+	return nil
+}
+
+// describeMACs names the machines of a failed event write: the first, and how many others.
+func describeMACs(macs []string) string {
+	seen := map[string]bool{}
+	for _, m := range macs {
+		seen[m] = true
+	}
+	if len(seen) == 1 {
+		return macs[0]
+	}
+	return fmt.Sprintf("%s and %d other machines", macs[0], len(seen)-1)
 }
 
 // AddEvent appends to a machine's timeline (boot steps: DHCP, TFTP, script, kernel fetch …).
+// On PostgreSQL it is one statement (flushEvents), its own transaction.
 func (inv *Inventory) AddEvent(ctx context.Context, mac, kind, detail string) error {
-	tx, err := inv.begin(ctx)
+	ev := []pendingEvent{{mac: mac, time: fmtTime(inv.now()), kind: kind, detail: detail}}
+	if inv.db.Dialect() == store.Postgres {
+		return inv.eventsCommitted(flushEvents(ctx, inv.db, inv.site, ev))
+	}
+	tx, err := inv.begin(ctx, store.Locks{})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := addEvent(ctx, tx, mac, fmtTime(inv.now()), kind, detail); err != nil {
-		return err
-	}
-	return inv.eventsCommitted(tx.Commit())
+	tx.events = ev
+	return inv.eventsCommitted(tx.commit(ctx))
 }
 
 // feed wakes the readers of the timeline (live event streams) after events were committed.
 // It carries no events itself: a woken reader asks the database for the events after the last
 // one it has (EventsAfter). So a writer never waits for a reader, a slow reader costs nothing
 // but its own queries, and a reader cannot miss or reorder events: SQLite runs one write
-// transaction at a time (the store opens transactions IMMEDIATE), and on PostgreSQL every
-// inventory write takes one lock (Inventory.begin), so ids become visible in increasing order and
-// "id > last seen" is exact. With PostgreSQL, commits of other instances wake the feed too,
-// through a notification (Open).
+// transaction at a time (the store opens transactions IMMEDIATE), and on PostgreSQL events are
+// written under one lock held until their transaction commits (flushEvents), so ids become
+// visible in increasing order and "id > last seen" is exact. With PostgreSQL, commits of other
+// instances wake the feed too, through a notification (Open).
 type feed struct {
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced at every commit that may have added events
@@ -171,66 +230,113 @@ const dhcpClientsSlack = 1000
 
 // RecordDHCP records a batch of DHCP sightings in one transaction: each one's timeline line,
 // and its firmware and UUID on the machine (or, for a machine not recorded yet, until See
-// records it). A sighting's empty fields change nothing.
+// records it). A sighting's empty fields change nothing. The transaction locks only the
+// machines whose facts it records (so that a sighting creating one of them at the same time
+// takes the facts or leaves them for this batch to write on the machine, never loses them),
+// and writes the facts of the whole batch in one statement on PostgreSQL.
 func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
+	// Each machine's facts once, the later sighting's where both tell.
+	type facts struct{ firmware, uuid string }
+	byMAC := map[string]*facts{}
+	var macs []string
+	var evs []pendingEvent
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("record DHCP events: %w", err)
-	}
-	defer tx.Rollback()
-	added, trimmed := 0, false
 	for _, d := range batch {
 		if d.MAC == "" {
 			continue
 		}
 		if d.Detail != "" {
-			if err := addEvent(ctx, tx, d.MAC, now, "dhcp", d.Detail); err != nil {
-				return err
-			}
+			evs = append(evs, pendingEvent{mac: d.MAC, time: now, kind: "dhcp", detail: d.Detail})
 		}
 		if d.Firmware == "" && d.UUID == "" {
 			continue
 		}
+		f := byMAC[d.MAC]
+		if f == nil {
+			f = &facts{}
+			byMAC[d.MAC] = f
+			macs = append(macs, d.MAC)
+		}
+		if d.Firmware != "" {
+			f.firmware = d.Firmware
+		}
+		if d.UUID != "" {
+			f.uuid = d.UUID
+		}
+	}
+	locks := store.Locks{}
+	for _, mac := range macs {
+		locks.Exclusive = append(locks.Exclusive, machineLock(mac))
+	}
+	defer inv.local()()
+	tx, err := inv.begin(ctx, locks)
+	if err != nil {
+		return fmt.Errorf("record DHCP events: %w", err)
+	}
+	defer tx.Rollback()
+	tx.events = evs
+	added := 0
+	if tx.Dialect() == store.Postgres && len(macs) > 0 {
+		fws, uuids := make([]string, len(macs)), make([]string, len(macs))
+		for i, mac := range macs {
+			fws[i], uuids[i] = byMAC[mac].firmware, byMAC[mac].uuid
+		}
+		var kept int
+		if err := tx.QueryRowContext(ctx, `WITH d AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS d(mac, firmware, uuid)),
+			upd AS (UPDATE machines AS m SET firmware = COALESCE(NULLIF(d.firmware, ''), m.firmware),
+				uuid = COALESCE(NULLIF(d.uuid, ''), m.uuid) FROM d WHERE m.mac = d.mac RETURNING m.mac),
+			ins AS (INSERT INTO dhcp_clients (mac, firmware, uuid, seen) SELECT d.mac, d.firmware, d.uuid, ? FROM d
+				WHERE d.mac NOT IN (SELECT mac FROM upd)
+				ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
+				uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen RETURNING 1)
+			SELECT count(*) FROM ins`, macs, fws, uuids, now).Scan(&kept); err != nil {
+			return fmt.Errorf("record DHCP facts of %s: %w", describeMACs(macs), err)
+		}
+		added = kept
+	}
+	for _, mac := range macs {
+		if tx.Dialect() == store.Postgres {
+			break // written above
+		}
+		f := byMAC[mac]
 		res, err := tx.ExecContext(ctx, `UPDATE machines SET firmware = COALESCE(NULLIF(?, ''), firmware),
-			uuid = COALESCE(NULLIF(?, ''), uuid) WHERE mac = ?`, d.Firmware, d.UUID, d.MAC)
+			uuid = COALESCE(NULLIF(?, ''), uuid) WHERE mac = ?`, f.firmware, f.uuid, mac)
 		if err != nil {
-			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
+			return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
+			return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
 		} else if n > 0 {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_clients (mac, firmware, uuid, seen) VALUES (?, ?, ?, ?)
 			ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
-			uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen`, d.MAC, d.Firmware, d.UUID, now); err != nil {
-			return fmt.Errorf("record DHCP facts of %s: %w", d.MAC, err)
+			uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen`, mac, f.firmware, f.uuid, now); err != nil {
+			return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
 		}
 		added++
 	}
 	// The trim sorts the whole table: it runs once per dhcpClientsSlack new rows rather than
 	// per batch (under a DHCP flood of new MACs it was most of the server's CPU, issue 13), so
-	// the table holds at most maxDHCPClients + dhcpClientsSlack + one batch.
-	if inv.dhcpClientsAdded >= dhcpClientsSlack {
+	// the table holds at most maxDHCPClients + dhcpClientsSlack + one batch per instance.
+	trimmed := false
+	if inv.dhcpClientsAdded.Load() >= dhcpClientsSlack {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac NOT IN (
 			SELECT mac FROM dhcp_clients ORDER BY seen DESC LIMIT ?)`, maxDHCPClients); err != nil {
 			return fmt.Errorf("record DHCP events: %w", err)
 		}
 		trimmed = true
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(ctx); err != nil {
 		return fmt.Errorf("record DHCP events: %w", err)
 	}
 	if trimmed {
-		inv.dhcpClientsAdded = 0
+		inv.dhcpClientsAdded.Store(0)
 	}
-	inv.dhcpClientsAdded += added
+	inv.dhcpClientsAdded.Add(int64(added))
 	// Firmware and UUID are facts about the machine, not its boot decisions: Version stays.
 	return inv.eventsCommitted(nil)
 }
@@ -239,7 +345,7 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 // was recorded, and forgets that.
 func takeDHCPFacts(ctx context.Context, q querier, s *Sighting) error {
 	var fw, uuid string
-	err := q.QueryRowContext(ctx, `SELECT firmware, uuid FROM dhcp_clients WHERE mac = ?`, s.MAC).Scan(&fw, &uuid)
+	err := q.QueryRowContext(ctx, `DELETE FROM dhcp_clients WHERE mac = ? RETURNING firmware, uuid`, s.MAC).Scan(&fw, &uuid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -251,9 +357,6 @@ func takeDHCPFacts(ctx context.Context, q querier, s *Sighting) error {
 	}
 	if s.UUID == "" {
 		s.UUID = uuid
-	}
-	if _, err := q.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac = ?`, s.MAC); err != nil {
-		return fmt.Errorf("read DHCP facts of %s: %w", s.MAC, err)
 	}
 	return nil
 }

@@ -195,17 +195,16 @@ type Sighting struct {
 // Inventory is the persisted inventory.
 type Inventory struct {
 	db *store.DB
-	// mu serialises this process's read-modify-write sequences (state transitions,
-	// sightings) so they do not queue on SQLite's busy timeout. Across processes sharing a
-	// PostgreSQL database, every write transaction takes one lock (begin).
+	// mu serialises this process's write transactions on SQLite (local). Across processes
+	// sharing a PostgreSQL database, transactions take the locks described at catalogLock.
 	mu   sync.Mutex
 	now  func() time.Time
 	site string // --site, recorded on every event
 	// feed wakes live event streams after commits.
 	feed feed
 	// dhcpClientsAdded counts dhcp_clients rows RecordDHCP added since it last trimmed the
-	// table (under mu).
-	dhcpClientsAdded int
+	// table.
+	dhcpClientsAdded atomic.Int64
 	// version counts committed changes of machines, profiles and rules (Version).
 	version atomic.Uint64
 }
@@ -344,34 +343,77 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 	return inv, nil
 }
 
-// writeLock is the lock every inventory write transaction holds (begin).
-const writeLock = "fleetboot:inventory"
+// The inventory's locks (PostgreSQL advisory locks, shared by every instance using the
+// database; on SQLite every write transaction holds the database's single write lock instead).
+// A write transaction takes them in this order, each kind at most once, so none deadlocks:
+//
+//   - catalogLock, shared by every transaction that reads the assignment rules to apply them
+//     (a machine created, relabelled or with new hardware facts) or changes one machine as the
+//     operator does; exclusive for the catalog writers (AddRule, PutProfile). So a new rule
+//     and a new machine never miss each other: the rule sees the machine or the machine sees
+//     the rule.
+//   - machineLock of each machine the transaction reads and then writes (begin, LockKeys: all
+//     at once, in hash order): a machine seen by two instances at once is created once, a
+//     compare-and-set transition has one winner, DHCP facts are not lost between a sighting
+//     that creates the machine and the DHCP writer. Transactions on different machines run
+//     side by side.
+//   - eventLock, taken by the transaction's last statement, which writes all its events
+//     (flushEvents), and held only until the commit right after it. Event ids are drawn from
+//     the sequence under this lock and committed before it is released, so they become visible
+//     in increasing order: a live stream reading "id > last seen" skips none (feed).
+const (
+	catalogLock = "fleetboot:inventory"
+	eventLock   = "fleetboot:events"
+)
 
-// begin starts a write transaction holding the inventory's write lock: on PostgreSQL an
-// advisory lock shared by every instance using the database, on SQLite the IMMEDIATE
-// transaction's own. So the inventory has SQLite's single-writer semantics on both backends:
-// a read-then-write (two instances seeing one new machine, a compare-and-set transition) never
-// interleaves with another instance's, and event ids, drawn from a sequence at insert, become
-// visible in increasing order (a live stream reading "id > last seen" skips none). One lock,
-// taken first, also means no lock-order deadlocks between row locks and it. Writes are a few
-// short statements, so serialising them costs little next to a boot's network round trips.
-func (inv *Inventory) begin(ctx context.Context) (*writeTx, error) {
+// machineLock is the lock key of one machine.
+func machineLock(mac string) string { return "fleetboot:machine:" + mac }
+
+// begin starts a write transaction holding locks (see catalogLock). On SQLite the IMMEDIATE
+// transaction holds the one write lock of the database, which serialises every writer: the
+// same guarantees, without concurrency.
+func (inv *Inventory) begin(ctx context.Context, locks store.Locks) (*writeTx, error) {
 	tx, err := inv.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.Lock(ctx, writeLock); err != nil {
+	if err := tx.LockKeys(ctx, locks); err != nil {
 		tx.Rollback()
 		return nil, err
 	}
 	return &writeTx{Tx: tx, site: inv.site}, nil
 }
 
-// writeTx is an inventory write transaction: it holds the write lock, and its events carry
-// the instance's site.
+// writeTx is an inventory write transaction: it holds its locks (begin), and collects the
+// events it writes, which commit writes under the event lock.
 type writeTx struct {
 	*store.Tx
-	site string
+	site   string
+	events []pendingEvent
+}
+
+// event adds a timeline event, written at commit.
+func (tx *writeTx) event(mac, now, kind, detail string) {
+	tx.events = append(tx.events, pendingEvent{mac: mac, time: now, kind: kind, detail: detail})
+}
+
+// commit writes the transaction's events and commits it.
+func (tx *writeTx) commit(ctx context.Context) error {
+	if err := flushEvents(ctx, tx.Tx, tx.site, tx.events); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// local serialises this process's write transactions on SQLite, so that they queue here
+// rather than on SQLite's busy timeout; it returns the unlock. On PostgreSQL writers run
+// concurrently, ordered by the database's locks (begin).
+func (inv *Inventory) local() func() {
+	if inv.db.Dialect() == store.Postgres {
+		return func() {}
+	}
+	inv.mu.Lock()
+	return inv.mu.Unlock
 }
 
 // SetSite names the instance (--site) on every event it writes from now on. Call it before

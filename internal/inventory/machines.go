@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware`
@@ -16,21 +17,27 @@ const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, a
 type scanner interface{ Scan(...any) error }
 
 func scanMachine(s scanner) (*Machine, error) {
+	m, _, err := scanMachineHardware(s)
+	return m, err
+}
+
+// scanMachineHardware is scanMachine that also returns the hardware column as stored.
+func scanMachineHardware(s scanner) (*Machine, string, error) {
 	var m Machine
 	var labels, first, last, changed, hardware string
 	if err := s.Scan(&m.MAC, &m.UUID, &m.Hostname, &labels, &m.Profile, &m.State, &m.Arch, &m.Platform,
 		&m.Firmware, &m.IP, &first, &last, &changed, &hardware); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m.Labels = map[string]string{}
 	if err := decodeJSON("machine "+m.MAC, "labels", labels, &m.Labels); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := decodeJSON("machine "+m.MAC, "hardware facts", hardware, &m.Hardware); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m.FirstSeen, m.LastSeen, m.StateChanged = parseTime(first), parseTime(last), parseTime(changed)
-	return &m, nil
+	return &m, hardware, nil
 }
 
 type querier interface {
@@ -111,10 +118,12 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	if s.MAC == "" {
 		return nil, false, fmt.Errorf("%w: sighting without MAC", ErrInvalid)
 	}
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
+	if m, err := inv.seeKnown(ctx, s); m != nil || err != nil {
+		return m, false, err
+	}
+	defer inv.local()()
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx)
+	tx, err := inv.begin(ctx, store.Locks{Shared: []string{catalogLock}, Exclusive: []string{machineLock(s.MAC)}})
 	if err != nil {
 		return nil, false, err
 	}
@@ -132,32 +141,22 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 			jsonText(orEmpty(s.Hardware))); err != nil {
 			return nil, false, fmt.Errorf("record machine %s: %w", s.MAC, err)
 		}
-		if err := addEvent(ctx, tx, s.MAC, now, "discovered", describeSighting(s)); err != nil {
-			return nil, false, err
-		}
+		tx.event(s.MAC, now, "discovered", describeSighting(s))
 		if err := applyRules(ctx, tx, s.MAC, now); err != nil {
 			return nil, false, err
 		}
 	case err != nil:
 		return nil, false, err
 	default:
-		// Keep what we knew when this sighting lacks it (iPXE may not expand ${uuid}).
-		upd := func(newv, old string) string {
-			if newv == "" {
-				return old
-			}
-			return newv
-		}
 		hw, changed := mergeHardware(m.Hardware, s.Hardware)
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET uuid=?, arch=?, platform=?, firmware=?, ip=?, last_seen=?, hardware=? WHERE mac=?`,
-			upd(s.UUID, m.UUID), upd(s.Arch, m.Arch), upd(s.Platform, m.Platform), upd(s.Firmware, m.Firmware), upd(s.IP, m.IP), now,
-			jsonText(hw), s.MAC); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET uuid = COALESCE(NULLIF(?, ''), uuid), arch = COALESCE(NULLIF(?, ''), arch),
+			platform = COALESCE(NULLIF(?, ''), platform), firmware = COALESCE(NULLIF(?, ''), firmware), ip = COALESCE(NULLIF(?, ''), ip),
+			last_seen = ?, hardware = ? WHERE mac = ?`,
+			s.UUID, s.Arch, s.Platform, s.Firmware, s.IP, now, jsonText(hw), s.MAC); err != nil {
 			return nil, false, fmt.Errorf("update machine %s: %w", s.MAC, err)
 		}
 		if changed {
-			if err := addEvent(ctx, tx, s.MAC, now, "hardware", describeHardware(s.Hardware)); err != nil {
-				return nil, false, err
-			}
+			tx.event(s.MAC, now, "hardware", describeHardware(s.Hardware))
 			// A machine added by hand before it first booted, or one whose facts changed,
 			// may now match a hardware rule.
 			if err := applyRules(ctx, tx, s.MAC, now); err != nil {
@@ -169,7 +168,38 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	return m, created, inv.committed(tx.Commit())
+	return m, created, inv.committed(tx.commit(ctx))
+}
+
+// seeKnown records the sighting of a known machine whose hardware facts it does not change
+// (every boot of a machine after its first, usually) in one statement, without a transaction
+// or lock: nothing but the last-seen data changes, no event is written and no rule can newly
+// match. It returns nil, and See takes the locked path, for a new machine, new facts, or facts
+// that changed between its read and its write (the write compares the stored facts).
+func (inv *Inventory) seeKnown(ctx context.Context, s Sighting) (*Machine, error) {
+	m, hwText, err := scanMachineHardware(inv.db.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE mac = ?`, s.MAC))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, changed := mergeHardware(m.Hardware, s.Hardware); changed {
+		return nil, nil
+	}
+	// Keep what we knew when this sighting lacks it (iPXE may not expand ${uuid}).
+	defer inv.local()()
+	m, err = scanMachine(inv.db.QueryRowContext(ctx, `UPDATE machines SET uuid = COALESCE(NULLIF(?, ''), uuid), arch = COALESCE(NULLIF(?, ''), arch),
+		platform = COALESCE(NULLIF(?, ''), platform), firmware = COALESCE(NULLIF(?, ''), firmware), ip = COALESCE(NULLIF(?, ''), ip),
+		last_seen = ? WHERE mac = ? AND hardware = ? RETURNING `+machineCols,
+		s.UUID, s.Arch, s.Platform, s.Firmware, s.IP, fmtTime(inv.now()), s.MAC, hwText))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update machine %s: %w", s.MAC, err)
+	}
+	return m, nil
 }
 
 func describeSighting(s Sighting) string {
@@ -249,10 +279,9 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	if u.State != nil && !ValidState(*u.State) {
 		return nil, fmt.Errorf("%w: state %q: want discovered, install-pending, installing, installed or failed", ErrInvalid, *u.State)
 	}
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
+	defer inv.local()()
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx)
+	tx, err := inv.begin(ctx, store.Locks{Shared: []string{catalogLock}, Exclusive: []string{machineLock(mac)}})
 	if err != nil {
 		return nil, err
 	}
@@ -265,9 +294,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 			mac, Discovered, now, "", now); err != nil {
 			return nil, fmt.Errorf("create machine %s: %w", mac, err)
 		}
-		if err := addEvent(ctx, tx, mac, now, "created", "added by operator"); err != nil {
-			return nil, err
-		}
+		tx.event(mac, now, "created", "added by operator")
 		// What DHCP saw of it before the operator added it.
 		seen := Sighting{MAC: mac}
 		if err := takeDHCPFacts(ctx, tx, &seen); err != nil {
@@ -290,9 +317,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		if _, err := tx.ExecContext(ctx, `UPDATE machines SET labels=? WHERE mac=?`, jsonText(u.Labels), mac); err != nil {
 			return nil, err
 		}
-		if err := addEvent(ctx, tx, mac, now, "labels", jsonText(u.Labels)); err != nil {
-			return nil, err
-		}
+		tx.event(mac, now, "labels", jsonText(u.Labels))
 	}
 	profile := m.Profile
 	if u.Profile != nil && *u.Profile != m.Profile {
@@ -307,9 +332,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		if _, err := tx.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, p, mac); err != nil {
 			return nil, err
 		}
-		if err := addEvent(ctx, tx, mac, now, "profile", "assigned "+orNone(profile)); err != nil {
-			return nil, err
-		}
+		tx.event(mac, now, "profile", "assigned "+orNone(profile))
 	}
 	if u.State != nil && *u.State != m.State {
 		if *u.State == InstallPending && profile == "" {
@@ -328,7 +351,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	if err != nil {
 		return nil, err
 	}
-	return m, inv.committed(tx.Commit())
+	return m, inv.committed(tx.commit(ctx))
 }
 
 func orNone(s string) string {
@@ -356,9 +379,8 @@ func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
 // another state. The boot path (install-pending → installing) and the installer's done
 // callback (installing → installed) use it.
 func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, to State, why string) (*Machine, error) {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
-	tx, err := inv.begin(ctx)
+	defer inv.local()()
+	tx, err := inv.begin(ctx, store.Locks{Exclusive: []string{machineLock(mac)}})
 	if err != nil {
 		return nil, err
 	}
@@ -374,14 +396,13 @@ func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, 
 	if !ok {
 		return m, fmt.Errorf("machine %s is %s, not %v: %w", mac, m.State, from, ErrConflict)
 	}
-	if err := setState(ctx, tx, mac, m.State, to, fmtTime(inv.now()), why); err != nil {
+	now := fmtTime(inv.now())
+	if err := setState(ctx, tx, mac, m.State, to, now, why); err != nil {
 		return nil, err
 	}
-	m, err = getMachine(ctx, tx, mac)
-	if err != nil {
-		return nil, err
-	}
-	return m, inv.committed(tx.Commit())
+	// The machine as written: only its state changed, under its lock.
+	m.State, m.StateChanged = to, parseTime(now)
+	return m, inv.committed(tx.commit(ctx))
 }
 
 func setState(ctx context.Context, q *writeTx, mac string, from, to State, now, why string) error {
@@ -392,5 +413,6 @@ func setState(ctx context.Context, q *writeTx, mac string, from, to State, now, 
 	if why != "" {
 		detail += ": " + why
 	}
-	return addEvent(ctx, q, mac, now, "state", detail)
+	q.event(mac, now, "state", detail)
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 const profileCols = `name, iso, entry, extra_args, template, template_kind, vars, ssh_keys, created, updated, mode`
@@ -63,9 +65,9 @@ func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, boo
 		mode = ModeInstallOnce
 	}
 	now := fmtTime(inv.now())
-	// Update, else insert, under the inventory's write lock: two instances creating one
-	// profile at once must not both find nothing to update.
-	tx, err := inv.begin(ctx)
+	// Update, else insert, under the catalog lock: two instances creating one profile at once
+	// must not both find nothing to update.
+	tx, err := inv.begin(ctx, store.Locks{Exclusive: []string{catalogLock}})
 	if err != nil {
 		return nil, false, err
 	}

@@ -2,9 +2,12 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // Rules lists the assignment rules in the order they are tried.
@@ -48,10 +51,9 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	if r.MACPrefix == "" && len(r.Labels) == 0 && len(r.Hardware) == 0 {
 		return nil, 0, fmt.Errorf("%w: a rule needs mac_prefix, labels or hardware (a rule matching everything is a default; set it explicitly with mac_prefix of the fleet)", ErrInvalid)
 	}
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
+	defer inv.local()()
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx)
+	tx, err := inv.begin(ctx, store.Locks{Exclusive: []string{catalogLock}})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -67,20 +69,29 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	var macs []string
+	var macs, locks []string
 	for rows.Next() {
 		var m string
 		rows.Scan(&m)
 		macs = append(macs, m)
+		locks = append(locks, machineLock(m))
 	}
 	rows.Close()
+	// Lock them, all at once (in the order every transaction takes machine locks in), then
+	// read each as it is now.
+	if err := tx.LockKeys(ctx, store.Locks{Exclusive: locks}); err != nil {
+		return nil, 0, err
+	}
 	applied := 0
 	for _, mac := range macs {
 		m, err := getMachine(ctx, tx, mac)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
 		if err != nil {
 			return nil, 0, err
 		}
-		if r.Matches(m) {
+		if m.Profile == "" && r.Matches(m) {
 			if err := assignByRule(ctx, tx, m, &r, now); err != nil {
 				return nil, 0, err
 			}
@@ -88,7 +99,7 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 		}
 	}
 	r.Created = parseTime(now)
-	return &r, applied, inv.committed(tx.Commit())
+	return &r, applied, inv.committed(tx.commit(ctx))
 }
 
 // DeleteRule removes a rule (machines keep what it assigned).
@@ -148,9 +159,7 @@ func assignByRule(ctx context.Context, q *writeTx, m *Machine, r *Rule, now stri
 	if _, err := q.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, r.Profile, m.MAC); err != nil {
 		return err
 	}
-	if err := addEvent(ctx, q, m.MAC, now, "profile", fmt.Sprintf("assigned %s by rule %d", r.Profile, r.ID)); err != nil {
-		return err
-	}
+	q.event(m.MAC, now, "profile", fmt.Sprintf("assigned %s by rule %d", r.Profile, r.ID))
 	if r.Install && m.State == Discovered {
 		return setState(ctx, q, m.MAC, m.State, InstallPending, now, fmt.Sprintf("rule %d", r.ID))
 	}

@@ -187,6 +187,43 @@ func (tx *Tx) Lock(ctx context.Context, key string) error {
 	return err
 }
 
+// Locks is a set of lock keys for Tx.LockKeys.
+type Locks struct {
+	// Shared keys are held in shared mode: transactions sharing a key run side by side, and
+	// all of them exclude one that holds the key exclusively.
+	Shared []string
+	// Exclusive keys are held by one transaction at a time (as Tx.Lock).
+	Exclusive []string
+}
+
+// LockKeys takes several locks of the transaction in one round trip, released at commit or
+// rollback: first every Shared key, then every Exclusive key in the order of their 64-bit
+// hashes (the same keys in a different order, or two keys of one hash, lock the same way).
+// Transactions that all take their locks through LockKeys, each at most once and before any
+// other lock, cannot deadlock on them. On SQLite it does nothing, as Lock.
+func (tx *Tx) LockKeys(ctx context.Context, l Locks) error {
+	if tx.dialect != Postgres || len(l.Shared)+len(l.Exclusive) == 0 {
+		return nil
+	}
+	if l.Shared == nil {
+		l.Shared = []string{}
+	}
+	if l.Exclusive == nil {
+		l.Exclusive = []string{}
+	}
+	// Append runs its branches in order, and each branch's subquery sorts its keys before
+	// the outer projection calls the lock function on them, one by one.
+	_, err := tx.tx.ExecContext(ctx, `SELECT count(*) FROM (
+		SELECT pg_advisory_xact_lock_shared(k)::text FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest($1::text[]) AS s ORDER BY 1) AS sh
+		UNION ALL
+		SELECT pg_advisory_xact_lock(k)::text FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest($2::text[]) AS x ORDER BY 1) AS ex) AS locked`,
+		l.Shared, l.Exclusive)
+	return err
+}
+
+// Dialect is the engine the transaction runs on.
+func (tx *Tx) Dialect() Dialect { return tx.dialect }
+
 // Notify wakes, when the transaction commits, every Store.Listen callback on channel in every
 // instance sharing the PostgreSQL database (pg_notify; several notifications of one channel in
 // one transaction are delivered once). On SQLite it does nothing: only one instance uses a
