@@ -207,6 +207,9 @@ type Inventory struct {
 	dhcpClientsAdded atomic.Int64
 	// version counts committed changes of machines, profiles and rules (Version).
 	version atomic.Uint64
+	// hook, when set (tests only), is called by write transactions at the stages named in
+	// begin and writeTx.commit, holding the locks they hold there.
+	hook func(stage string)
 }
 
 // Version is a number that changes after every change to machines, profiles or rules this
@@ -381,7 +384,10 @@ func (inv *Inventory) begin(ctx context.Context, locks store.Locks) (*writeTx, e
 		tx.Rollback()
 		return nil, err
 	}
-	return &writeTx{Tx: tx, site: inv.site}, nil
+	if inv.hook != nil {
+		inv.hook("locked")
+	}
+	return &writeTx{Tx: tx, site: inv.site, hook: inv.hook}, nil
 }
 
 // writeTx is an inventory write transaction: it holds its locks (begin), and collects the
@@ -390,6 +396,7 @@ type writeTx struct {
 	*store.Tx
 	site   string
 	events []pendingEvent
+	hook   func(stage string)
 }
 
 // event adds a timeline event, written at commit.
@@ -401,6 +408,9 @@ func (tx *writeTx) event(mac, now, kind, detail string) {
 func (tx *writeTx) commit(ctx context.Context) error {
 	if err := flushEvents(ctx, tx.Tx, tx.site, tx.events); err != nil {
 		return err
+	}
+	if tx.hook != nil && len(tx.events) > 0 {
+		tx.hook("events written")
 	}
 	return tx.Commit()
 }

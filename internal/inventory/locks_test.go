@@ -1,0 +1,319 @@
+package inventory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fleetboot/fleetboot/internal/store"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
+)
+
+// openNamed opens instances of one fresh PostgreSQL database, each with its own
+// application_name, so that a test can see which of them waits for a lock (pg_locks joined
+// with pg_stat_activity). Tests of other packages share the server and its advisory lock
+// keys; the name tells this test's sessions apart.
+func openNamed(t *testing.T, n int) ([]*Inventory, []string) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	var invs []*Inventory
+	var names []string
+	for i := 0; i < n; i++ {
+		var b [4]byte
+		rand.Read(b[:])
+		name := fmt.Sprintf("fbinv%d_%s", i, hex.EncodeToString(b[:]))
+		st, err := store.OpenPostgres(ctx, dsn+"&application_name="+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		inv, err := Open(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		invs, names = append(invs, inv), append(names, name)
+	}
+	return invs, names
+}
+
+// waitForLockWaiter returns once a session named name waits for an advisory lock; it fails
+// the test when none does within a minute (the wait starts within milliseconds; the minute is
+// for a loaded machine).
+func waitForLockWaiter(t *testing.T, db *store.DB, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var n int
+		if err := db.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = ?`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session of %s waited for a lock within a minute", name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pauser makes the first write transaction of an instance that reaches stage stop there,
+// holding its locks, until release is called.
+type pauser struct {
+	armed   atomic.Bool
+	reached chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func pauseAt(inv *Inventory, stage string) *pauser {
+	p := &pauser{reached: make(chan struct{}), release: make(chan struct{})}
+	p.armed.Store(true)
+	inv.hook = func(s string) {
+		if s == stage && p.armed.CompareAndSwap(true, false) {
+			close(p.reached)
+			<-p.release
+		}
+	}
+	return p
+}
+
+func (p *pauser) Release() { p.once.Do(func() { close(p.release) }) }
+
+// done waits for a result channel, failing the test after a minute: what it waits for would
+// never finish if it queued behind the paused transaction.
+func done[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(time.Minute):
+		t.Fatalf("%s did not finish within a minute: it waits for another machine's transaction", what)
+		panic("unreachable")
+	}
+}
+
+func async(fn func() error) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- fn() }()
+	return ch
+}
+
+// With PostgreSQL, a transaction on one machine holds that machine's lock, not the whole
+// inventory: while one instance's transition of machine A is stopped holding its locks, the
+// other instance creates machine B, moves machine C and records DHCP facts of D; only a
+// change of A itself waits for it.
+func TestWritesOnDifferentMachinesRunSideBySide(t *testing.T) {
+	ctx := context.Background()
+	invs, names := openNamed(t, 2)
+	const a, b, c, d = "52:54:00:00:0b:01", "52:54:00:00:0b:02", "52:54:00:00:0b:03", "52:54:00:00:0b:04"
+	if _, _, err := invs[1].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := invs[1].AddRule(ctx, Rule{MACPrefix: "52:54:00:00:0b", Profile: "p", Install: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mac := range []string{a, c} {
+		if _, _, err := invs[1].See(ctx, Sighting{MAC: mac}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := pauseAt(invs[0], "locked")
+	defer p.Release()
+	paused := async(func() error {
+		_, err := invs[0].Transition(ctx, a, []State{InstallPending}, Installing, "handed out")
+		return err
+	})
+	done(t, p.reached, "the transition of A")
+
+	if err := done(t, async(func() error {
+		m, created, err := invs[1].See(ctx, Sighting{MAC: b, Hardware: map[string]string{"product": "X"}})
+		if err == nil && (!created || m.State != InstallPending) {
+			err = fmt.Errorf("B: created %v, %+v", created, m)
+		}
+		return err
+	}), "creating machine B"); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(t, async(func() error {
+		_, err := invs[1].Transition(ctx, c, []State{InstallPending}, Installing, "handed out")
+		return err
+	}), "moving machine C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(t, async(func() error {
+		return invs[1].RecordDHCP(ctx, []DHCPSighting{{MAC: d, Firmware: "uefi-http", Detail: "discover"}})
+	}), "recording DHCP facts of D"); err != nil {
+		t.Fatal(err)
+	}
+	// A itself waits: the second transition of A takes A's lock after the first commits, and
+	// then finds it installing.
+	second := async(func() error {
+		_, err := invs[1].Transition(ctx, a, []State{InstallPending}, Installing, "handed out")
+		return err
+	})
+	waitForLockWaiter(t, invs[1].db, names[1])
+	p.Release()
+	if err := done(t, paused, "the paused transition of A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(t, second, "the second transition of A"); err == nil {
+		t.Fatal("both transitions of A install-pending → installing succeeded")
+	}
+}
+
+// With PostgreSQL, ids of events become visible in increasing order although writers run
+// concurrently: a transaction that drew event ids holds the event lock until it commits, and
+// another instance's event waits for it. A follower reading "id > last" in between sees
+// neither, then both in order.
+func TestEventIDsBecomeVisibleInOrder(t *testing.T) {
+	ctx := context.Background()
+	invs, names := openNamed(t, 2)
+	const first, second = "52:54:00:00:0c:01", "52:54:00:00:0c:02"
+	last, err := invs[1].LastEventID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pauseAt(invs[0], "events written")
+	defer p.Release()
+	seen := async(func() error {
+		_, _, err := invs[0].See(ctx, Sighting{MAC: first})
+		return err
+	})
+	done(t, p.reached, "the sighting of the first machine")
+	added := async(func() error { return invs[1].AddEvent(ctx, second, "boot", "after") })
+	waitForLockWaiter(t, invs[1].db, names[1])
+	if ev, err := invs[1].EventsAfter(ctx, last, "", 10); err != nil || len(ev) != 0 {
+		t.Fatalf("events visible while the first transaction has not committed: %+v %v", ev, err)
+	}
+	p.Release()
+	if err := done(t, seen, "the sighting"); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(t, added, "the second machine's event"); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := invs[1].EventsAfter(ctx, last, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != 2 || ev[0].MAC != first || ev[1].MAC != second || ev[0].ID >= ev[1].ID {
+		t.Fatalf("events after %d: %+v", last, ev)
+	}
+}
+
+// Two instances write concurrently with every kind of write transaction (new machines with a
+// rule that installs them: three events in one transaction; transitions; DHCP batches; single
+// events) while a follower on one of them reads "id > last seen": it misses none.
+func TestFollowerMissesNoEventOfConcurrentWriters(t *testing.T) {
+	storetest.Run(t, testFollowerMissesNoEventOfConcurrentWriters)
+}
+
+func testFollowerMissesNoEventOfConcurrentWriters(t *testing.T, b storetest.Backend) {
+	ctx := context.Background()
+	open := b.Fresh(t)
+	var invs [2]*Inventory
+	for i := range invs {
+		st, err := open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if invs[i], err = Open(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := invs[0].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := invs[0].AddRule(ctx, Rule{MACPrefix: "52:54:00:01", Profile: "p", Install: true}); err != nil {
+		t.Fatal(err)
+	}
+	reader := invs[1]
+	const writers, each = 6, 12
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inv := invs[w%2]
+			for i := 0; i < each; i++ {
+				mac := fmt.Sprintf("52:54:00:01:%02x:%02x", w, i)
+				err := inv.RecordDHCP(ctx, []DHCPSighting{{MAC: mac, Firmware: "bios-pxe", Detail: "discover"},
+					{MAC: fmt.Sprintf("52:54:00:02:%02x:%02x", w, i), Detail: "discover"}})
+				if err == nil {
+					_, _, err = inv.See(ctx, Sighting{MAC: mac}) // discovered, profile, state
+				}
+				if err == nil {
+					_, err = inv.Transition(ctx, mac, []State{InstallPending}, Installing, "handed out")
+				}
+				if err == nil {
+					err = inv.AddEvent(ctx, mac, "boot", "kernel")
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	seen := map[int64]bool{}
+	var last int64
+	follow := func() {
+		for {
+			ev, err := reader.EventsAfter(ctx, last, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ev {
+				seen[e.ID] = true
+				last = e.ID
+			}
+			if len(ev) < 100 {
+				return
+			}
+		}
+	}
+	for stop := false; !stop; {
+		wake := reader.EventsWritten()
+		follow()
+		select {
+		case <-wake:
+		case <-finished:
+			stop = true
+		case <-time.After(50 * time.Millisecond): // the other instance's commits wake only via PostgreSQL
+		}
+	}
+	follow()
+	var all []Event
+	for after := int64(0); ; {
+		ev, err := reader.EventsAfter(ctx, after, "", maxEventsPerMachine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ev...)
+		if len(ev) < maxEventsPerMachine {
+			break
+		}
+		after = ev[len(ev)-1].ID
+	}
+	missed := 0
+	for _, e := range all {
+		if !seen[e.ID] {
+			missed++
+		}
+	}
+	// Per iteration: 2 DHCP lines, discovered + profile + state, state, boot.
+	if want := writers * each * 7; len(all) != want || missed != 0 {
+		t.Fatalf("%d events stored (want %d); the follower missed %d", len(all), want, missed)
+	}
+}
