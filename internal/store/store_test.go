@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/store/storetest"
@@ -208,4 +209,66 @@ func increment(ctx context.Context, s *store.Store) error {
 		return fmt.Errorf("update: %w", err)
 	}
 	return tx.Commit()
+}
+
+// Tx.LockKeys on PostgreSQL: transactions holding a key shared run side by side, one that
+// wants it exclusive waits for all of them, and the exclusive keys of one call are all held.
+func TestLockKeysSharedAndExclusive(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Backends[1].Open(t)
+	begin := func(l store.Locks) *store.Tx {
+		t.Helper()
+		tx, err := s.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback() })
+		if err := tx.LockKeys(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	key := "test:lockkeys:" + t.Name()
+	// Two shared holders at once: the second would wait forever if shared were exclusive.
+	r1 := begin(store.Locks{Shared: []string{key}})
+	r2 := begin(store.Locks{Shared: []string{key}, Exclusive: []string{key + ":a", key + ":b"}})
+	var held int
+	if err := r2.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()`).Scan(&held); err != nil || held != 3 {
+		t.Fatalf("locks held after LockKeys: %d, %v (want 3)", held, err)
+	}
+	w, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Rollback()
+	var pid int
+	if err := w.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan error, 1)
+	go func() { locked <- w.LockKeys(ctx, store.Locks{Exclusive: []string{key}}) }()
+	// The writer waits (bounded poll: it starts waiting within milliseconds).
+	for i := 0; ; i++ {
+		var waiting bool
+		if err := s.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = ? AND NOT granted)`, pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if i == 6000 {
+			t.Fatal("the exclusive lock did not wait for the shared holders within a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r1.Commit()
+	r2.Commit()
+	select {
+	case err := <-locked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the exclusive lock was not granted within a minute of the shared holders' commits")
+	}
 }
