@@ -27,6 +27,26 @@ func openInv(t *testing.T, b storetest.Backend) (*Inventory, *store.Store) {
 
 func ptr[T any](v T) *T { return &v }
 
+// twoInstances opens two inventories on one fresh database of b: two fleetboot processes on
+// one PostgreSQL server, or on one SQLite file.
+func twoInstances(t *testing.T, b storetest.Backend) [2]*Inventory {
+	t.Helper()
+	ctx := context.Background()
+	open := b.Fresh(t)
+	var invs [2]*Inventory
+	for i := range invs {
+		st, err := open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if invs[i], err = Open(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return invs
+}
+
 func TestOneShotInstallStateMachine(t *testing.T) { storetest.Run(t, testOneShotInstallStateMachine) }
 
 func testOneShotInstallStateMachine(t *testing.T, b storetest.Backend) {
@@ -337,18 +357,7 @@ func TestTwoInstancesShareOneInventory(t *testing.T) {
 
 func testTwoInstancesShareOneInventory(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	open := b.Fresh(t)
-	var invs [2]*Inventory
-	for i := range invs {
-		st, err := open(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if invs[i], err = Open(ctx, st); err != nil {
-			t.Fatal(err)
-		}
-	}
+	invs := twoInstances(t, b)
 	if _, _, err := invs[0].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
 		t.Fatal(err)
 	}
@@ -415,18 +424,7 @@ func testTwoInstancesShareOneInventory(t *testing.T, b storetest.Backend) {
 // concurrently sees every event: ids become visible in increasing order.
 func TestEventsOfOneInstanceReachAnother(t *testing.T) {
 	ctx := context.Background()
-	open := storetest.Backends[1].Fresh(t)
-	var invs [2]*Inventory
-	for i := range invs {
-		st, err := open(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if invs[i], err = Open(ctx, st); err != nil {
-			t.Fatal(err)
-		}
-	}
+	invs := twoInstances(t, storetest.Backends[1])
 	reader, writer := invs[1], invs[0]
 	// One wake-up from another instance's commit (bounded wait: the notification arrives in
 	// milliseconds; a minute is for a loaded machine).
@@ -470,45 +468,8 @@ func TestEventsOfOneInstanceReachAnother(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	seen := map[int64]bool{}
-	var last int64
-	follow := func() {
-		for {
-			ev, err := reader.EventsAfter(ctx, last, "", 50)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range ev {
-				seen[e.ID] = true
-				last = e.ID
-			}
-			if len(ev) < 50 {
-				return
-			}
-		}
-	}
-	for finished := false; !finished; {
-		wake := reader.EventsWritten()
-		follow()
-		select {
-		case <-wake:
-		case <-done:
-			finished = true
-		}
-	}
-	follow()
-	all, err := reader.EventsAfter(ctx, 0, "", maxEventsPerMachine)
-	if err != nil {
-		t.Fatal(err)
-	}
-	missed := 0
-	for _, e := range all {
-		if !seen[e.ID] {
-			missed++
-		}
-	}
-	if len(all) != 1+writers*each || missed != 0 {
-		t.Fatalf("%d events stored (want %d); the follower missed %d", len(all), 1+writers*each, missed)
+	if stored, missed := followAll(t, reader, done); stored != 1+writers*each || missed != 0 {
+		t.Fatalf("%d events stored (want %d); the follower missed %d", stored, 1+writers*each, missed)
 	}
 }
 
