@@ -199,6 +199,8 @@ func (inv *Inventory) seeKnown(ctx context.Context, s Sighting) (*Machine, error
 	if err != nil {
 		return nil, fmt.Errorf("update machine %s: %w", s.MAC, err)
 	}
+	// Architecture, platform and firmware may have changed, which decisions depend on.
+	inv.version.Add(1)
 	return m, nil
 }
 
