@@ -1,188 +1,200 @@
 #!/usr/bin/env bash
-# bench-tftp.sh — fleetboot's TFTP server against tftpd-hpa, on loopback, same file, same client.
+# bench-tftp.sh — fleetboot's TFTP server against dnsmasq's (--enable-tftp), side by side in one
+# run, same file, same client, in network namespaces this script creates.
 #
-# Both servers serve embed/ipxe/$FILE (default ipxe.efi, ~1 MiB): tftpd-hpa runs in the
-# foreground (in.tftpd -L) from a private copy of the file, fleetboot's through the test binary
-# of internal/tftp (TestServeForBench, which serves the embedded iPXE files as `fleetboot serve`
-# does). Each server gets $SEQ downloads one after another and $SEQ downloads by $PAR parallel
-# workers, with curl asking blksize $BLKSIZE and tsize (as UEFI firmware does). The work is
-# split into $ROUNDS rounds that alternate between the servers, so load from other processes
-# on the machine hits both alike. Reported: files/s, MiB/s, failures, fleetboot's CPU per file,
-# and the fleetboot/tftpd-hpa throughput ratio (> 1: fleetboot is faster). tftpd-hpa's CPU is
-# not reported: it forks a child per transfer with SIGCHLD ignored, so the children's CPU time
-# is accounted nowhere we can read.
+# Two namespaces (unique names, deleted on exit) are joined by a veth pair (MTU 1500, as on a
+# real boot network, so the largest block is 1468 bytes): the server side holds 10.215.0.1
+# (fleetboot: the real `fleetboot serve --dhcp off`, serving its embedded iPXE binaries) and
+# 10.215.0.3 (dnsmasq --enable-tftp serving a copy of the same file), both on port 69, both
+# started at once and pinned to CPU $SERVER_CPU (taskset); curl, the client, runs in the other
+# namespace pinned to $LOAD_CPU. curl asks for tsize and blksize, as UEFI firmware does.
+# Both servers log each transfer as they do by default (fleetboot at info, dnsmasq's "sent").
 #
-# Needs: go, curl (with TFTP, as Debian builds it), tftpd-hpa (apt-get install tftpd-hpa; its
-# service need not run), ss (iproute2), and the iPXE binaries (scripts/fetch-ipxe.sh).
-# Only loopback is used. Both servers are started here and stopped by their PIDs.
+# Workloads, each over $ROUNDS rounds that alternate which server goes first (load from other
+# processes on the machine then hits both alike):
+#   seq512    $SEQ downloads one after another, blksize 512 (BIOS PXE ROMs ask no blksize)
+#   seq1468   $SEQ downloads one after another, blksize 1468 (EDK2's request)
+#   par       $CLIENTS concurrent clients, each $PER downloads in a row, blksize 1468
+# Reported per server and workload: MB/s (10^6 bytes), server CPU ms per MB (utime+stime from
+# /proc/PID/stat of the server process; dnsmasq serves TFTP in its one process) and failures
+# (curl errors or a short download); then fleetboot/dnsmasq ratios: throughput (> 1: fleetboot
+# faster) and CPU per MB (< 1: fleetboot cheaper). The script exits non-zero on any failure.
 #
-# Usage: scripts/bench-tftp.sh     (env: SEQ=200 PAR=20 ROUNDS=5 BLKSIZE=1468 FILE=ipxe.efi)
+# Needs root (namespaces), iproute2, taskset, curl with TFTP (Debian's has it), dnsmasq
+# (dnsmasq-base), go, and the iPXE binaries (scripts/fetch-ipxe.sh). Nothing leaves the
+# namespaces; both servers are started here and stopped by their PIDs.
+#
+# Usage: sudo scripts/bench-tftp.sh   (env: FILE=ipxe.efi SEQ=20 CLIENTS=100 PER=2 ROUNDS=3
+#                                      WORKLOADS="seq512 seq1468 par" SERVER_CPU=0 LOAD_CPU=1
+#                                      PERF_OUT=file: perf record fleetboot's process meanwhile)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 FILE=${FILE:-ipxe.efi}
-SEQ=${SEQ:-200}
-PAR=${PAR:-20}
-ROUNDS=${ROUNDS:-5}
-BLKSIZE=${BLKSIZE:-1468}
+SEQ=${SEQ:-20}
+CLIENTS=${CLIENTS:-100}
+PER=${PER:-2}
+ROUNDS=${ROUNDS:-3}
+WORKLOADS=${WORKLOADS:-seq512 seq1468 par}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+((($(nproc)) > 1)) || LOAD_CPU=0
 
 log() { printf 'bench-tftp: %s\n' "$*" >&2; }
 die() {
 	log "$*"
 	exit 1
 }
-
-for cmd in go curl ss in.tftpd sha256sum awk; do
-	command -v "$cmd" >/dev/null || die "$cmd not found (tftpd-hpa: apt-get install tftpd-hpa)"
+[[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
+for c in ip taskset curl dnsmasq go awk sha256sum ss getconf; do
+	command -v "$c" >/dev/null || die "$c not found (apt-get install iproute2 util-linux curl dnsmasq-base)"
 done
 curl -V | grep -qw tftp || die "curl has no TFTP support"
 src="$here/embed/ipxe/$FILE"
 [[ -s $src ]] || die "$src missing: run scripts/fetch-ipxe.sh"
-((SEQ > 0 && PAR > 0 && ROUNDS > 0 && SEQ % (ROUNDS * PAR) == 0)) ||
-	die "SEQ ($SEQ) must be a positive multiple of ROUNDS × PAR ($ROUNDS × $PAR)"
-per_round=$((SEQ / ROUNDS))
+((SEQ > 0 && CLIENTS > 0 && PER > 0 && ROUNDS > 0)) || die "SEQ, CLIENTS, PER and ROUNDS must be positive"
 
 work=$(mktemp -d)
-pids=()
+chmod 755 "$work"
+id="$$-$RANDOM"
+nss="fbtftpb-$id-s" nsc="fbtftpb-$id-c"
+ifs="fbtbs${id: -5}" ifc="fbtbc${id: -5}"
+declare -A pid
 cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
+	local p
+	for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pid[@]}"; do wait "$p" 2>/dev/null || true; done
+	ip netns del "$nss" 2>/dev/null || true
+	ip netns del "$nsc" 2>/dev/null || true
+	if [[ -n ${KEEP:-} ]]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-# free_port prints a UDP port nothing on this machine listens on.
-free_port() {
-	local p i
+ip netns add "$nss"
+ip netns add "$nsc"
+ip link add "$ifs" netns "$nss" type veth peer name "$ifc" netns "$nsc"
+ip -n "$nss" addr add 10.215.0.1/24 dev "$ifs"
+ip -n "$nss" addr add 10.215.0.3/24 dev "$ifs"
+ip -n "$nsc" addr add 10.215.0.2/24 dev "$ifc"
+for ns in "$nss" "$nsc"; do ip -n "$ns" link set lo up; done
+ip -n "$nss" link set "$ifs" up
+ip -n "$nsc" link set "$ifc" up
+
+log "building fleetboot"
+(cd "$here" && CGO_ENABLED=0 go build -o "$work/fleetboot" ./cmd/fleetboot)
+
+declare -A addr=([fleetboot]=10.215.0.1 [dnsmasq]=10.215.0.3)
+mkdir -p "$work/fleetboot.d" "$work/dnsmasq.d" "$work/root"
+cp "$src" "$work/root/$FILE"
+chmod 755 "$work/root" && chmod 644 "$work/root/$FILE"
+ip netns exec "$nss" taskset -c "$SERVER_CPU" "$work/fleetboot" serve --data "$work/fleetboot.d" --interface "$ifs" \
+	--advertise-ip 10.215.0.1 --http 10.215.0.1:8080 --dhcp off --tftp 10.215.0.1:69 \
+	>"$work/fleetboot.log" 2>&1 &
+pid[fleetboot]=$!
+# --tftp-max: dnsmasq refuses transfers beyond 50 at once by default.
+ip netns exec "$nss" taskset -c "$SERVER_CPU" dnsmasq --no-daemon --port=0 --listen-address=10.215.0.3 \
+	--bind-interfaces --enable-tftp --tftp-root="$work/root" --tftp-max=1000 --pid-file="$work/dnsmasq.d/pid" \
+	--log-facility="$work/dnsmasq.log" --user=root --group=root >"$work/dnsmasq.out" 2>&1 &
+pid[dnsmasq]=$!
+
+onclient() { ip netns exec "$nsc" taskset -c "$LOAD_CPU" "$@"; }
+url() { echo "tftp://${addr[$1]}/$FILE"; }
+want=$(sha256sum <"$src" | cut -d' ' -f1)
+size=$(stat -c %s "$src")
+for s in fleetboot dnsmasq; do
+	ok=
 	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		if ! ss -Hlun "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
+		if onclient curl -s --max-time 2 --tftp-blksize 1468 -o "$work/check.$s" "$(url "$s")"; then
+			ok=1
+			break
 		fi
-	done
-	die "no free UDP port found"
-}
-
-# cpu_ticks prints user+system time of a process and its reaped children, in clock ticks.
-cpu_ticks() {
-	# After the ")" that ends the command name, fields 12-15 are utime stime cutime cstime.
-	sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'
-}
-
-# wait_ready waits until a download from url succeeds.
-wait_ready() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if curl -s --max-time 2 -o /dev/null "$1"; then
-			return
-		fi
+		kill -0 "${pid[$s]}" 2>/dev/null || die "$s exited: $(tail -5 "$work/$s.log" "$work/$s.out" 2>/dev/null)"
 		sleep 0.1
 	done
-	die "server at $1 never answered"
-}
+	[[ -n $ok ]] || die "$s never answered"
+	[[ $(sha256sum <"$work/check.$s" | cut -d' ' -f1) == "$want" ]] || die "$s served different bytes"
+done
 
+# cpu_ticks NAME: user+system clock ticks of the server process so far (all its threads).
+cpu_ticks() { sed 's/.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'; }
 now() { date +%s.%N; }
-add() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN{printf "%.6f", a + c - b}'; } # a + (c - b)
 
-# fetch url out: one download as firmware does it (tsize + blksize).
-fetch() {
-	curl -s --max-time 30 --tftp-blksize "$BLKSIZE" -o "$2" "$1"
-}
-
-# run_seq name url n: n downloads one after another.
-run_seq() {
-	local i
+# fetch_loop NAME BLKSIZE N FAILFILE: N downloads in a row; a curl error or a short file is a
+# failure (one line in FAILFILE).
+fetch_loop() {
+	local i got
 	for ((i = 0; i < $3; i++)); do
-		fetch "$2" /dev/null || echo seq >>"$work/fails.$1"
+		got=$(curl -s --max-time 60 --tftp-blksize "$2" -o /dev/null -w '%{size_download}' "$(url "$1")") || got=err
+		[[ $got == "$size" ]] || echo "$got" >>"$4"
 	done
 }
+export -f fetch_loop url
+export FILE size
 
-# run_par name url n: n downloads by PAR workers.
-run_par() {
-	local w workers=()
-	for ((w = 0; w < PAR; w++)); do
-		(
-			for ((i = 0; i < $3 / PAR; i++)); do
-				fetch "$2" /dev/null || echo par >>"$work/fails.$1"
-			done
-		) &
-		workers+=($!)
-	done
-	for w in "${workers[@]}"; do
-		wait "$w"
-	done
+# run NAME WORKLOAD: one round of the workload against one server; adds to the totals.
+declare -A secs bytes ticks fails
+run() {
+	local s=$1 w=$2 f="$work/fails.$1.$2" t0 t1 c0 c1 n
+	: >>"$f"
+	c0=$(cpu_ticks "$s")
+	t0=$(now)
+	case $w in
+	seq512) onclient bash -c "$(declare -p addr); fetch_loop $s 512 $SEQ $f"; n=$SEQ ;;
+	seq1468) onclient bash -c "$(declare -p addr); fetch_loop $s 1468 $SEQ $f"; n=$SEQ ;;
+	par)
+		onclient bash -c "$(declare -p addr)"'
+			for ((c = 0; c < '"$CLIENTS"'; c++)); do fetch_loop '"$s 1468 $PER $f"' & done; wait'
+		n=$((CLIENTS * PER))
+		;;
+	*) die "unknown workload $w" ;;
+	esac
+	t1=$(now)
+	c1=$(cpu_ticks "$s")
+	secs[$s,$w]=$(awk -v a="${secs[$s,$w]:-0}" -v b="$t0" -v c="$t1" 'BEGIN{printf "%.6f", a + c - b}')
+	bytes[$s,$w]=$((${bytes[$s,$w]:-0} + n * size))
+	ticks[$s,$w]=$((${ticks[$s,$w]:-0} + c1 - c0))
+	fails[$s,$w]=$(wc -l <"$f")
 }
 
-# tftpd-hpa: -L foreground, -s chroot into the root, -B cap the block size like fleetboot.
-# As root it drops to "nobody", so the root must be world-readable.
-root="$work/root"
-mkdir -p "$root"
-cp "$src" "$root/$FILE"
-chmod 755 "$work" "$root"
-chmod 644 "$root/$FILE"
-hpa_port=$(free_port)
-in.tftpd -L -s "$root" -a "127.0.0.1:$hpa_port" -B 1468 2>"$work/tftpd.log" &
-pids+=($!)
-
-log "building internal/tftp test binary"
-(cd "$here" && go test -c -o "$work/tftp.test" ./internal/tftp)
-fb_port=$(free_port)
-FLEETBOOT_TFTP_BENCH_ADDR="127.0.0.1:$fb_port" FLEETBOOT_TFTP_BENCH_READY="$work/ready" \
-	"$work/tftp.test" -test.run '^TestServeForBench$' 2>"$work/fleetboot.log" >/dev/null &
-fb_pid=$!
-pids+=("$fb_pid")
-
-declare -A url=([fleetboot]="tftp://127.0.0.1:$fb_port/$FILE" [tftpd-hpa]="tftp://127.0.0.1:$hpa_port/$FILE")
-declare -A seq_s=([fleetboot]=0 [tftpd-hpa]=0) par_s=([fleetboot]=0 [tftpd-hpa]=0)
-wait_ready "${url[tftpd-hpa]}"
-wait_ready "${url[fleetboot]}"
-[[ -s $work/ready ]] || die "fleetboot server did not report ready"
-
-want=$(sha256sum <"$src" | cut -d' ' -f1)
-for s in fleetboot tftpd-hpa; do
-	fetch "${url[$s]}" "$work/check"
-	[[ $(sha256sum <"$work/check" | cut -d' ' -f1) == "$want" ]] || die "$s served different bytes"
-	: >"$work/fails.$s"
-done
-
-size=$(stat -c %s "$src")
-log "$FILE ($size bytes), blksize $BLKSIZE, curl $(curl -V | awk 'NR==1{print $2}'), $(nproc) CPUs," \
-	"load $(cut -d' ' -f1-3 /proc/loadavg)"
-log "$SEQ sequential + $SEQ over $PAR parallel workers per server, in $ROUNDS alternating rounds"
-c0=$(cpu_ticks "$fb_pid")
+if [[ -n ${PERF_OUT:-} ]]; then
+	# Profile fleetboot's process for the whole run (its share of each round).
+	perf record -q -F 1999 -g -p "${pid[fleetboot]}" -o "$PERF_OUT" 2>"$work/perf.log" &
+	pid[perf]=$!
+fi
+log "$FILE ($size bytes), curl $(curl -V | awk 'NR==1{print $2}'), dnsmasq $(dnsmasq --version | awk 'NR==1{print $3}')," \
+	"$(nproc) CPUs, servers on CPU $SERVER_CPU, client on CPU $LOAD_CPU, load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "per round: seq* $SEQ downloads in a row, par $CLIENTS clients × $PER downloads; $ROUNDS rounds"
 for ((r = 0; r < ROUNDS; r++)); do
-	order=(fleetboot tftpd-hpa)
-	((r % 2 == 0)) || order=(tftpd-hpa fleetboot)
-	for s in "${order[@]}"; do
-		t0=$(now)
-		run_seq "$s" "${url[$s]}" "$per_round"
-		seq_s[$s]=$(add "${seq_s[$s]}" "$t0" "$(now)")
+	order=(fleetboot dnsmasq)
+	((r % 2 == 0)) || order=(dnsmasq fleetboot)
+	for w in $WORKLOADS; do
+		for s in "${order[@]}"; do
+			run "$s" "$w"
+		done
 	done
-	for s in "${order[@]}"; do
-		t0=$(now)
-		run_par "$s" "${url[$s]}" "$per_round"
-		par_s[$s]=$(add "${par_s[$s]}" "$t0" "$(now)")
-	done
+	log "round $((r + 1)) of $ROUNDS done, load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
-c1=$(cpu_ticks "$fb_pid")
-log "load afterwards $(cut -d' ' -f1-3 /proc/loadavg)"
+for s in fleetboot dnsmasq; do kill -0 "${pid[$s]}" 2>/dev/null || die "$s died during the run"; done
+if [[ -n ${pid[perf]:-} ]]; then
+	kill -INT "${pid[perf]}" && wait "${pid[perf]}" || true
+	unset 'pid[perf]'
+	log "perf profile of fleetboot in $PERF_OUT (perf report -i $PERF_OUT --no-children)"
+fi
 
-printf '%-10s %12s %12s %10s %10s %12s %9s\n' server seq_files/s par_files/s seq_MiB/s par_MiB/s cpu_ms/file failures
-for s in fleetboot tftpd-hpa; do
-	cpu=n/a
-	[[ $s == fleetboot ]] && cpu=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n=$((2 * SEQ)) \
-		'BEGIN{printf "%.2f", t * 1000 / hz / n}')
-	awk -v s="$s" -v n="$SEQ" -v a="${seq_s[$s]}" -v b="${par_s[$s]}" -v size="$size" -v cpu="$cpu" \
-		-v f="$(wc -l <"$work/fails.$s")" 'BEGIN{
-		printf "%-10s %12.2f %12.2f %10.1f %10.1f %12s %9d\n", s, n/a, n/b, n*size/a/1048576, n*size/b/1048576, cpu, f }'
+hz=$(getconf CLK_TCK)
+mbps() { awk -v b="${bytes[$1,$2]}" -v t="${secs[$1,$2]}" 'BEGIN{printf "%.2f", b / t / 1e6}'; }
+cpumb() { awk -v k="${ticks[$1,$2]}" -v hz="$hz" -v b="${bytes[$1,$2]}" 'BEGIN{printf "%.2f", k * 1000 / hz / (b / 1e6)}'; }
+printf '\n| workload | fleetboot MB/s | dnsmasq MB/s | throughput ratio | fleetboot CPU ms/MB | dnsmasq CPU ms/MB | CPU ratio | failures (fb/dnsmasq) |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+total_fails=0
+for w in $WORKLOADS; do
+	fm=$(mbps fleetboot "$w") dm=$(mbps dnsmasq "$w") fc=$(cpumb fleetboot "$w") dc=$(cpumb dnsmasq "$w")
+	printf '| %s | %s | %s | %s× | %s | %s | %s× | %s/%s |\n' "$w" "$fm" "$dm" \
+		"$(awk -v a="$fm" -v b="$dm" 'BEGIN{printf "%.2f", a / b}')" "$fc" "$dc" \
+		"$(awk -v a="$fc" -v b="$dc" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
+		"${fails[fleetboot,$w]}" "${fails[dnsmasq,$w]}"
+	total_fails=$((total_fails + fails[fleetboot,$w] + fails[dnsmasq,$w]))
 done
-awk -v fa="${seq_s[fleetboot]}" -v fb="${par_s[fleetboot]}" -v ha="${seq_s[tftpd-hpa]}" -v hb="${par_s[tftpd-hpa]}" 'BEGIN{
-	printf "ratio fleetboot/tftpd-hpa (throughput, > 1 is faster): sequential %.2fx, parallel %.2fx\n", ha/fa, hb/fb }'
-fails=$(cat "$work"/fails.* | wc -l)
-((fails == 0)) || die "$fails downloads failed"
+echo "(throughput ratio fleetboot/dnsmasq, > 1: fleetboot faster; CPU ratio, < 1: fleetboot cheaper per MB)"
+((total_fails == 0)) || die "$total_fails downloads failed"

@@ -25,6 +25,8 @@
 package tftp
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -409,7 +411,9 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		return ErrBusy
 	}
 	stats := s.board.open(key)
-	n, rerr := readFrom(rf, &stopReader{ctx: s.runCtx(), r: r})
+	src, release := buffered(r)
+	n, rerr := readFrom(rf, &stopReader{ctx: s.runCtx(), r: src})
+	release()
 	s.active.Add(-1)
 	if c, isCloser := r.(io.Closer); isCloser {
 		c.Close() // before the report: whoever hears of the transfer may rely on it
@@ -539,6 +543,31 @@ func peerAbort(err error) (block, code int, msg string, ok bool) {
 		return 0, 0, "", false
 	}
 	return block, code, msg, true
+}
+
+// readBufferSize is how much of a file not held in memory is read at once: 44 blocks of 1468
+// bytes, 128 of 512.
+const readBufferSize = 64 << 10
+
+// readBuffers are the read buffers of transfers in progress, reused from one to the next.
+var readBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// buffered returns what the transfer reads r through, and a function to call once it is done.
+// pin/tftp reads exactly one block per call. Files held in memory are copied from in place;
+// anything else (a file inside an ISO image, where each read is a pread(2) on the image) is
+// read through a pooled 64 KiB buffer, so a 512-byte transfer costs one system call per 128
+// blocks instead of one per block.
+func buffered(r io.Reader) (io.Reader, func()) {
+	switch r.(type) {
+	case *bytes.Reader, *strings.Reader:
+		return r, func() {}
+	}
+	br := readBuffers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br, func() {
+		br.Reset(nil) // drop the file: the pool must not keep it (or its image) alive
+		readBuffers.Put(br)
+	}
 }
 
 // stopReader ends a transfer at its next block once the server is shutting down, so shutdown
