@@ -26,7 +26,8 @@
 #
 # Usage: sudo scripts/bench-tftp.sh   (env: FILE=ipxe.efi SEQ=20 CLIENTS=100 PER=2 ROUNDS=3
 #                                      WORKLOADS="seq512 seq1468 par" SERVER_CPU=0 LOAD_CPU=1
-#                                      PERF_OUT=file: perf record fleetboot's process meanwhile)
+#                                      PERF_OUT=file: perf record fleetboot's process meanwhile,
+#                                      or PERF_SERVER=dnsmasq's)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -158,8 +159,8 @@ run() {
 }
 
 if [[ -n ${PERF_OUT:-} ]]; then
-	# Profile fleetboot's process for the whole run (its share of each round).
-	perf record -q -F 1999 -g -p "${pid[fleetboot]}" -o "$PERF_OUT" 2>"$work/perf.log" &
+	# Profile one server's process for the whole run (its share of each round).
+	perf record -q -F 1999 -g -p "${pid[${PERF_SERVER:-fleetboot}]}" -o "$PERF_OUT" 2>"$work/perf.log" &
 	pid[perf]=$!
 fi
 log "$FILE ($size bytes), curl $(curl -V | awk 'NR==1{print $2}'), dnsmasq $(dnsmasq --version | awk 'NR==1{print $3}')," \
@@ -179,7 +180,7 @@ for s in fleetboot dnsmasq; do kill -0 "${pid[$s]}" 2>/dev/null || die "$s died 
 if [[ -n ${pid[perf]:-} ]]; then
 	kill -INT "${pid[perf]}" && wait "${pid[perf]}" || true
 	unset 'pid[perf]'
-	log "perf profile of fleetboot in $PERF_OUT (perf report -i $PERF_OUT --no-children)"
+	log "perf profile of ${PERF_SERVER:-fleetboot} in $PERF_OUT (perf report -i $PERF_OUT --no-children)"
 fi
 
 hz=$(getconf CLK_TCK)
