@@ -27,8 +27,9 @@ type execer interface {
 }
 
 // flushEvents writes events, in order, and trims their machines' timelines to
-// maxEventsPerMachine. On PostgreSQL it is one statement that takes the event lock first
-// (catalogLock explains why), draws the ids, trims and notifies the other instances at
+// maxEventsPerMachine. On PostgreSQL it is one statement that takes the catalog lock shared
+// and the event lock first (catalogLock explains why; in a transaction from begin the catalog
+// lock is held already), draws the ids, trims and notifies the other instances at
 // commit: q must commit right after it (writeTx.commit), or be the database itself, where the
 // statement is its own transaction. On SQLite the transaction already excludes every other
 // writer.
@@ -45,14 +46,15 @@ func flushEvents(ctx context.Context, q execer, site string, evs []pendingEvent)
 		// drawn (the column default, evaluated per row above the sort) before the lock is held.
 		// The trim reads the timelines as they were before this statement (one snapshot for
 		// all its parts), so it keeps the newest maxEventsPerMachine minus the new ones.
-		if _, err := q.ExecContext(ctx, `WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))::text AS held),
+		if _, err := q.ExecContext(ctx, `WITH c AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))::text AS held),
+			l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))::text AS held FROM c),
 			e AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(mac, time, kind, detail, n)),
 			ins AS (INSERT INTO events (mac, time, kind, detail, site) SELECT e.mac, e.time, e.kind, e.detail, ? FROM l, e ORDER BY e.n),
 			cut AS (SELECT m.mac, c.id FROM (SELECT mac, count(*) AS k FROM e GROUP BY mac) AS m,
 				LATERAL (SELECT id FROM events WHERE events.mac = m.mac ORDER BY id DESC OFFSET GREATEST(? - m.k, 0) LIMIT 1) AS c),
 			del AS (DELETE FROM events AS d USING cut WHERE d.mac = cut.mac AND d.id <= cut.id)
 			SELECT pg_notify(?, '') FROM l`,
-			eventLock, macs, times, kinds, details, site, maxEventsPerMachine, eventsChannel); err != nil {
+			catalogLock, eventLock, macs, times, kinds, details, site, maxEventsPerMachine, eventsChannel); err != nil {
 			return fmt.Errorf("record events of %s: %w", describeMACs(macs), err)
 		}
 		return nil
@@ -92,7 +94,7 @@ func (inv *Inventory) AddEvent(ctx context.Context, mac, kind, detail string) er
 	if inv.db.Dialect() == store.Postgres {
 		return inv.eventsCommitted(flushEvents(ctx, inv.db, inv.site, ev))
 	}
-	tx, err := inv.begin(ctx, store.Locks{})
+	tx, err := inv.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -228,19 +230,20 @@ const maxDHCPClients = 10000
 // dhcpClientsSlack is how many rows RecordDHCP adds to dhcp_clients between two trims.
 const dhcpClientsSlack = 1000
 
-// RecordDHCP records a batch of DHCP sightings in one transaction: each one's timeline line,
-// and its firmware and UUID on the machine (or, for a machine not recorded yet, until See
-// records it). A sighting's empty fields change nothing. The transaction locks only the
-// machines whose facts it records (so that a sighting creating one of them at the same time
-// takes the facts or leaves them for this batch to write on the machine, never loses them),
-// and writes the facts of the whole batch in one statement on PostgreSQL.
+// RecordDHCP records a batch of DHCP sightings: each one's timeline line, and its firmware and
+// UUID on the machine (or, for a machine not recorded yet, until See records it). A sighting's
+// empty fields change nothing. The facts are one transaction, which locks only the machines it
+// records facts of (so that a sighting creating one of them at the same time takes the facts
+// or leaves them for this batch to write on the machine, never loses them) and on PostgreSQL
+// writes them all in one statement; the timeline lines follow in one statement of their own
+// (on SQLite, in the same transaction), so the machine locks are not held while the lines
+// wait for the event lock.
 func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	// Each machine's facts once, the later sighting's where both tell.
-	type facts struct{ firmware, uuid string }
-	byMAC := map[string]*facts{}
+	byMAC := map[string]*dhcpFacts{}
 	var macs []string
 	var evs []pendingEvent
 	now := fmtTime(inv.now())
@@ -256,7 +259,7 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 		}
 		f := byMAC[d.MAC]
 		if f == nil {
-			f = &facts{}
+			f = &dhcpFacts{}
 			byMAC[d.MAC] = f
 			macs = append(macs, d.MAC)
 		}
@@ -267,24 +270,38 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 			f.uuid = d.UUID
 		}
 	}
-	locks := store.Locks{}
-	for _, mac := range macs {
-		locks.Exclusive = append(locks.Exclusive, machineLock(mac))
+	pg := inv.db.Dialect() == store.Postgres
+	if len(macs) > 0 || !pg {
+		if err := inv.recordDHCPFacts(ctx, macs, byMAC, now, evs); err != nil {
+			return err
+		}
 	}
+	if pg {
+		if err := flushEvents(ctx, inv.db, inv.site, evs); err != nil {
+			return fmt.Errorf("record DHCP events: %w", err)
+		}
+	}
+	// Firmware and UUID are facts about the machine, not its boot decisions: Version stays.
+	return inv.eventsCommitted(nil)
+}
+
+// dhcpFacts is what DHCP tells about a machine.
+type dhcpFacts struct{ firmware, uuid string }
+
+// recordDHCPFacts is RecordDHCP's transaction: the facts of macs, and on SQLite the events.
+func (inv *Inventory) recordDHCPFacts(ctx context.Context, macs []string, byMAC map[string]*dhcpFacts, now string, evs []pendingEvent) error {
 	defer inv.local()()
-	tx, err := inv.begin(ctx, locks)
+	tx, err := inv.begin(ctx, macs...)
 	if err != nil {
-		return fmt.Errorf("record DHCP events: %w", err)
+		return fmt.Errorf("record DHCP facts: %w", err)
 	}
 	defer tx.Rollback()
-	tx.events = evs
 	added := 0
-	if tx.Dialect() == store.Postgres && len(macs) > 0 {
+	if tx.Dialect() == store.Postgres {
 		fws, uuids := make([]string, len(macs)), make([]string, len(macs))
 		for i, mac := range macs {
 			fws[i], uuids[i] = byMAC[mac].firmware, byMAC[mac].uuid
 		}
-		var kept int
 		if err := tx.QueryRowContext(ctx, `WITH d AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS d(mac, firmware, uuid)),
 			upd AS (UPDATE machines AS m SET firmware = COALESCE(NULLIF(d.firmware, ''), m.firmware),
 				uuid = COALESCE(NULLIF(d.uuid, ''), m.uuid) FROM d WHERE m.mac = d.mac RETURNING m.mac),
@@ -292,32 +309,30 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 				WHERE d.mac NOT IN (SELECT mac FROM upd)
 				ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
 				uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen RETURNING 1)
-			SELECT count(*) FROM ins`, macs, fws, uuids, now).Scan(&kept); err != nil {
+			SELECT count(*) FROM ins`, macs, fws, uuids, now).Scan(&added); err != nil {
 			return fmt.Errorf("record DHCP facts of %s: %w", describeMACs(macs), err)
 		}
-		added = kept
-	}
-	for _, mac := range macs {
-		if tx.Dialect() == store.Postgres {
-			break // written above
+	} else {
+		tx.events = evs
+		for _, mac := range macs {
+			f := byMAC[mac]
+			res, err := tx.ExecContext(ctx, `UPDATE machines SET firmware = COALESCE(NULLIF(?, ''), firmware),
+				uuid = COALESCE(NULLIF(?, ''), uuid) WHERE mac = ?`, f.firmware, f.uuid, mac)
+			if err != nil {
+				return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
+			} else if n > 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_clients (mac, firmware, uuid, seen) VALUES (?, ?, ?, ?)
+				ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
+				uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen`, mac, f.firmware, f.uuid, now); err != nil {
+				return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
+			}
+			added++
 		}
-		f := byMAC[mac]
-		res, err := tx.ExecContext(ctx, `UPDATE machines SET firmware = COALESCE(NULLIF(?, ''), firmware),
-			uuid = COALESCE(NULLIF(?, ''), uuid) WHERE mac = ?`, f.firmware, f.uuid, mac)
-		if err != nil {
-			return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
-		} else if n > 0 {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dhcp_clients (mac, firmware, uuid, seen) VALUES (?, ?, ?, ?)
-			ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
-			uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen`, mac, f.firmware, f.uuid, now); err != nil {
-			return fmt.Errorf("record DHCP facts of %s: %w", mac, err)
-		}
-		added++
 	}
 	// The trim sorts the whole table: it runs once per dhcpClientsSlack new rows rather than
 	// per batch (under a DHCP flood of new MACs it was most of the server's CPU, issue 13), so
@@ -326,7 +341,7 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 	if inv.dhcpClientsAdded.Load() >= dhcpClientsSlack {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM dhcp_clients WHERE mac NOT IN (
 			SELECT mac FROM dhcp_clients ORDER BY seen DESC LIMIT ?)`, maxDHCPClients); err != nil {
-			return fmt.Errorf("record DHCP events: %w", err)
+			return fmt.Errorf("record DHCP facts: %w", err)
 		}
 		trimmed = true
 	}
@@ -337,8 +352,7 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 		inv.dhcpClientsAdded.Store(0)
 	}
 	inv.dhcpClientsAdded.Add(int64(added))
-	// Firmware and UUID are facts about the machine, not its boot decisions: Version stays.
-	return inv.eventsCommitted(nil)
+	return nil
 }
 
 // takeDHCPFacts fills s's empty firmware and UUID from what DHCP saw of the machine before it

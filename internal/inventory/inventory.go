@@ -341,8 +341,9 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 	}
 	inv := &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }}
 	// Events other instances commit to a shared PostgreSQL database wake this instance's live
-	// streams as its own commits do (nothing happens on SQLite).
-	st.Listen(eventsChannel, func() { inv.committed(nil) })
+	// streams as its own commits do (nothing happens on SQLite). Version is not kept on
+	// PostgreSQL, so a notification does not move it.
+	st.Listen(eventsChannel, func() { inv.eventsCommitted(nil) })
 	return inv, nil
 }
 
@@ -350,11 +351,11 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 // database; on SQLite every write transaction holds the database's single write lock instead).
 // A write transaction takes them in this order, each kind at most once, so none deadlocks:
 //
-//   - catalogLock, shared by every transaction that reads the assignment rules to apply them
-//     (a machine created, relabelled or with new hardware facts) or changes one machine as the
-//     operator does; exclusive for the catalog writers (AddRule, PutProfile). So a new rule
-//     and a new machine never miss each other: the rule sees the machine or the machine sees
-//     the rule.
+//   - catalogLock: exclusive for the catalog writers (AddRule, PutProfile), shared by every
+//     other write, events included. So a new rule and a new machine never miss each other
+//     (the rule sees the machine or the machine sees the rule), and an instance of a fleetboot
+//     before finer locking, which takes this key exclusively for every write, excludes all
+//     writes of a newer one while both run during an upgrade.
 //   - machineLock of each machine the transaction reads and then writes (begin, LockKeys: all
 //     at once, in hash order): a machine seen by two instances at once is created once, a
 //     compare-and-set transition has one winner, DHCP facts are not lost between a sighting
@@ -364,6 +365,10 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 //     (flushEvents), and held only until the commit right after it. Event ids are drawn from
 //     the sequence under this lock and committed before it is released, so they become visible
 //     in increasing order: a live stream reading "id > last seen" skips none (feed).
+//
+// Every transaction takes all its advisory locks before it touches a row, and row locks are
+// taken only on the machines it holds the locks of (or by single statements that wait for
+// nothing else), so row locks and advisory locks never wait for each other in a circle.
 const (
 	catalogLock = "fleetboot:inventory"
 	eventLock   = "fleetboot:events"
@@ -372,10 +377,25 @@ const (
 // machineLock is the lock key of one machine.
 func machineLock(mac string) string { return "fleetboot:machine:" + mac }
 
-// begin starts a write transaction holding locks (see catalogLock). On SQLite the IMMEDIATE
+// begin starts a write transaction that may change the machines macs: it holds the catalog
+// lock shared and the lock of each machine (see catalogLock). On SQLite the IMMEDIATE
 // transaction holds the one write lock of the database, which serialises every writer: the
 // same guarantees, without concurrency.
-func (inv *Inventory) begin(ctx context.Context, locks store.Locks) (*writeTx, error) {
+func (inv *Inventory) begin(ctx context.Context, macs ...string) (*writeTx, error) {
+	locks := store.Locks{Shared: []string{catalogLock}}
+	for _, mac := range macs {
+		locks.Exclusive = append(locks.Exclusive, machineLock(mac))
+	}
+	return inv.beginLocked(ctx, locks)
+}
+
+// beginCatalog starts a write transaction of the catalog (rules, profiles): it holds the
+// catalog lock exclusively.
+func (inv *Inventory) beginCatalog(ctx context.Context) (*writeTx, error) {
+	return inv.beginLocked(ctx, store.Locks{Exclusive: []string{catalogLock}})
+}
+
+func (inv *Inventory) beginLocked(ctx context.Context, locks store.Locks) (*writeTx, error) {
 	tx, err := inv.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err

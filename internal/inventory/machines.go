@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
-	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware`
@@ -123,7 +122,7 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	}
 	defer inv.local()()
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx, store.Locks{Shared: []string{catalogLock}, Exclusive: []string{machineLock(s.MAC)}})
+	tx, err := inv.begin(ctx, s.MAC)
 	if err != nil {
 		return nil, false, err
 	}
@@ -283,7 +282,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	}
 	defer inv.local()()
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx, store.Locks{Shared: []string{catalogLock}, Exclusive: []string{machineLock(mac)}})
+	tx, err := inv.begin(ctx, mac)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +381,7 @@ func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
 // callback (installing → installed) use it.
 func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, to State, why string) (*Machine, error) {
 	defer inv.local()()
-	tx, err := inv.begin(ctx, store.Locks{Exclusive: []string{machineLock(mac)}})
+	tx, err := inv.begin(ctx, mac)
 	if err != nil {
 		return nil, err
 	}

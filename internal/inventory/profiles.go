@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 const profileCols = `name, iso, entry, extra_args, template, template_kind, vars, ssh_keys, created, updated, mode`
@@ -67,7 +65,7 @@ func (inv *Inventory) PutProfile(ctx context.Context, p *Profile) (*Profile, boo
 	now := fmtTime(inv.now())
 	// Update, else insert, under the catalog lock: two instances creating one profile at once
 	// must not both find nothing to update.
-	tx, err := inv.begin(ctx, store.Locks{Exclusive: []string{catalogLock}})
+	tx, err := inv.beginCatalog(ctx)
 	if err != nil {
 		return nil, false, err
 	}

@@ -53,7 +53,7 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	}
 	defer inv.local()()
 	now := fmtTime(inv.now())
-	tx, err := inv.begin(ctx, store.Locks{Exclusive: []string{catalogLock}})
+	tx, err := inv.beginCatalog(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
