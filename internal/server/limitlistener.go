@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net"
 	"sync"
 )
@@ -50,12 +51,17 @@ func (l *limitListener) Close() error {
 }
 
 // limitedTCPConn gives its slot back on the first Close. Embedding the *net.TCPConn (not the
-// net.Conn interface) is the point: its ReadFrom is what net/http's sendfile path looks for.
+// net.Conn interface) keeps CloseWrite, SetLinger and the rest visible to net/http; ReadFrom,
+// which net/http calls with a file body, is sendFile (sendfile.go).
 type limitedTCPConn struct {
 	*net.TCPConn
 	sem  chan struct{}
 	once sync.Once
 }
+
+// ReadFrom sends a file-backed r with sendfile(2) without waking the Go scheduler's monitor
+// thread on every call (see sendFile); any other r goes to net.TCPConn's ReadFrom.
+func (c *limitedTCPConn) ReadFrom(r io.Reader) (int64, error) { return sendFile(c.TCPConn, r) }
 
 func (c *limitedTCPConn) Close() error {
 	err := c.TCPConn.Close()

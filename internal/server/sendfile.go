@@ -1,0 +1,210 @@
+package server
+
+import (
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sendfileChunk is the most one sendfile(2) call is asked to send (nginx's
+// sendfile_max_chunk is 2 MiB). A non-blocking socket takes at most its free send buffer per
+// call anyway (loopback and LAN autotune it up to net.ipv4.tcp_wmem's maximum, 4 MiB by
+// default); the bound matters for how long a call that bypasses the scheduler (below) may
+// hold its P.
+const sendfileChunk = 4 << 20
+
+// cacheRegion is how far ahead sendFile looks into the page cache at a time, and
+// cacheMissLimit how many of that region's pages may be missing for it to still count as
+// cached: a few scattered pages (the kernel reclaims cold pages one by one) cost a few
+// synchronous reads inside a raw call, about what nginx pays for them in its event loop;
+// a file that is not in the cache at all (just uploaded and evicted, or on NFS) goes the
+// ordinary way.
+const (
+	cacheRegion    = 4 << 20
+	cacheMissLimit = 8
+)
+
+// sendfileHook, when set (tests), is told of every sendfile call that sent bytes and whether
+// it bypassed the scheduler.
+var sendfileHook func(raw bool, n int64)
+
+// noCachestat is set once cachestat(2) (Linux ≥ 6.5) turns out to be missing: sendFile then
+// leaves every body to net.TCPConn's own sendfile loop.
+var noCachestat atomic.Bool
+
+// sendFile sends r — an *io.LimitedReader around a file-backed source, as http.ServeContent
+// hands it to the connection's ReadFrom, or such a source itself — to dst with sendfile(2),
+// like net.TCPConn.ReadFrom does, but without entering the Go scheduler's syscall state when
+// the bytes are already in the page cache.
+//
+// Why: every syscall.Syscall marks its P as in a syscall, and when all Ps were idle (a server
+// waiting for its clients' sockets to drain, i.e. most of the time while streaming ISOs) that
+// wakes the runtime's sysmon thread (futex wake, two context switches, then sysmon's own
+// nanosleep ticks until it goes back to sleep). A stream is a cycle of "socket writable →
+// sendfile until the buffer is full → EAGAIN → wait", so each cycle paid for that wake-up:
+// perf showed ~4 context switches per sendfile call against nginx's ~1, and 1.2–1.3× nginx's
+// CPU per GB. A raw syscall skips the scheduler, which is only right for a call that cannot
+// block long: the socket is non-blocking, and cachestat(2), asked about each 4 MiB ahead,
+// says whether the file's bytes are cached (all but a few pages, see cacheMissLimit). Bytes
+// that need disk (or NFS) reads go through syscall.Syscall as net's own loop does, so a P
+// stuck in a slow read is handed to another thread as usual.
+//
+// Anything else — a reader without a descriptor, a descriptor sendfile refuses, a kernel
+// without cachestat — goes to dst.ReadFrom, net's sendfile-or-copy path, untouched.
+func sendFile(dst *net.TCPConn, r io.Reader) (int64, error) {
+	if noCachestat.Load() {
+		return dst.ReadFrom(r)
+	}
+	src := r
+	remain := int64(-1) // -1: to the source's end
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		if lr.N <= 0 {
+			return 0, nil
+		}
+		remain, src = lr.N, lr.R
+	}
+	sc, ok := src.(syscall.Conn)
+	if !ok {
+		return dst.ReadFrom(r)
+	}
+	srcRaw, err := sc.SyscallConn()
+	if err != nil {
+		return dst.ReadFrom(r) // e.g. a multi-extent file inside an ISO: net copies it
+	}
+	dstRaw, err := dst.SyscallConn()
+	if err != nil {
+		return dst.ReadFrom(r)
+	}
+	var (
+		written  int64
+		sendErr  error
+		fallback bool // nothing sent and sendfile or cachestat is unusable here
+	)
+	ctlErr := srcRaw.Control(func(sfd uintptr) {
+		// sendfile with a NULL offset reads from the descriptor's offset and advances it,
+		// as net's loop does; cachestat needs the offset, so read it once.
+		pos, _, e := syscall.RawSyscall(unix.SYS_LSEEK, sfd, 0, io.SeekCurrent)
+		if e != 0 {
+			fallback = true
+			return
+		}
+		off := int64(pos)
+		if remain < 0 {
+			// To the end: as many bytes as the file has left, so that the cache is asked
+			// about no pages past its end (they would count as missing).
+			var st syscall.Stat_t
+			if _, _, e := syscall.RawSyscall(syscall.SYS_FSTAT, sfd, uintptr(unsafe.Pointer(&st)), 0); e != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+				fallback = true
+				return
+			}
+			if remain = max(st.Size-off, 0); remain == 0 {
+				return
+			}
+		}
+		// The region [off, checkedTo) has been looked at; raw says whether it was cached.
+		checkedTo, raw := off, false
+		sendErr = dstRaw.Write(func(dfd uintptr) bool {
+			for written < remain {
+				chunk := min(sendfileChunk, remain-written)
+				if off >= checkedTo {
+					region := min(cacheRegion, remain-written)
+					var err error
+					raw, err = pageCached(sfd, off, region)
+					if err != nil {
+						if err == unix.ENOSYS || err == unix.EPERM {
+							noCachestat.Store(true)
+						}
+						if written == 0 {
+							fallback = true
+							return true
+						}
+					}
+					checkedTo = off + region
+				}
+				// One call stays inside the region looked at.
+				chunk = min(chunk, checkedTo-off)
+				var n uintptr
+				var e syscall.Errno
+				if raw {
+					n, _, e = syscall.RawSyscall6(unix.SYS_SENDFILE, dfd, sfd, 0, uintptr(chunk), 0, 0)
+				} else {
+					n, _, e = syscall.Syscall6(unix.SYS_SENDFILE, dfd, sfd, 0, uintptr(chunk), 0, 0)
+				}
+				switch e {
+				case 0:
+					if n == 0 {
+						return true // the source's end
+					}
+					written += int64(n)
+					off += int64(n)
+					if sendfileHook != nil {
+						sendfileHook(raw, int64(n))
+					}
+					// A raw call never lets the scheduler in: yield between chunks so a
+					// client that keeps the buffer drained cannot starve other goroutines.
+					runtime.Gosched()
+				case unix.EAGAIN:
+					return false // wait until the socket is writable
+				case unix.EINTR:
+				case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP:
+					if written == 0 {
+						fallback = true
+					} else {
+						sendErr = os.NewSyscallError("sendfile", e)
+					}
+					return true
+				default:
+					sendErr = os.NewSyscallError("sendfile", e)
+					return true
+				}
+			}
+			return true
+		})
+	})
+	if fallback {
+		return dst.ReadFrom(r)
+	}
+	if limited {
+		lr.N -= written
+	}
+	if sendErr == nil {
+		sendErr = ctlErr
+	}
+	if sendErr != nil {
+		sendErr = &net.OpError{Op: "sendfile", Net: "tcp", Source: dst.LocalAddr(), Addr: dst.RemoteAddr(), Err: sendErr}
+	}
+	return written, sendErr
+}
+
+// pageSize is the page cache's unit.
+var pageSize = int64(os.Getpagesize())
+
+// pageCached reports whether the pages of the n bytes at off of fd are in the page cache,
+// all but at most cacheMissLimit of them (cachestat(2), itself a raw call: it only looks at
+// the cache). Pages past the file's end count as missing.
+func pageCached(fd uintptr, off, n int64) (bool, error) {
+	if n <= 0 {
+		return true, nil
+	}
+	first, last := off/pageSize, (off+n-1)/pageSize
+	rng := unix.CachestatRange{Off: uint64(first * pageSize), Len: uint64((last - first + 1) * pageSize)}
+	var st unix.Cachestat_t
+	for {
+		_, _, e := syscall.RawSyscall6(unix.SYS_CACHESTAT, fd, uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&st)), 0, 0, 0)
+		switch e {
+		case 0:
+			return int64(st.Cache)+cacheMissLimit >= last-first+1, nil
+		case unix.EINTR:
+			continue
+		default:
+			return false, e
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sendfileCalls records sendfileHook's reports for one test.
+type sendfileCalls struct {
+	mu             sync.Mutex
+	raw, scheduled int64 // bytes sent by raw calls, by ordinary ones
+}
+
+func watchSendfile(t *testing.T) *sendfileCalls {
+	c := &sendfileCalls{}
+	sendfileHook = func(raw bool, n int64) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if raw {
+			c.raw += n
+		} else {
+			c.scheduled += n
+		}
+	}
+	t.Cleanup(func() { sendfileHook = nil })
+	return c
+}
+
+func (c *sendfileCalls) get() (raw, scheduled int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raw, c.scheduled
+}
+
+// needCachestat skips on kernels before 6.5, where sendFile leaves everything to net.
+func needCachestat(t *testing.T, f *os.File) {
+	rng := unix.CachestatRange{Off: 0, Len: 4096}
+	var st unix.Cachestat_t
+	if _, _, e := syscall.Syscall6(unix.SYS_CACHESTAT, f.Fd(), uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&st)), 0, 0, 0); e == unix.ENOSYS {
+		t.Skip("no cachestat(2) on this kernel")
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, the server's from the limited
+// listener.
+func tcpPair(t *testing.T) (server net.Conn, client net.Conn) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(inner, 4)
+	defer l.Close()
+	client, err = net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// randomFile writes n random bytes to a new file and returns it open for reading.
+func randomFile(t *testing.T, n int) (*os.File, []byte) {
+	want := make([]byte, n)
+	rand.Read(want)
+	name := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(name, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, want
+}
+
+// send runs ReadFrom(r) on the server end and returns what the client received.
+func send(t *testing.T, r io.Reader) (n int64, got []byte) {
+	server, client := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		n, err = server.(io.ReaderFrom).ReadFrom(r)
+		server.(*limitedTCPConn).CloseWrite()
+		done <- err
+	}()
+	got, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("ReadFrom: %v", err)
+	}
+	return n, got
+}
+
+// TestSendFileCachedBytesBypassTheScheduler: a cached file goes out with raw sendfile calls,
+// whole (to EOF) and as a LimitedReader (what http.ServeContent hands over: N bytes from the
+// descriptor's offset, N and the offset updated as net's own ReadFrom does).
+func TestSendFileCachedBytesBypassTheScheduler(t *testing.T) {
+	f, want := randomFile(t, 3<<20+12345) // just written: in the page cache
+	needCachestat(t, f)
+	calls := watchSendfile(t)
+
+	n, got := send(t, f)
+	if n != int64(len(want)) || !bytes.Equal(got, want) {
+		t.Fatalf("whole file: ReadFrom said %d, client got %d bytes, equal %v", n, len(got), bytes.Equal(got, want))
+	}
+	if raw, sched := calls.get(); raw != int64(len(want)) || sched != 0 {
+		t.Fatalf("cached file: %d bytes raw, %d through the scheduler; want all %d raw", raw, sched, len(want))
+	}
+
+	if _, err := f.Seek(1000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	lr := &io.LimitedReader{R: f, N: 2 << 20}
+	n, got = send(t, lr)
+	if n != 2<<20 || lr.N != 0 || !bytes.Equal(got, want[1000:1000+2<<20]) {
+		t.Fatalf("LimitedReader: ReadFrom said %d, N left %d, client got %d bytes, equal %v", n, lr.N, len(got), bytes.Equal(got, want[1000:1000+2<<20]))
+	}
+	if pos, _ := f.Seek(0, io.SeekCurrent); pos != 1000+2<<20 {
+		t.Fatalf("descriptor offset %d after sending, want %d", pos, 1000+2<<20)
+	}
+}
+
+// TestSendFileUncachedBytesGoThroughTheScheduler: bytes that are not in the page cache may
+// need a disk read, so they are sent with an ordinary syscall (the scheduler can hand the P
+// to another thread while it blocks).
+func TestSendFileUncachedBytesGoThroughTheScheduler(t *testing.T) {
+	f, want := randomFile(t, 2<<20)
+	needCachestat(t, f)
+	// Written back and dropped from the cache: clean pages go on DONTNEED.
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	if cached, err := pageCached(f.Fd(), 0, 2<<20); err != nil || cached {
+		t.Skipf("the file stayed in the page cache after FADV_DONTNEED (cached %v, %v)", cached, err)
+	}
+	calls := watchSendfile(t)
+	n, got := send(t, &io.LimitedReader{R: f, N: int64(len(want))})
+	if n != int64(len(want)) || !bytes.Equal(got, want) {
+		t.Fatalf("ReadFrom said %d, client got %d bytes, equal %v", n, len(got), bytes.Equal(got, want))
+	}
+	if _, sched := calls.get(); sched == 0 {
+		t.Fatal("an uncached file went out with raw sendfile calls only")
+	}
+}
+
+// TestSendFileOtherReadersFallBack: readers without a descriptor, and descriptors sendfile
+// cannot read (a pipe), still arrive whole, through net's own ReadFrom.
+func TestSendFileOtherReadersFallBack(t *testing.T) {
+	calls := watchSendfile(t)
+	want := bytes.Repeat([]byte("fleetboot "), 100000)
+	n, got := send(t, &io.LimitedReader{R: bytes.NewReader(want), N: 5000})
+	if n != 5000 || !bytes.Equal(got, want[:5000]) {
+		t.Fatalf("bytes.Reader: %d, %d bytes", n, len(got))
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		pw.Write(want)
+		pw.Close()
+	}()
+	defer pr.Close()
+	n, got = send(t, pr)
+	if n != int64(len(want)) || !bytes.Equal(got, want) {
+		t.Fatalf("pipe: %d, %d bytes", n, len(got))
+	}
+	if raw, sched := calls.get(); raw != 0 || sched != 0 {
+		t.Fatalf("sendfile reported %d raw + %d bytes for readers it cannot send", raw, sched)
+	}
+}
