@@ -242,6 +242,9 @@ func (env *isoEnv) publishFamily(ctx context.Context, f familyISO, kernel, paylo
 		return nil, fmt.Errorf("recipe %s boots %s with %v, want %s with %s", r.ID, r.Kernel, r.Initrds, f.kernelPath, f.initrdPath)
 	}
 	extra := payloadArgs + " fbtoken=" + env.token
+	if f.extraArgs != "" {
+		extra += " " + f.extraArgs
+	}
 	if f.rawArg != "" {
 		// A raw template's URL is placed by the profile itself (the recipe adds none).
 		extra += " " + f.rawArg + "={{.UnattendedURL}}"
@@ -411,7 +414,7 @@ func (env *isoEnv) runInstall(ctx context.Context, t *testing.T, vm installVM, s
 	}
 
 	if vm.reboot {
-		res.local = env.rebootToLocal(ctx, t, spec, timeout)
+		res.local = env.rebootToLocal(ctx, t, spec, timeout, "")
 	}
 
 	// The machine's life as the API tells it.
@@ -460,10 +463,11 @@ func (env *isoEnv) runInstall(ctx context.Context, t *testing.T, vm installVM, s
 	}
 }
 
-// rebootToLocal boots the same machine again (same MAC, same firmware variables, no disk) and
-// waits until fleetboot hands it the local-boot script and the firmware acts on it; it
-// returns the time from VM start to the local-boot script.
-func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec, timeout time.Duration) time.Duration {
+// rebootToLocal boots the same machine again (same MAC, same firmware variables, same disk if
+// it has one) and waits until fleetboot hands it the local-boot script and the firmware acts
+// on it; it returns the time from VM start to the local-boot script. diskSays, when set, is
+// what the machine's disk must print once the firmware boots it (BIOS only: see bootSector).
+func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec, timeout time.Duration, diskSays string) time.Duration {
 	spec.serialLog = strings.TrimSuffix(spec.serialLog, ".serial.log") + ".reboot.serial.log"
 	spec.qemuLog = strings.TrimSuffix(spec.qemuLog, ".qemu.log") + ".reboot.qemu.log"
 	args, err := qemuArgs(spec, env.sercon)
@@ -485,6 +489,13 @@ func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec,
 	if strings.HasPrefix(spec.scenario.name, "uefi") {
 		after = nil
 	}
+	var disk []byte
+	if diskSays != "" {
+		if after == nil {
+			t.Fatalf("%s: a disk that prints is only built for BIOS machines", spec.name)
+		}
+		disk = []byte(diskSays)
+	}
 	for {
 		kinds := bootScripts(env.serverLog, spec.mac)[before:]
 		for _, k := range kinds {
@@ -499,8 +510,14 @@ func (env *isoEnv) rebootToLocal(ctx context.Context, t *testing.T, spec vmSpec,
 		text := ansiEscape.ReplaceAll(serial, nil)
 		if local > 0 {
 			if i := bytes.Index(text, marker); i >= 0 && (after == nil || bytes.Contains(text[i:], after)) {
-				return local
+				j := i + bytes.Index(text[i:], after)
+				if disk == nil || bytes.Contains(text[j:], disk) {
+					return local
+				}
 			}
+		}
+		if disk != nil && bytes.Contains(text, []byte("fleetboot: no bootable local disk")) {
+			t.Fatalf("second boot: the disk the install wrote did not boot\n%s", readableTail(spec.serialLog, 30))
 		}
 		if p.exited() {
 			t.Fatalf("QEMU exited on the second boot (%v)\n%s", p.err, readableTail(spec.serialLog, 30))

@@ -43,6 +43,9 @@ type familyISO struct {
 	// fetches maps what the payload downloads (see installerInit) to the ISO file whose size
 	// it must get; "" stands for the whole image.
 	fetches map[string]string
+	// extraArgs are more kernel arguments for the profile (the payload's own switches, e.g.
+	// fbdisk=).
+	extraArgs string
 }
 
 // blob is a deterministic file body of n bytes; distinct n per file makes a wrong file show up

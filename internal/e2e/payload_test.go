@@ -59,6 +59,54 @@ var virtioNetModules = []string{
 	"kernel/drivers/net/virtio_net.ko",
 }
 
+// usbDiskModules give the payload a USB disk (fbdisk=), in load order: sd_mod needs t10-pi and
+// its CRCs; the xHCI host driver and usb-storage sit on usbcore.
+var usbDiskModules = []string{
+	"kernel/drivers/scsi/scsi_common.ko",
+	"kernel/drivers/scsi/scsi_mod.ko",
+	"kernel/crypto/crct10dif_common.ko",
+	"kernel/lib/crc-t10dif.ko",
+	"kernel/lib/crc64.ko",
+	"kernel/lib/crc64-rocksoft.ko",
+	"kernel/block/t10-pi.ko",
+	"kernel/drivers/scsi/sd_mod.ko",
+	"kernel/drivers/usb/common/usb-common.ko",
+	"kernel/drivers/usb/core/usbcore.ko",
+	"kernel/drivers/usb/host/xhci-hcd.ko",
+	"kernel/drivers/usb/host/xhci-pci.ko",
+	"kernel/drivers/usb/storage/usb-storage.ko",
+}
+
+// bootSector is what the payload installs on a disk (fbdisk=): a BIOS boot sector whose code
+// prints the NUL-terminated text at offset bootSectorText on COM1 and halts. The payload puts
+// "FLEETBOOT-LOCAL-DISK <token>" there, so a machine that later prints it has booted the disk
+// this install wrote. Hand-assembled 16-bit code, loaded by the BIOS at 0000:7C00:
+//
+//	fc           cld
+//	31 c0        xor  ax, ax
+//	8e d8        mov  ds, ax
+//	be 40 7c     mov  si, 0x7c40         ; the text
+//	ba f8 03     mov  dx, 0x3f8          ; COM1's data port (QEMU's UART needs no set-up)
+//	ac           next: lodsb
+//	84 c0        test al, al
+//	74 03        jz   stop
+//	ee           out  dx, al
+//	eb f8        jmp  next
+//	fa           stop: cli
+//	f4           hlt
+//	eb fd        jmp  $-1               ; back to hlt
+func bootSector() []byte {
+	b := make([]byte, 512)
+	copy(b, []byte{0xfc, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x40, 0x7c, 0xba, 0xf8, 0x03,
+		0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xfa, 0xf4, 0xeb, 0xfd})
+	b[510], b[511] = 0x55, 0xaa
+	return b
+}
+
+// bootSectorText is where bootSector's text starts (0x7c40 - 0x7c00); installerInit's dd
+// seeks there (TestInstallerPayloadCarriesTheVirtioNetModules checks they agree).
+const bootSectorText = 0x40
+
 // installerInit is /init of the installer payload. Markers (all at the start of a line):
 //
 //	FLEETBOOT-CMDLINE <cmdline>
@@ -66,6 +114,7 @@ var virtioNetModules = []string{
 //	FLEETBOOT-UNATTENDED-URL <option> <url>
 //	FLEETBOOT-UNATTENDED <first line of the file>      (and -META for cloud-init's meta-data)
 //	FLEETBOOT-FETCH <what> <bytes> <url>               (what the installer would download)
+//	FLEETBOOT-DISK <device> written|missing            (fbdisk=<device>: the boot sector installed)
 //	FLEETBOOT-DONE <exit status> <server's answer>
 //	FLEETBOOT-TOKEN <token>                            (last: everything above is complete)
 //
@@ -81,11 +130,12 @@ export PATH=/bin
 say() { echo "$*" >/dev/ttyS0; }
 cmdline=$(cat /proc/cmdline)
 say "FLEETBOOT-CMDLINE $cmdline"
-token= uopt= uurl= seed= srv= base=archiso
+token= uopt= uurl= seed= srv= base=archiso disk=
 fetches=
 for word in $cmdline; do
 	case "$word" in
 	fbtoken=*) token="${word#fbtoken=}" ;;
+	fbdisk=*) disk="${word#fbdisk=}" ;;
 	inst.ks=*) uopt=inst.ks uurl="${word#inst.ks=}" ;;
 	url=*/unattended/*) uopt=url uurl="${word#url=}" ;;
 	url=*.iso) fetches="$fetches iso=${word#url=}" ;;
@@ -116,6 +166,19 @@ for f in $fetches; do
 	n=$(timeout 60 wget -q -O- "${f#*=}" 2>/dev/null | wc -c)
 	say "FLEETBOOT-FETCH ${f%%=*} $n ${f#*=}"
 done
+if [ -n "$disk" ]; then
+	for m in ` + "`cat /modules-disk.order`" + `; do insmod "/modules/$m"; done
+	i=0
+	while [ ! -b "$disk" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+	if [ -b "$disk" ]; then
+		dd if=/bootsector.bin of="$disk" bs=512 count=1 conv=notrunc 2>/dev/null
+		printf 'FLEETBOOT-LOCAL-DISK %s\r\n' "$token" | dd of="$disk" bs=1 seek=64 conv=notrunc 2>/dev/null
+		sync
+		say "FLEETBOOT-DISK $disk written"
+	else
+		say "FLEETBOOT-DISK $disk missing"
+	fi
+fi
 if [ -n "$uurl" ]; then
 	say "FLEETBOOT-UNATTENDED-URL $uopt $uurl"
 	timeout 60 wget -q -O /unattended "$uurl" 2>/dev/null || say "FLEETBOOT-UNATTENDED-FAILED $?"
@@ -157,7 +220,7 @@ func buildInstallerInitramfs(busyboxPath, diInitrd string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read busybox: %w", err)
 	}
-	mods, err := extractModules(diInitrd, virtioNetModules)
+	mods, err := extractModules(diInitrd, append(append([]string{}, virtioNetModules...), usbDiskModules...))
 	if err != nil {
 		return nil, err
 	}
@@ -173,14 +236,20 @@ func buildInstallerInitramfs(busyboxPath, diInitrd string) ([]byte, error) {
 		{name: "modules", mode: cpioDir | 0o755},
 		{name: "udhcpc.script", mode: cpioRegular | 0o755, data: []byte(udhcpcScript)},
 		{name: "init", mode: cpioRegular | 0o755, data: []byte(installerInit)},
+		{name: "bootsector.bin", mode: cpioRegular | 0o644, data: bootSector()},
 	}
-	var order []string
-	for _, m := range virtioNetModules {
-		name := path.Base(m)
-		order = append(order, name)
-		entries = append(entries, cpioEntry{name: "modules/" + name, mode: cpioRegular | 0o644, data: mods[m]})
+	for _, set := range []struct {
+		order   string
+		modules []string
+	}{{"modules.order", virtioNetModules}, {"modules-disk.order", usbDiskModules}} {
+		var order []string
+		for _, m := range set.modules {
+			name := path.Base(m)
+			order = append(order, name)
+			entries = append(entries, cpioEntry{name: "modules/" + name, mode: cpioRegular | 0o644, data: mods[m]})
+		}
+		entries = append(entries, cpioEntry{name: set.order, mode: cpioRegular | 0o644, data: []byte(strings.Join(order, "\n") + "\n")})
 	}
-	entries = append(entries, cpioEntry{name: "modules.order", mode: cpioRegular | 0o644, data: []byte(strings.Join(order, "\n") + "\n")})
 	return gzipNewc(entries, gzip.DefaultCompression)
 }
 
@@ -379,12 +448,16 @@ func TestInstallerPayloadCarriesTheVirtioNetModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range virtioNetModules {
+	for _, m := range append(append([]string{}, virtioNetModules...), usbDiskModules...) {
 		if files["modules/"+path.Base(m)] == 0 {
 			t.Errorf("payload lacks %s", m)
 		}
 	}
-	if files["init"] == 0 || files["udhcpc.script"] == 0 || files["modules.order"] == 0 {
-		t.Errorf("payload lacks init, udhcpc.script or modules.order: %v", files)
+	if files["init"] == 0 || files["udhcpc.script"] == 0 || files["modules.order"] == 0 || files["modules-disk.order"] == 0 ||
+		files["bootsector.bin"] != 512 {
+		t.Errorf("payload lacks init, udhcpc.script, modules.order, modules-disk.order or the boot sector: %v", files)
+	}
+	if !strings.Contains(installerInit, fmt.Sprintf(" seek=%d ", bootSectorText)) {
+		t.Errorf("installerInit writes the disk's text elsewhere than bootSectorText (%d)", bootSectorText)
 	}
 }

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,10 +26,11 @@ var siteBSegment = segment{server: "10.78.0.1", site: "10.78.0.2", poolLo: "10.7
 // started), each on a bridge of its own in its own namespaces, with its own subnet, full DHCP
 // pool and data directory. The ISO is uploaded to instance A, and the machine is assigned once,
 // through A's API, by a rule on its MAC. A SeaBIOS machine (the NIC's iPXE ROM) boots on A's
-// bridge, installs the ISO through A and calls the done callback; the same machine (same MAC)
-// then boots on B's bridge, where B — which never saw it boot, holds no ISO bytes and answers
-// from the shared inventory — serves the local-boot script, although the rule that assigned
-// the install still matches. B's API then shows the machine installed at its B address, with a
+// bridge, installs the ISO through A — the installer stand-in writes a boot sector to the
+// machine's disk (bootSector) — and calls the done callback; the same machine (same MAC, same
+// disk) then boots on B's bridge, where B — which never saw it boot, holds no ISO bytes and
+// answers from the shared inventory — serves the local-boot script, although the rule that
+// assigned the install still matches, and the firmware boots the sector the install wrote. B's API then shows the machine installed at its B address, with a
 // timeline whose install steps name site a and whose local boot names site b.
 //
 // Without FLEETBOOT_TEST_POSTGRES it skips, except under CI=true, where it fails
@@ -63,6 +66,9 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 			fam = f
 		}
 	}
+	// The install writes a boot sector to the machine's disk (see bootSector); the local boot
+	// through b must then run it.
+	fam.extraArgs = "fbdisk=/dev/sda"
 	iso, err := a.publishFamily(ctx, fam, kernel, payload)
 	if err != nil {
 		t.Fatalf("publish %s through instance a: %v", fam.name, err)
@@ -80,6 +86,10 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 	spec.mac = fmt.Sprintf("52:54:00:fb:%02x:00", modeByte("sites"))
 	spec.serialLog = filepath.Join(a.dir, spec.name+".serial.log")
 	spec.qemuLog = filepath.Join(a.dir, spec.name+".qemu.log")
+	spec.disk = filepath.Join(a.dir, spec.name+".disk.img")
+	if err := os.WriteFile(spec.disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.assign(ctx, vm, spec.mac, iso); err != nil {
 		t.Fatalf("assign through instance a: %v", err)
 	}
@@ -88,6 +98,15 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 	// payload fetched, the done callback, and state and timeline through A's API.
 	res := &installResult{vm: vm.name, path: vm.path, mac: spec.mac}
 	a.runInstall(ctx, t, vm, spec, iso, timeout, res)
+	if got := markerLine(mustRead(t, spec.serialLog), "FLEETBOOT-DISK"); got != "/dev/sda written" {
+		t.Errorf("installer's disk: %q, want /dev/sda written", got)
+	}
+	diskText := "FLEETBOOT-LOCAL-DISK " + a.token
+	img := mustRead(t, spec.disk)
+	if want := bootSector(); !bytes.Equal(img[:bootSectorText], want[:bootSectorText]) || !bytes.Equal(img[510:512], want[510:]) ||
+		!bytes.HasPrefix(img[bootSectorText:], []byte(diskText+"\r\n")) {
+		t.Errorf("the disk after the install does not hold the boot sector with %q: % x", diskText, img[:128])
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -99,12 +118,13 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 		t.Fatalf("instance b sees the machine %s, want installed", m.State)
 	}
 
-	// 2. The same machine on B's bridge: B serves local boot.
+	// 2. The same machine, with the same disk, on B's bridge: B serves local boot, and the
+	// firmware boots the disk the install wrote.
 	specB := spec
 	specB.tap = b.lan.addTap(t)
 	specB.serialLog = filepath.Join(b.dir, spec.name+".serial.log")
 	specB.qemuLog = filepath.Join(b.dir, spec.name+".qemu.log")
-	res.local = b.rebootToLocal(ctx, t, specB, timeout)
+	res.local = b.rebootToLocal(ctx, t, specB, timeout, diskText)
 	if n := len(bootScripts(a.serverLog, spec.mac)); n != 1 {
 		t.Errorf("instance a served %d boot scripts to the machine, want the install's 1", n)
 	}

@@ -197,6 +197,10 @@ type vmSpec struct {
 	varsFile  string   // per-VM copy of OVMF_VARS (UEFI scenarios)
 	extra     []string // more QEMU arguments (e.g. -smbios)
 	memMB     int      // RAM in MiB; 0 keeps the machine kind's (512 MiB on x86, enough for the payload)
+	// disk, when set, is a raw image the machine has as a USB disk on an xHCI controller: the
+	// Debian installer kernel the payload runs has USB storage among its initrd's modules
+	// (no virtio-blk, no AHCI), and SeaBIOS boots it as BIOS drive 0x80.
+	disk string
 }
 
 // qemuArgs returns the QEMU command line for vm (without any netns wrapper). Common to all: TCG
@@ -254,6 +258,10 @@ func qemuArgs(vm vmSpec, serconFile string) ([]string, error) {
 			"-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=n")
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", vm.scenario.name)
+	}
+	if vm.disk != "" {
+		args = append(args, "-drive", "if=none,id=disk0,format=raw,file="+vm.disk,
+			"-device", "qemu-xhci,id=xhci", "-device", "usb-storage,bus=xhci.0,drive=disk0")
 	}
 	return append(args, vm.extra...), nil
 }
