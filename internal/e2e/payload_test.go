@@ -82,6 +82,7 @@ var usbDiskModules = []string{
 // "FLEETBOOT-LOCAL-DISK <token>" there, so a machine that later prints it has booted the disk
 // this install wrote. Hand-assembled 16-bit code, loaded by the BIOS at 0000:7C00:
 //
+//	fa           cli                    ; no BIOS code runs from here on (see below)
 //	fc           cld
 //	31 c0        xor  ax, ax
 //	8e d8        mov  ds, ax
@@ -92,13 +93,19 @@ var usbDiskModules = []string{
 //	74 03        jz   stop
 //	ee           out  dx, al
 //	eb f8        jmp  next
-//	fa           stop: cli
-//	f4           hlt
-//	eb fd        jmp  $-1               ; back to hlt
+//	f4           stop: hlt
+//	eb fd        jmp  stop
+//
+// Firmware fact (seen here once in four runs): SeaBIOS's serial mirror of the BIOS console
+// (etc/sercon-port) writes part of what iPXE prints lazily, so the last characters before the
+// jump to the boot sector may never reach the serial port — iPXE's "Booting from SAN device
+// 0x80" lost its final "0", the sector's text followed at once. Hence the test looks for this
+// text rather than iPXE's last line, and cli first, so that no BIOS code (a timer interrupt)
+// can run and write in the middle of it.
 func bootSector() []byte {
 	b := make([]byte, 512)
-	copy(b, []byte{0xfc, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x40, 0x7c, 0xba, 0xf8, 0x03,
-		0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xfa, 0xf4, 0xeb, 0xfd})
+	copy(b, []byte{0xfa, 0xfc, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x40, 0x7c, 0xba, 0xf8, 0x03,
+		0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xf4, 0xeb, 0xfd})
 	b[510], b[511] = 0x55, 0xaa
 	return b
 }
@@ -114,7 +121,7 @@ const bootSectorText = 0x40
 //	FLEETBOOT-UNATTENDED-URL <option> <url>
 //	FLEETBOOT-UNATTENDED <first line of the file>      (and -META for cloud-init's meta-data)
 //	FLEETBOOT-FETCH <what> <bytes> <url>               (what the installer would download)
-//	FLEETBOOT-DISK <device> written|missing            (fbdisk=<device>: the boot sector installed)
+//	FLEETBOOT-DISK <device> written|missing|failed …   (fbdisk=<device>: the boot sector installed)
 //	FLEETBOOT-DONE <exit status> <server's answer>
 //	FLEETBOOT-TOKEN <token>                            (last: everything above is complete)
 //
@@ -168,16 +175,23 @@ for f in $fetches; do
 done
 if [ -n "$disk" ]; then
 	for m in ` + "`cat /modules-disk.order`" + `; do insmod "/modules/$m"; done
+	# The device node appears before the disk may be written: wait for a size too.
+	ready() { [ -b "$disk" ] && [ "$(cat /sys/class/block/${disk#/dev/}/size 2>/dev/null || echo 0)" != 0 ]; }
 	i=0
-	while [ ! -b "$disk" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
-	if [ -b "$disk" ]; then
-		dd if=/bootsector.bin of="$disk" bs=512 count=1 conv=notrunc 2>/dev/null
-		printf 'FLEETBOOT-LOCAL-DISK %s\r\n' "$token" | dd of="$disk" bs=1 seek=64 conv=notrunc 2>/dev/null
-		sync
-		say "FLEETBOOT-DISK $disk written"
-	else
-		say "FLEETBOOT-DISK $disk missing"
-	fi
+	while ! ready && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+	cp /bootsector.bin /sector
+	printf 'FLEETBOOT-LOCAL-DISK %s\r\n' "$token" | dd of=/sector bs=1 seek=64 conv=notrunc 2>/dev/null
+	# One whole-sector write, read back past the page cache; a few tries, then say so.
+	result=missing i=0
+	while [ -b "$disk" ] && [ $i -lt 10 ]; do
+		err=$(dd if=/sector of="$disk" bs=512 count=1 conv=notrunc 2>&1 >/dev/null) && sync &&
+			echo 3 >/proc/sys/vm/drop_caches && dd if="$disk" bs=512 count=1 2>/dev/null | cmp -s - /sector &&
+			{ result=written; break; }
+		result="failed ($(echo ${err:-read back differs} | tr '\n' ' '))"
+		say "FLEETBOOT-DISK-RETRY $disk $result"
+		sleep 1; i=$((i+1))
+	done
+	say "FLEETBOOT-DISK $disk $result"
 fi
 if [ -n "$uurl" ]; then
 	say "FLEETBOOT-UNATTENDED-URL $uopt $uurl"
