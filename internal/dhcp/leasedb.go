@@ -284,6 +284,14 @@ func (l *LeaseDB) change(ctx context.Context, wait bool, decide func() ([]leaseW
 const leaseLockKey = "fleetboot:dhcp_leases"
 
 func (l *LeaseDB) changeShared(ctx context.Context, decide func() ([]leaseWrite, error)) error {
+	// One transaction of this instance at a time holds or waits for the lease lock. Were
+	// several of its sessions queued for it when the process hangs (frozen, its machine
+	// without power, cut off with its connections open), PostgreSQL would grant the lock to
+	// each of them in turn, and each would keep it until the server ends it for sitting idle
+	// in its transaction (store.IdleInTransactionTimeout): the other instance would wait that
+	// long once per queued session instead of once.
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	tx, err := l.shared.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -292,8 +300,6 @@ func (l *LeaseDB) changeShared(ctx context.Context, decide func() ([]leaseWrite,
 	if err := tx.Lock(ctx, leaseLockKey); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
 		return errLeasesClosed
 	}

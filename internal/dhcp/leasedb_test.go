@@ -483,3 +483,69 @@ func openLeaseFile(t testing.TB, dir string) (*store.Store, *LeaseDB) {
 	t.Cleanup(func() { db.Close() })
 	return st, db
 }
+
+// TestOneInstanceQueuesOneSessionForTheLeaseLock: while the lease lock is taken elsewhere, an
+// instance's concurrent lease decisions wait in the process, not as sessions queued in
+// PostgreSQL. Were several queued and the instance hung, the server would hand the lock to
+// each of them in turn and each would sit on it for the idle-in-transaction timeout
+// (store.IdleInTransactionTimeout) before being ended — the partner stalled that many times
+// over.
+func TestOneInstanceQueuesOneSessionForTheLeaseLock(t *testing.T) {
+	dsn := storetest.DSN(t)
+	ctx := context.Background()
+	st, db := openTestStore(t, func(ctx context.Context) (*store.Store, error) {
+		return store.OpenPostgres(ctx, dsn+"&application_name=leasetest-a")
+	})
+	t.Cleanup(func() { db.Close(); st.Close() })
+	other, err := store.OpenPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	// The partner holds the lock; five clients DISCOVER at this instance meanwhile.
+	holder, err := other.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if err := holder.Lock(ctx, leaseLockKey); err != nil {
+		t.Fatal(err)
+	}
+	p := pool(10, 49)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			if _, err := db.Reserve(ctx, LeaseRequest{Pool: p, MAC: macN(i), Now: t0, Until: t0.Add(offerHold)}); err != nil {
+				t.Errorf("client %d: %v", i, err)
+			}
+		})
+	}
+	// Watch the instance's sessions waiting for the lock until one is (bounded; it takes
+	// milliseconds), and a while longer: the others would queue right behind it.
+	waiting := func() int {
+		var n int
+		if err := other.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE a.application_name = 'leasetest-a' AND l.locktype = 'advisory' AND NOT l.granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	most, seen := 0, 0
+	for i := 0; i < 3000 && seen < 100; i++ {
+		n := waiting()
+		most = max(most, n)
+		if n > 0 {
+			seen++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if seen == 0 {
+		t.Fatal("no session of the instance ever waited for the lease lock")
+	}
+	if most != 1 {
+		t.Errorf("%d sessions of one instance queued for the lease lock at once, want 1", most)
+	}
+	holder.Rollback()
+	wg.Wait()
+}

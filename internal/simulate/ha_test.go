@@ -3,6 +3,7 @@ package simulate
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,7 +23,9 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
+	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
@@ -38,6 +41,7 @@ var haSites = [2]string{"a", "b"}
 
 // haPair is a running HA pair and the simulated machines' side of the segment.
 type haPair struct {
+	dsn     string // the test database (the servers add their application_name)
 	ns      *nsThread
 	wire    *wire
 	acks    *ackLedger
@@ -76,12 +80,13 @@ func startHAPair(t *testing.T, ctx context.Context, poolSize int, fixture bool) 
 	var b [16]byte
 	rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
-	p := &haPair{ns: ns}
+	p := &haPair{ns: ns, dsn: dsn}
 	cfg := Config{Binary: bin, Mode: "full", poolEnd: addrAdd(poolStart, poolSize-1)}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range p.servers {
 		srv, err := startServer(cfg, l, i, filepath.Join(work, "data-"+haSites[i]), filepath.Join(work, "server-"+haSites[i]+".log"),
-			[]string{"--database", dsn, "--site", haSites[i], "--token", token, "--register-dir", images})
+			// application_name tells the instances' sessions apart in pg_stat_activity.
+			[]string{"--database", dsn + "&application_name=fleetboot-" + haSites[i], "--site", haSites[i], "--token", token, "--register-dir", images})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,24 +133,51 @@ func (p *haPair) machines(t *testing.T, n int) []*machine {
 // fails the test. It returns every machine's ACK (nil where it got none) and error, and the
 // retransmissions all machines needed.
 func (p *haPair) dhcpAll(ctx context.Context, ms []*machine) ([]*dhcpv4.DHCPv4, []error, int) {
-	acks := make([]*dhcpv4.DHCPv4, len(ms))
-	errs := make([]error, len(ms))
+	r := p.dhcpAllTimed(ctx, ms)
+	return r.acks, r.errs, r.retries
+}
+
+// dhcpRun is what dhcpAllTimed returns: per machine its ACK, error and when it was bound.
+type dhcpRun struct {
+	acks    []*dhcpv4.DHCPv4
+	errs    []error
+	bound   []time.Time
+	retries int
+}
+
+// firstBound is the earliest time a machine was bound (zero if none was).
+func (r dhcpRun) firstBound() time.Time {
+	var first time.Time
+	for _, t := range r.bound {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
+}
+
+func (p *haPair) dhcpAllTimed(ctx context.Context, ms []*machine) dhcpRun {
+	r := dhcpRun{acks: make([]*dhcpv4.DHCPv4, len(ms)), errs: make([]error, len(ms)), bound: make([]time.Time, len(ms))}
 	var wg sync.WaitGroup
 	var retries atomic.Int64
 	for i, m := range ms {
 		wg.Go(func() {
 			for range 3 {
 				var tries int
-				acks[i], tries, errs[i] = p.ch.dhcp(ctx, m, stageFirmware)
+				r.acks[i], tries, r.errs[i] = p.ch.dhcp(ctx, m, stageFirmware)
 				retries.Add(int64(tries))
-				if errs[i] == nil || ctx.Err() != nil {
+				if r.errs[i] == nil {
+					r.bound[i] = time.Now()
+				}
+				if r.errs[i] == nil || ctx.Err() != nil {
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return acks, errs, int(retries.Load())
+	r.retries = int(retries.Load())
+	return r
 }
 
 // metric is server i's counter name summed by the value of one label (e.g.
@@ -482,4 +514,114 @@ func sumPhases(ps []phaseResult) time.Duration {
 		d += p.Dur
 	}
 	return d
+}
+
+// holdsLeaseLock reports whether a session of server i holds the lease table's advisory lock
+// (internal/dhcp: pg_advisory_xact_lock of hashtextextended('fleetboot:dhcp_leases', 0); an
+// int8 key shows in pg_locks as classid = its high and objid = its low 32 bits).
+func (p *haPair) holdsLeaseLock(ctx context.Context, db *sql.DB, i int) (bool, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE a.application_name = $1 AND l.locktype = 'advisory' AND l.granted
+		AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('fleetboot:dhcp_leases', 0)`,
+		"fleetboot-"+haSites[i]).Scan(&n)
+	return n > 0, err
+}
+
+// TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock freezes instance a (SIGSTOP:
+// a hung process, or one whose machine lost power or its network to the database — its
+// connections stay open) at a moment when it holds the lease table's lock, in the middle of a
+// lease decision, while machines power on. Instance b must not wait for it forever: PostgreSQL
+// ends a's session once it has been idle in its transaction for fleetboot's
+// idle_in_transaction_session_timeout, the lock is released, and b alone serves the segment —
+// every new machine is bound, by b, without an address given twice. When a wakes up it
+// recovers by itself (its session is gone, it reconnects and catches up) and answers again.
+func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	p := startHAPair(t, ctx, 250, false)
+	db, err := sql.Open("pgx", p.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms := p.machines(t, 101)
+	load, late, again := ms[:60], ms[60:100], ms[100]
+	a, b := serverAddr(0), serverAddr(1)
+	pid := p.servers[0].cmd.Process.Pid
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+
+	// Sixty machines power on; meanwhile a is frozen, retried until it is caught holding
+	// the lease lock (it takes it for every decision, so under this load it soon is).
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		p.dhcpAll(ctx, load)
+	}()
+	caught := false
+	for try := 0; try < 2000 && !caught; try++ {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		if caught, err = p.holdsLeaseLock(ctx, db, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !caught {
+			syscall.Kill(pid, syscall.SIGCONT)
+			time.Sleep(time.Duration(try%7) * time.Millisecond)
+		}
+	}
+	if !caught {
+		t.Fatal("instance a never held the lease lock while machines powered on")
+	}
+	frozen := time.Now()
+
+	// New machines while a hangs: b serves them all.
+	run := p.dhcpAllTimed(ctx, late)
+	acks, errs := run.acks, run.errs
+	served := time.Since(frozen)
+	errorsIn(t, "while a hangs", late, errs)
+	want := map[string]netip.Addr{}
+	for i, m := range late {
+		if acks[i] == nil {
+			continue
+		}
+		if from := replyServer(acks[i]); from != b {
+			t.Errorf("machine %s ACKed by %s while a hangs", m.mac, from)
+		}
+		want[m.mac.String()] = m.ip
+	}
+	if held, err := p.holdsLeaseLock(ctx, db, 0); err != nil || held {
+		t.Errorf("the hung instance still holds the lease lock (%v)", err)
+	}
+	t.Logf("a frozen holding the lease lock: b bound the first new machine %s after the freeze, all %d within %s (%d retransmissions; the session timeout is %s)",
+		run.firstBound().Sub(frozen).Round(time.Millisecond), len(want), served.Round(time.Millisecond), run.retries, store.IdleInTransactionTimeout)
+
+	// a wakes up and answers again (a machine that takes only a's OFFERs gets bound by a).
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	<-loadDone
+	again.server = a
+	if acks, errs, _ := p.dhcpAll(ctx, []*machine{again}); errs[0] != nil {
+		t.Errorf("a after it woke up: %v", errs[0])
+	} else if replyServer(acks[0]) != a {
+		t.Errorf("a after it woke up: ACK from %s", replyServer(acks[0]))
+	} else {
+		want[again.mac.String()] = again.ip
+	}
+	for _, m := range load {
+		if m.ip.IsValid() {
+			want[m.mac.String()] = m.ip
+		}
+	}
+	for _, c := range p.acks.conflicts() {
+		t.Error(c)
+	}
+	checkLeaseTable(t, ctx, p.api[1], want)
+	for i := range p.servers {
+		if err := p.servers[i].alive(); err != nil {
+			t.Errorf("server %s: %v", haSites[i], err)
+		}
+	}
 }

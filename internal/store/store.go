@@ -16,12 +16,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx" others open
+	_ "modernc.org/sqlite"           // database/sql driver "sqlite"
 )
 
 // Dialect is the database engine behind a Store.
@@ -108,21 +110,32 @@ func IsPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
+// IdleInTransactionTimeout is how long PostgreSQL lets a fleetboot session sit idle inside a
+// transaction before it ends the session (idle_in_transaction_session_timeout; a connection
+// string that sets the parameter wins). Every fleetboot transaction is a few statements sent
+// back to back, so only an instance that hangs mid-transaction — frozen, its machine without
+// power, cut off from the database with its connection still open — ever reaches it; ending
+// its session releases the advisory locks it held (the lease table's, the inventory's), which
+// every other instance otherwise waits for until TCP gives up, hours later.
+const IdleInTransactionTimeout = 15 * time.Second
+
+const idleInTxParam = "idle_in_transaction_session_timeout"
+
 // OpenPostgres connects to the PostgreSQL database named by dsn (a postgres:// URL or a libpq
 // key=value string; see https://pkg.go.dev/github.com/jackc/pgx/v5/pgconn#ParseConfig) and
 // creates the migration bookkeeping table if needed. Several fleetboot instances may do this
 // at once: the table is created under the same advisory lock the migrations take.
 func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgconn's errors may quote the whole connection string, password included.
 		return nil, errors.New("open database: cannot parse the PostgreSQL connection string (want postgres://user:password@host:port/dbname?sslmode=…)")
 	}
 	name := fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", name, err)
+	if _, set := cfg.RuntimeParams[idleInTxParam]; !set {
+		cfg.RuntimeParams[idleInTxParam] = strconv.FormatInt(IdleInTransactionTimeout.Milliseconds(), 10)
 	}
+	db := stdlib.OpenDB(*cfg)
 	// Each instance holds at most this many server connections (PostgreSQL's default
 	// max_connections is 100, shared by every instance and whatever else uses the server).
 	db.SetMaxOpenConns(16)

@@ -272,3 +272,52 @@ func TestLockKeysSharedAndExclusive(t *testing.T) {
 		t.Fatal("the exclusive lock was not granted within a minute of the shared holders' commits")
 	}
 }
+
+// TestHungInstanceSessionEndsAndReleasesItsLocks: an instance that hangs inside a transaction
+// (frozen, without power, cut off with its connection open) must not hold its advisory lock —
+// the lease table's, the inventory's — forever, or every other instance waits for it. Its
+// sessions carry idle_in_transaction_session_timeout (store.IdleInTransactionTimeout unless the
+// connection string sets it), so PostgreSQL ends the session and the lock is free again.
+func TestHungInstanceSessionEndsAndReleasesItsLocks(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	open := func(dsn string) *store.Store {
+		s, err := store.OpenPostgres(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	var timeout string
+	if err := open(dsn).DB().QueryRowContext(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&timeout); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%ds", int(store.IdleInTransactionTimeout.Seconds())); timeout != want {
+		t.Errorf("idle_in_transaction_session_timeout %s, want %s", timeout, want)
+	}
+
+	// The hung instance (1 s, set in its connection string: the operator's value wins) takes
+	// the lock and then says nothing more; the other one gets the lock once its session ends.
+	hung, other := open(dsn+"&idle_in_transaction_session_timeout=1000"), open(dsn)
+	tx, err := hung.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Lock(ctx, "test:hung"); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, time.Minute) // only a lock held for good reaches it
+	defer cancel()
+	tx2, err := other.DB().BeginTx(wait, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx2.Rollback()
+	if err := tx2.Lock(wait, "test:hung"); err != nil {
+		t.Fatalf("the lock of a session idle in its transaction was never released: %v", err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Error("the hung instance's transaction committed after its session was ended")
+	}
+}
