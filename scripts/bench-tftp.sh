@@ -18,7 +18,8 @@
 # Reported per server and workload: MB/s (10^6 bytes), server CPU ms per MB (utime+stime from
 # /proc/PID/stat of the server process; dnsmasq serves TFTP in its one process) and failures
 # (curl errors or a short download); then fleetboot/dnsmasq ratios: throughput (> 1: fleetboot
-# faster) and CPU per MB (< 1: fleetboot cheaper). The script exits non-zero on any failure.
+# faster) and CPU per MB (< 1: fleetboot cheaper), over the whole run and as the range of the
+# per-round ratios. The script exits non-zero on any failure.
 #
 # Needs root (namespaces), iproute2, taskset, curl with TFTP (Debian's has it), dnsmasq
 # (dnsmasq-base), go, and the iPXE binaries (scripts/fetch-ipxe.sh). Nothing leaves the
@@ -134,7 +135,7 @@ export -f fetch_loop url
 export FILE size
 
 # run NAME WORKLOAD: one round of the workload against one server; adds to the totals.
-declare -A secs bytes ticks fails
+declare -A secs bytes ticks fails rsecs rticks
 run() {
 	local s=$1 w=$2 f="$work/fails.$1.$2" t0 t1 c0 c1 n
 	: >>"$f"
@@ -156,6 +157,8 @@ run() {
 	bytes[$s,$w]=$((${bytes[$s,$w]:-0} + n * size))
 	ticks[$s,$w]=$((${ticks[$s,$w]:-0} + c1 - c0))
 	fails[$s,$w]=$(wc -l <"$f")
+	rsecs[$s,$w,$r]=$(awk -v b="$t0" -v c="$t1" 'BEGIN{printf "%.6f", c - b}')
+	rticks[$s,$w,$r]=$((c1 - c0))
 }
 
 if [[ -n ${PERF_OUT:-} ]]; then
@@ -186,15 +189,26 @@ fi
 hz=$(getconf CLK_TCK)
 mbps() { awk -v b="${bytes[$1,$2]}" -v t="${secs[$1,$2]}" 'BEGIN{printf "%.2f", b / t / 1e6}'; }
 cpumb() { awk -v k="${ticks[$1,$2]}" -v hz="$hz" -v b="${bytes[$1,$2]}" 'BEGIN{printf "%.2f", k * 1000 / hz / (b / 1e6)}'; }
-printf '\n| workload | fleetboot MB/s | dnsmasq MB/s | throughput ratio | fleetboot CPU ms/MB | dnsmasq CPU ms/MB | CPU ratio | failures (fb/dnsmasq) |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+# spread WORKLOAD: "min–max" of the per-round throughput and CPU ratios (each round moves the
+# same bytes through both servers, so the ratios are of times and of CPU ticks).
+spread() {
+	local r tr=() cr=()
+	for ((r = 0; r < ROUNDS; r++)); do
+		tr+=("$(awk -v f="${rsecs[fleetboot,$1,$r]}" -v d="${rsecs[dnsmasq,$1,$r]}" 'BEGIN{printf "%.2f", d / f}')")
+		cr+=("$(awk -v f="${rticks[fleetboot,$1,$r]}" -v d="${rticks[dnsmasq,$1,$r]}" 'BEGIN{ if (d > 0) printf "%.2f", f / d; else print "inf" }')")
+	done
+	printf '%s–%s× | %s–%s×' "$(printf '%s\n' "${tr[@]}" | sort -g | head -1)" "$(printf '%s\n' "${tr[@]}" | sort -g | tail -1)" \
+		"$(printf '%s\n' "${cr[@]}" | sort -g | head -1)" "$(printf '%s\n' "${cr[@]}" | sort -g | tail -1)"
+}
+printf '\n| workload | fleetboot MB/s | dnsmasq MB/s | throughput ratio | fleetboot CPU ms/MB | dnsmasq CPU ms/MB | CPU ratio | rounds: throughput ratio | rounds: CPU ratio | failures (fb/dnsmasq) |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
 total_fails=0
 for w in $WORKLOADS; do
 	fm=$(mbps fleetboot "$w") dm=$(mbps dnsmasq "$w") fc=$(cpumb fleetboot "$w") dc=$(cpumb dnsmasq "$w")
-	printf '| %s | %s | %s | %s× | %s | %s | %s× | %s/%s |\n' "$w" "$fm" "$dm" \
+	printf '| %s | %s | %s | %s× | %s | %s | %s× | %s | %s/%s |\n' "$w" "$fm" "$dm" \
 		"$(awk -v a="$fm" -v b="$dm" 'BEGIN{printf "%.2f", a / b}')" "$fc" "$dc" \
 		"$(awk -v a="$fc" -v b="$dc" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
-		"${fails[fleetboot,$w]}" "${fails[dnsmasq,$w]}"
+		"$(spread "$w")" "${fails[fleetboot,$w]}" "${fails[dnsmasq,$w]}"
 	total_fails=$((total_fails + fails[fleetboot,$w] + fails[dnsmasq,$w]))
 done
 echo "(throughput ratio fleetboot/dnsmasq, > 1: fleetboot faster; CPU ratio, < 1: fleetboot cheaper per MB)"
