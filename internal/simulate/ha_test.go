@@ -534,19 +534,20 @@ func (p *haPair) holdsLeaseLock(ctx context.Context, db *sql.DB, i int) (bool, e
 // lease decision, while machines power on. Instance b must not wait for it forever: PostgreSQL
 // ends a's session once it has been idle in its transaction for fleetboot's
 // idle_in_transaction_session_timeout, the lock is released, and b alone serves the segment —
-// every new machine is bound, by b, without an address given twice. When a wakes up it
+// every new machine is bound, by b, without an address given twice, and a machine installs
+// through b from start to end while a still hangs. When a wakes up it
 // recovers by itself (its session is gone, it reconnects and catches up) and answers again.
 func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	p := startHAPair(t, ctx, 250, false)
+	p := startHAPair(t, ctx, 250, true)
 	db, err := sql.Open("pgx", p.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ms := p.machines(t, 101)
-	load, late, again := ms[:60], ms[60:100], ms[100]
+	ms := p.machines(t, 102)
+	load, late, again, installer := ms[:60], ms[60:100], ms[100], ms[101]
 	a, b := serverAddr(0), serverAddr(1)
 	pid := p.servers[0].cmd.Process.Pid
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
@@ -610,6 +611,25 @@ func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.
 	}
 	t.Logf("a frozen holding the lease lock: b bound the first new machine %s after the freeze, all %d within %s (%d retransmissions; the session timeout is %s)",
 		run.firstBound().Sub(frozen).Round(time.Millisecond), len(want), served.Round(time.Millisecond), run.retries, store.IdleInTransactionTimeout)
+
+	// A machine installs from start to end while a still hangs: DHCP, TFTP, script, kernel,
+	// initrd, unattended file and done, all through b, and b's inventory says installed.
+	installer.fw = FirmwareBIOSPXE
+	if res := p.ch.boot(ctx, installer); res.Failed != "" {
+		t.Errorf("install while a hangs: %s: %s", res.Failed, res.Err)
+	} else {
+		var m struct {
+			State string `json:"state"`
+		}
+		if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+installer.mac.String(), nil, "", &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.State != "installed" {
+			t.Errorf("installed through b while a hangs: b says %s", m.State)
+		}
+		want[installer.mac.String()] = installer.ip
+	}
+	t.Logf("a machine installed through b alone, done %s after the freeze", time.Since(frozen).Round(time.Millisecond))
 
 	// a wakes up and answers again (a machine that takes only a's OFFERs gets bound by a).
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
