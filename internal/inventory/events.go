@@ -27,35 +27,16 @@ type execer interface {
 }
 
 // flushEvents writes events, in order, and trims their machines' timelines to
-// maxEventsPerMachine. On PostgreSQL it is one statement that takes the catalog lock shared
-// and the event lock first (catalogLock explains why; in a transaction from begin the catalog
-// lock is held already), draws the ids, trims and notifies the other instances at
-// commit: q must commit right after it (writeTx.commit), or be the database itself, where the
-// statement is its own transaction. On SQLite the transaction already excludes every other
-// writer.
+// maxEventsPerMachine, in q: the database itself on PostgreSQL (pgEventsSQL is then its own
+// transaction), or a SQLite transaction, which already excludes every other writer. A
+// PostgreSQL transaction writes its events with writeTx.commit.
 func flushEvents(ctx context.Context, q execer, site string, evs []pendingEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	if q.Dialect() == store.Postgres {
-		macs, times, kinds, details := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
-		for i, e := range evs {
-			macs[i], times[i], kinds[i], details[i] = e.mac, e.time, e.kind, e.detail
-		}
-		// The INSERT's rows come from a join with the lock's one-row CTE, sorted: no id is
-		// drawn (the column default, evaluated per row above the sort) before the lock is held.
-		// The trim reads the timelines as they were before this statement (one snapshot for
-		// all its parts), so it keeps the newest maxEventsPerMachine minus the new ones.
-		if _, err := q.ExecContext(ctx, `WITH c AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))::text AS held),
-			l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))::text AS held FROM c),
-			e AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(mac, time, kind, detail, n)),
-			ins AS (INSERT INTO events (mac, time, kind, detail, site) SELECT e.mac, e.time, e.kind, e.detail, ? FROM l, e ORDER BY e.n),
-			cut AS (SELECT m.mac, c.id FROM (SELECT mac, count(*) AS k FROM e GROUP BY mac) AS m,
-				LATERAL (SELECT id FROM events WHERE events.mac = m.mac ORDER BY id DESC OFFSET GREATEST(? - m.k, 0) LIMIT 1) AS c),
-			del AS (DELETE FROM events AS d USING cut WHERE d.mac = cut.mac AND d.id <= cut.id)
-			SELECT pg_notify(?, '') FROM l`,
-			catalogLock, eventLock, macs, times, kinds, details, site, maxEventsPerMachine, eventsChannel); err != nil {
-			return fmt.Errorf("record events of %s: %w", describeMACs(macs), err)
+		if _, err := q.ExecContext(ctx, pgEventsSQL, pgEventsArgs(site, evs)...); err != nil {
+			return eventsError(evs, err)
 		}
 		return nil
 	}
@@ -73,6 +54,42 @@ func flushEvents(ctx context.Context, q execer, site string, evs []pendingEvent)
 		}
 	}
 	return nil
+}
+
+// pgEventsSQL writes events on PostgreSQL in one statement (arguments: pgEventsArgs). It
+// takes the catalog lock shared and then the event lock first (catalogLock explains why; a
+// transaction from begin holds the catalog lock already), draws the ids, trims the timelines
+// and notifies the other instances at commit. It must be its own transaction or run together
+// with the COMMIT (Tx.CommitWith): the event lock is held from here to the commit.
+//
+// The INSERT's rows come from a join with the lock's one-row CTE, sorted: no id is drawn (the
+// column default, evaluated per row above the sort) before the lock is held. The trim reads
+// the timelines as they were before this statement (one snapshot for all its parts), so it
+// keeps the newest maxEventsPerMachine minus the new ones.
+const pgEventsSQL = `WITH c AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))::text AS held),
+	l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))::text AS held FROM c),
+	e AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(mac, time, kind, detail, n)),
+	ins AS (INSERT INTO events (mac, time, kind, detail, site) SELECT e.mac, e.time, e.kind, e.detail, ? FROM l, e ORDER BY e.n),
+	cut AS (SELECT m.mac, c.id FROM (SELECT mac, count(*) AS k FROM e GROUP BY mac) AS m,
+		LATERAL (SELECT id FROM events WHERE events.mac = m.mac ORDER BY id DESC OFFSET GREATEST(? - m.k, 0) LIMIT 1) AS c),
+	del AS (DELETE FROM events AS d USING cut WHERE d.mac = cut.mac AND d.id <= cut.id)
+	SELECT pg_notify(?, '') FROM l`
+
+func pgEventsArgs(site string, evs []pendingEvent) []any {
+	macs, times, kinds, details := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+	for i, e := range evs {
+		macs[i], times[i], kinds[i], details[i] = e.mac, e.time, e.kind, e.detail
+	}
+	return []any{catalogLock, eventLock, macs, times, kinds, details, site, maxEventsPerMachine, eventsChannel}
+}
+
+// eventsError is the error of a failed event write.
+func eventsError(evs []pendingEvent, err error) error {
+	macs := make([]string, len(evs))
+	for i, e := range evs {
+		macs[i] = e.mac
+	}
+	return fmt.Errorf("record events of %s: %w", describeMACs(macs), err)
 }
 
 // describeMACs names the machines of a failed event write: the first, and how many others.

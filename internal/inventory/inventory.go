@@ -207,8 +207,8 @@ type Inventory struct {
 	dhcpClientsAdded atomic.Int64
 	// version counts committed changes of machines, profiles and rules (Version).
 	version atomic.Uint64
-	// hook, when set (tests only), is called by write transactions at the stages named in
-	// begin and writeTx.commit, holding the locks they hold there.
+	// hook, when set (tests only), is called by write transactions once they hold the locks
+	// of begin, with "locked".
 	hook func(stage string)
 }
 
@@ -396,18 +396,14 @@ func (inv *Inventory) beginCatalog(ctx context.Context) (*writeTx, error) {
 }
 
 func (inv *Inventory) beginLocked(ctx context.Context, locks store.Locks) (*writeTx, error) {
-	tx, err := inv.db.BeginTx(ctx, nil)
+	tx, err := inv.db.BeginLocked(ctx, locks)
 	if err != nil {
-		return nil, err
-	}
-	if err := tx.LockKeys(ctx, locks); err != nil {
-		tx.Rollback()
 		return nil, err
 	}
 	if inv.hook != nil {
 		inv.hook("locked")
 	}
-	return &writeTx{Tx: tx, site: inv.site, hook: inv.hook}, nil
+	return &writeTx{Tx: tx, site: inv.site}, nil
 }
 
 // writeTx is an inventory write transaction: it holds its locks (begin), and collects the
@@ -416,7 +412,6 @@ type writeTx struct {
 	*store.Tx
 	site   string
 	events []pendingEvent
-	hook   func(stage string)
 }
 
 // event adds a timeline event, written at commit.
@@ -424,13 +419,21 @@ func (tx *writeTx) event(mac, now, kind, detail string) {
 	tx.events = append(tx.events, pendingEvent{mac: mac, time: now, kind: kind, detail: detail})
 }
 
-// commit writes the transaction's events and commits it.
+// commit writes the transaction's events and commits it. On PostgreSQL the events statement
+// goes with the COMMIT (Tx.CommitWith), so the event lock it takes is held only while the
+// server runs both.
 func (tx *writeTx) commit(ctx context.Context) error {
+	if len(tx.events) == 0 {
+		return tx.Commit()
+	}
+	if tx.Dialect() == store.Postgres {
+		if err := tx.CommitWith(ctx, pgEventsSQL, pgEventsArgs(tx.site, tx.events)...); err != nil {
+			return eventsError(tx.events, err)
+		}
+		return nil
+	}
 	if err := flushEvents(ctx, tx.Tx, tx.site, tx.events); err != nil {
 		return err
-	}
-	if tx.hook != nil && len(tx.events) > 0 {
-		tx.hook("events written")
 	}
 	return tx.Commit()
 }

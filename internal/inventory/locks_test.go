@@ -170,30 +170,56 @@ func TestWritesOnDifferentMachinesRunSideBySide(t *testing.T) {
 }
 
 // With PostgreSQL, ids of events become visible in increasing order although writers run
-// concurrently: a transaction that drew event ids holds the event lock until it commits, and
-// another instance's event waits for it. A follower reading "id > last" in between sees
-// neither, then both in order.
+// concurrently: an event write draws its ids only once it holds the event lock, and holds it
+// until its commit. While another session holds the event lock, a transaction of one instance
+// (a new machine) and a single event of the other both wait for it, and neither has drawn an
+// id; a follower sees nothing until they commit, then both.
 func TestEventIDsBecomeVisibleInOrder(t *testing.T) {
 	ctx := context.Background()
 	invs, names := openNamed(t, 2)
 	const first, second = "52:54:00:00:0c:01", "52:54:00:00:0c:02"
+	if err := invs[0].AddEvent(ctx, "52:54:00:00:0c:00", "boot", "before"); err != nil {
+		t.Fatal(err)
+	}
 	last, err := invs[1].LastEventID(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := pauseAt(invs[0], "events written")
-	defer p.Release()
+	var seq string
+	if err := invs[0].db.QueryRowContext(ctx, `SELECT pg_get_serial_sequence('events', 'id')`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	drawn := func() int64 {
+		t.Helper()
+		var n int64
+		if err := invs[0].db.QueryRowContext(ctx, `SELECT last_value FROM `+seq).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := drawn()
+	holder, err := invs[0].db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if err := holder.Lock(ctx, eventLock); err != nil {
+		t.Fatal(err)
+	}
 	seen := async(func() error {
 		_, _, err := invs[0].See(ctx, Sighting{MAC: first})
 		return err
 	})
-	done(t, p.reached, "the sighting of the first machine")
 	added := async(func() error { return invs[1].AddEvent(ctx, second, "boot", "after") })
+	waitForLockWaiter(t, invs[0].db, names[0])
 	waitForLockWaiter(t, invs[1].db, names[1])
-	if ev, err := invs[1].EventsAfter(ctx, last, "", 10); err != nil || len(ev) != 0 {
-		t.Fatalf("events visible while the first transaction has not committed: %+v %v", ev, err)
+	if n := drawn(); n != before {
+		t.Fatalf("event ids drawn before the event lock was held: sequence at %d, was %d", n, before)
 	}
-	p.Release()
+	if ev, err := invs[1].EventsAfter(ctx, last, "", 10); err != nil || len(ev) != 0 {
+		t.Fatalf("events visible while their writers wait for the event lock: %+v %v", ev, err)
+	}
+	holder.Rollback()
 	if err := done(t, seen, "the sighting"); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +230,7 @@ func TestEventIDsBecomeVisibleInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ev) != 2 || ev[0].MAC != first || ev[1].MAC != second || ev[0].ID >= ev[1].ID {
+	if len(ev) != 2 || ev[0].ID >= ev[1].ID {
 		t.Fatalf("events after %d: %+v", last, ev)
 	}
 }

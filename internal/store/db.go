@@ -130,6 +130,8 @@ type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
 	db      *DB
+	// pg, instead of tx, runs a transaction of BeginLocked on PostgreSQL.
+	pg *pgTx
 }
 
 // stmt is DB.stmt bound to the transaction's connection (database/sql reuses the statement
@@ -143,6 +145,9 @@ func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
 
 // ExecContext runs a statement in the transaction.
 func (tx *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if tx.pg != nil {
+		return tx.pg.conn.ExecContext(ctx, tx.dialect.rebind(q), args...)
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -151,6 +156,9 @@ func (tx *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Resul
 
 // QueryContext runs a query in the transaction.
 func (tx *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if tx.pg != nil {
+		return tx.pg.conn.QueryContext(ctx, tx.dialect.rebind(q), args...)
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -159,6 +167,9 @@ func (tx *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Row
 
 // QueryRowContext runs a query that returns at most one row in the transaction.
 func (tx *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if tx.pg != nil {
+		return tx.pg.conn.QueryRowContext(ctx, tx.dialect.rebind(q), args...)
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -166,10 +177,20 @@ func (tx *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.R
 }
 
 // Commit commits the transaction.
-func (tx *Tx) Commit() error { return tx.tx.Commit() }
+func (tx *Tx) Commit() error {
+	if tx.pg != nil {
+		return tx.pg.commit(context.Background(), "")
+	}
+	return tx.tx.Commit()
+}
 
 // Rollback aborts the transaction; after Commit it is a harmless no-op (sql.ErrTxDone).
-func (tx *Tx) Rollback() error { return tx.tx.Rollback() }
+func (tx *Tx) Rollback() error {
+	if tx.pg != nil {
+		return tx.pg.rollback()
+	}
+	return tx.tx.Rollback()
+}
 
 // Lock makes the rest of the transaction exclusive with every other transaction, in any
 // process sharing the database, that locks the same key; it is released at commit or
@@ -183,7 +204,7 @@ func (tx *Tx) Lock(ctx context.Context, key string) error {
 	if tx.dialect != Postgres {
 		return nil
 	}
-	_, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key)
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, key)
 	return err
 }
 
@@ -205,20 +226,26 @@ func (tx *Tx) LockKeys(ctx context.Context, l Locks) error {
 	if tx.dialect != Postgres || len(l.Shared)+len(l.Exclusive) == 0 {
 		return nil
 	}
+	_, err := tx.ExecContext(ctx, lockKeysSQL, l.args()...)
+	return err
+}
+
+// lockKeysSQL takes Locks (args): Append runs its branches in order, and each branch's
+// subquery sorts its keys before the outer projection calls the lock function on them, one by
+// one.
+const lockKeysSQL = `SELECT count(*) FROM (
+		SELECT pg_advisory_xact_lock_shared(k)::text FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest(?::text[]) AS s ORDER BY 1) AS sh
+		UNION ALL
+		SELECT pg_advisory_xact_lock(k)::text FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest(?::text[]) AS x ORDER BY 1) AS ex) AS locked`
+
+func (l Locks) args() []any {
 	if l.Shared == nil {
 		l.Shared = []string{}
 	}
 	if l.Exclusive == nil {
 		l.Exclusive = []string{}
 	}
-	// Append runs its branches in order, and each branch's subquery sorts its keys before
-	// the outer projection calls the lock function on them, one by one.
-	_, err := tx.tx.ExecContext(ctx, `SELECT count(*) FROM (
-		SELECT pg_advisory_xact_lock_shared(k)::text FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest($1::text[]) AS s ORDER BY 1) AS sh
-		UNION ALL
-		SELECT pg_advisory_xact_lock(k)::text FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest($2::text[]) AS x ORDER BY 1) AS ex) AS locked`,
-		l.Shared, l.Exclusive)
-	return err
+	return []any{l.Shared, l.Exclusive}
 }
 
 // Dialect is the engine the transaction runs on.
@@ -232,7 +259,7 @@ func (tx *Tx) Notify(ctx context.Context, channel string) error {
 	if tx.dialect != Postgres {
 		return nil
 	}
-	_, err := tx.tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, channel)
+	_, err := tx.ExecContext(ctx, `SELECT pg_notify(?, '')`, channel)
 	return err
 }
 

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -320,4 +323,115 @@ func TestHungInstanceSessionEndsAndReleasesItsLocks(t *testing.T) {
 	if err := tx.Commit(); err == nil {
 		t.Error("the hung instance's transaction committed after its session was ended")
 	}
+}
+
+// BeginLocked and CommitWith on both backends: the last statement and the commit go together
+// (on PostgreSQL as one message, its arguments written into the text by pgx: quotes,
+// backslashes and arrays survive); a failed last statement commits nothing, and the
+// connection goes back to the pool outside any transaction.
+func TestBeginLockedCommitWith(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t)
+		if err := s.Apply(ctx, "c", schema(`CREATE TABLE c (v TEXT NOT NULL)`)); err != nil {
+			t.Fatal(err)
+		}
+		// One connection: what a transaction leaves on it, the next query finds.
+		s.DB().SQL().SetMaxOpenConns(1)
+		tricky := []string{`it's`, `back\slash`, `"quoted"`, `{brace,comma}`, `ünïcode`, ``}
+		tx, err := s.DB().BeginLocked(ctx, store.Locks{Shared: []string{"test:bl:shared"}, Exclusive: []string{"test:bl:a", "test:bl:b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO c VALUES (?)`, "first"); err != nil {
+			t.Fatal(err)
+		}
+		q, arg := `INSERT INTO c SELECT value FROM json_each(?)`, any(jsonArray(tricky))
+		if s.Dialect() == store.Postgres {
+			q, arg = `INSERT INTO c SELECT unnest(?::text[])`, tricky
+		}
+		if err := tx.CommitWith(ctx, q, arg); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(); !errors.Is(err, sql.ErrTxDone) {
+			t.Fatalf("rollback after commit: %v", err)
+		}
+		got := values(t, s)
+		if want := append([]string{"first"}, tricky...); strings.Join(got, "|") != strings.Join(sorted(want), "|") {
+			t.Fatalf("rows %q, want %q", got, sorted(want))
+		}
+
+		tx, err = s.DB().BeginLocked(ctx, store.Locks{Exclusive: []string{"test:bl:a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO c VALUES (?)`, "rolled back"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.CommitWith(ctx, `INSERT INTO c VALUES (?)`, nil); err == nil {
+			t.Fatal("a NULL in a NOT NULL column committed")
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatalf("rollback after a failed commit: %v", err)
+		}
+		if got2 := values(t, s); len(got2) != len(got) {
+			t.Fatalf("a failed CommitWith committed: %q", got2)
+		}
+
+		// Rollback of a transaction still open ends it on the server at once: another
+		// session takes its lock without waiting, and its row is gone. (pgx would drop a
+		// connection left in a transaction only when it is taken from the pool again.)
+		tx, err = s.DB().BeginLocked(ctx, store.Locks{Exclusive: []string{"test:bl:c"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO c VALUES (?)`, "rolled back"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if s.Dialect() == store.Postgres {
+			var free bool
+			if err := b.Open(t).DB().QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))`, "test:bl:c").Scan(&free); err != nil || !free {
+				t.Fatalf("the rolled back transaction's lock is still held (%v)", err)
+			}
+		}
+		if got2 := values(t, s); len(got2) != len(got) {
+			t.Fatalf("a rolled back transaction committed: %q", got2)
+		}
+		if s.Dialect() == store.Postgres {
+			// SAVEPOINT works only inside a transaction block.
+			if _, err := s.DB().ExecContext(ctx, `SAVEPOINT probe`); err == nil || !strings.Contains(err.Error(), "can only be used in transaction blocks") {
+				t.Fatalf("the pooled connection is still in a transaction after Rollback (SAVEPOINT: %v)", err)
+			}
+		}
+	})
+}
+
+func values(t *testing.T, s *store.Store) []string {
+	t.Helper()
+	rows, err := s.DB().QueryContext(context.Background(), `SELECT v FROM c ORDER BY v`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		rows.Scan(&v)
+		out = append(out, v)
+	}
+	return out
+}
+
+func sorted(l []string) []string {
+	out := append([]string(nil), l...)
+	sort.Strings(out)
+	return out
+}
+
+func jsonArray(l []string) string {
+	b, _ := json.Marshal(l)
+	return string(b)
 }

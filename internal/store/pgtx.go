@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// BeginLocked starts a transaction holding the locks l (Tx.LockKeys). On PostgreSQL the BEGIN
+// and the locks are one round trip, and Tx.CommitWith sends a last statement together with
+// the COMMIT: a transaction that takes a contended lock in its last statement holds it only
+// while the server runs that statement and the commit, never across a round trip to this
+// process (on a loaded machine a round trip is milliseconds: the client must be scheduled).
+// On SQLite it is BeginTx: the IMMEDIATE transaction already excludes every other writer.
+func (db *DB) BeginLocked(ctx context.Context, l Locks) (*Tx, error) {
+	if db.dialect != Postgres {
+		return db.BeginTx(ctx, nil)
+	}
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx := &Tx{dialect: db.dialect, db: db, pg: &pgTx{conn: conn}}
+	// Several statements in one message need the simple protocol, where pgx writes the
+	// arguments into the text (quoted by pgx, with standard_conforming_strings, which pgx
+	// requires).
+	if _, err := conn.ExecContext(ctx, "BEGIN; "+db.dialect.rebind(lockKeysSQL), append([]any{pgx.QueryExecModeSimpleProtocol}, l.args()...)...); err != nil {
+		tx.pg.rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
+// CommitWith runs the statement q, then commits the transaction. On PostgreSQL, in a
+// transaction of BeginLocked, both go in one message (see BeginLocked); elsewhere they are
+// ExecContext and Commit. When it fails the transaction is not committed; Rollback ends it.
+func (tx *Tx) CommitWith(ctx context.Context, q string, args ...any) error {
+	if tx.pg == nil {
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	return tx.pg.commit(ctx, tx.dialect.rebind(q), args...)
+}
+
+// pgTx is a PostgreSQL transaction run by hand on one pooled connection (database/sql's own
+// transactions send BEGIN and COMMIT as round trips of their own).
+type pgTx struct {
+	conn *sql.Conn
+	done bool
+}
+
+// commit sends q (if any) and COMMIT in one message, then gives the connection back.
+func (t *pgTx) commit(ctx context.Context, q string, args ...any) error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	var err error
+	if q == "" {
+		_, err = t.conn.ExecContext(ctx, "COMMIT")
+	} else {
+		_, err = t.conn.ExecContext(ctx, q+"; COMMIT", append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
+	}
+	if err != nil {
+		// A failed statement skips the COMMIT after it and leaves the transaction aborted:
+		// Rollback ends it.
+		return err
+	}
+	t.done = true
+	return t.release()
+}
+
+// rollback ends the transaction unless it committed, then gives the connection back.
+func (t *pgTx) rollback() error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	t.done = true
+	return t.release()
+}
+
+// release rolls back whatever transaction is still open on the connection and returns the
+// connection to the pool — or, when that fails or the connection is broken, closes it, so
+// that no connection goes back in the middle of a transaction.
+func (t *pgTx) release() error {
+	err := t.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("store: unexpected PostgreSQL driver connection %T", dc)
+		}
+		pc := c.Conn()
+		if pc.IsClosed() {
+			return driver.ErrBadConn
+		}
+		if pc.PgConn().TxStatus() == 'I' {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := pc.Exec(ctx, "ROLLBACK"); err != nil || pc.PgConn().TxStatus() != 'I' {
+			return driver.ErrBadConn
+		}
+		return nil
+	})
+	if errors.Is(err, driver.ErrBadConn) {
+		// database/sql closed the connection (and is done with the Conn): nothing of the
+		// transaction survives.
+		t.conn.Close()
+		return nil
+	}
+	return errors.Join(err, t.conn.Close())
+}
