@@ -273,6 +273,7 @@ type machineInfo struct {
 
 // eventInfo is one entry of a machine's timeline.
 type eventInfo struct {
+	MAC    string    `json:"mac"`
 	Time   time.Time `json:"time"`
 	Kind   string    `json:"kind"`
 	Detail string    `json:"detail"`

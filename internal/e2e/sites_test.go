@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,7 +31,8 @@ var siteBSegment = segment{server: "10.78.0.1", site: "10.78.0.2", poolLo: "10.7
 // machine's disk (bootSector) — and calls the done callback; the same machine (same MAC, same
 // disk) then boots on B's bridge, where B — which never saw it boot, holds no ISO bytes and
 // answers from the shared inventory — serves the local-boot script, although the rule that
-// assigned the install still matches, and the firmware boots the sector the install wrote. B's API then shows the machine installed at its B address, with a
+// assigned the install still matches, and the firmware boots the sector the install wrote.
+// All along, `fleetboot events --follow` against B shows A's install steps as they happen. B's API then shows the machine installed at its B address, with a
 // timeline whose install steps name site a and whose local boot names site b.
 //
 // Without FLEETBOOT_TEST_POSTGRES it skips, except under CI=true, where it fails
@@ -90,6 +92,12 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 	if err := os.WriteFile(spec.disk, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Instance b's live view of the machine, from before the install: fleetboot events
+	// --follow against b must print what a records, as a records it (pg_notify between them).
+	// All machines' events: --machine of a machine nobody has seen yet is a 404.
+	followLog := filepath.Join(b.dir, "events-follow.jsonl")
+	startProc(t, "fleetboot events --follow (b)", followLog, b.lan.lan.command(suite.bin, "events", "--follow", "-o", "json",
+		"--limit", "0", "--server", b.api.base, "--token", b.api.token)...)
 	if err := a.assign(ctx, vm, spec.mac, iso); err != nil {
 		t.Fatalf("assign through instance a: %v", err)
 	}
@@ -110,6 +118,7 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	waitFollowed(ctx, t, followLog, spec.mac, siteStep{"a", "state", "installing → installed"})
 	var m machineInfo
 	if err := b.api.do(ctx, http.MethodGet, "/api/v1/machines/"+spec.mac, nil, &m); err != nil {
 		t.Fatalf("instance b's API on the machine installed through a: %v", err)
@@ -132,6 +141,8 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 	if !inSegment(ipB, siteBSegment) {
 		t.Errorf("the local-boot script went to %q, want an address of b's pool %s-%s", ipB, siteBSegment.poolLo, siteBSegment.poolHi)
 	}
+
+	waitFollowed(ctx, t, followLog, spec.mac, siteStep{"b", "boot", "local disk"})
 
 	// 3. The machine's life as instance B's API tells it.
 	if err := b.api.do(ctx, http.MethodGet, "/api/v1/machines/"+spec.mac, nil, &m); err != nil {
@@ -173,6 +184,30 @@ func TestMachineInstallsAtOneSiteAndBootsLocallyAtAnother(t *testing.T) {
 	t.Logf("multi-site summary (%s in all): install through a: boot.ipxe after %s, done after %s; local boot through b: script after %s",
 		time.Since(started).Round(time.Second), res.script.Round(100*time.Millisecond), res.done.Round(100*time.Millisecond),
 		res.local.Round(100*time.Millisecond))
+}
+
+// waitFollowed waits (bounded) until the JSON Lines of a `fleetboot events --follow -o json`
+// log hold the wanted event of machine mac.
+func waitFollowed(ctx context.Context, t *testing.T, logPath, mac string, want siteStep) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute) // normally well under a second
+	for {
+		var got []eventInfo
+		for _, line := range strings.Split(string(mustRead(t, logPath)), "\n") {
+			var e eventInfo
+			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &e) == nil && strings.EqualFold(e.MAC, mac) {
+				got = append(got, e)
+			}
+		}
+		if sitesInOrder(got, []siteStep{want}) == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("instance b's live view (events --follow) never showed %s %q by site %s:\n%s", want.kind, want.detail, want.site,
+				readableTail(logPath, 20))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // siteStep is one wanted timeline event: the site that wrote it, its kind, and a substring of
