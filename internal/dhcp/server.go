@@ -180,7 +180,11 @@ type Server struct {
 	subnet   *net.IPNet // full mode: the pool's network
 	now      func() time.Time
 	sem      chan struct{}
-	running  atomic.Bool
+	// shedAt is how many packets in flight make new DISCOVERs be dropped (serve); the reasons
+	// are built once, not per dropped packet.
+	shedAt                 int
+	shedReason, fullReason string
+	running                atomic.Bool
 	// timeline queues events for Config.Timeline (nil without one); dropped counts what a
 	// full queue refused.
 	timeline chan Event
@@ -220,7 +224,10 @@ func New(cfg Config, leases LeaseStore) (*Server, error) {
 		log:    log,
 		now:    time.Now,
 		sem:    make(chan struct{}, cfg.MaxInFlight),
+		shedAt: max(1, cfg.MaxInFlight*3/4),
 	}
+	s.shedReason = fmt.Sprintf("%d packets in flight: new DISCOVERs shed to finish exchanges in progress", s.shedAt)
+	s.fullReason = fmt.Sprintf("more than %d packets in flight", cfg.MaxInFlight)
 	if cfg.Timeline != nil {
 		s.timeline = make(chan Event, cfg.TimelineQueue)
 	}
@@ -465,12 +472,22 @@ func (s *Server) Run(ctx context.Context) error {
 	return firstErr
 }
 
-// serve reads packets from c until it is closed. Each packet is handled on its own goroutine,
-// at most MaxInFlight at once; when all slots are busy the packet is dropped rather than
+// serve reads packets from c until it is closed. Each packet is handled on a goroutine of its
+// own while it is handled, at most MaxInFlight at once; when all slots are busy the packet is dropped rather than
 // queued, since a DHCP client retransmits and a late answer is worth less than a current one.
+// DISCOVERs are dropped first, once three quarters of the slots are busy: under overload the
+// capacity goes to REQUESTs, which complete exchanges already offered, rather than to new
+// offers whose REQUESTs would then be dropped — so the completed rate stays at capacity
+// instead of falling as the offered rate grows (issue 13).
 // (server4.Server would spawn a goroutine per packet without bound, hence our own loop.)
 func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *sync.WaitGroup) error {
 	buf := make([]byte, 4096)
+	// Handlers live on after their packet and take the next one from jobs: a new goroutine
+	// per packet grew its stack through the database and packet code each time (morestack was
+	// 5 % of the CPU under a flood). One is started only when none is idle, so there are at
+	// most MaxInFlight; they end when serve returns.
+	jobs := make(chan job)
+	defer close(jobs)
 	for {
 		n, peer, err := c.ReadFromUDP(buf)
 		if err != nil {
@@ -479,20 +496,42 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *
 			}
 			return fmt.Errorf("dhcp: read on %s port %d: %w", s.cfg.Interface, port, err)
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.emit(Event{Kind: EventDropped, MAC: rawChaddr(buf[:n]), Firmware: FirmwareOther, Port: port,
-				Reason: fmt.Sprintf("more than %d packets in flight", s.cfg.MaxInFlight)})
+		if reason := s.admit(buf[:n]); reason != "" {
+			s.emit(Event{Kind: EventDropped, MAC: rawChaddr(buf[:n]), Firmware: FirmwareOther, Port: port, Reason: reason})
 			continue
 		}
-		pkt := append([]byte(nil), buf[:n]...)
-		handlers.Add(1)
-		go func() {
-			defer handlers.Done()
-			defer func() { <-s.sem }()
-			s.handlePacket(ctx, c, pkt, peer, port)
-		}()
+		j := job{pkt: append([]byte(nil), buf[:n]...), peer: peer}
+		select {
+		case jobs <- j: // an idle handler takes it
+		default:
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				for ok := true; ok; j, ok = <-jobs {
+					s.handlePacket(ctx, c, j.pkt, j.peer, port)
+					<-s.sem
+				}
+			}()
+		}
+	}
+}
+
+// job is one admitted packet for a handler.
+type job struct {
+	pkt  []byte
+	peer *net.UDPAddr
+}
+
+// admit takes an in-flight slot for pkt, or says why it is dropped (see serve).
+func (s *Server) admit(pkt []byte) (dropReason string) {
+	if n := len(s.sem); n >= s.shedAt && n < cap(s.sem) && rawMessageType(pkt) == dhcpv4.MessageTypeDiscover {
+		return s.shedReason
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return ""
+	default:
+		return s.fullReason
 	}
 }
 
@@ -582,6 +621,19 @@ func (s *Server) event(ci clientInfo, kind EventKind, port int) Event {
 // report logs the outcome and hands the event to OnEvent.
 func (s *Server) report(m *dhcpv4.DHCPv4, res response) {
 	ev := res.ev
+	level := slog.LevelInfo
+	switch ev.Kind {
+	case EventIgnored:
+		// Proxy mode sees every DHCP packet on the LAN; ignoring is the normal case.
+		level = slog.LevelDebug
+	case EventDecline, EventNak:
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		// The line's fields cost allocations per packet: build them only to be written.
+		s.emit(ev)
+		return
+	}
 	attrs := []any{"kind", ev.Kind, "mac", ev.MAC.String(), "arch", ev.Arch, "firmware", ev.Firmware,
 		"xid", m.TransactionID.String(), "dhcp_msg", m.MessageType().String(), "port", ev.Port}
 	if ev.IP != nil {
@@ -596,20 +648,12 @@ func (s *Server) report(m *dhcpv4.DHCPv4, res response) {
 	if ev.Reason != "" {
 		attrs = append(attrs, "reason", ev.Reason)
 	}
-	switch ev.Kind {
-	case "ignored":
-		// Proxy mode sees every DHCP packet on the LAN; ignoring is the normal case.
-		s.log.Debug("dhcp ignored", attrs...)
-	case "decline", "nak":
-		s.log.Warn("dhcp "+string(ev.Kind), attrs...)
-	default:
-		s.log.Info("dhcp "+string(ev.Kind), attrs...)
-	}
+	s.log.Log(context.Background(), level, "dhcp "+string(ev.Kind), attrs...)
 	s.emit(ev)
 }
 
 func (s *Server) emit(ev Event) {
-	if ev.Kind == EventDropped {
+	if ev.Kind == EventDropped && s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("dhcp dropped", "mac", ev.MAC.String(), "port", ev.Port, "reason", ev.Reason)
 	}
 	if s.cfg.OnEvent != nil {
@@ -653,7 +697,9 @@ func (s *Server) deliverTimeline(stop <-chan struct{}, done chan<- struct{}) {
 	for {
 		select {
 		case ev := <-s.timeline:
+			start := time.Now()
 			s.cfg.Timeline(s.batch(ev))
+			s.paceTimeline(time.Since(start), stop)
 		case <-stop:
 			for {
 				select {
@@ -664,6 +710,28 @@ func (s *Server) deliverTimeline(stop <-chan struct{}, done chan<- struct{}) {
 				}
 			}
 		}
+	}
+}
+
+// timelineShare bounds the timeline writer to 1/timelineShare of the time while it has a
+// backlog and packets are being answered.
+const timelineShare = 8
+
+// paceTimeline pauses the timeline writer after a batch that took d, when events are still
+// queued and packets are being handled: the writer is a database transaction on the same CPU
+// as the answers, and under a flood it always has a backlog — without a pause it took half the
+// CPU and more, and the answer rate fell with it (issue 13). Paused, it lets the answers have
+// the rest; its queue fills and drops (counted, OnTimelineDrop), and the next batches are
+// larger, so cheaper per event. Idle, it drains at full speed.
+func (s *Server) paceTimeline(d time.Duration, stop <-chan struct{}) {
+	if len(s.timeline) == 0 || len(s.sem) == 0 {
+		return
+	}
+	t := time.NewTimer(min(d*(timelineShare-1), time.Second))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
 	}
 }
 
@@ -732,6 +800,38 @@ func (s *Server) PoolUsage(ctx context.Context) (PoolUsage, error) {
 	}
 	u.Free = u.Size - held
 	return u, nil
+}
+
+// rawMessageType finds option 53 in a packet that has not been parsed (serve decides what
+// to drop before paying for parsing); MessageTypeNone when the packet has none or does not
+// parse that far. Option overload (52) is not followed: such a DISCOVER counts as "other".
+func rawMessageType(pkt []byte) dhcpv4.MessageType {
+	const optionsOff = 240 // fixed BOOTP header (236) + magic cookie
+	if len(pkt) < optionsOff || pkt[236] != 99 || pkt[237] != 130 || pkt[238] != 83 || pkt[239] != 99 {
+		return dhcpv4.MessageTypeNone
+	}
+	for i := optionsOff; i < len(pkt); {
+		code := pkt[i]
+		switch code {
+		case 0: // pad
+			i++
+			continue
+		case 255: // end
+			return dhcpv4.MessageTypeNone
+		}
+		if i+1 >= len(pkt) {
+			return dhcpv4.MessageTypeNone
+		}
+		n := int(pkt[i+1])
+		if i+2+n > len(pkt) {
+			return dhcpv4.MessageTypeNone
+		}
+		if code == 53 && n == 1 {
+			return dhcpv4.MessageType(pkt[i+2])
+		}
+		i += 2 + n
+	}
+	return dhcpv4.MessageTypeNone
 }
 
 // rawChaddr reads chaddr from a packet that may not parse, for drop/ignore events.
