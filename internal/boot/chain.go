@@ -99,7 +99,7 @@ func (p *Planner) Chain(ctx context.Context, mac string) (string, error) {
 	def := p.DefaultChain
 	m, err := p.Machines.Machine(ctx, mac)
 	if errors.Is(err, inventory.ErrNotFound) {
-		return ResolveChain(def, "", ""), nil
+		return p.UnknownChain(), nil
 	}
 	if err != nil {
 		return "", err
@@ -112,6 +112,9 @@ func (p *Planner) Chain(ctx context.Context, mac string) (string, error) {
 	}
 	return ResolveChain(def, prof, m.Labels[ChainLabel]), nil
 }
+
+// UnknownChain is Chain for a machine the inventory does not know: the server's default.
+func (p *Planner) UnknownChain() string { return ResolveChain(p.DefaultChain, "", "") }
 
 // DecideGRUB answers GRUB's request for mac's config with Secure Boot on or off (what the
 // bootstrap config found). With Secure Boot off and chain auto, GRUB is handed over to iPXE

@@ -205,11 +205,66 @@ type Inventory struct {
 	// dhcpClientsAdded counts dhcp_clients rows RecordDHCP added since it last trimmed the
 	// table.
 	dhcpClientsAdded atomic.Int64
+	// known is the set of machine MACs on SQLite (Known), nil on PostgreSQL; knownMu guards it.
+	knownMu sync.RWMutex
+	known   map[string]struct{}
 	// version counts committed changes of machines, profiles and rules (Version).
 	version atomic.Uint64
 	// hook, when set (tests only), is called by write transactions once they hold the locks
 	// of begin, with "locked".
 	hook func(stage string)
+}
+
+// Known reports whether a machine with this MAC (as stored: Machine's key) is recorded,
+// without a query: the DHCP packet path asks it for every new client, and under a flood of
+// new MACs a query each was most of proxy mode's CPU (issue 13). ok is false on PostgreSQL,
+// where other instances record machines too: ask the database (Machine) there.
+func (inv *Inventory) Known(mac string) (known, ok bool) {
+	inv.knownMu.RLock()
+	defer inv.knownMu.RUnlock()
+	if inv.known == nil {
+		return false, false
+	}
+	_, known = inv.known[mac]
+	return known, true
+}
+
+// loadKnown fills the set Known answers from, once at Open (SQLite: this process is the only
+// writer, and records every machine it adds or deletes with setKnown).
+func (inv *Inventory) loadKnown(ctx context.Context) error {
+	rows, err := inv.db.QueryContext(ctx, `SELECT mac FROM machines`)
+	if err != nil {
+		return fmt.Errorf("load machines: %w", err)
+	}
+	defer rows.Close()
+	known := map[string]struct{}{}
+	for rows.Next() {
+		var mac string
+		if err := rows.Scan(&mac); err != nil {
+			return fmt.Errorf("load machines: %w", err)
+		}
+		known[mac] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load machines: %w", err)
+	}
+	inv.known = known
+	return nil
+}
+
+// setKnown records that the machine mac was committed (in) or deleted (!in). Called after the
+// commit, before Version moves (committed): whoever sees the new version sees the machine.
+func (inv *Inventory) setKnown(mac string, in bool) {
+	inv.knownMu.Lock()
+	defer inv.knownMu.Unlock()
+	if inv.known == nil {
+		return
+	}
+	if in {
+		inv.known[mac] = struct{}{}
+	} else {
+		delete(inv.known, mac)
+	}
 }
 
 // Version is a number that changes after every change to machines, profiles or rules this
@@ -340,6 +395,11 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 		return nil, err
 	}
 	inv := &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }}
+	if st.Dialect() != store.Postgres {
+		if err := inv.loadKnown(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// Events other instances commit to a shared PostgreSQL database wake this instance's live
 	// streams as its own commits do (nothing happens on SQLite). Version is not kept on
 	// PostgreSQL, so a notification does not move it.

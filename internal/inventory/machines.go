@@ -167,7 +167,13 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	return m, created, inv.committed(tx.commit(ctx))
+	if err := tx.commit(ctx); err != nil {
+		return nil, false, err
+	}
+	if created {
+		inv.setKnown(s.MAC, true)
+	}
+	return m, created, inv.committed(nil)
 }
 
 // seeKnown records the sighting of a known machine whose hardware facts it does not change
@@ -352,7 +358,13 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	if err != nil {
 		return nil, err
 	}
-	return m, inv.committed(tx.commit(ctx))
+	if err := tx.commit(ctx); err != nil {
+		return nil, err
+	}
+	if create {
+		inv.setKnown(mac, true)
+	}
+	return m, inv.committed(nil)
 }
 
 func orNone(s string) string {
@@ -371,6 +383,7 @@ func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("machine %s: %w", mac, ErrNotFound)
 	}
+	inv.setKnown(mac, false)
 	inv.version.Add(1)
 	_, err = inv.db.ExecContext(ctx, `DELETE FROM events WHERE mac=?`, mac)
 	return err

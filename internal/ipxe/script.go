@@ -228,7 +228,7 @@ func cleanFact(s string) string {
 // NormalizeMAC accepts aa:bb:…, aa-bb-… or aabbcc… (6 bytes) and returns aa:bb:cc:dd:ee:ff,
 // or "" when s is not a MAC address.
 func NormalizeMAC(s string) string {
-	s = strings.ToLower(strings.NewReplacer(":", "", "-", "", ".", "").Replace(strings.TrimSpace(s)))
+	s = strings.ToLower(macSeparators.Replace(strings.TrimSpace(s)))
 	if len(s) != 12 {
 		return ""
 	}
@@ -244,6 +244,9 @@ func NormalizeMAC(s string) string {
 	}
 	return b.String()
 }
+
+// macSeparators is built once: NormalizeMAC runs for every DHCP packet.
+var macSeparators = strings.NewReplacer(":", "", "-", "", ".", "")
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
 

@@ -212,16 +212,7 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 	}
 	if d.Chain != nil {
 		dcfg.ShimFile, dcfg.ShimURLPath = grub.ShimFile, urls.SecureBootDir+grub.ShimFile
-		chains := newLookupCache[string, string](inv.Version, 0)
-		dcfg.OfferShim = func(mac net.HardwareAddr) bool {
-			m := ipxe.NormalizeMAC(mac.String())
-			c, err := chains.get(m, func() (string, error) { return planner.Chain(ctx, m) })
-			if err != nil {
-				log.Warn("boot chain lookup failed; offering iPXE", "mac", mac, "err", err)
-				return false
-			}
-			return c != boot.ChainIPXE
-		}
+		dcfg.OfferShim = dhcpOfferShim(ctx, inv, planner, log)
 		type shimKey struct {
 			mac      string
 			httpBoot bool
@@ -231,6 +222,9 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 		shims := newLookupCache[shimKey, string](inv.Version, 2*time.Second)
 		dcfg.ShimPath = func(mac net.HardwareAddr, httpBoot bool) string {
 			k := shimKey{ipxe.NormalizeMAC(mac.String()), httpBoot}
+			if known, ok := inv.Known(k.mac); ok && !known {
+				return "" // fleetboot's own pair (Planner.ShimPath)
+			}
 			p, err := shims.get(k, func() (string, error) { return planner.ShimPath(ctx, k.mac, k.httpBoot) })
 			if err != nil {
 				log.Warn("ISO pair lookup failed; offering fleetboot's own shim", "mac", mac, "err", err)
@@ -315,10 +309,32 @@ func dhcpAnswerURL(ctx context.Context, inv *inventory.Inventory, prov *provisio
 			}
 		}
 		m := ipxe.NormalizeMAC(mac.String())
+		if known, ok := inv.Known(m); ok && !known {
+			return "" // no machine, no profile (Service.AnswerURL)
+		}
 		u, err := answers.get(m, func() (string, error) { return prov.AnswerURL(ctx, m) })
 		if err != nil {
 			log.Warn("answer URL lookup failed; option 250 left out", "mac", mac, "err", err)
 		}
 		return u
+	}
+}
+
+// dhcpOfferShim is DHCP's boot chain question (Config.OfferShim): does the machine get shim
+// rather than iPXE. Unknown machines are answered without a query (inventory.Known), the
+// others from a lookupCache.
+func dhcpOfferShim(ctx context.Context, inv *inventory.Inventory, planner *boot.Planner, log *slog.Logger) func(net.HardwareAddr) bool {
+	chains := newLookupCache[string, string](inv.Version, 0)
+	return func(mac net.HardwareAddr) bool {
+		m := ipxe.NormalizeMAC(mac.String())
+		if known, ok := inv.Known(m); ok && !known {
+			return planner.UnknownChain() != boot.ChainIPXE
+		}
+		c, err := chains.get(m, func() (string, error) { return planner.Chain(ctx, m) })
+		if err != nil {
+			log.Warn("boot chain lookup failed; offering iPXE", "mac", mac, "err", err)
+			return false
+		}
+		return c != boot.ChainIPXE
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/boot"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/provision"
 	"github.com/fleetboot/fleetboot/internal/store"
@@ -132,4 +133,37 @@ func openTestInventory(t *testing.T) *inventory.Inventory {
 		t.Fatal(err)
 	}
 	return inv
+}
+
+// TestDHCPOfferShimFollowsTheInventory: the boot chain DHCP offers follows the server's
+// default for unknown machines and a machine's own boot-chain label from the moment it is set.
+func TestDHCPOfferShimFollowsTheInventory(t *testing.T) {
+	ctx := context.Background()
+	inv := openTestInventory(t)
+	planner := &boot.Planner{Machines: inv, DefaultChain: boot.ChainIPXE}
+	offerShim := dhcpOfferShim(ctx, inv, planner, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mac, _ := net.ParseMAC("52:54:00:00:00:08")
+	check := func(step string, want bool) {
+		t.Helper()
+		for range 2 {
+			if got := offerShim(mac); got != want {
+				t.Fatalf("%s: offer shim %v, want %v", step, got, want)
+			}
+		}
+	}
+	check("unknown machine, server default ipxe", false)
+	if _, _, err := inv.See(ctx, inventory.Sighting{MAC: mac.String()}); err != nil {
+		t.Fatal(err)
+	}
+	check("known machine without label", false)
+	if _, err := inv.UpdateMachine(ctx, mac.String(), inventory.MachineUpdate{Labels: map[string]string{boot.ChainLabel: boot.ChainShim}}); err != nil {
+		t.Fatal(err)
+	}
+	check("machine labelled shim", true)
+	if err := inv.DeleteMachine(ctx, mac.String()); err != nil {
+		t.Fatal(err)
+	}
+	check("machine deleted", false)
+	planner.DefaultChain = boot.ChainAuto
+	check("unknown machine, server default auto", true)
 }
