@@ -32,6 +32,33 @@ type stmtCache struct {
 	m         sync.Map // query text → *sql.Stmt
 	n         atomic.Int64
 	preparing sync.Map // query text → true while cachedStmt prepares it
+	// background counts cachedStmt's preparations; once stopped (Store.Close) none starts.
+	mu         sync.Mutex
+	stopped    bool
+	background sync.WaitGroup
+}
+
+// stop waits for background preparations and refuses new ones: Close must not leave a
+// goroutine opening the database file behind it.
+func (c *stmtCache) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.background.Wait()
+}
+
+// goPrepare runs fn in the background unless the cache is stopped.
+func (c *stmtCache) goPrepare(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.background.Add(1)
+	go func() {
+		defer c.background.Done()
+		fn()
+	}()
 }
 
 // stmt returns the prepared statement for q, preparing it on a miss, or nil when q is not to
@@ -74,10 +101,10 @@ func (db *DB) cachedStmt(q string) *sql.Stmt {
 	}
 	if db.stmts.n.Load() < maxCachedStmts {
 		if _, busy := db.stmts.preparing.LoadOrStore(q, true); !busy {
-			go func() {
+			db.stmts.goPrepare(func() {
 				defer db.stmts.preparing.Delete(q)
 				db.stmt(q)
-			}()
+			})
 		}
 	}
 	return nil

@@ -173,6 +173,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.cancel()
 	s.listeners.Wait()
+	s.db.stmts.stop()
 	return s.db.db.Close()
 }
 
