@@ -187,3 +187,20 @@ func TestFleetInstallsEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// Several servers on one segment share their leases only through PostgreSQL, and each runs
+// on a fresh data directory of its own: Run says so before it creates anything.
+func TestRunRefusesAnHAPairWithoutADatabase(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Machines: 1, Mode: "full", Servers: 2}, "--database"},
+		{Config{Machines: 1, Mode: "full", Servers: 2, Database: "postgres://x/y", DataDir: "/srv/data"}, "--data is for one server"},
+		{Config{Machines: 1, Mode: "full", Servers: 9, Database: "postgres://x/y"}, "want 1 to 8"},
+	} {
+		if _, err := Run(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %q", tc.cfg, err, tc.want)
+		}
+	}
+}
