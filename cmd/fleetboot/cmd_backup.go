@@ -10,7 +10,7 @@ import (
 )
 
 func newBackupCmd() *cobra.Command {
-	var data, to string
+	var data, images, to string
 	cmd := &cobra.Command{
 		Use:   "backup --to DIR|FILE.tar",
 		Short: "Back up the data directory (database, ISOs, token, assets) while the server runs",
@@ -18,7 +18,11 @@ func newBackupCmd() *cobra.Command {
 ends in .tar. The server may keep running: the database is copied as one consistent snapshot
 (SQLite VACUUM INTO). Uploaded ISOs and their indexes, the API token and assets/ are copied;
 ISOs registered by path (iso add) are recorded with their path, size and sha256 but not
-copied — back those files up where they live. Uploads in progress are left out.`,
+copied — back those files up where they live. Uploads in progress are left out. A server
+started with --images DIR keeps its uploaded ISOs there: pass the same --images (with a shared
+PostgreSQL database, back the database up with pg_dump and the directory where it lives; this
+command backs up SQLite data directories). The backup holds them under isos/, and a restore
+puts them in <data>/isos.`,
 		Example: `  fleetboot backup --data /var/lib/fleetboot --to /backup/fleetboot-$(date +%F).tar
   fleetboot restore --from /backup/fleetboot-2026-12-03.tar --data /var/lib/fleetboot`,
 		Args: cobra.NoArgs,
@@ -26,7 +30,7 @@ copied — back those files up where they live. Uploads in progress are left out
 			if to == "" {
 				return fmt.Errorf("--to is required: a new directory, or a file name ending in .tar")
 			}
-			m, err := backup.Create(cmd.Context(), data, to, version())
+			m, err := backup.Create(cmd.Context(), data, images, to, version())
 			if err != nil {
 				return err
 			}
@@ -44,6 +48,7 @@ copied — back those files up where they live. Uploads in progress are left out
 	}
 	cmd.Flags().StringVar(&data, "data", "./data", "data directory to back up")
 	cmd.Flags().StringVar(&to, "to", "", "new directory, or FILE.tar, to write the backup to")
+	cmd.Flags().StringVar(&images, "images", "", "the server's --images directory of uploaded ISOs (default: <data>/isos)")
 	return cmd
 }
 

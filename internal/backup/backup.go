@@ -74,8 +74,9 @@ func IsTar(p string) bool { return strings.HasSuffix(p, ".tar") }
 
 // Create backs up dataDir into to: a directory that does not exist yet (or is empty), or a
 // tar file when to ends in ".tar". It may run while a server uses dataDir. Nothing is left at
-// to when it fails.
-func Create(ctx context.Context, dataDir, to, version string) (*Manifest, error) {
+// to when it fails. imagesDir is the server's --images directory ("": <data>/isos); its images
+// go into the backup as isos/<sha256>.iso, so that a restore puts them in <data>/isos.
+func Create(ctx context.Context, dataDir, imagesDir, to, version string) (*Manifest, error) {
 	if _, err := os.Stat(filepath.Join(dataDir, dbName)); err != nil {
 		return nil, fmt.Errorf("%s is not a fleetboot data directory (no %s): %w", dataDir, dbName, err)
 	}
@@ -99,7 +100,7 @@ func Create(ctx context.Context, dataDir, to, version string) (*Manifest, error)
 	if err != nil {
 		return nil, err
 	}
-	m, err := create(ctx, absData, absTo, version, out)
+	m, err := create(ctx, absData, imagesDir, absTo, version, out)
 	if err != nil {
 		out.abort()
 		return nil, err
@@ -107,7 +108,7 @@ func Create(ctx context.Context, dataDir, to, version string) (*Manifest, error)
 	return m, nil
 }
 
-func create(ctx context.Context, dataDir, to, version string, out sink) (*Manifest, error) {
+func create(ctx context.Context, dataDir, imagesDir, to, version string, out sink) (*Manifest, error) {
 	m := &Manifest{Format: Format, Created: time.Now().UTC(), Version: version, ExternalISOs: []ExternalISO{}}
 	add := func(rel, src string) error {
 		f, err := out.add(rel, src)
@@ -152,8 +153,17 @@ func create(ctx context.Context, dataDir, to, version string, out sink) (*Manife
 		image, index := isostore.ImageFiles(im)
 		if im.SourcePath != "" {
 			m.ExternalISOs = append(m.ExternalISOs, ExternalISO{ID: im.ID, Name: im.Name, Path: im.SourcePath, Size: im.Size, SHA256: im.SHA256})
-		} else if err := add(filepath.ToSlash(image), filepath.Join(dataDir, image)); err != nil {
-			return nil, fmt.Errorf("ISO %s: %w", im.Name, err)
+		} else {
+			src := filepath.Join(dataDir, image)
+			if imagesDir != "" {
+				src = filepath.Join(imagesDir, filepath.Base(image))
+			}
+			if err := add(filepath.ToSlash(image), src); err != nil {
+				if errors.Is(err, fs.ErrNotExist) && imagesDir == "" {
+					err = fmt.Errorf("%w (if the server runs with --images DIR, give backup the same --images DIR)", err)
+				}
+				return nil, fmt.Errorf("ISO %s: %w", im.Name, err)
+			}
 		}
 		// The index can be rebuilt from the image, but copying it spares the restored
 		// server a re-index.

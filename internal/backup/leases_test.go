@@ -43,7 +43,7 @@ func TestBackupHoldsTheLeaseFile(t *testing.T) {
 	}
 
 	to := filepath.Join(t.TempDir(), "b.tar")
-	m, err := Create(ctx, data, to, "test")
+	m, err := Create(ctx, data, "", to, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -82,14 +83,39 @@ func (d DirImages) Where(sum string) string { return d.path(sum) }
 
 // fileInfo is the ImageInfo of a local file.
 func fileInfo(st fs.FileInfo) ImageInfo {
-	info := ImageInfo{Size: st.Size(), ModTime: st.ModTime()}
-	info.Version = fmt.Sprintf("size=%d mtime=%d", st.Size(), st.ModTime().UnixNano())
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		// Not the device: an NFS mount's device number changes from one mount to the next.
-		info.Version = fmt.Sprintf("ino=%d size=%d mtime=%d.%09d ctime=%d.%09d", sys.Ino, sys.Size,
-			sys.Mtim.Sec, sys.Mtim.Nsec, sys.Ctim.Sec, sys.Ctim.Nsec)
+	var buf [96]byte
+	return ImageInfo{Size: st.Size(), ModTime: st.ModTime(), Version: string(appendFileVersion(buf[:0], st))}
+}
+
+// appendFileVersion appends the Version of a local file to buf: inode, size, modification and
+// change times. Not the device: an NFS mount's device number changes from one mount to the
+// next. It allocates nothing, for the serving path (openPooled) that checks it per request.
+func appendFileVersion(buf []byte, st fs.FileInfo) []byte {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		buf = append(buf, "size="...)
+		buf = strconv.AppendInt(buf, st.Size(), 10)
+		buf = append(buf, " mtime="...)
+		return strconv.AppendInt(buf, st.ModTime().UnixNano(), 10)
 	}
-	return info
+	buf = append(buf, "ino="...)
+	buf = strconv.AppendUint(buf, sys.Ino, 10)
+	buf = append(buf, " size="...)
+	buf = strconv.AppendInt(buf, sys.Size, 10)
+	buf = append(buf, " mtime="...)
+	buf = appendTimespec(buf, sys.Mtim)
+	buf = append(buf, " ctime="...)
+	return appendTimespec(buf, sys.Ctim)
+}
+
+func appendTimespec(buf []byte, ts syscall.Timespec) []byte {
+	buf = strconv.AppendInt(buf, ts.Sec, 10)
+	buf = append(buf, '.')
+	ns := strconv.AppendInt(make([]byte, 0, 9), ts.Nsec, 10)
+	for range 9 - len(ns) {
+		buf = append(buf, '0')
+	}
+	return append(buf, ns...)
 }
 
 // Open opens <dir>/<sum>.iso.

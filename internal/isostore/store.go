@@ -882,10 +882,8 @@ func (s *Store) openPooled(ctx context.Context, iso *ISO) (iso9660.ReaderAt, fun
 		// shared directory) is opened anew, so that this instance reports what the directory
 		// holds now rather than serving the old file for as long as it keeps a descriptor.
 		st, err := f.Stat()
-		if err == nil && st.Size() == iso.Size && linked(st) {
-			if ok, _ := s.ver.known(iso.SHA256, fileInfo(st).Version); ok {
-				return f, p.put, nil
-			}
+		if err == nil && st.Size() == iso.Size && linked(st) && s.ver.knownFile(iso.SHA256, st) {
+			return f, p.put, nil
 		}
 		f.Close()
 	}

@@ -86,6 +86,17 @@ func (v *verifier) known(sum, version string) (bool, error) {
 	return true, nil
 }
 
+// knownFile reports whether the local file st describes is the verified version of image sum:
+// known() for the serving path, without allocating.
+func (v *verifier) knownFile(sum string, st fs.FileInfo) bool {
+	var buf [96]byte
+	ver := appendFileVersion(buf[:0], st)
+	v.mu.Lock()
+	ok := v.good[sum] == string(ver)
+	v.mu.Unlock()
+	return ok
+}
+
 // verified records that version of image sum hashes to sum, in memory and on disk (losing the
 // record costs one hash, so it is not fsync'd).
 func (v *verifier) verified(sum, version string) {
@@ -214,6 +225,9 @@ const (
 	ImageChanged    ImageState = "changed"    // registered file modified since it was indexed (ErrChanged)
 )
 
+// ImageStates lists every ImageState (metrics label values).
+var ImageStates = []ImageState{ImageVerified, ImageUnverified, ImageMissing, ImageCorrupt, ImageChanged}
+
 // ImageStatus says whether this instance can serve the bytes of iso, from a stat and what it
 // has verified (it never hashes): the state and, unless the image is usable, the error a
 // request for it would get.
@@ -267,6 +281,20 @@ func (s *Store) VerifyAll(ctx context.Context) (map[string]error, error) {
 		r.Close()
 	}
 	return bad, nil
+}
+
+// CountImageStates counts the catalog's ISOs by ImageStatus (a stat each, no hash).
+func (s *Store) CountImageStates(ctx context.Context) (map[ImageState]int, error) {
+	isos, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := map[ImageState]int{}
+	for _, iso := range isos {
+		st, _ := s.ImageStatus(ctx, iso)
+		n[st]++
+	}
+	return n, nil
 }
 
 // errNotExist reports whether err says a file or object is not there.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
@@ -232,5 +233,70 @@ func testChangedImageBytesAreNeverServed(t *testing.T, be storetest.Backend) {
 	}
 	if err := s.Delete(ctx, iso.ID, false); err != nil {
 		t.Fatalf("deleting an ISO whose image is gone: %v", err)
+	}
+}
+
+// The per-request check of a pooled descriptor (fstat, then the verified version) allocates
+// nothing: it sits on the serving hot path.
+func TestPooledDescriptorCheckAllocatesNothing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t.TempDir())
+	sum := strings.Repeat("a", 64)
+	v.verified(sum, fileInfo(st).Version)
+	if !v.knownFile(sum, st) {
+		t.Fatal("the verified version is not known")
+	}
+	if n := testing.AllocsPerRun(100, func() { v.knownFile(sum, st) }); n != 0 {
+		t.Fatalf("knownFile allocates %.0f times per call", n)
+	}
+}
+
+// An image directory on another file system than the data directory (the usual shared
+// mount): the upload is copied into <dir>/.staging and renamed into place, nothing is left in
+// the staging directory, and the image serves. /dev/shm (tmpfs) stands for the mount.
+func TestImagesOnAnotherFileSystemArePublishedByCopyAndRename(t *testing.T) {
+	data := t.TempDir()
+	dst, err := os.MkdirTemp("/dev/shm", "fleetboot-images-")
+	if err != nil {
+		t.Skipf("no /dev/shm to stand for another file system: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dst) })
+	var a, b syscall.Statfs_t
+	if syscall.Statfs(data, &a) != nil || syscall.Statfs(dst, &b) != nil || a.Fsid == b.Fsid {
+		t.Skip("/dev/shm is on the same file system as the test's temporary directory")
+	}
+	db, err := store.OpenPath(context.Background(), filepath.Join(data, "fleetboot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := Open(context.Background(), Config{DataDir: data, DB: db, ImagesDir: dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
+	iso, err := uploadFile(t, s, "small", fx.iso, "")
+	if err != nil {
+		t.Fatalf("upload into an image directory on another file system: %v", err)
+	}
+	if got := fileSHA(t, filepath.Join(dst, iso.SHA256+".iso")); got != fx.sum {
+		t.Fatalf("published image has sha256 %s, want %s", got, fx.sum)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dst, ".staging")); len(left) != 0 {
+		t.Fatalf("left in the staging directory: %v", left)
+	}
+	if got := assertClean(t, data); len(got) != 1 || got[0] != iso.SHA256+".idx" {
+		t.Fatalf("data directory holds %v, want only the index", got)
+	}
+	serveAll(t, s, iso.ID, fx.src)
+	if n := s.ver.hashes.Load(); n != 0 {
+		t.Fatalf("a copied upload was hashed %d times at open, want 0", n)
 	}
 }

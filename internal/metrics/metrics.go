@@ -15,6 +15,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/quirk"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,8 @@ type Metrics struct {
 	// HTTPDuration observes every request's duration by method and route template
 	// ("/isos/:id/files/*", never the raw path: one series per route, not per file).
 	HTTPDuration *prometheus.HistogramVec // method, route
+	// ISOImages counts the catalog's ISOs by what this instance knows of their bytes.
+	ISOImages *prometheus.GaugeVec // state (isostore.ImageStates)
 }
 
 // UnmatchedRoute is the route label of requests no route matched.
@@ -121,8 +124,14 @@ func New() *Metrics {
 			Name: "fleetboot_http_request_duration_seconds", Help: "HTTP request duration (to the last byte sent) by method and route template.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"method", "route"}),
+		ISOImages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fleetboot_iso_images", Help: "ISOs of the catalog by the state of their bytes on this instance: verified, unverified (checked at first use), missing, corrupt, changed; refreshed at start and every minute.",
+		}, []string{"state"}),
 	}
-	m.reg.MustRegister(m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied, m.HTTPLimited, m.TimelineDropped,
+	for _, s := range isostore.ImageStates {
+		m.ISOImages.WithLabelValues(string(s))
+	}
+	m.reg.MustRegister(m.ISOImages, m.DHCPReplies, m.TFTPTransfers, m.TFTPBytes, m.HTTPRequests, m.HTTPBytes, m.BootScripts, m.HTTPDuration, m.Quirks, m.APIDenied, m.HTTPLimited, m.TimelineDropped,
 		buildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range dhcpKinds {
 		for _, f := range firmwares {

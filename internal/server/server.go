@@ -34,6 +34,7 @@ import (
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/grub"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/isostore"
 	"github.com/fleetboot/fleetboot/internal/metrics"
 	"github.com/fleetboot/fleetboot/internal/secureboot"
 	"github.com/fleetboot/fleetboot/internal/tftp"
@@ -254,13 +255,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	g.Go(func() error {
 		t := time.NewTicker(verifyEvery)
 		defer t.Stop()
+		reported := map[string]string{} // logged once per problem, again when it changes
 		for {
 			bad, err := isos.VerifyAll(ctx)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("verify images", "err", err)
 			}
 			for id, why := range bad {
-				log.Warn("this instance cannot serve an ISO", "iso", id, "err", why)
+				if reported[id] != why.Error() {
+					log.Warn("this instance cannot serve an ISO", "iso", id, "err", why)
+					reported[id] = why.Error()
+				}
+			}
+			for id := range reported {
+				if bad[id] == nil && err == nil {
+					log.Info("ISO image problem gone (served again, or the ISO deleted)", "iso", id)
+					delete(reported, id)
+				}
+			}
+			if n, err := isos.CountImageStates(ctx); err == nil {
+				for _, s := range isostore.ImageStates {
+					app.Metrics.ISOImages.WithLabelValues(string(s)).Set(float64(n[s]))
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -469,5 +485,6 @@ func orOff(s string) string {
 }
 
 // verifyEvery is how often Run checks the catalog's images: new ones (uploaded through another
-// instance) are hashed before a machine needs them, lost ones are logged.
-const verifyEvery = 5 * time.Minute
+// instance) are hashed before a machine needs them, lost ones are logged. A pass over images
+// already verified is a catalog query and a stat per image.
+const verifyEvery = time.Minute
