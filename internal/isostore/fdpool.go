@@ -59,6 +59,23 @@ func (ps *fdPools) drop(sum string) {
 	}
 }
 
+// retain drops the pools of every image not in keep: images another instance deleted from a
+// shared catalog, whose descriptors would otherwise stay open here (and keep the file's space
+// allocated on the shared directory).
+func (ps *fdPools) retain(keep map[string]bool) {
+	ps.mu.Lock()
+	var gone []string
+	for sum := range ps.pools {
+		if !keep[sum] {
+			gone = append(gone, sum)
+		}
+	}
+	ps.mu.Unlock()
+	for _, sum := range gone {
+		ps.drop(sum)
+	}
+}
+
 // get takes an idle descriptor, or returns nil.
 func (p *fdPool) get() *os.File {
 	p.mu.Lock()

@@ -260,11 +260,18 @@ func (s *Store) ImageStatus(ctx context.Context, iso *ISO) (ImageState, error) {
 // VerifyAll checks every image of the catalog this instance has not verified yet, one after
 // the other, so that the first machines to boot do not wait for a hash. It returns the images
 // that cannot be served (missing, corrupt, changed), with why; it stops early when ctx ends.
+// It also closes the kept descriptors of images no longer in the catalog (deleted through
+// another instance).
 func (s *Store) VerifyAll(ctx context.Context) (map[string]error, error) {
 	isos, err := s.List(ctx)
 	if err != nil {
 		return nil, err
 	}
+	keep := map[string]bool{}
+	for _, iso := range isos {
+		keep[iso.SHA256] = true
+	}
+	s.fds.retain(keep)
 	bad := map[string]error{}
 	for _, iso := range isos {
 		if err := ctx.Err(); err != nil {

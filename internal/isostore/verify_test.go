@@ -192,6 +192,21 @@ func TestSharedImageDirServesEveryInstanceAndRefusesWrongBytes(t *testing.T) {
 	if _, err := os.Stat(shared); !os.IsNotExist(err) {
 		t.Fatalf("the deleted image is still in the shared directory: %v", err)
 	}
+	// b's kept descriptors of the image a deleted are closed by b's next catalog check.
+	keptPools := func() int {
+		b.fds.mu.Lock()
+		defer b.fds.mu.Unlock()
+		return len(b.fds.pools)
+	}
+	if n := keptPools(); n == 0 {
+		t.Fatal("b kept no descriptors while serving: the check below proves nothing")
+	}
+	if _, err := b.VerifyAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := keptPools(); n != 0 {
+		t.Fatalf("b still keeps descriptors of %d images deleted through a", n)
+	}
 }
 
 // One instance, its own data directory, either backend: bytes that change under a published
