@@ -6,6 +6,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -293,6 +295,28 @@ func TestUIPagesRenderEveryObject(t *testing.T) {
 	}
 	if res, js := b.do("GET", m[1], nil, nil); res.StatusCode != 200 || !strings.Contains(js, "X-CSRF-Token") {
 		t.Fatalf("app.js: %d", res.StatusCode)
+	}
+}
+
+// The health page lists the ISOs whose bytes this instance cannot serve, with why; none when
+// all can be.
+func TestUIHealthListsISOsThisInstanceCannotServe(t *testing.T) {
+	e := newISOEnv(t)
+	iso := e.putISO(t, "fedora", buildISO(t, fedoraFiles(t), nil), http.StatusCreated)
+	b := newBrowser(t, e.base)
+	b.signIn(testToken, "/ui/")
+	if _, page := b.do("GET", "/ui/health", nil, nil); strings.Contains(page, "cannot serve") {
+		t.Fatalf("health lists a problem while the image is there:\n%s", page)
+	}
+	stored := filepath.Join(e.data, "isos", iso.SHA256+".iso")
+	if err := os.Remove(stored); err != nil {
+		t.Fatal(err)
+	}
+	_, page := b.do("GET", "/ui/health", nil, nil)
+	for _, want := range []string{"ISO images this instance cannot serve", "fedora (missing)", "is in the catalog but not at " + stored} {
+		if !strings.Contains(page, want) {
+			t.Errorf("health does not show %q", want)
+		}
 	}
 }
 
