@@ -3,6 +3,8 @@ package isostore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fleetboot/fleetboot/internal/iso9660"
 	"github.com/fleetboot/fleetboot/internal/iso9660/isotest"
 	"github.com/fleetboot/fleetboot/internal/store"
 	"github.com/fleetboot/fleetboot/internal/store/storetest"
@@ -314,4 +317,108 @@ func TestImagesOnAnotherFileSystemArePublishedByCopyAndRename(t *testing.T) {
 	if n := s.ver.hashes.Load(); n != 0 {
 		t.Fatalf("a copied upload was hashed %d times at open, want 0", n)
 	}
+}
+
+// gatedImages is an ImageStore whose readers of one image block in ReadAt until the gate
+// opens: a slow hash of that image, held open for as long as the test wants.
+type gatedImages struct {
+	DirImages
+	slow    string        // sha256 of the gated image
+	gate    chan struct{} // closed: reads go on
+	reading chan struct{} // receives once a read of the gated image is waiting
+}
+
+type gatedReader struct {
+	r       iso9660.ReaderAt
+	gate    chan struct{}
+	reading chan struct{}
+}
+
+func (g gatedReader) ReadAt(p []byte, off int64) (int, error) {
+	select {
+	case g.reading <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.r.ReadAt(p, off)
+}
+func (g gatedReader) Close() error { return g.r.Close() }
+
+func (m gatedImages) Open(ctx context.Context, sum string) (iso9660.ReaderAt, ImageInfo, error) {
+	r, info, err := m.DirImages.Open(ctx, sum)
+	if err != nil || sum != m.slow {
+		return r, info, err
+	}
+	return gatedReader{r, m.gate, m.reading}, info, nil
+}
+
+// While one image is being hashed, other images are served, a request for the image being
+// hashed that gives up returns at once without stopping the hash, and the hash runs once for
+// every request that waited on it.
+func TestVerifyingOneImageHoldsUpNothingElse(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	db, err := store.OpenPath(ctx, filepath.Join(data, "fleetboot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	images := gatedImages{DirImages: DirImages{Dir: filepath.Join(data, "isos")}, gate: make(chan struct{}), reading: make(chan struct{}, 1)}
+	s, err := Open(ctx, Config{DataDir: data, DB: db, Images: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := uploadFile(t, s, "slow", makeFixture(t, isotest.RichTree(), "-R").iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := makeFixture(t, isotest.SmallTree(), "-R")
+	other, err := uploadFile(t, s, "fast", fast.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images.slow = slow.SHA256
+	// A restart: nothing is verified in memory, and the records are gone.
+	os.RemoveAll(filepath.Join(data, "isos", "verified"))
+	s, err = Open(ctx, Config{DataDir: data, DB: db, Images: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	waiters := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := readImage(s, slow.ID)
+			waiters <- err
+		}()
+	}
+	<-images.reading // the hash has started and is held
+
+	// A request that gives up while it waits returns at once.
+	gaveUp, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := s.OpenImage(gaveUp, slow.ID); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a request that gave up: %v", err)
+	}
+	// Another image is served meanwhile, verified by a hash of its own.
+	if got, err := readImage(s, other.ID); err != nil || fileSHAOf(got) != fast.sum {
+		t.Fatalf("another image while one is being verified: %v", err)
+	}
+	serveAll(t, s, other.ID, fast.src)
+
+	close(images.gate)
+	for range 4 {
+		if err := <-waiters; err != nil {
+			t.Fatalf("a request that waited for the hash: %v", err)
+		}
+	}
+	if n := s.ver.hashes.Load(); n != 2 {
+		t.Fatalf("%d hashes, want 2: one per image, however many requests", n)
+	}
+}
+
+// fileSHAOf is the hex SHA-256 of b.
+func fileSHAOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
