@@ -11,6 +11,7 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -467,11 +468,58 @@ func (inv *Inventory) beginLocked(ctx context.Context, locks store.Locks) (*writ
 }
 
 // writeTx is an inventory write transaction: it holds its locks (begin), and collects the
-// events it writes, which commit writes under the event lock.
+// events it writes, which commit writes under the event lock, and on PostgreSQL the writes
+// whose results it does not need (later), which go with its next statement or its COMMIT.
 type writeTx struct {
 	*store.Tx
 	site   string
 	events []pendingEvent
+	writes []store.Stmt
+}
+
+// later runs a write whose result the transaction does not need. On PostgreSQL it waits for
+// the transaction's next statement or its commit and goes in one message with them: each
+// such write saves a round trip. On SQLite it runs at once.
+func (tx *writeTx) later(ctx context.Context, q string, args ...any) error {
+	if tx.Dialect() != store.Postgres {
+		_, err := tx.Tx.ExecContext(ctx, q, args...)
+		return err
+	}
+	tx.writes = append(tx.writes, store.Stmt{Query: q, Args: args})
+	return nil
+}
+
+// flush sends the writes waiting for the next statement, so that it sees them.
+func (tx *writeTx) flush(ctx context.Context) error {
+	if len(tx.writes) == 0 {
+		return nil
+	}
+	w := tx.writes
+	tx.writes = nil
+	return tx.Tx.ExecAll(ctx, w...)
+}
+
+// ExecContext runs a statement after the waiting writes.
+func (tx *writeTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := tx.flush(ctx); err != nil {
+		return nil, err
+	}
+	return tx.Tx.ExecContext(ctx, q, args...)
+}
+
+// QueryContext runs a query after the waiting writes.
+func (tx *writeTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := tx.flush(ctx); err != nil {
+		return nil, err
+	}
+	return tx.Tx.QueryContext(ctx, q, args...)
+}
+
+// QueryRowContext runs a query after the waiting writes. When they fail, the transaction is
+// aborted and the query fails too (PostgreSQL refuses statements in an aborted transaction).
+func (tx *writeTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	tx.flush(ctx)
+	return tx.Tx.QueryRowContext(ctx, q, args...)
 }
 
 // event adds a timeline event, written at commit.
@@ -483,12 +531,17 @@ func (tx *writeTx) event(mac, now, kind, detail string) {
 // goes with the COMMIT (Tx.CommitWith), so the event lock it takes is held only while the
 // server runs both.
 func (tx *writeTx) commit(ctx context.Context) error {
-	if len(tx.events) == 0 {
-		return tx.Commit()
-	}
 	if tx.Dialect() == store.Postgres {
-		if err := tx.CommitWith(ctx, pgEventsSQL, pgEventsArgs(tx.site, tx.events)...); err != nil {
-			return eventsError(tx.events, err)
+		stmts := tx.writes
+		tx.writes = nil
+		if len(tx.events) > 0 {
+			stmts = append(stmts, store.Stmt{Query: pgEventsSQL, Args: pgEventsArgs(tx.site, tx.events)})
+		}
+		if err := tx.CommitWith(ctx, stmts...); err != nil {
+			if len(tx.events) > 0 {
+				return eventsError(tx.events, err)
+			}
+			return err
 		}
 		return nil
 	}

@@ -127,53 +127,55 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 		return nil, false, err
 	}
 	defer tx.Rollback()
-	m, err := getMachine(ctx, tx, s.MAC)
-	created := false
+	// A new machine in one statement, with what DHCP told about it before (dhcp_clients)
+	// where the sighting does not tell; no row when the machine exists.
+	m, err := scanMachine(tx.QueryRowContext(ctx, `INSERT INTO machines (mac, uuid, state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware)
+		VALUES (?, COALESCE(NULLIF(?, ''), (SELECT uuid FROM dhcp_clients WHERE mac = ?), ''), ?, ?, ?,
+			COALESCE(NULLIF(?, ''), (SELECT firmware FROM dhcp_clients WHERE mac = ?), ''), ?, ?, ?, ?, ?)
+		ON CONFLICT (mac) DO NOTHING RETURNING `+machineCols,
+		s.MAC, s.UUID, s.MAC, Discovered, s.Arch, s.Platform, s.Firmware, s.MAC, s.IP, now, now, now, jsonText(orEmpty(s.Hardware))))
 	switch {
-	case errors.Is(err, ErrNotFound):
-		created = true
-		if err := takeDHCPFacts(ctx, tx, &s); err != nil {
+	case err == nil:
+		s.UUID, s.Firmware = m.UUID, m.Firmware
+		tx.event(s.MAC, now, "discovered", describeSighting(s))
+		if err := applyRules(ctx, tx, m, now); err != nil {
 			return nil, false, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (mac, uuid, state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.MAC, s.UUID, Discovered, s.Arch, s.Platform, s.Firmware, s.IP, now, now, now,
-			jsonText(orEmpty(s.Hardware))); err != nil {
+		// What DHCP told is the machine's now.
+		if err := tx.later(ctx, `DELETE FROM dhcp_clients WHERE mac = ?`, s.MAC); err != nil {
 			return nil, false, fmt.Errorf("record machine %s: %w", s.MAC, err)
 		}
-		tx.event(s.MAC, now, "discovered", describeSighting(s))
-		if err := applyRules(ctx, tx, s.MAC, now); err != nil {
+		if err := tx.commit(ctx); err != nil {
 			return nil, false, err
 		}
-	case err != nil:
-		return nil, false, err
-	default:
-		hw, changed := mergeHardware(m.Hardware, s.Hardware)
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET uuid = COALESCE(NULLIF(?, ''), uuid), arch = COALESCE(NULLIF(?, ''), arch),
-			platform = COALESCE(NULLIF(?, ''), platform), firmware = COALESCE(NULLIF(?, ''), firmware), ip = COALESCE(NULLIF(?, ''), ip),
-			last_seen = ?, hardware = ? WHERE mac = ?`,
-			s.UUID, s.Arch, s.Platform, s.Firmware, s.IP, now, jsonText(hw), s.MAC); err != nil {
-			return nil, false, fmt.Errorf("update machine %s: %w", s.MAC, err)
-		}
-		if changed {
-			tx.event(s.MAC, now, "hardware", describeHardware(s.Hardware))
-			// A machine added by hand before it first booted, or one whose facts changed,
-			// may now match a hardware rule.
-			if err := applyRules(ctx, tx, s.MAC, now); err != nil {
-				return nil, false, err
-			}
-		}
-	}
-	m, err = getMachine(ctx, tx, s.MAC)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := tx.commit(ctx); err != nil {
-		return nil, false, err
-	}
-	if created {
 		inv.setKnown(s.MAC, true)
+		return m, true, inv.committed(nil)
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, false, fmt.Errorf("record machine %s: %w", s.MAC, err)
 	}
-	return m, created, inv.committed(nil)
+	if m, err = getMachine(ctx, tx, s.MAC); err != nil {
+		return nil, false, err
+	}
+	hw, changed := mergeHardware(m.Hardware, s.Hardware)
+	if err := tx.later(ctx, `UPDATE machines SET uuid = COALESCE(NULLIF(?, ''), uuid), arch = COALESCE(NULLIF(?, ''), arch),
+		platform = COALESCE(NULLIF(?, ''), platform), firmware = COALESCE(NULLIF(?, ''), firmware), ip = COALESCE(NULLIF(?, ''), ip),
+		last_seen = ?, hardware = ? WHERE mac = ?`,
+		s.UUID, s.Arch, s.Platform, s.Firmware, s.IP, now, jsonText(hw), s.MAC); err != nil {
+		return nil, false, fmt.Errorf("update machine %s: %w", s.MAC, err)
+	}
+	if changed {
+		tx.event(s.MAC, now, "hardware", describeHardware(s.Hardware))
+		// A machine added by hand before it first booted, or one whose facts changed, may
+		// now match a hardware rule.
+		m.Hardware = hw
+		if err := applyRules(ctx, tx, m, now); err != nil {
+			return nil, false, err
+		}
+	}
+	if m, err = getMachine(ctx, tx, s.MAC); err != nil {
+		return nil, false, err
+	}
+	return m, false, inv.committed(tx.commit(ctx))
 }
 
 // seeKnown records the sighting of a known machine whose hardware facts it does not change
@@ -316,12 +318,12 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		return nil, err
 	}
 	if u.Hostname != nil && *u.Hostname != m.Hostname {
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET hostname=? WHERE mac=?`, *u.Hostname, mac); err != nil {
+		if err := tx.later(ctx, `UPDATE machines SET hostname=? WHERE mac=?`, *u.Hostname, mac); err != nil {
 			return nil, err
 		}
 	}
 	if u.Labels != nil {
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET labels=? WHERE mac=?`, jsonText(u.Labels), mac); err != nil {
+		if err := tx.later(ctx, `UPDATE machines SET labels=? WHERE mac=?`, jsonText(u.Labels), mac); err != nil {
 			return nil, err
 		}
 		tx.event(mac, now, "labels", jsonText(u.Labels))
@@ -336,7 +338,7 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 				return nil, fmt.Errorf("%w: profile %q does not exist", ErrInvalid, profile)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, p, mac); err != nil {
+		if err := tx.later(ctx, `UPDATE machines SET profile=? WHERE mac=?`, p, mac); err != nil {
 			return nil, err
 		}
 		tx.event(mac, now, "profile", "assigned "+orNone(profile))
@@ -350,7 +352,11 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 		}
 	}
 	if (create || u.Labels != nil) && profile == "" {
-		if err := applyRules(ctx, tx, mac, now); err != nil {
+		m, err := getMachine(ctx, tx, mac)
+		if err != nil {
+			return nil, err
+		}
+		if err := applyRules(ctx, tx, m, now); err != nil {
 			return nil, err
 		}
 	}
@@ -420,7 +426,7 @@ func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, 
 }
 
 func setState(ctx context.Context, q *writeTx, mac string, from, to State, now, why string) error {
-	if _, err := q.ExecContext(ctx, `UPDATE machines SET state=?, state_changed=? WHERE mac=?`, to, now, mac); err != nil {
+	if err := q.later(ctx, `UPDATE machines SET state=?, state_changed=? WHERE mac=?`, to, now, mac); err != nil {
 		return fmt.Errorf("set state of %s: %w", mac, err)
 	}
 	detail := string(from) + " → " + string(to)

@@ -137,11 +137,11 @@ func (r *Rule) Matches(m *Machine) bool {
 	return true
 }
 
-// applyRules assigns the first matching rule's profile to a machine without one.
-func applyRules(ctx context.Context, q *writeTx, mac, now string) error {
-	m, err := getMachine(ctx, q, mac)
-	if err != nil || m.Profile != "" {
-		return err
+// applyRules assigns the first matching rule's profile to machine m, as it is in the
+// transaction, when it has none; m is updated.
+func applyRules(ctx context.Context, q *writeTx, m *Machine, now string) error {
+	if m.Profile != "" {
+		return nil
 	}
 	rules, err := listRules(ctx, q)
 	if err != nil {
@@ -155,13 +155,19 @@ func applyRules(ctx context.Context, q *writeTx, mac, now string) error {
 	return nil
 }
 
+// assignByRule assigns r's profile to m (and with r.Install moves a discovered m to
+// install-pending); m is updated.
 func assignByRule(ctx context.Context, q *writeTx, m *Machine, r *Rule, now string) error {
-	if _, err := q.ExecContext(ctx, `UPDATE machines SET profile=? WHERE mac=?`, r.Profile, m.MAC); err != nil {
+	if err := q.later(ctx, `UPDATE machines SET profile=? WHERE mac=?`, r.Profile, m.MAC); err != nil {
 		return err
 	}
 	q.event(m.MAC, now, "profile", fmt.Sprintf("assigned %s by rule %d", r.Profile, r.ID))
+	m.Profile = r.Profile
 	if r.Install && m.State == Discovered {
-		return setState(ctx, q, m.MAC, m.State, InstallPending, now, fmt.Sprintf("rule %d", r.ID))
+		if err := setState(ctx, q, m.MAC, m.State, InstallPending, now, fmt.Sprintf("rule %d", r.ID)); err != nil {
+			return err
+		}
+		m.State, m.StateChanged = InstallPending, parseTime(now)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,8 +14,8 @@ import (
 )
 
 // BeginLocked starts a transaction holding the locks l (Tx.LockKeys). On PostgreSQL the BEGIN
-// and the locks are one round trip, and Tx.CommitWith sends a last statement together with
-// the COMMIT: a transaction that takes a contended lock in its last statement holds it only
+// and the locks are one round trip, Tx.ExecAll sends several statements in one, and
+// Tx.CommitWith sends the last statements together with the COMMIT: a transaction that takes a contended lock in its last statement holds it only
 // while the server runs that statement and the commit, never across a round trip to this
 // process (on a loaded machine a round trip is milliseconds: the client must be scheduled).
 // On SQLite it is BeginTx: the IMMEDIATE transaction already excludes every other writer.
@@ -37,17 +38,60 @@ func (db *DB) BeginLocked(ctx context.Context, l Locks) (*Tx, error) {
 	return tx, nil
 }
 
-// CommitWith runs the statement q, then commits the transaction. On PostgreSQL, in a
-// transaction of BeginLocked, both go in one message (see BeginLocked); elsewhere they are
-// ExecContext and Commit. When it fails the transaction is not committed; Rollback ends it.
-func (tx *Tx) CommitWith(ctx context.Context, q string, args ...any) error {
+// Stmt is a statement and its arguments (? placeholders), for ExecAll and CommitWith.
+type Stmt struct {
+	Query string
+	Args  []any
+}
+
+// joined is stmts as one text (placeholders numbered across all of it) and its arguments,
+// preceded by pgx's simple-protocol mode: several statements in one message.
+func (d Dialect) joined(stmts []Stmt, tail string) (string, []any) {
+	qs := make([]string, 0, len(stmts)+1)
+	args := []any{pgx.QueryExecModeSimpleProtocol}
+	for _, st := range stmts {
+		qs = append(qs, st.Query)
+		args = append(args, st.Args...)
+	}
+	if tail != "" {
+		qs = append(qs, tail)
+	}
+	return d.rebind(strings.Join(qs, ";\n")), args
+}
+
+// ExecAll runs stmts in order, in the transaction. On PostgreSQL, in a transaction of
+// BeginLocked, they go in one message: one round trip for all; elsewhere each is an
+// ExecContext. When one fails, the ones after it do not run (and on PostgreSQL the
+// transaction can only be rolled back).
+func (tx *Tx) ExecAll(ctx context.Context, stmts ...Stmt) error {
+	if len(stmts) == 0 {
+		return nil
+	}
 	if tx.pg == nil {
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		for _, st := range stmts {
+			if _, err := tx.ExecContext(ctx, st.Query, st.Args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	q, args := tx.dialect.joined(stmts, "")
+	_, err := tx.pg.conn.ExecContext(ctx, q, args...)
+	return err
+}
+
+// CommitWith runs stmts, then commits the transaction. On PostgreSQL, in a transaction of
+// BeginLocked, all of it goes in one message (see BeginLocked); elsewhere it is ExecAll and
+// Commit. When it fails the transaction is not committed; Rollback ends it.
+func (tx *Tx) CommitWith(ctx context.Context, stmts ...Stmt) error {
+	if tx.pg == nil || len(stmts) == 0 {
+		if err := tx.ExecAll(ctx, stmts...); err != nil {
 			return err
 		}
 		return tx.Commit()
 	}
-	return tx.pg.commit(ctx, tx.dialect.rebind(q), args...)
+	q, args := tx.dialect.joined(stmts, "COMMIT")
+	return tx.pg.commit(ctx, q, args...)
 }
 
 // pgTx is a PostgreSQL transaction run by hand on one pooled connection (database/sql's own
@@ -57,18 +101,16 @@ type pgTx struct {
 	done bool
 }
 
-// commit sends q (if any) and COMMIT in one message, then gives the connection back.
+// commit sends q, which ends with COMMIT (or COMMIT alone when q is ""), then gives the
+// connection back.
 func (t *pgTx) commit(ctx context.Context, q string, args ...any) error {
 	if t.done {
 		return sql.ErrTxDone
 	}
-	var err error
 	if q == "" {
-		_, err = t.conn.ExecContext(ctx, "COMMIT")
-	} else {
-		_, err = t.conn.ExecContext(ctx, q+"; COMMIT", append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
+		q = "COMMIT"
 	}
-	if err != nil {
+	if _, err := t.conn.ExecContext(ctx, q, args...); err != nil {
 		// A failed statement skips the COMMIT after it and leaves the transaction aborted:
 		// Rollback ends it.
 		return err

@@ -325,8 +325,8 @@ func TestHungInstanceSessionEndsAndReleasesItsLocks(t *testing.T) {
 	}
 }
 
-// BeginLocked and CommitWith on both backends: the last statement and the commit go together
-// (on PostgreSQL as one message, its arguments written into the text by pgx: quotes,
+// BeginLocked, ExecAll and CommitWith on both backends: statements, and the last ones with the
+// commit, go together (on PostgreSQL as one message, its arguments written into the text by pgx: quotes,
 // backslashes and arrays survive); a failed last statement commits nothing, and the
 // connection goes back to the pool outside any transaction.
 func TestBeginLockedCommitWith(t *testing.T) {
@@ -350,14 +350,18 @@ func TestBeginLockedCommitWith(t *testing.T) {
 		if s.Dialect() == store.Postgres {
 			q, arg = `INSERT INTO c SELECT unnest(?::text[])`, tricky
 		}
-		if err := tx.CommitWith(ctx, q, arg); err != nil {
+		if err := tx.ExecAll(ctx, store.Stmt{Query: `INSERT INTO c VALUES (?)`, Args: []any{"second"}},
+			store.Stmt{Query: `INSERT INTO c VALUES (?)`, Args: []any{"third"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.CommitWith(ctx, store.Stmt{Query: `DELETE FROM c WHERE v = ?`, Args: []any{"third"}}, store.Stmt{Query: q, Args: []any{arg}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Rollback(); !errors.Is(err, sql.ErrTxDone) {
 			t.Fatalf("rollback after commit: %v", err)
 		}
 		got := values(t, s)
-		if want := append([]string{"first"}, tricky...); strings.Join(got, "|") != strings.Join(sorted(want), "|") {
+		if want := append([]string{"first", "second"}, tricky...); strings.Join(got, "|") != strings.Join(sorted(want), "|") {
 			t.Fatalf("rows %q, want %q", got, sorted(want))
 		}
 
@@ -368,7 +372,7 @@ func TestBeginLockedCommitWith(t *testing.T) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO c VALUES (?)`, "rolled back"); err != nil {
 			t.Fatal(err)
 		}
-		if err := tx.CommitWith(ctx, `INSERT INTO c VALUES (?)`, nil); err == nil {
+		if err := tx.CommitWith(ctx, store.Stmt{Query: `INSERT INTO c VALUES (?)`, Args: []any{nil}}); err == nil {
 			t.Fatal("a NULL in a NOT NULL column committed")
 		}
 		if err := tx.Rollback(); err != nil {
