@@ -227,12 +227,17 @@ func testLeasesSurviveRestart(t *testing.T, be storetest.Backend) {
 	st, db := openTestStore(t, open)
 	a := reserve(t, db, p, macN(1), nil, t0)
 	bind(t, db, p, macN(1), a, t0)
+	// The lease store first: its writer may still commit a queued offer hold, and a commit
+	// after the database was closed recreated SQLite's files while TempDir removed them.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	st, db = openTestStore(t, open)
-	defer st.Close()
+	defer func() { db.Close(); st.Close() }()
 	now := t0.Add(10 * time.Minute)
 	if got := reserve(t, db, p, macN(1), nil, now); !got.Equal(a) {
 		t.Errorf("after restart the same MAC got %s, want %s", got, a)
