@@ -680,7 +680,7 @@ func (w *leaseWriter) wait(ch chan error) error { return <-ch }
 // pays alone: under a DHCP flood the writer committed thousands of tiny batches a second and
 // was a third of the server's CPU (issue 13). Waiting for what queues up meanwhile delays an
 // ACK by at most this much, next to the seconds a client waits before it retransmits.
-const minCommitInterval = 2 * time.Millisecond
+const minCommitInterval = 5 * time.Millisecond
 
 func (w *leaseWriter) run() {
 	defer close(w.done)

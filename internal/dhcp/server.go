@@ -717,17 +717,26 @@ func (s *Server) deliverTimeline(stop <-chan struct{}, done chan<- struct{}) {
 // backlog and packets are being answered.
 const timelineShare = 8
 
-// paceTimeline pauses the timeline writer after a batch that took d, when events are still
-// queued and packets are being handled: the writer is a database transaction on the same CPU
-// as the answers, and under a flood it always has a backlog — without a pause it took half the
-// CPU and more, and the answer rate fell with it (issue 13). Paused, it lets the answers have
-// the rest; its queue fills and drops (counted, OnTimelineDrop), and the next batches are
-// larger, so cheaper per event. Idle, it drains at full speed.
+// timelineInterval is the shortest time from one timeline batch to the next.
+const timelineInterval = 20 * time.Millisecond
+
+// paceTimeline pauses the timeline writer after a batch that took d: until timelineInterval
+// has passed, and longer when events are still queued and packets are being handled. The
+// writer is a database transaction on the same CPU as the answers, and under a flood it
+// always has a backlog — without a pause it took half the CPU and more, and the answer rate
+// fell with it (issue 13). Paused, it lets the answers have the rest; its queue fills and
+// drops (counted, OnTimelineDrop), and the next batches are larger, so cheaper per event.
 func (s *Server) paceTimeline(d time.Duration, stop <-chan struct{}) {
-	if len(s.timeline) == 0 || len(s.sem) == 0 {
+	// Batches at most every timelineInterval: a transaction per handful of events cost more
+	// in commits than in the events (timeline events show in the UI 20 ms later).
+	pause := timelineInterval - d
+	if len(s.timeline) > 0 && len(s.sem) > 0 {
+		pause = max(pause, min(d*(timelineShare-1), time.Second))
+	}
+	if pause <= 0 {
 		return
 	}
-	t := time.NewTimer(min(d*(timelineShare-1), time.Second))
+	t := time.NewTimer(pause)
 	defer t.Stop()
 	select {
 	case <-t.C:
