@@ -180,8 +180,10 @@ func TestFleetInstallsEndToEnd(t *testing.T) {
 			if !strings.Contains(progress.String(), "powered on") {
 				t.Errorf("no progress line: %q", progress.String())
 			}
+			// This process's namespaces only: another fleetboot simulate or test on the
+			// machine has its own, with its own PID in their names.
 			out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
-			if strings.Contains(string(out), "fbsim-") {
+			if strings.Contains(string(out), fmt.Sprintf("fbsim-%d-", os.Getpid())) {
 				t.Errorf("namespaces left behind: %s", out)
 			}
 		})
