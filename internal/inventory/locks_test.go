@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,5 +336,56 @@ func followAll(t *testing.T, reader *Inventory, finished <-chan struct{}) (store
 			return stored, missed
 		}
 		after = ev[len(ev)-1].ID
+	}
+}
+
+// A sighting of a known machine that reports no fact it did not already have writes no event
+// (it is one unlocked statement, seeKnown) but refreshes the last-seen data; a changed or new
+// fact is recorded with its "hardware" event.
+func TestSightingWithKnownFactsWritesNoEvent(t *testing.T) {
+	storetest.Run(t, testSightingWithKnownFactsWritesNoEvent)
+}
+
+func testSightingWithKnownFactsWritesNoEvent(t *testing.T, b storetest.Backend) {
+	ctx := context.Background()
+	inv, _ := openInv(t, b)
+	const mac = "52:54:00:00:0d:01"
+	hw := map[string]string{"manufacturer": "QEMU", "product": "Standard PC"}
+	if _, _, err := inv.See(ctx, Sighting{MAC: mac, Hardware: hw}); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now().UTC().Add(time.Hour)
+	inv.now = func() time.Time { return clock }
+	kinds := func() string {
+		t.Helper()
+		ev, err := inv.Events(ctx, mac, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k []string
+		for _, e := range ev {
+			k = append(k, e.Kind)
+		}
+		return strings.Join(k, ",")
+	}
+	for _, s := range []Sighting{
+		{MAC: mac, Hardware: hw, IP: "10.0.0.7"},
+		{MAC: mac, Hardware: map[string]string{"product": "Standard PC"}},
+		{MAC: mac},
+	} {
+		m, created, err := inv.See(ctx, s)
+		if err != nil || created || !m.LastSeen.Equal(clock) || m.IP != "10.0.0.7" || m.Hardware["manufacturer"] != "QEMU" {
+			t.Fatalf("sighting %+v: %+v created=%v %v", s, m, created, err)
+		}
+		if got := kinds(); got != "discovered" {
+			t.Fatalf("after sighting %+v the timeline is %s", s, got)
+		}
+	}
+	m, _, err := inv.See(ctx, Sighting{MAC: mac, Hardware: map[string]string{"product": "Other PC", "serial": "S1"}})
+	if err != nil || m.Hardware["product"] != "Other PC" || m.Hardware["serial"] != "S1" || m.Hardware["manufacturer"] != "QEMU" {
+		t.Fatalf("changed facts: %+v %v", m, err)
+	}
+	if got := kinds(); got != "discovered,hardware" {
+		t.Fatalf("after changed facts the timeline is %s", got)
 	}
 }

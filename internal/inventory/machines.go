@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/fleetboot/fleetboot/internal/ipxe"
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 const machineCols = `mac, uuid, hostname, labels, COALESCE(profile,''), state, arch, platform, firmware, ip, first_seen, last_seen, state_changed, hardware`
@@ -184,6 +185,21 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 // match. It returns nil, and See takes the locked path, for a new machine, new facts, or facts
 // that changed between its read and its write (the write compares the stored facts).
 func (inv *Inventory) seeKnown(ctx context.Context, s Sighting) (*Machine, error) {
+	if inv.db.Dialect() == store.Postgres {
+		// One round trip: the write happens only when the stored facts contain every fact
+		// reported (jsonb containment), which is "mergeHardware changes nothing".
+		m, err := scanMachine(inv.db.QueryRowContext(ctx, `UPDATE machines SET uuid = COALESCE(NULLIF(?, ''), uuid), arch = COALESCE(NULLIF(?, ''), arch),
+			platform = COALESCE(NULLIF(?, ''), platform), firmware = COALESCE(NULLIF(?, ''), firmware), ip = COALESCE(NULLIF(?, ''), ip),
+			last_seen = ? WHERE mac = ? AND hardware::jsonb @> ?::jsonb RETURNING `+machineCols,
+			s.UUID, s.Arch, s.Platform, s.Firmware, s.IP, fmtTime(inv.now()), s.MAC, jsonText(orEmpty(s.Hardware))))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update machine %s: %w", s.MAC, err)
+		}
+		return m, nil
+	}
 	m, hwText, err := scanMachineHardware(inv.db.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE mac = ?`, s.MAC))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
