@@ -22,8 +22,9 @@
 # per-round ratios. The script exits non-zero on any failure.
 #
 # Needs root (namespaces), iproute2, taskset, curl with TFTP (Debian's has it), dnsmasq
-# (dnsmasq-base), go, and the iPXE binaries (scripts/fetch-ipxe.sh). Nothing leaves the
-# namespaces; both servers are started here and stopped by their PIDs.
+# (dnsmasq-base), go, the iPXE binaries (scripts/fetch-ipxe.sh), and for PERF_OUT perf
+# (linux-perf). Nothing leaves the namespaces; both servers are started here and stopped by
+# their PIDs.
 #
 # Usage: sudo scripts/bench-tftp.sh   (env: FILE=ipxe.efi SEQ=20 CLIENTS=100 PER=2 ROUNDS=3
 #                                      WORKLOADS="seq512 seq1468 par" SERVER_CPU=0 LOAD_CPU=1
