@@ -17,9 +17,10 @@
 #   par       $CLIENTS concurrent clients, each $PER downloads in a row, blksize 1468
 # Reported per server and workload: MB/s (10^6 bytes), server CPU ms per MB (utime+stime from
 # /proc/PID/stat of the server process; dnsmasq serves TFTP in its one process) and failures
-# (curl errors or a short download); then fleetboot/dnsmasq ratios: throughput (> 1: fleetboot
-# faster) and CPU per MB (< 1: fleetboot cheaper), over the whole run and as the range of the
-# per-round ratios. The script exits non-zero on any failure.
+# (curl errors, e.g. exit 28 for a download not done within 60 s, or a short download); then
+# fleetboot/dnsmasq ratios: throughput (> 1: fleetboot faster) and CPU per MB (< 1: fleetboot
+# cheaper), over the whole run and as the range of the per-round ratios. The script exits
+# non-zero on any failure, after saying what the failures were.
 #
 # Needs root (namespaces), iproute2, taskset, curl with TFTP (Debian's has it), dnsmasq
 # (dnsmasq-base), go, the iPXE binaries (scripts/fetch-ipxe.sh), and for PERF_OUT perf
@@ -128,7 +129,8 @@ now() { date +%s.%N; }
 fetch_loop() {
 	local i got
 	for ((i = 0; i < $3; i++)); do
-		got=$(curl -s --max-time 60 --tftp-blksize "$2" -o /dev/null -w '%{size_download}' "$(url "$1")") || got=err
+		got=$(curl -s --max-time 60 --tftp-blksize "$2" -o /dev/null -w '%{size_download}' "$(url "$1")") ||
+			got="curl exit $?" # 28: not done within --max-time
 		[[ $got == "$size" ]] || echo "$got" >>"$4"
 	done
 }
@@ -213,4 +215,9 @@ for w in $WORKLOADS; do
 	total_fails=$((total_fails + fails[fleetboot,$w] + fails[dnsmasq,$w]))
 done
 echo "(throughput ratio fleetboot/dnsmasq, > 1: fleetboot faster; CPU ratio, < 1: fleetboot cheaper per MB)"
-((total_fails == 0)) || die "$total_fails downloads failed"
+if ((total_fails > 0)); then
+	for f in "$work"/fails.*; do
+		[[ -s $f ]] && log "failures ${f##*/fails.}: $(sort "$f" | uniq -c | sort -rn | head -3 | awk '{$1 = $1 "×"; print}' | paste -sd';')"
+	done
+	die "$total_fails downloads failed"
+fi
