@@ -124,40 +124,49 @@ done
 cpu_ticks() { sed 's/.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'; }
 now() { date +%s.%N; }
 
-# fetch_loop NAME BLKSIZE N FAILFILE: N downloads in a row; a curl error or a short file is a
-# failure (one line in FAILFILE).
+# fetch_loop NAME BLKSIZE N FILE: N downloads in a row. Each adds the bytes it received to
+# FILE.bytes (one line); a curl error or a short file is a failure (one line in FILE).
 fetch_loop() {
-	local i got
+	local i got rc
 	for ((i = 0; i < $3; i++)); do
-		got=$(curl -s --max-time 60 --tftp-blksize "$2" -o /dev/null -w '%{size_download}' "$(url "$1")") ||
-			got="curl exit $?" # 28: not done within --max-time
-		[[ $got == "$size" ]] || echo "$got" >>"$4"
+		rc=0
+		got=$(curl -s --max-time 60 --tftp-blksize "$2" -o /dev/null -w '%{size_download}' "$(url "$1")") || rc=$?
+		echo "${got:-0}" >>"$4.bytes"
+		if ((rc != 0)); then
+			echo "curl exit $rc" >>"$4" # 28: not done within --max-time
+		elif [[ $got != "$size" ]]; then
+			echo "short download" >>"$4"
+		fi
 	done
 }
 export -f fetch_loop url
 export FILE size
 
 # run NAME WORKLOAD: one round of the workload against one server; adds to the totals.
-declare -A secs bytes ticks fails rsecs rticks
+# MB/s and CPU per MB count the bytes received, so that failed downloads do not flatter a server.
+declare -A secs bytes ticks fails rsecs rticks rbytes
 run() {
-	local s=$1 w=$2 f="$work/fails.$1.$2" t0 t1 c0 c1 n
+	local s=$1 w=$2 f="$work/fails.$1.$2" t0 t1 c0 c1 b
 	: >>"$f"
+	rm -f "$f.bytes"
 	c0=$(cpu_ticks "$s")
 	t0=$(now)
 	case $w in
-	seq512) onclient bash -c "$(declare -p addr); fetch_loop $s 512 $SEQ $f"; n=$SEQ ;;
-	seq1468) onclient bash -c "$(declare -p addr); fetch_loop $s 1468 $SEQ $f"; n=$SEQ ;;
+	seq512) onclient bash -c "$(declare -p addr); fetch_loop $s 512 $SEQ $f" ;;
+	seq1468) onclient bash -c "$(declare -p addr); fetch_loop $s 1468 $SEQ $f" ;;
 	par)
 		onclient bash -c "$(declare -p addr)"'
 			for ((c = 0; c < '"$CLIENTS"'; c++)); do fetch_loop '"$s 1468 $PER $f"' & done; wait'
-		n=$((CLIENTS * PER))
 		;;
 	*) die "unknown workload $w" ;;
 	esac
 	t1=$(now)
 	c1=$(cpu_ticks "$s")
 	secs[$s,$w]=$(awk -v a="${secs[$s,$w]:-0}" -v b="$t0" -v c="$t1" 'BEGIN{printf "%.6f", a + c - b}')
-	bytes[$s,$w]=$((${bytes[$s,$w]:-0} + n * size))
+	b=$(awk '{n += $1} END {printf "%d", n}' "$f.bytes")
+	((b > 0)) || die "$s: no bytes at all in $w"
+	bytes[$s,$w]=$((${bytes[$s,$w]:-0} + b))
+	rbytes[$s,$w,$r]=$b
 	ticks[$s,$w]=$((${ticks[$s,$w]:-0} + c1 - c0))
 	fails[$s,$w]=$(wc -l <"$f")
 	rsecs[$s,$w,$r]=$(awk -v b="$t0" -v c="$t1" 'BEGIN{printf "%.6f", c - b}')
@@ -192,13 +201,15 @@ fi
 hz=$(getconf CLK_TCK)
 mbps() { awk -v b="${bytes[$1,$2]}" -v t="${secs[$1,$2]}" 'BEGIN{printf "%.2f", b / t / 1e6}'; }
 cpumb() { awk -v k="${ticks[$1,$2]}" -v hz="$hz" -v b="${bytes[$1,$2]}" 'BEGIN{printf "%.2f", k * 1000 / hz / (b / 1e6)}'; }
-# spread WORKLOAD: "min–max" of the per-round throughput and CPU ratios (each round moves the
-# same bytes through both servers, so the ratios are of times and of CPU ticks).
+# spread WORKLOAD: "min–max" of the per-round throughput and CPU-per-byte ratios.
 spread() {
 	local r tr=() cr=()
 	for ((r = 0; r < ROUNDS; r++)); do
-		tr+=("$(awk -v f="${rsecs[fleetboot,$1,$r]}" -v d="${rsecs[dnsmasq,$1,$r]}" 'BEGIN{printf "%.2f", d / f}')")
-		cr+=("$(awk -v f="${rticks[fleetboot,$1,$r]}" -v d="${rticks[dnsmasq,$1,$r]}" 'BEGIN{ if (d > 0) printf "%.2f", f / d; else print "inf" }')")
+		set -- "$1" "${rbytes[fleetboot,$1,$r]}" "${rbytes[dnsmasq,$1,$r]}"
+		tr+=("$(awk -v f="${rsecs[fleetboot,$1,$r]}" -v d="${rsecs[dnsmasq,$1,$r]}" -v fb="$2" -v db="$3" \
+			'BEGIN{printf "%.2f", (fb / f) / (db / d)}')")
+		cr+=("$(awk -v f="${rticks[fleetboot,$1,$r]}" -v d="${rticks[dnsmasq,$1,$r]}" -v fb="$2" -v db="$3" \
+			'BEGIN{ if (d > 0) printf "%.2f", (f / fb) / (d / db); else print "inf" }')")
 	done
 	printf '%s–%s× | %s–%s×' "$(printf '%s\n' "${tr[@]}" | sort -g | head -1)" "$(printf '%s\n' "${tr[@]}" | sort -g | tail -1)" \
 		"$(printf '%s\n' "${cr[@]}" | sort -g | head -1)" "$(printf '%s\n' "${cr[@]}" | sort -g | tail -1)"
