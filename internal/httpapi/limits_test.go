@@ -31,10 +31,23 @@ func TestUploadLimits(t *testing.T) {
 		res.Body.Close()
 		first <- res.StatusCode
 	}()
-	if _, err := pw.Write(make([]byte, 4096)); err != nil { // the handler is reading: it has the slot
+	// Whatever happens below, the first upload ends with the test (a failure must not leave
+	// it holding the server until go test's timeout).
+	t.Cleanup(func() { pw.CloseWithError(fmt.Errorf("test over")) })
+	if _, err := pw.Write(make([]byte, 4096)); err != nil { // the transport is sending it
 		t.Fatal(err)
 	}
-	res, b := e.do(t, "PUT", "/api/v1/isos/second.iso", testToken, nil, strings.NewReader("data"))
+	// The transport may hold those bytes before the handler runs and takes the slot: until
+	// it has, a second upload gets the slot itself (and is refused for its content, 4xx, not
+	// counted as limited). So ask until the slot is seen taken, within a bound.
+	var res *http.Response
+	var b []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		res, b = e.do(t, "PUT", "/api/v1/isos/second.iso", testToken, nil, strings.NewReader("data"))
+		if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode/100 != 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "--max-uploads") {
 		t.Fatalf("second upload while one runs: %d Retry-After=%q %s", res.StatusCode, res.Header.Get("Retry-After"), b)
 	}
