@@ -11,7 +11,7 @@
 # Every measurement runs $REPS times per server, alternating which server goes first, and the
 # median is reported:
 #   1. one 1 GiB stream: curl's download speed, and the server CPU seconds it cost
-#      (utime+stime from /proc/PID/stat; nginx: master + workers);
+#      (nanoseconds from /proc/PID/task/*/schedstat; nginx: master + workers);
 #   2. $CONC concurrent clients fetching the $MID_MB MiB file (wrk, $DUR s): aggregate MB/s,
 #      p99 latency, and server CPU per GB sent;
 #   3. random 64 KiB Range requests inside the 1 GiB file (wrk + Lua, -c$RANGE_CONC -t2, $DUR s);
@@ -55,7 +55,7 @@ die() {
 	exit 1
 }
 
-for cmd in go curl wrk nginx xorriso shred ss awk sha256sum cmp getconf taskset; do
+for cmd in go curl wrk nginx xorriso shred ss awk sha256sum cmp taskset; do
 	command -v "$cmd" >/dev/null || die "$cmd not found (apt-get install curl wrk nginx-light xorriso iproute2)"
 done
 [[ -s $here/embed/ipxe/ipxe.efi ]] || die "embed/ipxe is empty: run scripts/fetch-ipxe.sh"
@@ -92,7 +92,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-hz=$(getconf CLK_TCK)
 now() { date +%s.%N; }
 
 # free_port prints a TCP port nothing on this machine listens on.
@@ -118,13 +117,18 @@ wait_ready() {
 	die "server at $1 never answered"
 }
 
-# cpu_ticks prints the user+system clock ticks of the given PIDs (all threads of each).
-cpu_ticks() {
-	local p t=0 v
+# cpu_ns prints the CPU nanoseconds the given PIDs have used (all threads of each): the first
+# field of /proc/PID/task/TID/schedstat, exact to the nanosecond, where utime+stime in
+# /proc/PID/stat count 10 ms clock ticks (a 1 GiB stream costs ~120 ms, so ticks were ±8 %).
+# Threads that have exited are not counted; neither server ends threads while serving.
+cpu_ns() {
+	local p f t=0 v
 	for p in "$@"; do
-		# After the ")" that ends the command name, fields 12 and 13 are utime and stime.
-		v=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}') || die "process $p is gone"
-		t=$((t + v))
+		[[ -d /proc/$p ]] || die "process $p is gone"
+		for f in /proc/"$p"/task/*/schedstat; do
+			read -r v _ <"$f" 2>/dev/null || continue
+			t=$((t + v))
+		done
 	done
 	echo "$t"
 }
@@ -302,13 +306,13 @@ for ((r = 0; r < REPS; r++)); do
 	((r % 2 == 0)) || order=(nginx fleetboot)
 	for s in "${order[@]}"; do
 		# shellcheck disable=SC2086 # srv_pids holds several PIDs for nginx
-		c0=$(cpu_ticks ${srv_pids[$s]})
+		c0=$(cpu_ns ${srv_pids[$s]})
 		read -r code size speed < <(onload curl -s -o /dev/null -w '%{http_code} %{size_download} %{speed_download}\n' "${big_url[$s]}")
 		# shellcheck disable=SC2086
-		c1=$(cpu_ticks ${srv_pids[$s]})
+		c1=$(cpu_ns ${srv_pids[$s]})
 		[[ $code == 200 && $size == "$big_bytes" ]] || die "$s: stream got $code, $size bytes"
 		stream_mbs[$s]+=" $(calc %.1f "$speed / 1e6")"
-		stream_cpu[$s]+=" $(calc %.3f "($c1 - $c0) / $hz / ($size / 1e9)")"
+		stream_cpu[$s]+=" $(calc %.3f "($c1 - $c0) / 1e9 / ($size / 1e9)")"
 	done
 done
 
@@ -344,14 +348,14 @@ run_wrk() {
 	local s=$1 url=$2 conns=$3 script=$4 c0 c1 line
 	shift 4
 	# shellcheck disable=SC2086
-	c0=$(cpu_ticks ${srv_pids[$s]})
+	c0=$(cpu_ns ${srv_pids[$s]})
 	line=$(onload wrk -t"$load_ncpu" -c"$conns" -d"${DUR}s" --timeout 60s --latency -s "$script" "$url" -- "$@" | grep '^RESULT') ||
 		die "wrk against $s failed"
 	# shellcheck disable=SC2086
-	c1=$(cpu_ticks ${srv_pids[$s]})
-	awk -v c="$((c1 - c0))" -v hz="$hz" '{
+	c1=$(cpu_ns ${srv_pids[$s]})
+	awk -v c="$((c1 - c0))" '{
 		req = $2; bytes = $3; us = $4
-		printf "%.1f %.1f %.1f %.1f %.2f %d %.0f\n", req / us * 1e6, bytes / us, $5 / 1000, $6 / 1000, c / hz,
+		printf "%.1f %.1f %.1f %.1f %.3f %d %.0f\n", req / us * 1e6, bytes / us, $5 / 1000, $6 / 1000, c / 1e9,
 			$7 + $8 + $9 + $10 + $11, (req > 0 ? bytes / req : 0)
 	}' <<<"$line"
 }
@@ -435,6 +439,7 @@ Servers pinned to CPU(s) $SERVER_CPUS (fleetboot GOMAXPROCS $server_ncpu), curl 
 wrk errors (all rounds): $CONC-client fleetboot ${conc_err[fleetboot]}, nginx ${conc_err[nginx]}; Range fleetboot ${range_err[fleetboot]}, nginx ${range_err[nginx]}.
 Per round — stream MB/s fleetboot:${stream_mbs[fleetboot]} nginx:${stream_mbs[nginx]}; stream CPU s fleetboot:${stream_cpu[fleetboot]} nginx:${stream_cpu[nginx]}
   $CONC-client MB/s fleetboot:${conc_mbs[fleetboot]} nginx:${conc_mbs[nginx]}; p99 ms fleetboot:${conc_p99[fleetboot]} nginx:${conc_p99[nginx]}
+  $CONC-client CPU s per GB fleetboot:${conc_cpugb[fleetboot]} nginx:${conc_cpugb[nginx]}; Range CPU µs per request fleetboot:${range_cpu[fleetboot]} nginx:${range_cpu[nginx]}
   Range req/s fleetboot:${range_rps[fleetboot]} nginx:${range_rps[nginx]}; upload MB/s fleetboot: ${up_mbs[*]} dd: ${dd_mbs[*]}
   upload RSS kB start: ${rss_start[*]}; sampled peak: ${rss_peak[*]}; VmHWM: ${rss_hwm[*]}
 EOF
