@@ -198,9 +198,11 @@ type Inventory struct {
 	db *store.DB
 	// mu serialises this process's write transactions on SQLite (local). Across processes
 	// sharing a PostgreSQL database, transactions take the locks described at catalogLock.
-	mu   sync.Mutex
-	now  func() time.Time
-	site string // --site, recorded on every event
+	mu sync.Mutex
+	// writers bounds this process's concurrent write transactions on PostgreSQL (local).
+	writers chan struct{}
+	now     func() time.Time
+	site    string // --site, recorded on every event
 	// feed wakes live event streams after commits.
 	feed feed
 	// dhcpClientsAdded counts dhcp_clients rows RecordDHCP added since it last trimmed the
@@ -395,7 +397,7 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 	if err := st.Apply(ctx, "inventory", schema); err != nil {
 		return nil, err
 	}
-	inv := &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }}
+	inv := &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }, writers: make(chan struct{}, maxWriters)}
 	if st.Dialect() != store.Postgres {
 		if err := inv.loadKnown(ctx); err != nil {
 			return nil, err
@@ -551,12 +553,22 @@ func (tx *writeTx) commit(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// local serialises this process's write transactions on SQLite, so that they queue here
-// rather than on SQLite's busy timeout; it returns the unlock. On PostgreSQL writers run
-// concurrently, ordered by the database's locks (begin).
+// maxWriters is how many write transactions (sightings that create or change a machine,
+// transitions, DHCP facts, operator changes) one instance runs at once on PostgreSQL; more
+// wait in the process. They run side by side (begin), but each is a server process doing a few
+// round trips: unbounded, a fleet powering on had dozens at once, which on a small machine
+// took the CPU and the connection pool (16) from the DHCP lease transactions and from each
+// other. With 4, bench-database.sh measured both DHCP and boot-script p50 2-4x lower than
+// unbounded, in two alternating pairs of runs.
+const maxWriters = 4
+
+// local bounds this process's write transactions: on SQLite one at a time, so that they
+// queue here rather than on SQLite's busy timeout; on PostgreSQL maxWriters, ordered by the
+// database's locks (begin). It returns the release.
 func (inv *Inventory) local() func() {
 	if inv.db.Dialect() == store.Postgres {
-		return func() {}
+		inv.writers <- struct{}{}
+		return func() { <-inv.writers }
 	}
 	inv.mu.Lock()
 	return inv.mu.Unlock
