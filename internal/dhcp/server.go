@@ -38,7 +38,11 @@ const (
 const (
 	DefaultHTTPBootFile = ipxe.UEFISnp
 	DefaultLeaseTime    = time.Hour
-	DefaultMaxInFlight  = 64
+	// DefaultMaxInFlight bounds the packets handled at once. A handler waits up to the lease
+	// writer's commit interval for its ACK's commit, so at a few thousand exchanges a second a
+	// few dozen slots are taken by waits alone; 256 leaves room for bursts (the rest is
+	// dropped, never queued).
+	DefaultMaxInFlight = 256
 	// DefaultTimelineQueue is how many timeline events may wait for Config.Timeline: a mass
 	// power-on of a few thousand machines, each a handful of packets, fits while the database
 	// catches up.
@@ -102,8 +106,8 @@ type Config struct {
 	DomainName string
 	// LeaseTime of full-mode leases, default 1h.
 	LeaseTime time.Duration
-	// MaxInFlight bounds the packets handled at once, default 64; packets beyond it are dropped
-	// and reported as "dropped" events (clients retransmit).
+	// MaxInFlight bounds the packets handled at once, default DefaultMaxInFlight; packets
+	// beyond it are dropped and reported as "dropped" events (clients retransmit).
 	MaxInFlight int
 	// Logger receives one line per reply (mac, arch, firmware, ip, file, xid); nil discards.
 	Logger *slog.Logger

@@ -113,7 +113,7 @@ func TestNewValidatesWithActionableMessages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("proxy config without lease store: %v", err)
 	}
-	if s.cfg.HTTPBase != testHTTP || s.cfg.HTTPBootFile != "snponly.efi" || s.cfg.MaxInFlight != 64 || s.cfg.LeaseTime != time.Hour {
+	if s.cfg.HTTPBase != testHTTP || s.cfg.HTTPBootFile != "snponly.efi" || s.cfg.MaxInFlight != DefaultMaxInFlight || s.cfg.LeaseTime != time.Hour {
 		t.Errorf("defaults not applied: %+v", s.cfg)
 	}
 }

@@ -23,14 +23,14 @@ func TestSlowTimelineDoesNotDelayAnswers(t *testing.T) {
 	// Registered before startServer's cleanup, so it runs after it: never leave Run blocked.
 	t.Cleanup(func() { release.Do(func() { close(hold) }) })
 	got := make(chan []Event, 1024)
-	cfg := Config{Mode: ModeProxy, Interface: "fbs0", ServerIP: serverIP, HTTPBase: testHTTP, TimelineQueue: 16,
+	cfg := Config{Mode: ModeProxy, Interface: "fbs0", ServerIP: serverIP, HTTPBase: testHTTP, TimelineQueue: 16, MaxInFlight: 64,
 		Timeline: func(evs []Event) {
 			<-hold
 			got <- evs
 		}}
 	rs := startServer(t, ns, cfg, nil)
 
-	const clients = 3 * DefaultMaxInFlight
+	const clients = 3 * 64 // MaxInFlight
 	for i := range clients {
 		mac := net.HardwareAddr{0x52, 0x54, 0, 0x7e, byte(i >> 8), byte(i)}
 		m := msg(t, dhcpv4.MessageTypeDiscover, append(uefiPXE(), withXID(i), dhcpv4.WithHwAddr(mac))...)

@@ -190,6 +190,9 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 	return app, nil
 }
 
+// sharedMaxInFlight is dhcp.Config.MaxInFlight with a PostgreSQL lease table.
+const sharedMaxInFlight = 64
+
 // buildDHCP builds the DHCP server of a proxy or full configuration over the lease table.
 func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps, app *App, log *slog.Logger) (*dhcp.Server, *dhcp.LeaseDB, error) {
 	m, inv, quirks, planner, prov := app.Metrics, app.Inventory, app.Quirks, app.Planner, app.Provision
@@ -247,6 +250,9 @@ func buildDHCP(ctx context.Context, cfg config.Config, res *config.Resolved, d D
 	var err error
 	if app.DB.Dialect() == store.Postgres {
 		leases, err = dhcp.OpenLeaseDB(ctx, app.DB) // shared by an HA pair
+		// Every offer and ACK is a locked PostgreSQL transaction that holds one of the
+		// instance's 16 connections: more packets in flight would only queue for them.
+		dcfg.MaxInFlight = sharedMaxInFlight
 	} else {
 		leases, err = dhcp.OpenLeaseFile(ctx, cfg.DataDir, app.DB)
 	}
