@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -25,6 +27,7 @@ boot scripts, downloads, installer phases, state changes, errors.
 
 With --follow the command keeps running and prints every new event as fleetboot records it,
 until Ctrl-C. A broken connection is reopened where it stopped, so no event is missed.
+--follow --machine of a machine not seen yet waits for it: start it, then power the machine on.
 
 -o json prints a JSON array; with --follow, one JSON object per line (JSON Lines), for
 scripts: fleetboot events --follow -o json | jq -r 'select(.kind=="state") | .mac+" "+.detail'`,
@@ -43,6 +46,12 @@ scripts: fleetboot events --follow -o json | jq -r 'select(.kind=="state") | .ma
 				ask = max(limit, 1)
 			}
 			recent, err := c.Events(cmd.Context(), machine, ask)
+			var ae *client.APIError
+			if follow && machine != "" && errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				// A machine not seen yet (about to be powered on): all its events are new.
+				fmt.Fprintf(cmd.ErrOrStderr(), "machine %s has not been seen yet; waiting for its first event\n", machine)
+				recent, err = nil, nil
+			}
 			if err != nil {
 				return err
 			}

@@ -22,11 +22,17 @@ import (
 // followCLI runs `fleetboot args…` until the test ends, its stdout as a channel of lines.
 func followCLI(t *testing.T, args ...string) <-chan string {
 	t.Helper()
+	return followCLIWithStderr(t, io.Discard, args...)
+}
+
+// followCLIWithStderr is followCLI with the command's stderr going to stderr.
+func followCLIWithStderr(t *testing.T, stderr io.Writer, args ...string) <-chan string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	root := newRootCmd()
 	root.SetOut(pw)
-	root.SetErr(io.Discard)
+	root.SetErr(stderr)
 	root.SetArgs(args)
 	done := make(chan error, 1)
 	go func() { err := root.ExecuteContext(ctx); pw.Close(); done <- err }()
@@ -118,9 +124,45 @@ func TestEventsWithoutFollowListsRecentEventsOfAllMachines(t *testing.T) {
 	if !strings.Contains(out, "TIME") || strings.Contains(out, "34:01") || !strings.Contains(out, "52:54:00:12:34:02") {
 		t.Fatalf("events --limit 1:\n%s", out)
 	}
+	// Listing an unknown machine's events is an error (following one waits for it).
 	if _, _, err := runCLI(t, "events", "--machine", "52:54:00:99:99:99"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("unknown machine: %v", err)
 	}
+}
+
+// An operator starts following a machine before powering it on for the first time: the
+// command waits, and prints the machine's events once it appears.
+func TestEventsFollowWaitsForAMachineNotSeenYet(t *testing.T) {
+	srv := cliServer(t)
+	const mac = "52:54:00:12:34:77"
+	notes := make(chan string, 10)
+	lines := followCLIWithStderr(t, lineWriter(notes), "events", "--follow", "--machine", mac)
+	// The machine appears only once the command has found it unknown (which used to end it).
+	select {
+	case n := <-notes:
+		if !strings.Contains(n, "has not been seen yet") {
+			t.Fatalf("stderr: %q", n)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no note about the unknown machine within a minute")
+	}
+	if _, err := srv.Inv.CreateMachine(context.Background(), mac, inventory.MachineUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Inv.AddEvent(context.Background(), mac, "dhcp", "ack 10.0.0.77 firmware=bios")
+	nextLine(t, lines, "created")
+	nextLine(t, lines, "ack 10.0.0.77")
+}
+
+// lineWriter sends each Write (the CLI writes whole lines) to ch, dropping it when ch is full.
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	select {
+	case w <- string(p):
+	default:
+	}
+	return len(p), nil
 }
 
 // TestEventsFollowShowsInstallerPhasesReportedByTemplateHooks is the chain an operator

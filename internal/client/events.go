@@ -39,7 +39,7 @@ func (c *Client) Events(ctx context.Context, mac string, limit int) ([]Event, er
 // (Last-Event-ID), so no event is lost or repeated; only when the server cannot be reached
 // Retries times in a row (backoff as for uploads) does FollowEvents give up. It returns when
 // ctx ends (nil), fn fails (fn's error) or the server refuses the stream (an *APIError: bad
-// MAC, unknown machine, wrong token).
+// MAC, wrong token). A machine not seen yet may be followed: its events arrive once it is.
 func (c *Client) FollowEvents(ctx context.Context, mac string, after int64, fn func(Event) error) error {
 	retries := c.Retries
 	if retries <= 0 {

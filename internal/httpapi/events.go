@@ -82,8 +82,9 @@ func (a *API) StopStreams() {
 	}
 }
 
-// eventsQuery reads ?machine= (a MAC, "" for every machine) and checks the machine exists.
-func (a *API) eventsMachine(c echo.Context) (string, error) {
+// eventsMachine reads ?machine= (a MAC, "" for every machine); known says it must be a
+// machine the inventory has (404 otherwise).
+func (a *API) eventsMachine(c echo.Context, known bool) (string, error) {
 	q := c.QueryParam("machine")
 	if q == "" {
 		return "", nil
@@ -91,6 +92,9 @@ func (a *API) eventsMachine(c echo.Context) (string, error) {
 	mac := ipxe.NormalizeMAC(q)
 	if mac == "" {
 		return "", httpError(http.StatusBadRequest, fmt.Sprintf("machine %q is not a MAC address: %s", q, macFormat))
+	}
+	if !known {
+		return mac, nil
 	}
 	if _, err := a.cfg.Inventory.Machine(c.Request().Context(), mac); err != nil {
 		return "", err
@@ -101,7 +105,7 @@ func (a *API) eventsMachine(c echo.Context) (string, error) {
 // recentEvents serves GET /api/v1/events[?machine=MAC][&limit=N][&after=ID]: the newest
 // events of one machine or of all, oldest first; with after, the events after that id.
 func (a *API) recentEvents(c echo.Context) error {
-	mac, err := a.eventsMachine(c)
+	mac, err := a.eventsMachine(c, true)
 	if err != nil {
 		return err
 	}
@@ -139,9 +143,11 @@ func (a *API) recentEvents(c echo.Context) error {
 // event with its id in `id:`. Where it starts: the Last-Event-ID header (what a browser's
 // EventSource sends when it reconnects), else ?after=, else the newest event now (only new
 // events). Events come from the database, so a reconnect with the last id it saw misses
-// nothing that is still in the timeline (each machine keeps its newest 500).
+// nothing that is still in the timeline (each machine keeps its newest 500). A machine no
+// instance has seen yet may be followed: its first event ("created", when DHCP or a script
+// request meets it) arrives when it is powered on.
 func (a *API) eventStream(c echo.Context) error {
-	mac, err := a.eventsMachine(c)
+	mac, err := a.eventsMachine(c, false)
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func TestEventStreamRefusesBadRequests(t *testing.T) {
 	}{
 		{"/api/v1/events/stream", "", nil, 401},
 		{"/api/v1/events/stream?machine=nope", testToken, nil, 400},
-		{"/api/v1/events/stream?machine=52:54:00:00:00:99", testToken, nil, 404},
+		{"/api/v1/events?machine=52:54:00:00:00:99", testToken, nil, 404},
 		{"/api/v1/events/stream?after=x", testToken, nil, 400},
 		{"/api/v1/events/stream", testToken, map[string]string{"Last-Event-ID": "-3"}, 400},
 		{"/api/v1/events?limit=0", testToken, nil, 400},
@@ -154,6 +154,19 @@ func TestEventStreamRefusesBadRequests(t *testing.T) {
 		if res.StatusCode != tc.want {
 			t.Errorf("%s %v: %d, want %d: %s", tc.path, tc.hdr, res.StatusCode, tc.want, b)
 		}
+	}
+}
+
+// An operator follows a machine before it is powered on for the first time: the stream of a
+// MAC nobody has seen opens, and the machine's first events arrive when it appears.
+func TestEventStreamFollowsAMachineNotSeenYet(t *testing.T) {
+	e := newISOEnvWith(t, func(d *server.Deps) { d.EventHeartbeat = time.Hour })
+	mac := "52:54:00:00:00:77"
+	s := openStream(t, e, "?machine="+mac, nil)
+	addMachine(t, e, "52:54:00:00:00:78") // another machine: not delivered
+	addMachine(t, e, mac)
+	if ev := s.next(t); ev.MAC != mac || ev.Kind != "created" {
+		t.Fatalf("first event of the new machine: %+v", ev)
 	}
 }
 
