@@ -128,8 +128,11 @@ type Config struct {
 	// beyond it new connections wait in the kernel's accept queue.
 	HTTPMaxConns int
 	// BodyIdleTimeout cuts off an API request whose body sends nothing for this long (an
-	// upload that stalls); a slow but moving body is never cut. Downloads have no such limit.
+	// upload that stalls); a slow but moving body is never cut.
 	BodyIdleTimeout time.Duration
+	// HTTPWriteIdleTimeout cuts off an HTTP response (a download) that makes no progress for
+	// this long: a client that stopped reading. A slow but moving download is never cut.
+	HTTPWriteIdleTimeout time.Duration
 	// TFTPMaxTransfers bounds the TFTP transfers running at once; more get a TFTP error and
 	// retry.
 	TFTPMaxTransfers int
@@ -163,12 +166,15 @@ func Default() Config {
 		MaxUploads:        4,
 		MaxPendingUploads: 100,
 		// 4096 connections (goroutines, a few KiB each) serve a fleet powering on at once.
-		HTTPMaxConns:     4096,
-		BodyIdleTimeout:  time.Minute,
-		TFTPMaxTransfers: 512,
-		DrainTimeout:     30 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "text",
+		HTTPMaxConns:    4096,
+		BodyIdleTimeout: time.Minute,
+		// Far longer than any pause of a live client (TCP retransmits, a firmware busy
+		// decompressing), short enough that stuck clients free their connections.
+		HTTPWriteIdleTimeout: 2 * time.Minute,
+		TFTPMaxTransfers:     512,
+		DrainTimeout:         30 * time.Second,
+		LogLevel:             "info",
+		LogFormat:            "text",
 	}
 }
 
@@ -396,6 +402,9 @@ func (c Config) Validate() (*Resolved, error) {
 	}
 	if c.BodyIdleTimeout < time.Second {
 		bad("--body-idle-timeout must be at least 1s")
+	}
+	if c.HTTPWriteIdleTimeout != 0 && c.HTTPWriteIdleTimeout < time.Second {
+		bad("--http-write-idle-timeout must be at least 1s (0: never)")
 	}
 	if c.UploadExpiry < time.Minute {
 		bad("--upload-expiry must be at least 1m")

@@ -51,6 +51,7 @@ func TestValidateMessagesSayWhatToDo(t *testing.T) {
 		{"tls unreadable", func(c *Config) { c.TLSCert, c.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, "--tls-cert /nonexistent/cert.pem"},
 		{"register dir missing", func(c *Config) { c.RegisterDirs = []string{"/nonexistent/isos"} }, "--register-dir /nonexistent/isos"},
 		{"same tokens", func(c *Config) { c.Token = "same-token-0123456789"; c.ReadOnlyToken = c.Token }, "must differ"},
+		{"write idle too short", func(c *Config) { c.HTTPWriteIdleTimeout = 500 * time.Millisecond }, "--http-write-idle-timeout must be at least 1s (0: never)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

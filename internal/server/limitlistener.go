@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // limitListener accepts at most n connections at a time; Accept waits (the rest stay in the
@@ -19,11 +21,13 @@ type limitListener struct {
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	writeIdle time.Duration
 }
 
-// newLimitListener bounds l to n open connections (n ≥ 1).
-func newLimitListener(l net.Listener, n int) net.Listener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+// newLimitListener bounds l to n open connections (n ≥ 1). writeIdle > 0 cuts off a TCP
+// connection whose response makes no progress for that long (limitedTCPConn); 0: never.
+func newLimitListener(l net.Listener, n int, writeIdle time.Duration) net.Listener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{}), writeIdle: writeIdle}
 }
 
 // Accept waits for a free slot, then for a connection.
@@ -39,7 +43,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &limitedTCPConn{TCPConn: tc, sem: l.sem}, nil
+		return &limitedTCPConn{TCPConn: tc, sem: l.sem, writeIdle: l.writeIdle}, nil
 	}
 	return &limitedConn{Conn: c, sem: l.sem}, nil
 }
@@ -53,15 +57,59 @@ func (l *limitListener) Close() error {
 // limitedTCPConn gives its slot back on the first Close. Embedding the *net.TCPConn (not the
 // net.Conn interface) keeps CloseWrite, SetLinger and the rest visible to net/http; ReadFrom,
 // which net/http calls with a file body, is sendFile (sendfile.go).
+//
+// With writeIdle set, every write — and every chunk sendfile moves — pushes the write
+// deadline writeIdle ahead: a client that stops reading (its TCP window stays shut, so TCP
+// itself never gives up) is cut off after writeIdle without progress, and its connection
+// slot comes free; a slow client that keeps reading is never cut, however long its download
+// takes. A deadline the handler sets itself (the event stream's per-write timeout) wins
+// until the handler clears it.
 type limitedTCPConn struct {
 	*net.TCPConn
-	sem  chan struct{}
-	once sync.Once
+	sem       chan struct{}
+	once      sync.Once
+	writeIdle time.Duration
+	explicit  atomic.Bool // the handler set a write deadline of its own
 }
 
 // ReadFrom sends a file-backed r with sendfile(2) without waking the Go scheduler's monitor
 // thread on every call (see sendFile); any other r goes to net.TCPConn's ReadFrom.
-func (c *limitedTCPConn) ReadFrom(r io.Reader) (int64, error) { return sendFile(c.TCPConn, r) }
+func (c *limitedTCPConn) ReadFrom(r io.Reader) (int64, error) {
+	if !c.idleLimited() {
+		return sendFile(c.TCPConn, r, nil)
+	}
+	c.progressed()
+	return sendFile(c.TCPConn, r, c)
+}
+
+// Write pushes the write deadline writeIdle ahead first (see limitedTCPConn).
+func (c *limitedTCPConn) Write(p []byte) (int, error) {
+	if c.idleLimited() {
+		c.progressed()
+	}
+	return c.TCPConn.Write(p)
+}
+
+// SetWriteDeadline records whether the handler now has a deadline of its own.
+func (c *limitedTCPConn) SetWriteDeadline(t time.Time) error {
+	c.explicit.Store(!t.IsZero())
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// SetDeadline is SetWriteDeadline for both directions.
+func (c *limitedTCPConn) SetDeadline(t time.Time) error {
+	c.explicit.Store(!t.IsZero())
+	return c.TCPConn.SetDeadline(t)
+}
+
+// idleLimited says whether writes get the idle deadline now.
+func (c *limitedTCPConn) idleLimited() bool { return c.writeIdle > 0 && !c.explicit.Load() }
+
+// progressed moves the write deadline writeIdle from now: bytes went out (or are about to).
+// Safe inside a RawConn.Write callback: setting a deadline does not take the write lock.
+func (c *limitedTCPConn) progressed() {
+	_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.writeIdle))
+}
 
 func (c *limitedTCPConn) Close() error {
 	err := c.TCPConn.Close()

@@ -54,7 +54,7 @@ func TestLimitListenerKeepsSendfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(newLimitListener(ln, 16)) }()
+	go func() { done <- srv.Serve(newLimitListener(ln, 16, 0)) }()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
@@ -97,7 +97,7 @@ func TestLimitListenerBoundsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLimitListener(inner, 2)
+	l := newLimitListener(inner, 2, 0)
 	defer l.Close()
 	accepted := make(chan net.Conn, 3)
 	acceptErr := make(chan error, 1)
@@ -143,5 +143,195 @@ func TestLimitListenerBoundsConnections(t *testing.T) {
 	l.Close()
 	if err := <-acceptErr; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// idlePair is tcpPair with the server end cutting off writes after writeIdle without progress.
+func idlePair(t *testing.T, writeIdle time.Duration) (server *limitedTCPConn, client net.Conn) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(inner, 4, writeIdle)
+	defer l.Close()
+	client, err = net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); client.Close() })
+	return c.(*limitedTCPConn), client
+}
+
+// bigFile is a file of n bytes (written, so in the page cache), open for reading.
+func bigFile(t *testing.T, n int) *os.File {
+	name := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(name, make([]byte, n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// plainReader hides every interface but Read: net copies it (the fallback path).
+type plainReader struct{ r io.Reader }
+
+func (p plainReader) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// waitErr waits (boundedly) for a write that must end in a deadline error.
+func waitErr(t *testing.T, what string, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: %v, want a deadline error", what, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: still writing to a client that reads nothing 30 s on", what)
+	}
+}
+
+// TestWriteIdleCutsOffAClientThatStopsReading: a client whose window stays shut (it reads
+// nothing) is cut off after writeIdle without progress — on sendfile's own path, on net's
+// fallback path and for plain writes. Without the deadline each would wait for ever (TCP
+// keeps probing the zero window and never gives up).
+func TestWriteIdleCutsOffAClientThatStopsReading(t *testing.T) {
+	const size = 64 << 20 // far more than loopback's socket buffers take
+	for _, tc := range []struct {
+		name  string
+		write func(t *testing.T, c *limitedTCPConn) error
+	}{
+		{"sendfile", func(t *testing.T, c *limitedTCPConn) error {
+			_, err := c.ReadFrom(&io.LimitedReader{R: bigFile(t, size), N: size})
+			return err
+		}},
+		{"fallback", func(_ *testing.T, c *limitedTCPConn) error {
+			_, err := c.ReadFrom(plainReader{bytes.NewReader(make([]byte, size))})
+			return err
+		}},
+		{"write", func(_ *testing.T, c *limitedTCPConn) error {
+			_, err := c.Write(make([]byte, size))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			server, _ := idlePair(t, 300*time.Millisecond)
+			done := make(chan error, 1)
+			body := func(c *limitedTCPConn) error { return tc.write(t, c) }
+			go func() { done <- body(server) }()
+			waitErr(t, tc.name, done)
+		})
+	}
+}
+
+// TestWriteIdleSparesASlowReader: a client that keeps reading, slowly, gets the whole body
+// although the download takes several times writeIdle (the deadline is on progress, not on
+// the transfer).
+func TestWriteIdleSparesASlowReader(t *testing.T) {
+	const size = 24 << 20
+	const idle = 2 * time.Second
+	for _, tc := range []struct {
+		name string
+		body func(t *testing.T) io.Reader
+	}{
+		{"sendfile", func(t *testing.T) io.Reader { return &io.LimitedReader{R: bigFile(t, size), N: size} }},
+		{"fallback", func(*testing.T) io.Reader { return plainReader{bytes.NewReader(make([]byte, size))} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			server, client := idlePair(t, idle)
+			body := tc.body(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := server.ReadFrom(body)
+				server.CloseWrite()
+				done <- err
+			}()
+			start := time.Now()
+			var got int64
+			buf := make([]byte, 512<<10)
+			for {
+				n, err := io.ReadFull(client, buf)
+				got += int64(n)
+				if err != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond) // 5 MiB/s: 24 MiB take ~5 s
+			}
+			if err := <-done; err != nil || got != size {
+				t.Fatalf("slow reader got %d of %d bytes in %v: %v", got, size, time.Since(start), err)
+			}
+			if el := time.Since(start); el < idle {
+				t.Logf("the download took %v, less than the idle timeout: the test proves less than it should", el)
+			}
+		})
+	}
+}
+
+// TestHandlerDeadlineWinsOverWriteIdle: a deadline the handler sets (the event stream's
+// per-write timeout) is not pushed away by the idle deadline; once cleared, the idle deadline
+// applies again.
+func TestHandlerDeadlineWinsOverWriteIdle(t *testing.T) {
+	server, _ := idlePair(t, time.Hour)
+	server.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	done := make(chan error, 1)
+	go func() { _, err := server.Write(make([]byte, 64<<20)); done <- err }()
+	waitErr(t, "handler's deadline", done)
+
+	server2, _ := idlePair(t, 300*time.Millisecond)
+	server2.SetWriteDeadline(time.Now().Add(time.Hour))
+	server2.SetWriteDeadline(time.Time{})
+	go func() { _, err := server2.Write(make([]byte, 64<<20)); done <- err }()
+	waitErr(t, "idle deadline after the handler's was cleared", done)
+}
+
+// TestStalledDownloadFreesItsConnectionSlot: through http.Server on a listener of one
+// connection, a client that requests a big file and reads nothing is cut off, so the next
+// client is served; without the idle deadline it would wait in the accept queue for ever.
+func TestStalledDownloadFreesItsConnectionSlot(t *testing.T) {
+	f := bigFile(t, 64<<20)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" {
+			io.WriteString(w, "ok")
+			return
+		}
+		http.ServeContent(w, r, "big", time.Time{}, io.NewSectionReader(f, 0, 64<<20))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(newLimitListener(ln, 1, 300*time.Millisecond))
+	t.Cleanup(func() { srv.Close() })
+
+	stalled, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if _, err := io.WriteString(stalled, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled client holds the only slot once its response has started.
+	if _, err := stalled.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	res, err := client.Get("http://" + ln.Addr().String() + "/small")
+	if err != nil {
+		t.Fatalf("second client not served while the first stalls: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "ok" {
+		t.Fatalf("second client got %q", b)
 	}
 }

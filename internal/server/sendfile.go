@@ -57,9 +57,12 @@ var noCachestat atomic.Bool
 //
 // Anything else — a reader without a descriptor, a descriptor sendfile refuses, a kernel
 // without cachestat — goes to dst.ReadFrom, net's sendfile-or-copy path, untouched.
-func sendFile(dst *net.TCPConn, r io.Reader) (int64, error) {
+//
+// p, when not nil, is told after every chunk that went out (the write-idle deadline moves on);
+// net's path cannot tell, so with p it is given the body in slices of fallbackSlice.
+func sendFile(dst *net.TCPConn, r io.Reader, p progress) (int64, error) {
 	if noCachestat.Load() {
-		return dst.ReadFrom(r)
+		return readFromInSlices(dst, r, p)
 	}
 	src := r
 	remain := int64(-1) // -1: to the source's end
@@ -72,15 +75,15 @@ func sendFile(dst *net.TCPConn, r io.Reader) (int64, error) {
 	}
 	sc, ok := src.(syscall.Conn)
 	if !ok {
-		return dst.ReadFrom(r)
+		return readFromInSlices(dst, r, p)
 	}
 	srcRaw, err := sc.SyscallConn()
 	if err != nil {
-		return dst.ReadFrom(r) // e.g. a multi-extent file inside an ISO: net copies it
+		return readFromInSlices(dst, r, p) // e.g. a multi-extent file inside an ISO: net copies it
 	}
 	dstRaw, err := dst.SyscallConn()
 	if err != nil {
-		return dst.ReadFrom(r)
+		return readFromInSlices(dst, r, p)
 	}
 	var (
 		written  int64
@@ -147,6 +150,9 @@ func sendFile(dst *net.TCPConn, r io.Reader) (int64, error) {
 					if sendfileHook != nil {
 						sendfileHook(raw, int64(n))
 					}
+					if p != nil {
+						p.progressed()
+					}
 					// A raw call never lets the scheduler in: yield between chunks so a
 					// client that keeps the buffer drained cannot starve other goroutines.
 					runtime.Gosched()
@@ -169,7 +175,7 @@ func sendFile(dst *net.TCPConn, r io.Reader) (int64, error) {
 		})
 	})
 	if fallback {
-		return dst.ReadFrom(r)
+		return readFromInSlices(dst, r, p)
 	}
 	if limited {
 		lr.N -= written
@@ -181,6 +187,52 @@ func sendFile(dst *net.TCPConn, r io.Reader) (int64, error) {
 		sendErr = &net.OpError{Op: "sendfile", Net: "tcp", Source: dst.LocalAddr(), Addr: dst.RemoteAddr(), Err: sendErr}
 	}
 	return written, sendErr
+}
+
+// progress hears that bytes went out (limitedTCPConn moves its write-idle deadline).
+type progress interface{ progressed() }
+
+// fallbackSlice is how much of a body net's own ReadFrom is given at a time when progress
+// must be reported: with --http-write-idle-timeout T a client on that path must take each
+// 1 MiB within T (8.7 KB/s at the default 2 min), where sendFile's own loop needs only some
+// progress within T.
+const fallbackSlice = 1 << 20
+
+// readFromInSlices is dst.ReadFrom(r), in slices of fallbackSlice with p told after each
+// when p is set.
+func readFromInSlices(dst *net.TCPConn, r io.Reader, p progress) (int64, error) {
+	if p == nil {
+		return dst.ReadFrom(r)
+	}
+	src, remain := r, int64(-1) // -1: to the source's end
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		src, remain = lr.R, lr.N
+	}
+	var total int64
+	for remain != 0 {
+		want := int64(fallbackSlice)
+		if remain > 0 {
+			want = min(want, remain)
+		}
+		// One level of LimitedReader around the source, as net's sendfile path expects.
+		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: want})
+		total += n
+		if remain > 0 {
+			remain -= n
+		}
+		if err != nil || n < want {
+			if limited {
+				lr.N = remain
+			}
+			return total, err
+		}
+		p.progressed()
+	}
+	if limited {
+		lr.N = remain
+	}
+	return total, nil
 }
 
 // pageSize is the page cache's unit.

@@ -58,7 +58,7 @@ func tcpPair(t *testing.T) (server net.Conn, client net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLimitListener(inner, 4)
+	l := newLimitListener(inner, 4, 0)
 	defer l.Close()
 	client, err = net.Dial("tcp", inner.Addr().String())
 	if err != nil {

@@ -185,7 +185,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// the kernel's accept queue (a client that never sends its headers is dropped after
 	// ReadHeaderTimeout, an idle keep-alive after IdleTimeout, so slots come free).
 	g.Go(func() error {
-		if err := hs.Serve(newLimitListener(ln, cfg.HTTPMaxConns)); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(newLimitListener(ln, cfg.HTTPMaxConns, cfg.HTTPWriteIdleTimeout)); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -195,7 +195,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		hss.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 		servers = append(servers, hss)
 		g.Go(func() error {
-			if err := hss.ServeTLS(newLimitListener(apiLn, cfg.HTTPMaxConns), "", ""); !errors.Is(err, http.ErrServerClosed) {
+			if err := hss.ServeTLS(newLimitListener(apiLn, cfg.HTTPMaxConns, cfg.HTTPWriteIdleTimeout), "", ""); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("https: %w", err)
 			}
 			return nil
