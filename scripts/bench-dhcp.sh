@@ -8,9 +8,10 @@
 # every offered rate in $RATES perfdhcp runs $DUR seconds of full DORA exchanges (proxy mode:
 # DISCOVER/OFFER only, with PXE options 60 and 93, as ProxyDHCP answers nothing else) from
 # $CLIENTS distinct MACs. Every server starts from an empty lease database for each rate.
-# Reported per server and rate: completed exchanges per second, % incomplete (perfdhcp's
-# drops over sent), server CPU seconds and per completed exchange, and the ratios to Kea at
-# the same offered rate (completed rate; CPU per exchange, lower is better).
+# Reported per server and rate: completed exchanges per second, % incomplete (exchanges
+# perfdhcp started, DISCOVERs sent, that got no ACK — proxy: no OFFER), server CPU seconds
+# and per completed exchange, and the ratios to Kea at the same offered rate (completed
+# rate; CPU per exchange, lower is better).
 # $ROUNDS rounds alternate the server order; medians are printed.
 #
 # Needs root, iproute2, perfdhcp (Debian kea-admin), kea-dhcp4 (kea-dhcp4-server),
@@ -138,9 +139,11 @@ run_perf() {
 		log "  profile of $name at $rate/s: $work/profile.$name.$rate.txt"
 	fi
 	echo "$out" >"$work/perf.$name.$rate.$RANDOM"
-	# The last exchange's section (RA for DORA, DO with -i): sent and received packets.
+	# Exchanges started: the first section's sent packets (DISCOVERs); completed: the last
+	# section's received packets (ACKs for DORA, OFFERs with -i). Incomplete counts both a
+	# DISCOVER and a REQUEST left unanswered.
 	awk -v dur="$DUR" -v ticks="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" '
-		/sent packets:/ {sent = $3}
+		/sent packets:/ && sent == "" {sent = $3}
 		/received packets:/ {recv = $3}
 		END { if (sent == 0) { print "0 100 0"; exit }
 			printf "%.0f %.1f %.2f\n", recv / dur, (sent - recv) * 100 / sent, ticks / hz }' <<<"$out"

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetboot/fleetboot/internal/store"
@@ -629,6 +630,11 @@ type leaseWrite struct {
 type leaseWriter struct {
 	db      *sql.DB
 	upsert  *sql.Stmt // leaseUpsert, prepared at the first commit (run's goroutine only)
+	conn    *sql.Conn // the writer's connection, without automatic checkpoints (run only)
+	commits int       // since the last checkpoint (run only)
+	// checkpointBusy is set while a checkpoint runs; checkpointing waits for it at close.
+	checkpointBusy atomic.Bool
+	checkpointing  sync.WaitGroup
 	mu      sync.Mutex
 	pending map[uint32]leaseRow // the latest version of each changed row
 	waiters []chan error
@@ -701,10 +707,40 @@ func (w *leaseWriter) run() {
 		for _, ch := range waiters {
 			ch <- err
 		}
+		if len(batch) > 0 {
+			if w.commits++; w.commits >= checkpointEvery && !closed {
+				w.commits = 0
+				w.checkpoint()
+			}
+		}
 		if closed {
+			w.checkpointing.Wait()
+			if w.conn != nil {
+				w.conn.Close()
+			}
 			return
 		}
 	}
+}
+
+// checkpointEvery is how many lease commits go by between two checkpoints of the lease file's
+// WAL (at most 200 commits a second: about one a second under load).
+const checkpointEvery = 200
+
+// checkpoint copies the WAL into the lease file on a connection of the pool, beside the
+// writer (PASSIVE: it waits for nobody, and the writer does not wait for it), unless the last
+// one is still running. Closing the file checkpoints what is left.
+func (w *leaseWriter) checkpoint() {
+	if !w.checkpointBusy.CompareAndSwap(false, true) {
+		return
+	}
+	w.checkpointing.Add(1)
+	go func() {
+		defer w.checkpointing.Done()
+		defer w.checkpointBusy.Store(false)
+		// An error (the file closing) only leaves the WAL longer until the next one.
+		w.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+	}()
 }
 
 // leaseUpsert writes one row of the SQLite lease table.
@@ -724,7 +760,23 @@ func (w *leaseWriter) commit(batch map[uint32]leaseRow) error {
 		}
 		w.upsert = st
 	}
-	tx, err := w.db.BeginTx(ctx, nil)
+	if w.conn == nil {
+		// The writer's own connection, which never checkpoints: with SQLite's automatic
+		// checkpoint the commit that crosses 1000 WAL pages copies them into the database and
+		// fsyncs, and every ACK waiting for that commit waited for the disk too — under other
+		// I/O, stalls of a few hundred ms that filled every DHCP slot (issue 13). checkpoint
+		// does it beside the writer instead.
+		conn, err := w.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+			conn.Close()
+			return err
+		}
+		w.conn = conn
+	}
+	tx, err := w.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
