@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -51,9 +52,10 @@ var noCachestat atomic.Bool
 // perf showed ~4 context switches per sendfile call against nginx's ~1, and 1.2–1.3× nginx's
 // CPU per GB. A raw syscall skips the scheduler, which is only right for a call that cannot
 // block long: the socket is non-blocking, and cachestat(2), asked about each 4 MiB ahead,
-// says whether the file's bytes are cached (all but a few pages, see cacheMissLimit). Bytes
-// that need disk (or NFS) reads go through syscall.Syscall as net's own loop does, so a P
-// stuck in a slow read is handed to another thread as usual.
+// says whether the file's bytes are cached (all but a few pages, see cacheMissLimit), and
+// only on a local file system (localFS). Bytes that need disk reads, and every byte of a
+// file on NFS, CephFS or any other network file system, go through syscall.Syscall as net's
+// own loop does, so a P stuck in a slow read is handed to another thread as usual.
 //
 // Anything else — a reader without a descriptor, a descriptor sendfile refuses, a kernel
 // without cachestat — goes to dst.ReadFrom, net's sendfile-or-copy path, untouched.
@@ -99,18 +101,26 @@ func sendFile(dst *net.TCPConn, r io.Reader, p progress) (int64, error) {
 			return
 		}
 		off := int64(pos)
+		// An ordinary call: on NFS or CephFS fstat may ask the server (stale attributes),
+		// and a raw call that waits on the network would hold up the whole process (a
+		// goroutine in a raw syscall stops every garbage collection until it returns).
+		var st syscall.Stat_t
+		if _, _, e := syscall.Syscall(syscall.SYS_FSTAT, sfd, uintptr(unsafe.Pointer(&st)), 0); e != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			fallback = true
+			return
+		}
 		if remain < 0 {
 			// To the end: as many bytes as the file has left, so that the cache is asked
 			// about no pages past its end (they would count as missing).
-			var st syscall.Stat_t
-			if _, _, e := syscall.RawSyscall(syscall.SYS_FSTAT, sfd, uintptr(unsafe.Pointer(&st)), 0); e != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-				fallback = true
-				return
-			}
 			if remain = max(st.Size-off, 0); remain == 0 {
 				return
 			}
 		}
+		// Raw calls only for files on a local file system: a network file system's cached
+		// pages can still need a round trip to its server to be read (NFS revalidates the
+		// file's attributes in its splice read, CephFS may wait on its metadata server), and
+		// with a hard mount an unreachable server makes that wait endless.
+		local := localFS(uint64(st.Dev), int(sfd))
 		// The region [off, checkedTo) has been looked at; raw says whether it was cached.
 		checkedTo, raw := off, false
 		sendErr = dstRaw.Write(func(dfd uintptr) bool {
@@ -118,15 +128,22 @@ func sendFile(dst *net.TCPConn, r io.Reader, p progress) (int64, error) {
 				chunk := min(sendfileChunk, remain-written)
 				if off >= checkedTo {
 					region := min(cacheRegion, remain-written)
-					var err error
-					raw, err = pageCached(sfd, off, region)
-					if err != nil {
-						if err == unix.ENOSYS || err == unix.EPERM {
-							noCachestat.Store(true)
-						}
-						if written == 0 {
-							fallback = true
-							return true
+					raw = false
+					if local {
+						var err error
+						raw, err = pageCachedFn(sfd, off, region)
+						if err != nil {
+							// ENOSYS: no cachestat on this kernel, for every file. EPERM
+							// is about this file only (cachestat needs write permission
+							// or ownership of a file it has not opened for writing: an
+							// ISO registered in place, owned by another user).
+							if err == unix.ENOSYS {
+								noCachestat.Store(true)
+							}
+							if written == 0 {
+								fallback = true
+								return true
+							}
 						}
 					}
 					checkedTo = off + region
@@ -187,6 +204,54 @@ func sendFile(dst *net.TCPConn, r io.Reader, p progress) (int64, error) {
 		sendErr = &net.OpError{Op: "sendfile", Net: "tcp", Source: dst.LocalAddr(), Addr: dst.RemoteAddr(), Err: sendErr}
 	}
 	return written, sendErr
+}
+
+// pageCachedFn is pageCached; tests replace it to see how sendFile takes its errors.
+var pageCachedFn = pageCached
+
+// localFSTypes are the file systems (statfs f_type) whose cached pages are read without
+// asking anyone: block-device and memory file systems. Anything else (NFS, CephFS, SMB,
+// FUSE, …) takes ordinary system calls only.
+var localFSTypes = map[int64]bool{
+	0xEF53:     true, // ext2/3/4
+	0x58465342: true, // xfs
+	0x9123683E: true, // btrfs
+	0x01021994: true, // tmpfs
+	0x858458F6: true, // ramfs
+	0x2FC12FC1: true, // zfs
+	0xF2F52010: true, // f2fs
+	0xCA451A4E: true, // bcachefs
+	0x794C7630: true, // overlayfs (a container's root)
+}
+
+// fsType is the statfs type of the file system holding fd (tests replace it).
+var fsType = func(fd int) (int64, error) {
+	var s unix.Statfs_t
+	err := unix.Fstatfs(fd, &s) // an ordinary call: on NFS it asks the server
+	return int64(s.Type), err
+}
+
+// localDevs remembers localFS's verdict per device: file systems are few, and the serving
+// path asks on every body.
+var localDevs = struct {
+	sync.RWMutex
+	m map[uint64]bool
+}{m: map[uint64]bool{}}
+
+// localFS says whether dev, the device of open file fd, is a local file system.
+func localFS(dev uint64, fd int) bool {
+	localDevs.RLock()
+	v, ok := localDevs.m[dev]
+	localDevs.RUnlock()
+	if ok {
+		return v
+	}
+	t, err := fsType(fd)
+	v = err == nil && localFSTypes[t]
+	localDevs.Lock()
+	localDevs.m[dev] = v
+	localDevs.Unlock()
+	return v
 }
 
 // progress hears that bytes went out (limitedTCPConn moves its write-idle deadline).

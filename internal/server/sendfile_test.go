@@ -190,3 +190,47 @@ func TestSendFileOtherReadersFallBack(t *testing.T) {
 		t.Fatalf("sendfile reported %d raw + %d bytes for readers it cannot send", raw, sched)
 	}
 }
+
+// TestSendFileNetworkFileSystemsNeverGoRaw: a file on a network file system (here: its
+// statfs type made NFS's) goes out with ordinary calls only, cached or not — its cached pages
+// may still need its server, and a raw call waiting for it would stall the whole process.
+func TestSendFileNetworkFileSystemsNeverGoRaw(t *testing.T) {
+	f, want := randomFile(t, 3<<20) // cached: would be all raw on a local file system
+	needCachestat(t, f)
+	defer func(orig func(int) (int64, error)) { fsType = orig; forgetFSVerdicts() }(fsType)
+	fsType = func(int) (int64, error) { return 0x6969, nil } // NFS_SUPER_MAGIC
+	forgetFSVerdicts()
+	calls := watchSendfile(t)
+	n, got := send(t, &io.LimitedReader{R: f, N: int64(len(want))})
+	if n != int64(len(want)) || !bytes.Equal(got, want) {
+		t.Fatalf("ReadFrom said %d, client got %d bytes, equal %v", n, len(got), bytes.Equal(got, want))
+	}
+	if raw, sched := calls.get(); raw != 0 || sched != int64(len(want)) {
+		t.Fatalf("file on NFS: %d bytes raw, %d through the scheduler; want all through the scheduler", raw, sched)
+	}
+}
+
+// TestSendFileCachestatEPERMIsAboutOneFile: cachestat refusing one file (EPERM: an ISO
+// registered in place, owned by another user) sends that body the ordinary way and leaves the
+// raw path on for every other file; only ENOSYS (no cachestat at all) turns it off.
+func TestSendFileCachestatEPERMIsAboutOneFile(t *testing.T) {
+	f, want := randomFile(t, 1<<20)
+	needCachestat(t, f)
+	defer func(orig func(uintptr, int64, int64) (bool, error)) { pageCachedFn = orig }(pageCachedFn)
+	pageCachedFn = func(uintptr, int64, int64) (bool, error) { return false, unix.EPERM }
+	n, got := send(t, &io.LimitedReader{R: f, N: int64(len(want))})
+	if n != int64(len(want)) || !bytes.Equal(got, want) {
+		t.Fatalf("EPERM: ReadFrom said %d, client got %d bytes", n, len(got))
+	}
+	if noCachestat.Load() {
+		noCachestat.Store(false)
+		t.Fatal("one file's EPERM turned the raw path off for every file")
+	}
+}
+
+// forgetFSVerdicts empties localFS's memory.
+func forgetFSVerdicts() {
+	localDevs.Lock()
+	localDevs.m = map[uint64]bool{}
+	localDevs.Unlock()
+}
