@@ -3,6 +3,7 @@ package isostore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -184,7 +185,11 @@ func (d DirImages) copyIn(ctx context.Context, sum, staged string) error {
 		return err
 	}
 	defer os.Remove(tmp) // a no-op once renamed
-	_, err = io.Copy(out, ContextReader{Ctx: ctx, R: in})
+	// The bytes written are hashed on their way: the image is published (and counted as
+	// verified, without a hash at its first open) only when they are the bytes whose sum
+	// names it.
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(out, h), ContextReader{Ctx: ctx, R: in})
 	if err == nil {
 		err = out.Sync()
 	}
@@ -193,6 +198,9 @@ func (d DirImages) copyIn(ctx context.Context, sum, staged string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("copy to %s: %w", d.Dir, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("copy to %s: the bytes copied from %s have sha256 %s, not %s: not published", d.Dir, staged, got, sum)
 	}
 	return os.Rename(tmp, d.path(sum))
 }

@@ -317,6 +317,23 @@ func TestImagesOnAnotherFileSystemArePublishedByCopyAndRename(t *testing.T) {
 	if n := s.ver.hashes.Load(); n != 0 {
 		t.Fatalf("a copied upload was hashed %d times at open, want 0", n)
 	}
+
+	// Bytes that changed between the upload's hash and the copy are not published.
+	staged := filepath.Join(data, "changed.iso")
+	if err := os.WriteFile(staged, []byte("not the bytes that were hashed"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Repeat("ab", 32)
+	err = DirImages{Dir: dst}.Put(context.Background(), want, staged)
+	if err == nil || !strings.Contains(err.Error(), "not published") || !strings.Contains(err.Error(), want) {
+		t.Fatalf("copy of changed bytes: %v, want an error naming the expected sum", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, want+".iso")); !os.IsNotExist(err) {
+		t.Fatalf("changed bytes were published: %v", err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dst, ".staging")); len(left) != 0 {
+		t.Fatalf("left in the staging directory: %v", left)
+	}
 }
 
 // gatedImages is an ImageStore whose readers of one image block in ReadAt until the gate
