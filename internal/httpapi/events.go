@@ -144,8 +144,8 @@ func (a *API) recentEvents(c echo.Context) error {
 // EventSource sends when it reconnects), else ?after=, else the newest event now (only new
 // events). Events come from the database, so a reconnect with the last id it saw misses
 // nothing that is still in the timeline (each machine keeps its newest 500). A machine no
-// instance has seen yet may be followed: its first event ("created", when DHCP or a script
-// request meets it) arrives when it is powered on.
+// instance has seen yet may be followed: its first events (its DHCP exchange, "discovered")
+// arrive when it is powered on, or "created" when an operator adds it.
 func (a *API) eventStream(c echo.Context) error {
 	mac, err := a.eventsMachine(c, false)
 	if err != nil {

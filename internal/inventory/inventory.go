@@ -415,7 +415,9 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 // A write transaction takes them in this order, each kind at most once, so none deadlocks:
 //
 //   - catalogLock: exclusive for the catalog writers (AddRule, PutProfile), shared by every
-//     other write, events included. So a new rule and a new machine never miss each other
+//     other write transaction, events included. (Deletes of a machine, rule or profile and
+//     the UPDATE of a sighting that reports nothing new take no lock: single statements that
+//     create nothing another transaction must see.) So a new rule and a new machine never miss each other
 //     (the rule sees the machine or the machine sees the rule), and an instance of a fleetboot
 //     before finer locking, which takes this key exclusively for every write, excludes all
 //     writes of a newer one while both run during an upgrade.
