@@ -635,12 +635,12 @@ type leaseWriter struct {
 	// checkpointBusy is set while a checkpoint runs; checkpointing waits for it at close.
 	checkpointBusy atomic.Bool
 	checkpointing  sync.WaitGroup
-	mu      sync.Mutex
-	pending map[uint32]leaseRow // the latest version of each changed row
-	waiters []chan error
-	closed  bool
-	kick    chan struct{}
-	done    chan struct{}
+	mu             sync.Mutex
+	pending        map[uint32]leaseRow // the latest version of each changed row
+	waiters        []chan error
+	closed         bool
+	kick           chan struct{}
+	done           chan struct{}
 }
 
 func newLeaseWriter(db *sql.DB) *leaseWriter {
