@@ -38,11 +38,12 @@ const (
 const (
 	DefaultHTTPBootFile = ipxe.UEFISnp
 	DefaultLeaseTime    = time.Hour
-	// DefaultMaxInFlight bounds the packets handled at once. A handler waits up to the lease
-	// writer's commit interval for its ACK's commit, so at a few thousand exchanges a second a
-	// few dozen slots are taken by waits alone; 256 leaves room for bursts (the rest is
-	// dropped, never queued).
-	DefaultMaxInFlight = 256
+	// DefaultMaxInFlight bounds the packets handled at once. A REQUEST's handler waits for its
+	// lease's commit: 5 ms normally, but a write stalled by other I/O on the host (seen: a few
+	// hundred ms) keeps every ACK of that time waiting, and at 6000 exchanges a second 256
+	// slots filled and half the exchanges were dropped with the CPU half idle. A waiting
+	// handler costs a parked goroutine; what exceeds the bound is still dropped, never queued.
+	DefaultMaxInFlight = 1024
 	// DefaultTimelineQueue is how many timeline events may wait for Config.Timeline: a mass
 	// power-on of a few thousand machines, each a handful of packets, fits while the database
 	// catches up.
