@@ -505,21 +505,7 @@ func TestUploadWaitsForABusyServer(t *testing.T) {
 	p, sum := bigISO(t)
 
 	// Another upload holds the server's only slot until the test lets it go.
-	held, release := io.Pipe()
-	holder := make(chan error, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/isos/holder", held)
-		req.Header.Set("Authorization", "Bearer "+clienttest.Token)
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-		}
-		holder <- err
-	}()
-	if _, err := release.Write(make([]byte, 1)); err != nil { // the transport sends once it has a byte
-		t.Fatal(err)
-	}
-	waitBusy(t, srv)
+	release := clienttest.HoldUploadSlot(t, srv.URL, clienttest.Token)
 
 	c := newClient(srv)
 	c.Retries, c.busyCap = 1, 20*time.Millisecond
@@ -544,8 +530,7 @@ func TestUploadWaitsForABusyServer(t *testing.T) {
 			t.Fatal("no busy notice in 30 s")
 		}
 	}
-	release.CloseWithError(errors.New("holder gives up")) // frees the slot
-	<-holder
+	release() // frees the slot
 	select {
 	case err := <-done:
 		if err != nil {
@@ -564,19 +549,7 @@ func TestUploadWaitsForABusyServer(t *testing.T) {
 func TestUploadGivesUpOnAServerBusyForTooLong(t *testing.T) {
 	srv := clienttest.StartConfigured(t, func(c *config.Config) { c.MaxUploads = 1 })
 	p, _ := bigISO(t)
-	held, release := io.Pipe()
-	defer release.Close()
-	go func() {
-		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/isos/holder", held)
-		req.Header.Set("Authorization", "Bearer "+clienttest.Token)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-		}
-	}()
-	if _, err := release.Write(make([]byte, 1)); err != nil { // the transport sends once it has a byte
-		t.Fatal(err)
-	}
-	waitBusy(t, srv)
+	clienttest.HoldUploadSlot(t, srv.URL, clienttest.Token)
 	c := newClient(srv)
 	c.Retries, c.busyCap, c.BusyWait = 1, 10*time.Millisecond, 100*time.Millisecond
 	_, err := c.UploadISO(context.Background(), p, "never", func(int64, int64) {})
@@ -584,23 +557,4 @@ func TestUploadGivesUpOnAServerBusyForTooLong(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "--max-uploads") {
 		t.Fatalf("err = %v, want the server's 503 naming --max-uploads", err)
 	}
-}
-
-// waitBusy returns once the server refuses uploads for want of a slot: a probe with an empty
-// body gets 503 (while a slot is free the probe takes it and is refused for its content).
-func waitBusy(t *testing.T, srv *clienttest.Server) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/v1/isos/probe", http.NoBody)
-		req.Header.Set("Authorization", "Bearer "+clienttest.Token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode == http.StatusServiceUnavailable {
-			return
-		}
-	}
-	t.Fatal("the holder's upload never took the server's only slot")
 }

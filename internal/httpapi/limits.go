@@ -38,7 +38,17 @@ func (a *API) bodyIdle(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		if a.cfg.BodyIdleTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(c.Response().Writer)
-			r.Body = &idleBody{ReadCloser: r.Body, rc: rc, idle: a.cfg.BodyIdleTimeout}
+			orig := r.Body
+			r.Body = &idleBody{ReadCloser: orig, rc: rc, idle: a.cfg.BodyIdleTimeout}
+			defer func() {
+				// net/http decides what to do with a body the handler left unread (a refused
+				// upload) by its own body type: more than 256 KiB declared → answer at once
+				// and close; less or unknown → read it first. So it gets its body back, and
+				// that read gets the idle timeout too: a refused client that stalls must not
+				// hold the connection, nor wait for its answer, for ever.
+				r.Body = orig
+				_ = rc.SetReadDeadline(time.Now().Add(a.cfg.BodyIdleTimeout))
+			}()
 		}
 		return next(c)
 	}

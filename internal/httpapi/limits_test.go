@@ -1,13 +1,17 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetboot/fleetboot/internal/client/clienttest"
 	"github.com/fleetboot/fleetboot/internal/config"
 )
 
@@ -17,48 +21,15 @@ import (
 func TestUploadLimits(t *testing.T) {
 	e := newISOEnvConfig(t, func(c *config.Config) { c.MaxUploads, c.MaxPendingUploads = 1, 2 }, nil)
 	// One upload holds the only slot: its body never ends until the test says so.
-	pr, pw := io.Pipe()
-	first := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest("PUT", e.base+"/api/v1/isos/slow.iso", pr)
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		req.ContentLength = 1 << 20
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			first <- 0
-			return
-		}
-		res.Body.Close()
-		first <- res.StatusCode
-	}()
-	// Whatever happens below, the first upload ends with the test (a failure must not leave
-	// it holding the server until go test's timeout).
-	t.Cleanup(func() { pw.CloseWithError(fmt.Errorf("test over")) })
-	if _, err := pw.Write(make([]byte, 4096)); err != nil { // the transport is sending it
-		t.Fatal(err)
-	}
-	// The transport may hold those bytes before the handler runs and takes the slot: until
-	// it has, a second upload gets the slot itself (and is refused for its content, 4xx, not
-	// counted as limited). So ask until the slot is seen taken, within a bound.
-	var res *http.Response
-	var b []byte
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		res, b = e.do(t, "PUT", "/api/v1/isos/second.iso", testToken, nil, strings.NewReader("data"))
-		if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode/100 != 4 || time.Now().After(deadline) {
-			break
-		}
-	}
+	release := clienttest.HoldUploadSlot(t, e.base, testToken)
+	res, b := e.do(t, "PUT", "/api/v1/isos/second.iso", testToken, nil, strings.NewReader("data"))
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "--max-uploads") {
 		t.Fatalf("second upload while one runs: %d Retry-After=%q %s", res.StatusCode, res.Header.Get("Retry-After"), b)
 	}
-	pw.CloseWithError(fmt.Errorf("test ends the first upload"))
-	select {
-	case <-first:
-	case <-time.After(time.Minute):
-		t.Fatal("the first upload never ended")
-	}
+	release()
 	_, m := e.do(t, "GET", "/metrics", "", nil, nil)
-	if !strings.Contains(string(m), `fleetboot_http_limited_total{limit="uploads"} 1`) {
+	// The holder's probe and the second upload were refused (more if a probe beat a holder).
+	if !regexp.MustCompile(`fleetboot_http_limited_total\{limit="uploads"\} [2-9]`).Match(m) {
 		t.Errorf("the refusal was not counted")
 	}
 
@@ -78,6 +49,37 @@ func TestUploadLimits(t *testing.T) {
 
 // TestStalledUploadBodyIsCutOff: an upload whose body stops arriving is ended after
 // --body-idle-timeout with an error that says so; its slot comes free.
+// TestRefusedUploadIsAnsweredWhileItsBodyStalls: an upload refused before its body is read
+// (no slot) gets its 503 at once when it declares more than net/http drains (the connection
+// is closed after it), and within --body-idle-timeout when it does not (chunked): the server
+// neither keeps the refused client waiting for its answer nor holds the connection while
+// the client sends nothing.
+func TestRefusedUploadIsAnsweredWhileItsBodyStalls(t *testing.T) {
+	e := newISOEnvConfig(t, func(c *config.Config) { c.MaxUploads, c.BodyIdleTimeout = 1, time.Second }, nil)
+	clienttest.HoldUploadSlot(t, e.base, testToken)
+	for _, framing := range []string{"Content-Length: 1048576", "Transfer-Encoding: chunked"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		body := "0123456789"
+		if strings.HasPrefix(framing, "Transfer") {
+			body = "a\r\n0123456789\r\n" // one chunk, then nothing
+		}
+		fmt.Fprintf(conn, "PUT /api/v1/isos/stalled.iso HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n\r\n%s", testToken, framing, body)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer to a refused upload whose body stalls: %v", framing, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s: %d, want 503", framing, res.StatusCode)
+		}
+	}
+}
+
 func TestStalledUploadBodyIsCutOff(t *testing.T) {
 	e := newISOEnvConfig(t, func(c *config.Config) { c.MaxUploads, c.BodyIdleTimeout = 1, 200*time.Millisecond }, nil)
 	pr, pw := io.Pipe()

@@ -5,6 +5,8 @@ package clienttest
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -203,4 +206,66 @@ func FedoraFiles(t testing.TB, repoRoot string) map[string][]byte {
 		"images/install.img":        Pattern(5, 8192),
 		"repodata/repomd.xml":       []byte("<repomd/>"),
 	}
+}
+
+// HoldUploadSlot takes the only upload slot of the server at base (--max-uploads 1) with a
+// one-shot upload whose body never ends, and returns once the server is seen refusing
+// uploads for want of a slot; release (also run when the test ends) ends that upload.
+//
+// The server is asked with probes (an empty body: while the slot is free a probe takes it
+// and is refused for its content). A probe can take the slot just before the holder's
+// request reaches its handler; the holder is then refused (503) and a new one is started.
+// The holder sends 64 KiB at once so that the client's transport writes its request out
+// (it buffers headers and a first small write), and declares a length beyond what net/http
+// drains from an unread body, so that a refused holder gets its answer at once.
+func HoldUploadSlot(t testing.TB, base, token string) (release func()) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		body, pw := io.Pipe()
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/isos/holder", body)
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.ContentLength = 1 << 30
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		var once sync.Once
+		release := func() {
+			once.Do(func() {
+				pw.CloseWithError(errors.New("holder gives up"))
+				<-ended
+			})
+		}
+		t.Cleanup(release)
+		if _, err := pw.Write(make([]byte, 64<<10)); err != nil {
+			release() // refused before it sent that much: try again
+			continue
+		}
+		for time.Now().Before(deadline) {
+			select {
+			case <-ended: // refused: a probe had the slot
+			default:
+				req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/isos/probe", http.NoBody)
+				req.Header.Set("Authorization", "Bearer "+token)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode == http.StatusServiceUnavailable {
+					return release
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		release()
+	}
+	t.Fatal("no upload kept the server's only slot within 30 s")
+	return nil
 }
