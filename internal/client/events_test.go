@@ -99,10 +99,19 @@ func TestFollowEventsResumesAfterTheStreamBreaksWithoutLosingOrRepeating(t *test
 
 func TestFollowEventsStopsOnRefusal(t *testing.T) {
 	srv := clienttest.Start(t, nil)
+	// A machine not seen yet is followed (its events come when it is); a malformed MAC and a
+	// wrong token are refusals, which end the follow with the server's answer.
 	c := &client.Client{Base: srv.URL, Token: clienttest.Token}
-	err := c.FollowEvents(context.Background(), "52:54:00:00:00:09", -1, func(client.Event) error { return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := c.FollowEvents(ctx, "not-a-mac", -1, func(client.Event) error { return nil })
 	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
-		t.Fatalf("unknown machine: %v", err)
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		t.Fatalf("malformed MAC: %v", err)
+	}
+	bad := &client.Client{Base: srv.URL, Token: "wrong-token-0123456789"}
+	err = bad.FollowEvents(ctx, "", -1, func(client.Event) error { return nil })
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %v", err)
 	}
 }
