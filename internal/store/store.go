@@ -89,7 +89,16 @@ func OpenPath(ctx context.Context, p string) (*Store, error) {
 	// idle (issue 13).
 	db.SetMaxIdleConns(64)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
+	// Several processes creating one database at once (instances started together, tests):
+	// the first connection's switch to WAL answers SQLITE_BUSY to the others at once, without
+	// waiting out busy_timeout. The switch is quick, so they try again, for as long as that
+	// timeout would have let them wait.
+	err = db.PingContext(ctx)
+	for deadline := time.Now().Add(10 * time.Second); isBusy(err) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		err = db.PingContext(ctx)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", p, err)
 	}
@@ -102,6 +111,11 @@ func OpenPath(ctx context.Context, p string) (*Store, error) {
 		return nil, fmt.Errorf("init database %s: %w", p, err)
 	}
 	return newStore(&DB{db: db, dialect: SQLite}, p, ""), nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY).
+func isBusy(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "SQLITE_BUSY")
 }
 
 // IsPostgresURL reports whether s names a PostgreSQL database (postgres:// or postgresql://)
