@@ -416,10 +416,10 @@ func testOfferHoldsReachTheDatabaseOnClose(t *testing.T, be storetest.Backend) {
 	}
 }
 
-// Two lease stores on one PostgreSQL database — the two instances of an HA pair serving one
-// segment — racing for one pool never hand out an address twice, a client DISCOVERing at both
-// gets one address, and either one alone serves what the other bound.
-func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
+// haPair opens two lease stores on one fresh PostgreSQL database: the two instances of an HA
+// pair serving one segment.
+func haPair(t *testing.T) [2]*LeaseDB {
+	t.Helper()
 	open := storetest.Backends[1].Fresh(t)
 	var dbs [2]*LeaseDB
 	for i := range dbs {
@@ -427,6 +427,14 @@ func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
 		t.Cleanup(func() { db.Close(); st.Close() })
 		dbs[i] = db
 	}
+	return dbs
+}
+
+// Two lease stores on one PostgreSQL database — the two instances of an HA pair serving one
+// segment — racing for one pool never hand out an address twice, a client DISCOVERing at both
+// gets one address, and either one alone serves what the other bound.
+func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
+	dbs := haPair(t)
 	p := pool(10, 49) // 40 addresses for 50 clients, each DISCOVERing at both instances
 	var (
 		mu        sync.Mutex

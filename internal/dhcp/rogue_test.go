@@ -12,7 +12,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/fleetboot/fleetboot/internal/quirk"
-	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
 // TestForeignReplyDecisions: which replies seen on the client port are another DHCP server
@@ -92,13 +91,7 @@ func TestForeignReplyDecisions(t *testing.T) {
 // a pair logged the other as a rogue DHCP server and wrote a rogue-dhcp quirk into the timeline
 // of every machine that booted.)
 func TestHAPartnersRepliesAreNoRogueServer(t *testing.T) {
-	open := storetest.Backends[1].Fresh(t)
-	var dbs [2]*LeaseDB
-	for i := range dbs {
-		st, db := openTestStore(t, open)
-		t.Cleanup(func() { db.Close(); st.Close() })
-		dbs[i] = db
-	}
+	dbs := haPair(t)
 	partner := net.IPv4(10, 99, 0, 2)
 	cfg := fullConfig()
 	var logs bytes.Buffer
