@@ -102,6 +102,7 @@ func startServer(t *testing.T) (base string, logs *syncBuf) {
 	c.DHCPMode = config.DHCPOff
 	c.Token = adminToken
 	c.DrainTimeout = time.Second
+	c.MaxUploads = 1 // so that one held upload makes the server busy for the page's upload
 	// Stand-in iPXE binaries keep the test independent of scripts/fetch-ipxe.sh.
 	dir := t.TempDir()
 	for _, n := range []string{"undionly.kpxe", "snponly.efi", "ipxe.efi"} {
@@ -323,10 +324,17 @@ func TestWebUIInRealBrowser(t *testing.T) {
 	run("sign in", chromedp.SendKeys("#token", adminToken, chromedp.ByID), chromedp.Click("#signin", chromedp.ByID),
 		chromedp.WaitVisible("#machine-table", chromedp.ByID))
 
-	// ISOs: upload through the page; the bar reaches 100 % and the ISO is published.
+	// ISOs: upload through the page; the bar reaches 100 % and the ISO is published. The
+	// server's only upload slot is taken first: the page says the server is busy and waits,
+	// then finishes once the slot is free.
 	run("isos page", chromedp.Navigate(base+"/ui/isos"), chromedp.WaitVisible("#upload-form", chromedp.ByID))
+	releaseSlot := clienttest.HoldUploadSlot(t, base, adminToken)
 	run("choose file", chromedp.SetUploadFiles("#iso-file", []string{isoPath}, chromedp.ByID),
 		chromedp.SendKeys("#iso-name", "fedora-41", chromedp.ByID), chromedp.Click("#upload-start", chromedp.ByID))
+	waitText("busy server", "#upload-text", "Server busy")
+	time.Sleep(6 * time.Second) // past one wait: the page must still be waiting, not failed
+	waitText("still waiting", "#upload-text", "Server busy")
+	releaseSlot()
 	waitText("upload", "#upload-text", "Published fedora-41")
 	var pct string
 	run("progress value", chromedp.Evaluate(`String(document.querySelector("#upload-bar").value)`, &pct))

@@ -52,6 +52,16 @@
 
   // ---- ISO upload: the resumable upload API (POST /uploads, PATCH chunks, finish). ----
   const CHUNK = 8 << 20;
+  // BUSY_MAX bounds the wait for a busy server in all (ms), BUSY_POLL one wait (s).
+  const BUSY_MAX = 3600 * 1000, BUSY_POLL = 5;
+  // sleepUnless waits ms milliseconds, or less once stop() says so.
+  function sleepUnless(ms, stop) {
+    return new Promise((resolve) => {
+      const end = performance.now() + ms;
+      const tick = () => (stop() || performance.now() >= end) ? resolve() : setTimeout(tick, 200);
+      tick();
+    });
+  }
   function uploadKey(f, name) { return "fleetboot-upload:" + name + ":" + f.size + ":" + f.lastModified; }
 
   function sendChunk(id, offset, blob, onProgress, xhrRef) {
@@ -69,7 +79,9 @@
         } else {
           let msg = x.status + "";
           try { msg = JSON.parse(x.responseText).error || msg; } catch (e) { /* not JSON */ }
-          const err = new Error(msg); err.status = x.status; reject(err);
+          const err = new Error(msg); err.status = x.status;
+          err.retryAfter = parseInt(x.getResponseHeader("Retry-After") || "", 10) || 0;
+          reject(err);
         }
       };
       x.onerror = () => reject(new Error("network error"));
@@ -119,14 +131,27 @@
             (rate > 0 ? human(rate) + "/s" : "—") + " · ETA " + (done >= f.size ? "0 s" : duration(eta));
         };
         show(offset);
-        let retries = 0;
+        let retries = 0, busySince = 0;
         while (offset < f.size) {
           try {
             offset = await sendChunk(id, offset, f.slice(offset, Math.min(offset + CHUNK, f.size)), (n) => show(offset + n), xhrRef);
-            retries = 0;
+            retries = 0; busySince = 0;
             show(offset);
           } catch (e) {
             if (e.paused || paused) throw e;
+            // A busy server (all --max-uploads slots taken) is not a failure: wait as it asks,
+            // asking again at least every few seconds, for up to BUSY_MAX like the CLI does.
+            if (e.status === 503 && e.retryAfter > 0) {
+              if (!busySince) busySince = performance.now();
+              if (performance.now() - busySince > BUSY_MAX) {
+                throw new Error("the server was still busy after " + duration(BUSY_MAX / 1000) + ": " + e.message);
+              }
+              const wait = Math.min(e.retryAfter, BUSY_POLL);
+              text.textContent = "Server busy: " + e.message + " · trying again in " + wait + " s (Pause stops)";
+              await sleepUnless(wait * 1000, () => paused);
+              if (paused) { const p = new Error("paused"); p.paused = true; throw p; }
+              continue;
+            }
             // A conflict or a dropped connection: ask the server what it holds and go on.
             if (++retries > 5) throw e;
             await new Promise((r) => setTimeout(r, 500 * retries));
