@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"net"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +33,12 @@ func TestInstancesShareOneInventoryThroughTheAPI(t *testing.T) {
 		t.Fatalf("instance b does not know the machine instance a saw: %v", err)
 	}
 	// b's live stream, from now on: an event a writes must arrive (through the database's
-	// notification; the stream's own heartbeat is far longer than this test).
+	// notification; the stream's own heartbeat is far longer than this test). The event is
+	// written only once b has answered the stream, so b has taken its "now" before it: a
+	// fixed pause was not always long enough on a loaded machine, and an event written before
+	// the stream opened is not "from now on" (the stream never delivers it).
+	opened := make(chan struct{})
+	cb.HTTP = &http.Client{Transport: &streamOpened{RoundTripper: http.DefaultTransport, opened: opened}}
 	got := make(chan Event, 1)
 	go cb.FollowEvents(ctx, mac, -1, func(e Event) error {
 		if e.Kind == "boot" {
@@ -40,7 +47,11 @@ func TestInstancesShareOneInventoryThroughTheAPI(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(200 * time.Millisecond) // let the stream subscribe; a later event is found anyway
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		t.Fatal("instance b never answered the event stream")
+	}
 	if err := a.Inv.AddEvent(ctx, mac, "boot", "script served"); err != nil {
 		t.Fatal(err)
 	}
@@ -83,4 +94,20 @@ func TestInstancesShareOneInventoryThroughTheAPI(t *testing.T) {
 	if !found {
 		t.Fatalf("lease %s bound through b is not listed by a: %+v", ip, leases)
 	}
+}
+
+// streamOpened closes opened once a server has answered a request for its live event stream
+// (its 200 comes after the stream took its starting point).
+type streamOpened struct {
+	http.RoundTripper
+	once   sync.Once
+	opened chan struct{}
+}
+
+func (s *streamOpened) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := s.RoundTripper.RoundTrip(req)
+	if err == nil && res.StatusCode == http.StatusOK && req.URL.Path == "/api/v1/events/stream" {
+		s.once.Do(func() { close(s.opened) })
+	}
+	return res, err
 }
