@@ -94,6 +94,10 @@ func (tx *Tx) CommitWith(ctx context.Context, stmts ...Stmt) error {
 	return tx.pg.commit(ctx, q, args...)
 }
 
+// ErrTxAborted is Commit's error for a PostgreSQL transaction in which a statement failed:
+// the server rolled all of it back. Rollback ends it.
+var ErrTxAborted = errors.New("store: a statement of the transaction failed, so PostgreSQL rolled it back: nothing was committed")
+
 // pgTx is a PostgreSQL transaction run by hand on one pooled connection (database/sql's own
 // transactions send BEGIN and COMMIT as round trips of their own).
 type pgTx struct {
@@ -108,6 +112,18 @@ func (t *pgTx) commit(ctx context.Context, q string, args ...any) error {
 		return sql.ErrTxDone
 	}
 	if q == "" {
+		// PostgreSQL answers the COMMIT of a transaction that a failed statement aborted with
+		// ROLLBACK and no error: refuse instead, so that a caller which went on after an
+		// error does not take its lost writes for committed. (With statements before the
+		// COMMIT the first of them fails in an aborted transaction, with an error.)
+		if err := t.conn.Raw(func(dc any) error {
+			if c, ok := dc.(*stdlib.Conn); ok && c.Conn().PgConn().TxStatus() == 'E' {
+				return ErrTxAborted
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
 		q = "COMMIT"
 	}
 	if _, err := t.conn.ExecContext(ctx, q, args...); err != nil {

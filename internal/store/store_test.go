@@ -439,3 +439,35 @@ func jsonArray(l []string) string {
 	b, _ := json.Marshal(l)
 	return string(b)
 }
+
+// A Commit that reports success has committed the transaction's rows. On PostgreSQL a failed
+// statement aborts the transaction, and the server answers a later COMMIT with ROLLBACK and
+// no error: Commit must say so rather than report the lost rows as written.
+func TestBeginLockedCommitAfterFailedStatementIsNoSilentRollback(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t)
+		if err := s.Apply(ctx, "c", schema(`CREATE TABLE c (v TEXT NOT NULL)`)); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := s.DB().BeginLocked(ctx, store.Locks{Exclusive: []string{"test:abort"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO c VALUES (?)`, "kept?"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO c VALUES (?)`, nil); err == nil {
+			t.Fatal("a NULL in a NOT NULL column was accepted")
+		}
+		err = tx.Commit()
+		got := values(t, s)
+		if err == nil && len(got) != 1 {
+			t.Fatalf("Commit reported success, but the table holds %q", got)
+		}
+		if err != nil && len(got) != 0 {
+			t.Fatalf("Commit failed (%v), but the table holds %q", err, got)
+		}
+	})
+}
