@@ -190,6 +190,8 @@ type Server struct {
 	shedAt                 int
 	shedReason, fullReason string
 	running                atomic.Bool
+	// handlers counts the handler goroutines serve started, over all its sockets.
+	handlers atomic.Int64
 	// timeline queues events for Config.Timeline (nil without one); dropped counts what a
 	// full queue refused.
 	timeline chan Event
@@ -490,9 +492,12 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *
 	// Handlers live on after their packet and take the next one from jobs: a new goroutine
 	// per packet grew its stack through the database and packet code each time (morestack was
 	// 5 % of the CPU under a flood). One is started only when none is idle, so there are at
-	// most MaxInFlight; they end when serve returns.
+	// most MaxInFlight; they end when serve returns. A handler gives back its slot before it
+	// asks for the next job, so with all of them started a free slot means one is on its way
+	// to jobs: the reader then waits for it instead of starting one more.
 	jobs := make(chan job)
 	defer close(jobs)
+	started := 0
 	for {
 		n, peer, err := c.ReadFromUDP(buf)
 		if err != nil {
@@ -508,7 +513,14 @@ func (s *Server) serve(ctx context.Context, c *net.UDPConn, port int, handlers *
 		j := job{pkt: append([]byte(nil), buf[:n]...), peer: peer}
 		select {
 		case jobs <- j: // an idle handler takes it
+			continue
 		default:
+		}
+		if started == cap(s.sem) {
+			jobs <- j
+		} else {
+			started++
+			s.handlers.Add(1)
 			handlers.Add(1)
 			go func() {
 				defer handlers.Done()

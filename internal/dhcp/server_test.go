@@ -553,3 +553,45 @@ func TestFullModeGivesProxmoxAnswerURLInOption250(t *testing.T) {
 		}
 	}
 }
+
+// TestServeStartsAtMostMaxInFlightHandlers floods one socket with more packets than the
+// handling slots take. Handlers live on after their packet; one is started only when none is
+// idle, and never more than MaxInFlight per socket — a handler that has just given back its
+// slot but not yet asked for the next packet must not make the reader start another.
+func TestServeStartsAtMostMaxInFlightHandlers(t *testing.T) {
+	cfg := proxyConfig()
+	cfg.MaxInFlight = 2
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var handlers sync.WaitGroup
+	served := make(chan error, 1)
+	go func() { served <- s.serve(ctx, conn, portServer, &handlers) }()
+	pkt := msg(t, dhcpv4.MessageTypeRequest, biosPXE()...).ToBytes()
+	for range 20000 {
+		if _, err := client.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the reader drain what the socket holds
+	cancel()
+	conn.Close()
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	handlers.Wait()
+	if n := s.handlers.Load(); n > 2 || n < 1 {
+		t.Errorf("%d handlers started for MaxInFlight 2", n)
+	}
+}
