@@ -72,6 +72,9 @@ type Store struct {
 	fds fdPools
 	// ver remembers which image versions hash to their catalog SHA-256 (verify.go).
 	ver *verifier
+	// missingLogged holds the images (sha256 → where) whose absence was logged: missing logs
+	// it once, not at every request and status check, until the image is found there again.
+	missingLogged sync.Map
 }
 
 // ISO is the metadata of one stored image.
@@ -609,6 +612,7 @@ func (s *Store) openRaw(ctx context.Context, iso *ISO) (iso9660.ReaderAt, ImageI
 		case err != nil:
 			return nil, ImageInfo{}, where, fmt.Errorf("open iso %s: %w", iso.ID, err)
 		}
+		s.missingLogged.Delete(iso.SHA256)
 		return r, info, where, nil
 	}
 	f, err := os.Open(iso.SourcePath)
@@ -627,6 +631,7 @@ func (s *Store) openRaw(ctx context.Context, iso *ISO) (iso9660.ReaderAt, ImageI
 		f.Close()
 		return nil, ImageInfo{}, iso.SourcePath, err
 	}
+	s.missingLogged.Delete(iso.SHA256)
 	return f, fileInfo(st), iso.SourcePath, nil
 }
 
@@ -641,6 +646,7 @@ func (s *Store) statRaw(ctx context.Context, iso *ISO) (ImageInfo, string, error
 		case err != nil:
 			return ImageInfo{}, where, fmt.Errorf("iso %s: %w", iso.ID, err)
 		}
+		s.missingLogged.Delete(iso.SHA256)
 		return info, where, nil
 	}
 	st, err := os.Stat(iso.SourcePath)
@@ -653,6 +659,7 @@ func (s *Store) statRaw(ctx context.Context, iso *ISO) (ImageInfo, string, error
 	if err := checkSource(iso, st); err != nil {
 		return ImageInfo{}, iso.SourcePath, err
 	}
+	s.missingLogged.Delete(iso.SHA256)
 	return fileInfo(st), iso.SourcePath, nil
 }
 
@@ -670,7 +677,12 @@ func (s *Store) missing(ctx context.Context, iso *ISO, where string) error {
 	if _, err := s.Get(ctx, iso.SHA256); errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("iso %s: %w (deleted)", iso.ID, ErrNotFound)
 	}
-	s.log.Warn("image missing on this instance", "iso", iso.ID, "name", iso.Name, "path", where)
+	// Status checks (the image check every minute, metrics, the ISO list, the web UI, every
+	// boot script's profile check) and requests all come here while the image stays missing:
+	// one line says so, another once it is back and missing again.
+	if prev, logged := s.missingLogged.Swap(iso.SHA256, where); !logged || prev != where {
+		s.log.Warn("image missing on this instance", "iso", iso.ID, "name", iso.Name, "path", where)
+	}
 	return &MissingImageError{ID: iso.ID, Name: iso.Name, SHA256: iso.SHA256, Where: where, Registered: iso.SourcePath != ""}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -438,4 +439,69 @@ func TestVerifyingOneImageHoldsUpNothingElse(t *testing.T) {
 func fileSHAOf(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// An image missing on this instance is logged once, not at every status check (the image
+// check every minute, metrics, listings, every boot script's profile check) and request, and
+// once more when it goes missing again after it was back.
+func TestMissingImageIsLoggedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, dir := newStore(t)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	s.log = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	fx := makeFixture(t, isotest.RichTree(), "-R")
+	iso, err := uploadFile(t, s, "rich", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(logs.String(), "image missing on this instance")
+	}
+	p := filepath.Join(dir, "isos", iso.SHA256+".iso")
+	aside := p + ".aside"
+	if err := os.Rename(p, aside); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if st, err := s.ImageStatus(ctx, iso); st != ImageMissing || !errors.Is(err, ErrImageMissing) {
+			t.Fatalf("status of a removed image: %s, %v", st, err)
+		}
+		if _, err := readImage(s, iso.ID); !errors.Is(err, ErrImageMissing) {
+			t.Fatalf("a removed image: %v, want ErrImageMissing", err)
+		}
+		if _, err := s.VerifyAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("a missing image was logged %d times, want once:\n%s", n, logs.String())
+	}
+	if err := os.Rename(aside, p); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.ImageStatus(ctx, iso); err != nil {
+		t.Fatalf("status of the image put back: %s, %v", st, err)
+	}
+	if err := os.Rename(p, aside); err != nil {
+		t.Fatal(err)
+	}
+	s.ImageStatus(ctx, iso)
+	s.ImageStatus(ctx, iso)
+	if n := count(); n != 2 {
+		t.Fatalf("an image missing again was logged %d times in all, want 2:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
