@@ -64,13 +64,27 @@ func (l *limitListener) Close() error {
 // slot comes free; a slow client that keeps reading is never cut, however long its download
 // takes. A deadline the handler sets itself (the event stream's per-write timeout) wins
 // until the handler clears it.
+//
+// Moving a deadline is a timer operation (the runtime's timer heap, under its lock), and a
+// streaming body makes progress hundreds of times a second; so the deadline moves at most
+// once per writeIdle/64 (idleSlack), each time to writeIdle + idleSlack ahead: a client is
+// never cut off sooner than writeIdle after its last progress, and at most idleSlack later
+// (1.9 s at the default 2 min).
 type limitedTCPConn struct {
 	*net.TCPConn
 	sem       chan struct{}
 	once      sync.Once
 	writeIdle time.Duration
 	explicit  atomic.Bool // the handler set a write deadline of its own
+	// movedAt is when progressed last moved the deadline (monotonic, since monoBase; 0:
+	// never, or a deadline was set by other means since), moves how often it did.
+	movedAt atomic.Int64
+	moves   atomic.Int64
 }
+
+// monoBase is the origin of limitedTCPConn.movedAt: durations since it come from the
+// monotonic clock, immune to wall clock steps.
+var monoBase = time.Now()
 
 // ReadFrom sends a file-backed r with sendfile(2) without waking the Go scheduler's monitor
 // thread on every call (see sendFile); any other r goes to net.TCPConn's ReadFrom.
@@ -93,22 +107,38 @@ func (c *limitedTCPConn) Write(p []byte) (int, error) {
 // SetWriteDeadline records whether the handler now has a deadline of its own.
 func (c *limitedTCPConn) SetWriteDeadline(t time.Time) error {
 	c.explicit.Store(!t.IsZero())
+	c.movedAt.Store(0) // the idle deadline, if it applies again, must be set anew
 	return c.TCPConn.SetWriteDeadline(t)
 }
 
 // SetDeadline is SetWriteDeadline for both directions.
 func (c *limitedTCPConn) SetDeadline(t time.Time) error {
 	c.explicit.Store(!t.IsZero())
+	c.movedAt.Store(0)
 	return c.TCPConn.SetDeadline(t)
 }
 
 // idleLimited says whether writes get the idle deadline now.
 func (c *limitedTCPConn) idleLimited() bool { return c.writeIdle > 0 && !c.explicit.Load() }
 
-// progressed moves the write deadline writeIdle from now: bytes went out (or are about to).
-// Safe inside a RawConn.Write callback: setting a deadline does not take the write lock.
+// idleSlack is how much later than writeIdle after its last progress a stalled client may
+// be cut off (see limitedTCPConn): the deadline moves at most once per idleSlack.
+func (c *limitedTCPConn) idleSlack() time.Duration { return c.writeIdle / 64 }
+
+// progressed moves the write deadline writeIdle (plus idleSlack) from now: bytes went out
+// (or are about to) — unless it moved less than idleSlack ago, when the deadline already
+// set is at least writeIdle away. Safe inside a RawConn.Write callback: setting a deadline
+// does not take the write lock.
 func (c *limitedTCPConn) progressed() {
-	_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.writeIdle))
+	now := time.Now()
+	t := int64(now.Sub(monoBase)) + 1 // ≥ 1: 0 means "not moved"
+	slack := c.idleSlack()
+	if last := c.movedAt.Load(); last != 0 && t-last < int64(slack) {
+		return
+	}
+	c.movedAt.Store(t)
+	c.moves.Add(1)
+	_ = c.TCPConn.SetWriteDeadline(now.Add(c.writeIdle + slack))
 }
 
 func (c *limitedTCPConn) Close() error {

@@ -335,3 +335,34 @@ func TestStalledDownloadFreesItsConnectionSlot(t *testing.T) {
 		t.Fatalf("second client got %q", b)
 	}
 }
+
+// TestWriteIdleDeadlineMovesSeldom: progress moves the write deadline (a timer operation) at
+// most once per idleSlack, not on every write or sendfile chunk; a deadline the handler set
+// and cleared makes the next progress set the idle deadline again at once.
+func TestWriteIdleDeadlineMovesSeldom(t *testing.T) {
+	// idleSlack is 22.5 min here: all writes below fall inside one slack.
+	server, client := idlePair(t, 24*time.Hour)
+	go io.Copy(io.Discard, client)
+	for i := 0; i < 1000; i++ {
+		if _, err := server.Write([]byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := server.moves.Load(); n != 1 {
+		t.Fatalf("1000 writes moved the deadline %d times, want 1", n)
+	}
+	server.SetWriteDeadline(time.Now().Add(time.Hour))
+	server.SetWriteDeadline(time.Time{})
+	if _, err := server.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if n := server.moves.Load(); n != 2 {
+		t.Fatalf("after the handler cleared its deadline: %d moves, want 2 (the idle deadline set again)", n)
+	}
+	if _, err := server.ReadFrom(&io.LimitedReader{R: bigFile(t, 32<<20), N: 32 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if n := server.moves.Load(); n != 2 {
+		t.Fatalf("a 32 MiB sendfile body moved the deadline %d more times, want 0", n-2)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -233,4 +234,34 @@ func forgetFSVerdicts() {
 	localDevs.Lock()
 	localDevs.m = map[uint64]bool{}
 	localDevs.Unlock()
+}
+
+// TestSendFileYieldsPerChunkNotPerCall: the raw loop yields the processor once a chunk's
+// worth of bytes went out without a wait, not after every sendfile call (a call that filled
+// the socket buffer is followed by a wait, which lets the scheduler in anyway).
+func TestSendFileYieldsPerChunkNotPerCall(t *testing.T) {
+	const size = 40 << 20
+	f, want := randomFile(t, size)
+	needCachestat(t, f)
+	calls := watchSendfile(t)
+	var yields, sends int64
+	var mu sync.Mutex
+	gosched = func() { mu.Lock(); yields++; mu.Unlock(); runtime.Gosched() }
+	hook := sendfileHook
+	sendfileHook = func(raw bool, n int64) { mu.Lock(); sends++; mu.Unlock(); hook(raw, n) }
+	t.Cleanup(func() { gosched = runtime.Gosched })
+
+	n, got := send(t, f)
+	if n != size || !bytes.Equal(got, want) {
+		t.Fatalf("ReadFrom said %d, client got %d bytes, equal %v", n, len(got), bytes.Equal(got, want))
+	}
+	if raw, _ := calls.get(); raw == 0 {
+		t.Skip("no raw sendfile calls: the file was not found cached")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if yields > size/sendfileChunk {
+		t.Fatalf("%d yields for %d sendfile calls of %d bytes: want at most one per %d bytes", yields, sends, size, sendfileChunk)
+	}
+	t.Logf("%d sendfile calls, %d yields", sends, yields)
 }
