@@ -360,7 +360,7 @@ run_wrk() {
 	}' <<<"$line"
 }
 
-declare -A conc_mbs conc_p99 conc_cpugb conc_err range_rps range_cpu range_err
+declare -A conc_mbs conc_p99 conc_cpugb conc_err conc_done range_rps range_cpu range_err
 log "2: $CONC clients × ${MID_MB} MiB file, ${DUR}s, $REPS rounds"
 for ((r = 0; r < REPS; r++)); do
 	order=(fleetboot nginx)
@@ -372,6 +372,10 @@ for ((r = 0; r < REPS; r++)); do
 		conc_p99[$s]+=" $p99"
 		conc_cpugb[$s]+=" $(calc %.3f "$cpu / ($mbs * $DUR / 1000)")"
 		conc_err[$s]=$((${conc_err[$s]:-0} + errs))
+		# p99 is over the responses that completed inside the window: with $CONC clients
+		# starting at once and each response taking seconds, that may be little more than one
+		# per client, and then p99 says how evenly the first responses finished.
+		conc_done[$s]+=" $(calc %.0f "$rps * $DUR")"
 	done
 done
 
@@ -439,6 +443,7 @@ Servers pinned to CPU(s) $SERVER_CPUS (fleetboot GOMAXPROCS $server_ncpu), curl 
 wrk errors (all rounds): $CONC-client fleetboot ${conc_err[fleetboot]}, nginx ${conc_err[nginx]}; Range fleetboot ${range_err[fleetboot]}, nginx ${range_err[nginx]}.
 Per round — stream MB/s fleetboot:${stream_mbs[fleetboot]} nginx:${stream_mbs[nginx]}; stream CPU s fleetboot:${stream_cpu[fleetboot]} nginx:${stream_cpu[nginx]}
   $CONC-client MB/s fleetboot:${conc_mbs[fleetboot]} nginx:${conc_mbs[nginx]}; p99 ms fleetboot:${conc_p99[fleetboot]} nginx:${conc_p99[nginx]}
+  $CONC-client responses completed (p99 is over these) fleetboot:${conc_done[fleetboot]} nginx:${conc_done[nginx]}
   $CONC-client CPU s per GB fleetboot:${conc_cpugb[fleetboot]} nginx:${conc_cpugb[nginx]}; Range CPU µs per request fleetboot:${range_cpu[fleetboot]} nginx:${range_cpu[nginx]}
   Range req/s fleetboot:${range_rps[fleetboot]} nginx:${range_rps[nginx]}; upload MB/s fleetboot: ${up_mbs[*]} dd: ${dd_mbs[*]}
   upload RSS kB start: ${rss_start[*]}; sampled peak: ${rss_peak[*]}; VmHWM: ${rss_hwm[*]}
