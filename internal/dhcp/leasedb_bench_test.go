@@ -55,3 +55,30 @@ func BenchmarkDORAParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDORAHAPair is BenchmarkDORAParallel on PostgreSQL through the two lease stores of
+// an HA pair, each client at one of them: every change takes the shared lease lock, so this
+// measures how long a change holds it.
+func BenchmarkDORAHAPair(b *testing.B) {
+	dbs := haPair(b)
+	p := Pool{Start: net.IPv4(10, 0, 0, 1).To4(), End: net.IPv4(10, 0, 255, 254).To4()}
+	now := time.Now()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			db := dbs[i%2]
+			mac := net.HardwareAddr{0x52, 0x54, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+			ip, err := db.Reserve(ctx, LeaseRequest{Pool: p, MAC: mac, Now: now, Until: now.Add(offerHold)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := db.Bind(ctx, LeaseRequest{Pool: p, MAC: mac, IP: ip, Now: now, Until: now.Add(time.Hour)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

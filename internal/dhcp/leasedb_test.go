@@ -418,7 +418,7 @@ func testOfferHoldsReachTheDatabaseOnClose(t *testing.T, be storetest.Backend) {
 
 // haPair opens two lease stores on one fresh PostgreSQL database: the two instances of an HA
 // pair serving one segment.
-func haPair(t *testing.T) [2]*LeaseDB {
+func haPair(t testing.TB) [2]*LeaseDB {
 	t.Helper()
 	open := storetest.Backends[1].Fresh(t)
 	var dbs [2]*LeaseDB
