@@ -8,10 +8,10 @@
 package dhcp
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -278,12 +278,20 @@ func nonZeroIPv4(ip net.IP) net.IP {
 	return append(net.IP(nil), v4...)
 }
 
-// printable bounds and sanitises a string from the wire for logs.
+// printable bounds and sanitises a string from the wire for logs and the lease table: the
+// result is UTF-8 without control characters. PostgreSQL refuses text that is not UTF-8, so a
+// host name sent in Latin-1 ("caf\xe9") or cut inside a character failed the lease write of
+// an HA pair, and the client got no address.
 func printable(s string) string {
 	if len(s) > maxLoggedStringLen {
-		s = s[:maxLoggedStringLen]
+		n := maxLoggedStringLen
+		// Cut at a character boundary (a few bytes back at most).
+		for i := 0; i < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(s[n]); i++ {
+			n--
+		}
+		s = s[:n]
 	}
-	if !bytes.ContainsFunc([]byte(s), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return s
 	}
 	return fmt.Sprintf("%q", s)

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
 func proxyConfig() Config {
@@ -594,4 +596,27 @@ func TestServeStartsAtMostMaxInFlightHandlers(t *testing.T) {
 	if n := s.handlers.Load(); n > 2 || n < 1 {
 		t.Errorf("%d handlers started for MaxInFlight 2", n)
 	}
+}
+
+// A client whose host name (option 12) is not UTF-8 — Latin-1 "café", or a long UTF-8 name
+// that the 64-byte bound cuts inside a character — still gets its lease on both backends.
+// PostgreSQL refuses text that is not UTF-8: the name as sent failed the lease write, and the
+// client never got an address from an HA pair.
+func TestFullModeLeasesClientsWithNonUTF8HostNames(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		db := newLeaseDBOn(t, b)
+		s, _ := newTestServer(t, fullConfig(), db)
+		for i, name := range []string{"caf\xe9", strings.Repeat("€", 30), "ok\xff\x00\x01"} {
+			fullClient(t, s, macN(i+1), dhcpv4.WithOption(dhcpv4.OptHostName(name)))
+		}
+		leases, err := db.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range leases {
+			if !utf8.ValidString(l.Hostname) || strings.ContainsRune(l.Hostname, 0) {
+				t.Errorf("lease %s stores host name %q", l.IP, l.Hostname)
+			}
+		}
+	})
 }
