@@ -7,10 +7,12 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/store/storetest"
 )
 
 // TestDHCPTimelineRecordsEveryStepFirmwareAndUUID feeds the events a full-mode DHCP server
@@ -84,4 +86,38 @@ func TestDHCPTimelineRecordsEveryStepFirmwareAndUUID(t *testing.T) {
 	if k.Firmware != "bios-pxe" || k.UUID != uuid+"x" {
 		t.Errorf("known machine: firmware %q uuid %q, want bios-pxe (not iPXE's request) and the option-97 UUID", k.Firmware, k.UUID)
 	}
+}
+
+// TestDHCPTimelineKeepsABatchWithBytesFromTheWire: a timeline line carrying bytes another host
+// sent that are not UTF-8 (the boot file name of a foreign DHCP reply) is written as valid
+// text, and the other machines' lines of its batch with it. PostgreSQL refuses text that is not
+// UTF-8, and a batch is one statement there: the whole batch was lost.
+func TestDHCPTimelineKeepsABatchWithBytesFromTheWire(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		inv, err := inventory.Open(ctx, b.Open(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		sink := dhcpTimeline(inv, &quirk.Reporter{}, slog.New(slog.NewTextHandler(&logs, nil)))
+		good, _ := net.ParseMAC("52:54:00:00:00:01")
+		peer, _ := net.ParseMAC("52:54:00:00:00:02")
+		sink([]dhcp.Event{
+			{Kind: "ack", MAC: good, Firmware: "ipxe", IP: net.IPv4(10, 0, 0, 5).To4(), Port: 67},
+			{Kind: "ignored", MAC: peer, Firmware: "other", Port: 68, BootFile: "boot\xe9\x00.efi", Reason: "HA partner 10.0.0.2 sent ACK (file boot\xe9\x00.efi)"},
+		})
+		for _, mac := range []net.HardwareAddr{good, peer} {
+			evs, err := inv.Events(ctx, mac.String(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 {
+				t.Fatalf("%s: %d timeline lines, want 1 (log: %s)", mac, len(evs), logs.String())
+			}
+			if d := evs[0].Detail; !utf8.ValidString(d) || strings.ContainsRune(d, 0) {
+				t.Errorf("%s: detail %q", mac, d)
+			}
+		}
+	})
 }
