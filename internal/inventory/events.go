@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/fleetboot/fleetboot/internal/store"
@@ -288,6 +289,9 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 		}
 	}
 	pg := inv.db.Dialect() == store.Postgres
+	if pg {
+		macs = inv.takeDeferred(macs, byMAC)
+	}
 	if len(macs) > 0 || !pg {
 		if err := inv.recordDHCPFacts(ctx, macs, byMAC, now, evs); err != nil {
 			return err
@@ -305,30 +309,122 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 // dhcpFacts is what DHCP tells about a machine.
 type dhcpFacts struct{ firmware, uuid string }
 
+// maxDeferredFacts bounds the machines whose DHCP facts wait for the next RecordDHCP: beyond
+// it, facts are dropped (a machine's firmware kind and UUID are told again at its next DHCP).
+const maxDeferredFacts = 4096
+
+// deferFacts keeps the facts of macs (from byMAC) for the next RecordDHCP; facts kept before
+// and not told again stay.
+func (inv *Inventory) deferFacts(macs []string, byMAC map[string]*dhcpFacts) {
+	if len(macs) == 0 {
+		return
+	}
+	inv.deferredMu.Lock()
+	defer inv.deferredMu.Unlock()
+	if inv.deferred == nil {
+		inv.deferred = map[string]*dhcpFacts{}
+	}
+	for _, mac := range macs {
+		f := *byMAC[mac]
+		if old := inv.deferred[mac]; old != nil {
+			f = merged(*old, f)
+		} else if len(inv.deferred) >= maxDeferredFacts {
+			continue
+		}
+		inv.deferred[mac] = &f
+	}
+}
+
+// takeDeferred adds the deferred facts to a batch's (macs, byMAC: the batch's facts are newer
+// and win where both tell) and returns the batch's machines with them.
+func (inv *Inventory) takeDeferred(macs []string, byMAC map[string]*dhcpFacts) []string {
+	inv.deferredMu.Lock()
+	deferred := inv.deferred
+	inv.deferred = nil
+	inv.deferredMu.Unlock()
+	for mac, old := range deferred {
+		if f := byMAC[mac]; f != nil {
+			*f = merged(*old, *f)
+			continue
+		}
+		byMAC[mac] = old
+		macs = append(macs, mac)
+	}
+	return macs
+}
+
+// merged is older facts updated by newer ones where they tell.
+func merged(older, newer dhcpFacts) dhcpFacts {
+	if newer.firmware != "" {
+		older.firmware = newer.firmware
+	}
+	if newer.uuid != "" {
+		older.uuid = newer.uuid
+	}
+	return older
+}
+
 // recordDHCPFacts is RecordDHCP's transaction: the facts of macs, and on SQLite the events.
+//
+// On PostgreSQL it never waits for a machine's lock: the facts of a machine whose lock another
+// transaction holds (this process's: its gate is held; another instance's: the try-lock
+// fails) are kept for the next RecordDHCP (deferFacts). It runs on the DHCP server's one
+// timeline writer, so a wait here would hold up every machine's timeline lines behind one
+// machine — for as long as a hung instance keeps that machine's lock
+// (store.IdleInTransactionTimeout).
 func (inv *Inventory) recordDHCPFacts(ctx context.Context, macs []string, byMAC map[string]*dhcpFacts, now string, evs []pendingEvent) error {
-	defer inv.local()()
-	tx, err := inv.begin(ctx, macs...)
+	pg := inv.db.Dialect() == store.Postgres
+	var tx *writeTx
+	var err error
+	if pg {
+		took, held := inv.gates.try(macs)
+		defer inv.gates.open(took)
+		inv.deferFacts(held, byMAC)
+		if macs = took; len(macs) == 0 {
+			return nil
+		}
+		defer inv.local()()
+		tx, err = inv.beginLocked(ctx, store.Locks{Shared: []string{catalogLock}})
+	} else {
+		defer inv.local()()
+		tx, err = inv.begin(ctx, macs...)
+	}
 	if err != nil {
 		return fmt.Errorf("record DHCP facts: %w", err)
 	}
 	defer tx.Rollback()
 	added := 0
-	if tx.Dialect() == store.Postgres {
+	if pg {
 		fws, uuids := make([]string, len(macs)), make([]string, len(macs))
 		for i, mac := range macs {
 			fws[i], uuids[i] = byMAC[mac].firmware, byMAC[mac].uuid
 		}
-		if err := tx.QueryRowContext(ctx, `WITH d AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS d(mac, firmware, uuid)),
+		// d keeps the machines whose lock the transaction gets without waiting (a CTE with a
+		// volatile function is evaluated once per row); the others' facts are deferred.
+		var locked string
+		if err := tx.QueryRowContext(ctx, `WITH d AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS d(mac, firmware, uuid)
+				WHERE pg_try_advisory_xact_lock(hashtextextended(? || d.mac, 0))),
 			upd AS (UPDATE machines AS m SET firmware = COALESCE(NULLIF(d.firmware, ''), m.firmware),
 				uuid = COALESCE(NULLIF(d.uuid, ''), m.uuid) FROM d WHERE m.mac = d.mac RETURNING m.mac),
 			ins AS (INSERT INTO dhcp_clients (mac, firmware, uuid, seen) SELECT d.mac, d.firmware, d.uuid, ? FROM d
 				WHERE d.mac NOT IN (SELECT mac FROM upd)
 				ON CONFLICT (mac) DO UPDATE SET firmware = COALESCE(NULLIF(excluded.firmware, ''), dhcp_clients.firmware),
 				uuid = COALESCE(NULLIF(excluded.uuid, ''), dhcp_clients.uuid), seen = excluded.seen RETURNING 1)
-			SELECT count(*) FROM ins`, macs, fws, uuids, now).Scan(&added); err != nil {
+			SELECT (SELECT count(*) FROM ins), array_to_string(ARRAY(SELECT mac FROM d), ',')`,
+			macs, fws, uuids, machineLock(""), now).Scan(&added, &locked); err != nil {
 			return fmt.Errorf("record DHCP facts of %s: %w", describeMACs(macs), err)
 		}
+		got := map[string]bool{}
+		for _, mac := range strings.Split(locked, ",") {
+			got[mac] = true
+		}
+		var busy []string
+		for _, mac := range macs {
+			if !got[mac] {
+				busy = append(busy, mac)
+			}
+		}
+		inv.deferFacts(busy, byMAC)
 	} else {
 		tx.events = evs
 		for _, mac := range macs {

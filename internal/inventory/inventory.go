@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,8 +202,15 @@ type Inventory struct {
 	mu sync.Mutex
 	// writers bounds this process's concurrent write transactions on PostgreSQL (local).
 	writers chan struct{}
-	now     func() time.Time
-	site    string // --site, recorded on every event
+	// gates lets one write transaction of this process at a time hold or wait for a
+	// machine's lock on PostgreSQL (enter).
+	gates machineGates
+	// deferredMu guards deferred: DHCP facts RecordDHCP could not write because another
+	// transaction held their machine's lock; the next RecordDHCP writes them.
+	deferredMu sync.Mutex
+	deferred   map[string]*dhcpFacts
+	now        func() time.Time
+	site       string // --site, recorded on every event
 	// feed wakes live event streams after commits.
 	feed feed
 	// dhcpClientsAdded counts dhcp_clients rows RecordDHCP added since it last trimmed the
@@ -574,6 +582,104 @@ func (inv *Inventory) local() func() {
 	}
 	inv.mu.Lock()
 	return inv.mu.Unlock
+}
+
+// enter is local for a write transaction that will lock the machines macs (begin). On
+// PostgreSQL it first takes this process's gate of each machine, so that of all the
+// transactions of this process on one machine only one at a time holds or waits for its lock
+// in the database; the others wait here, holding neither a writer slot nor a connection, and
+// give up when ctx ends. Another instance that hangs holding a machine's lock (frozen, its
+// machine without power, cut off with its connections open) until PostgreSQL ends its
+// session (store.IdleInTransactionTimeout) then costs this one a single writer slot per
+// machine it holds: without the gate, a firmware retrying its boot script a few times filled
+// every slot with waits for that machine and stalled the writes of all the others.
+func (inv *Inventory) enter(ctx context.Context, macs ...string) (func(), error) {
+	if inv.db.Dialect() != store.Postgres {
+		return inv.local(), nil
+	}
+	open, err := inv.gates.acquire(ctx, macs)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case inv.writers <- struct{}{}:
+	case <-ctx.Done():
+		open()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-inv.writers
+		open()
+	}, nil
+}
+
+// machineGates are this process's gates of machines (enter): a machine's gate is held while
+// a transaction of this process holds or waits for that machine's lock.
+type machineGates struct {
+	mu   sync.Mutex
+	held map[string]chan struct{} // closed when the gate opens
+}
+
+// acquire takes the gates of macs, in sorted order (so that two callers never wait for each
+// other in a circle), and returns what opens them again.
+func (g *machineGates) acquire(ctx context.Context, macs []string) (func(), error) {
+	macs = slices.Compact(slices.Sorted(slices.Values(macs)))
+	got := 0
+	open := func() { g.open(macs[:got]) }
+	for _, mac := range macs {
+		for {
+			g.mu.Lock()
+			ch, busy := g.held[mac]
+			if !busy {
+				if g.held == nil {
+					g.held = map[string]chan struct{}{}
+				}
+				g.held[mac] = make(chan struct{})
+				g.mu.Unlock()
+				break
+			}
+			g.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				open()
+				return nil, ctx.Err()
+			}
+		}
+		got++
+	}
+	return open, nil
+}
+
+// try takes the gates of those of macs that are open, without waiting; it returns the ones it
+// took (open them with open) and the ones that were held.
+func (g *machineGates) try(macs []string) (took, held []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, mac := range macs {
+		if _, busy := g.held[mac]; busy {
+			held = append(held, mac)
+			continue
+		}
+		if g.held == nil {
+			g.held = map[string]chan struct{}{}
+		}
+		g.held[mac] = make(chan struct{})
+		took = append(took, mac)
+	}
+	return took, held
+}
+
+// open opens the gates of macs (taken by acquire or try).
+func (g *machineGates) open(macs []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, mac := range macs {
+		if ch, ok := g.held[mac]; ok {
+			close(ch)
+			delete(g.held, mac)
+		}
+	}
 }
 
 // SetSite names the instance (--site) on every event it writes from now on. Call it before

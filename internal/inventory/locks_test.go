@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -387,5 +388,117 @@ func testSightingWithKnownFactsWritesNoEvent(t *testing.T, b storetest.Backend) 
 	}
 	if got := kinds(); got != "discovered,hardware" {
 		t.Fatalf("after changed facts the timeline is %s", got)
+	}
+}
+
+// With PostgreSQL, an instance that hangs holding a machine's lock (here: paused holding its
+// locks, as a frozen process would until PostgreSQL ends its session) holds up only that
+// machine at the other instance, however often the machine asks: eight concurrent
+// transitions of A (a firmware retrying its boot script) leave one session of the other
+// instance waiting for A's lock in the database, the others wait in the process, and they
+// take none of its writer slots — a new machine, a transition of another machine and DHCP
+// facts and timeline lines (of A and of another machine) are all written meanwhile. A's DHCP
+// facts, whose lock is held, are kept and written by a later RecordDHCP once the lock is free.
+func TestHungMachineLockHoldsUpOnlyThatMachine(t *testing.T) {
+	ctx := context.Background()
+	invs, names := openNamed(t, 2)
+	const a, b, c, d = "52:54:00:00:0c:01", "52:54:00:00:0c:02", "52:54:00:00:0c:03", "52:54:00:00:0c:04"
+	if _, _, err := invs[1].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := invs[1].AddRule(ctx, Rule{MACPrefix: "52:54:00:00:0c", Profile: "p", Install: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mac := range []string{a, c} {
+		if _, _, err := invs[1].See(ctx, Sighting{MAC: mac}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := pauseAt(invs[0], "locked")
+	defer p.Release()
+	paused := async(func() error {
+		_, err := invs[0].Transition(ctx, a, []State{InstallPending}, Installing, "handed out")
+		return err
+	})
+	done(t, p.reached, "the transition of A")
+
+	retries, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var waiting []<-chan error
+	for range 2 * maxWriters {
+		waiting = append(waiting, async(func() error {
+			_, err := invs[1].Transition(retries, a, []State{InstallPending}, Installing, "handed out")
+			return err
+		}))
+	}
+	waitForLockWaiter(t, invs[1].db, names[1])
+
+	if err := done(t, async(func() error {
+		_, _, err := invs[1].See(ctx, Sighting{MAC: b})
+		return err
+	}), "creating machine B"); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(t, async(func() error {
+		_, err := invs[1].Transition(ctx, c, []State{InstallPending}, Installing, "handed out")
+		return err
+	}), "moving machine C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(t, async(func() error {
+		return invs[1].RecordDHCP(ctx, []DHCPSighting{
+			{MAC: a, Firmware: "uefi-http", UUID: "a-uuid", Detail: "discover of A"},
+			{MAC: d, Firmware: "bios-pxe", Detail: "discover of D"},
+		})
+	}), "recording DHCP facts of A and D"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := invs[1].db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS s ON s.pid = l.pid
+		WHERE l.locktype = 'advisory' AND NOT l.granted AND s.application_name = ?`, names[1]).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d sessions of the other instance wait for a lock, want 1 (A's, however often A is asked for)", n)
+	}
+	for _, mac := range []string{a, d} {
+		evs, err := invs[1].Events(ctx, mac, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range evs {
+			found = found || e.Kind == "dhcp"
+		}
+		if !found {
+			t.Errorf("no DHCP line of %s in its timeline while A's lock is held: %+v", mac, evs)
+		}
+	}
+	if m, err := invs[1].Machine(ctx, a); err != nil || m.Firmware != "" {
+		t.Fatalf("A while its lock is held: %+v %v (its DHCP facts must wait, not be written without the lock)", m, err)
+	}
+
+	p.Release()
+	if err := done(t, paused, "the paused transition of A"); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := 0
+	for i, ch := range waiting {
+		switch err := done(t, ch, fmt.Sprintf("transition %d of A", i)); {
+		case errors.Is(err, ErrConflict):
+			conflicts++
+		case err != nil:
+			t.Errorf("transition %d of A: %v", i, err)
+		}
+	}
+	if conflicts != len(waiting) {
+		t.Errorf("%d of %d transitions of A after the first found it installing", conflicts, len(waiting))
+	}
+	// The next batch writes A's deferred facts.
+	if err := invs[1].RecordDHCP(ctx, []DHCPSighting{{MAC: d, Detail: "request of D"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := invs[1].Machine(ctx, a); err != nil || m.Firmware != "uefi-http" || m.UUID != "a-uuid" {
+		t.Errorf("A after its lock was free and the next DHCP batch: %+v %v, want the deferred firmware and UUID", m, err)
 	}
 }

@@ -121,7 +121,11 @@ func (inv *Inventory) See(ctx context.Context, s Sighting) (*Machine, bool, erro
 	if m, err := inv.seeKnown(ctx, s); m != nil || err != nil {
 		return m, false, err
 	}
-	defer inv.local()()
+	release, err := inv.enter(ctx, s.MAC)
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
 	now := fmtTime(inv.now())
 	tx, err := inv.begin(ctx, s.MAC)
 	if err != nil {
@@ -304,7 +308,11 @@ func (inv *Inventory) changeMachine(ctx context.Context, mac string, u MachineUp
 	if u.State != nil && !ValidState(*u.State) {
 		return nil, fmt.Errorf("%w: state %q: want discovered, install-pending, installing, installed or failed", ErrInvalid, *u.State)
 	}
-	defer inv.local()()
+	release, err := inv.enter(ctx, mac)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	now := fmtTime(inv.now())
 	tx, err := inv.begin(ctx, mac)
 	if err != nil {
@@ -415,7 +423,11 @@ func (inv *Inventory) DeleteMachine(ctx context.Context, mac string) error {
 // another state. The boot path (install-pending → installing) and the installer's done
 // callback (installing → installed) use it.
 func (inv *Inventory) Transition(ctx context.Context, mac string, from []State, to State, why string) (*Machine, error) {
-	defer inv.local()()
+	release, err := inv.enter(ctx, mac)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tx, err := inv.begin(ctx, mac)
 	if err != nil {
 		return nil, err
