@@ -53,7 +53,9 @@ type haPair struct {
 // startHAPair starts the pair on a pool of poolSize addresses; with fixture, a rehearsal ISO
 // (registered in place in a directory both read), a preseed profile and a rule installing it
 // on every 02:fb:5e machine.
-func startHAPair(t *testing.T, ctx context.Context, poolSize int, fixture bool) *haPair {
+// dsnParams, when given, are added to server i's connection string (e.g.
+// "&idle_in_transaction_session_timeout=30000").
+func startHAPair(t *testing.T, ctx context.Context, poolSize int, fixture bool, dsnParams ...string) *haPair {
 	t.Helper()
 	dsn := storetest.DSN(t) // before the root check: under CI=true a missing server fails
 	bin := fleetbootBinary(t)
@@ -86,7 +88,7 @@ func startHAPair(t *testing.T, ctx context.Context, poolSize int, fixture bool) 
 	for i := range p.servers {
 		srv, err := startServer(cfg, l, i, filepath.Join(work, "data-"+haSites[i]), filepath.Join(work, "server-"+haSites[i]+".log"),
 			// application_name tells the instances' sessions apart in pg_stat_activity.
-			[]string{"--database", dsn + "&application_name=fleetboot-" + haSites[i], "--site", haSites[i], "--token", token, "--register-dir", images})
+			[]string{"--database", dsn + "&application_name=fleetboot-" + haSites[i] + param(dsnParams, i), "--site", haSites[i], "--token", token, "--register-dir", images})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +118,14 @@ func startHAPair(t *testing.T, ctx context.Context, poolSize int, fixture bool) 
 	t.Cleanup(func() { p.wire.Close() })
 	p.ch = &chain{ns: ns, wire: p.wire, full: true, progress: newProgress()}
 	return p
+}
+
+// param is params[i], or "" past its end.
+func param(params []string, i int) string {
+	if i < len(params) {
+		return params[i]
+	}
+	return ""
 }
 
 // machines makes n simulated machines with MACs 02:fb:5e:00:00:00 on, of every firmware kind.
@@ -653,6 +663,266 @@ func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.
 		t.Error(c)
 	}
 	checkLeaseTable(t, ctx, p.api[1], want)
+	for i := range p.servers {
+		if err := p.servers[i].alive(); err != nil {
+			t.Errorf("server %s: %v", haSites[i], err)
+		}
+	}
+}
+
+// holdsMachineLock reports whether a session of server i holds machine mac's advisory lock
+// (internal/inventory's machineLock), and whether that session is idle in its transaction.
+func (p *haPair) holdsMachineLock(ctx context.Context, db *sql.DB, i int, mac string) (held, idle bool, err error) {
+	var n, nIdle int
+	err = db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE a.state = 'idle in transaction')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE a.application_name = $1 AND l.locktype = 'advisory' AND l.granted
+		AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('fleetboot:machine:' || $2, 0)`,
+		"fleetboot-"+haSites[i], mac).Scan(&n, &nIdle)
+	return n > 0, nIdle > 0, err
+}
+
+// lockWaiters is how many sessions of server i wait for an advisory lock.
+func (p *haPair) lockWaiters(ctx context.Context, db *sql.DB, i int) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE a.application_name = $1 AND l.locktype = 'advisory' AND NOT l.granted`, "fleetboot-"+haSites[i]).Scan(&n)
+	return n, err
+}
+
+// within polls cond every 10 ms until it is true, failing the test after liveness.
+func within(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(liveness)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, liveness)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHAPairSurvivorServesWhileItsPartnerHangsHoldingAMachineLock freezes instance a (SIGSTOP)
+// while it holds an inventory lock — the catalog lock (shared) and machine X's lock, in the
+// middle of recording X's first boot script — and shows that b keeps serving: other
+// machines get DHCP, boot scripts, the installer and their done callback from b, and their
+// DHCP timeline lines are written, all while a still holds X's lock; X itself, which asks b
+// for its boot script eight times at once (firmware retrying), costs b one session waiting for
+// X's lock, not one per request, and is served once PostgreSQL ends a's session for sitting
+// idle in its transaction (a's connection string sets 30 s here, so that everything that must
+// not wait for it finishes well before; fleetboot's default is store.IdleInTransactionTimeout).
+//
+// The freeze is deterministic, not a race: this test inserts X's machine row in a transaction
+// of its own and leaves it uncommitted, so a's INSERT of X (after its locks are taken) waits
+// for it; a is stopped while it waits, then the test rolls back, and a's session — its INSERT
+// done, its reply unread — sits idle in its transaction holding the locks.
+func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingAMachineLock(t *testing.T) {
+	const hangTimeout = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	p := startHAPair(t, ctx, 64, true, fmt.Sprintf("&idle_in_transaction_session_timeout=%d", hangTimeout.Milliseconds()))
+	db, err := sql.Open("pgx", p.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms := p.machines(t, 3)
+	x, y, again := ms[0], ms[1], ms[2]
+	x.fw, y.fw = FirmwareBIOSPXE, FirmwareBIOSPXE
+	a, b := serverAddr(0), serverAddr(1)
+	pid := p.servers[0].cmd.Process.Pid
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	mac := x.mac.String()
+
+	// X has its address from b (DHCP takes no inventory lock), then asks a for its boot
+	// script while this test's uncommitted row of X holds a's INSERT.
+	x.server = b
+	if _, _, err := p.ch.dhcp(ctx, x, stageFirmware); err != nil {
+		t.Fatal(err)
+	}
+	row, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer row.Rollback()
+	if _, err := row.ExecContext(ctx, `INSERT INTO machines (mac, state, first_seen, last_seen, state_changed) VALUES ($1, 'discovered', '', '', '')`, mac); err != nil {
+		t.Fatal(err)
+	}
+	atA, stopAtA := context.WithCancel(ctx)
+	defer stopAtA()
+	scriptURL := func(i int) (string, error) {
+		body, err := x.text(ctx, "http://"+serverHTTP(i).String()+"/boot.ipxe")
+		if err != nil {
+			return "", err
+		}
+		if next := chainURL(body); next != "" {
+			return x.expand(next), nil
+		}
+		return "", fmt.Errorf("boot.ipxe of %s has no chain line:\n%s", haSites[i], body)
+	}
+	identifyA, err := scriptURL(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go x.text(atA, identifyA) // fails once a's session is ended; nobody waits for it
+	within(t, "a's sighting of X waiting for the test's row", func() (bool, error) {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fleetboot-a'
+			AND wait_event_type = 'Lock' AND wait_event = 'transactionid'`).Scan(&n)
+		return n > 0, err
+	})
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "a stopped", func() (bool, error) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false, err
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		return len(f) > 0 && f[0] == "T", nil
+	})
+	if err := row.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "frozen a holding X's lock idle in its transaction", func() (bool, error) {
+		_, idle, err := p.holdsMachineLock(ctx, db, 0, mac)
+		return idle, err
+	})
+	frozen := time.Now()
+
+	// X's firmware asks b for its boot script, eight times at once.
+	identifyB, err := scriptURL(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		at  time.Time
+		err error
+	}
+	answers := make(chan answer, 8)
+	for range cap(answers) {
+		go func() {
+			_, err := x.text(ctx, identifyB)
+			answers <- answer{time.Now(), err}
+		}()
+	}
+	within(t, "b waiting for X's lock", func() (bool, error) {
+		n, err := p.lockWaiters(ctx, db, 1)
+		return n > 0, err
+	})
+	// X's firmware DHCPs again (b records X's DHCP facts: X's lock is a's).
+	if _, _, err := p.ch.dhcp(ctx, x, stageFirmware); err != nil {
+		t.Errorf("X's DHCP at b while a hangs: %v", err)
+	}
+
+	// Another machine installs through b from DHCP to done, and its DHCP lines reach its
+	// timeline, while a still holds X's lock.
+	y.server = b
+	res := p.ch.boot(ctx, y)
+	if res.Failed != "" {
+		t.Fatalf("install of another machine through b while a hangs: %s: %s", res.Failed, res.Err)
+	}
+	yInstalled := time.Since(frozen)
+	var ym struct {
+		State string `json:"state"`
+	}
+	if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+y.mac.String(), nil, "", &ym); err != nil {
+		t.Fatal(err)
+	}
+	if ym.State != "installed" {
+		t.Errorf("the other machine is %s at b, want installed", ym.State)
+	}
+	within(t, "the other machine's DHCP lines in its timeline", func() (bool, error) {
+		var events []timelineEvent
+		if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+y.mac.String()+"/events?limit=1000", nil, "", &events); err != nil {
+			return false, err
+		}
+		n := 0
+		for _, e := range events {
+			if e.Kind == "dhcp" && e.Site == "b" {
+				n++
+			}
+		}
+		return n >= 2, nil // the firmware's and iPXE's ACK at least
+	})
+	waiters, err := p.lockWaiters(ctx, db, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, _, err := p.holdsMachineLock(ctx, db, 0, mac); err != nil {
+		t.Fatal(err)
+	} else if !held {
+		t.Fatalf("a's session was ended (after %s) before b had served the other machine: b's service waited for the hung instance", time.Since(frozen).Round(time.Millisecond))
+	}
+	if waiters != 1 {
+		t.Errorf("%d sessions of b wait for a lock while a hangs holding X's, want 1 (X's, however often X asks)", waiters)
+	}
+	t.Logf("a frozen holding X's lock: another machine installed through b %s after the freeze (a still holding it); b had %d session waiting for it",
+		yInstalled.Round(time.Millisecond), waiters)
+
+	// X's requests are answered once PostgreSQL ends a's session.
+	var first, last time.Duration
+	for range cap(answers) {
+		var r answer
+		select {
+		case r = <-answers:
+		case <-time.After(hangTimeout + liveness):
+			t.Fatalf("X's boot script requests at b not answered %s after the freeze", time.Since(frozen).Round(time.Second))
+		}
+		if r.err != nil {
+			t.Errorf("X's boot script at b: %v", r.err)
+		}
+		if d := r.at.Sub(frozen); first == 0 || d < first {
+			first = d
+		}
+		if d := r.at.Sub(frozen); d > last {
+			last = d
+		}
+	}
+	if held, _, err := p.holdsMachineLock(ctx, db, 0, mac); err != nil || held {
+		t.Errorf("the hung instance still holds X's lock (%v)", err)
+	}
+	t.Logf("X's %d boot script requests at b answered %s–%s after the freeze (a's idle_in_transaction_session_timeout %s)",
+		cap(answers), first.Round(time.Millisecond), last.Round(time.Millisecond), hangTimeout)
+
+	// X then installs through b while a still hangs.
+	res = p.ch.boot(ctx, x)
+	if res.Failed != "" {
+		t.Errorf("install of X through b after a's session ended: %s: %s", res.Failed, res.Err)
+	}
+	var xm struct {
+		State    string `json:"state"`
+		Firmware string `json:"firmware"`
+	}
+	if err := p.api[1].do(ctx, http.MethodGet, "/api/v1/machines/"+mac, nil, "", &xm); err != nil {
+		t.Fatal(err)
+	}
+	if xm.State != "installed" || xm.Firmware == "" {
+		t.Errorf("X at b: %+v, want installed with its firmware kind from DHCP", xm)
+	}
+
+	// a wakes up and answers again.
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopAtA()
+	again.server = a
+	if acks, errs, _ := p.dhcpAll(ctx, []*machine{again}); errs[0] != nil {
+		t.Errorf("a after it woke up: %v", errs[0])
+	} else if replyServer(acks[0]) != a {
+		t.Errorf("a after it woke up: ACK from %s", replyServer(acks[0]))
+	}
+	for _, c := range p.acks.conflicts() {
+		t.Error(c)
+	}
 	for i := range p.servers {
 		if err := p.servers[i].alive(); err != nil {
 			t.Errorf("server %s: %v", haSites[i], err)
