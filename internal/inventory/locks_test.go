@@ -89,6 +89,32 @@ func pauseAt(inv *Inventory, stage string) *pauser {
 
 func (p *pauser) Release() { p.once.Do(func() { close(p.release) }) }
 
+// pauseTransition makes machines a and c install-pending (a rule on a's first five bytes,
+// through instance 1) and stops instance 0's transition of a install-pending → installing
+// holding its locks; it returns the pause and the transition's result.
+func pauseTransition(t *testing.T, invs []*Inventory, a, c string) (*pauser, <-chan error) {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := invs[1].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := invs[1].AddRule(ctx, Rule{MACPrefix: a[:14], Profile: "p", Install: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mac := range []string{a, c} {
+		if _, _, err := invs[1].See(ctx, Sighting{MAC: mac}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := pauseAt(invs[0], "locked")
+	paused := async(func() error {
+		_, err := invs[0].Transition(ctx, a, []State{InstallPending}, Installing, "handed out")
+		return err
+	})
+	done(t, p.reached, "the transition of A")
+	return p, paused
+}
+
 // done waits for a result channel, failing the test after a minute: what it waits for would
 // never finish if it queued behind the paused transaction.
 func done[T any](t *testing.T, ch <-chan T, what string) T {
@@ -116,24 +142,8 @@ func TestWritesOnDifferentMachinesRunSideBySide(t *testing.T) {
 	ctx := context.Background()
 	invs, names := openNamed(t, 2)
 	const a, b, c, d = "52:54:00:00:0b:01", "52:54:00:00:0b:02", "52:54:00:00:0b:03", "52:54:00:00:0b:04"
-	if _, _, err := invs[1].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := invs[1].AddRule(ctx, Rule{MACPrefix: "52:54:00:00:0b", Profile: "p", Install: true}); err != nil {
-		t.Fatal(err)
-	}
-	for _, mac := range []string{a, c} {
-		if _, _, err := invs[1].See(ctx, Sighting{MAC: mac}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := pauseAt(invs[0], "locked")
+	p, paused := pauseTransition(t, invs, a, c)
 	defer p.Release()
-	paused := async(func() error {
-		_, err := invs[0].Transition(ctx, a, []State{InstallPending}, Installing, "handed out")
-		return err
-	})
-	done(t, p.reached, "the transition of A")
 
 	if err := done(t, async(func() error {
 		m, created, err := invs[1].See(ctx, Sighting{MAC: b, Hardware: map[string]string{"product": "X"}})
@@ -403,24 +413,8 @@ func TestHungMachineLockHoldsUpOnlyThatMachine(t *testing.T) {
 	ctx := context.Background()
 	invs, names := openNamed(t, 2)
 	const a, b, c, d = "52:54:00:00:0c:01", "52:54:00:00:0c:02", "52:54:00:00:0c:03", "52:54:00:00:0c:04"
-	if _, _, err := invs[1].PutProfile(ctx, &Profile{Name: "p", ISO: "i"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := invs[1].AddRule(ctx, Rule{MACPrefix: "52:54:00:00:0c", Profile: "p", Install: true}); err != nil {
-		t.Fatal(err)
-	}
-	for _, mac := range []string{a, c} {
-		if _, _, err := invs[1].See(ctx, Sighting{MAC: mac}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := pauseAt(invs[0], "locked")
+	p, paused := pauseTransition(t, invs, a, c)
 	defer p.Release()
-	paused := async(func() error {
-		_, err := invs[0].Transition(ctx, a, []State{InstallPending}, Installing, "handed out")
-		return err
-	})
-	done(t, p.reached, "the transition of A")
 
 	retries, cancel := context.WithCancel(ctx)
 	defer cancel()
