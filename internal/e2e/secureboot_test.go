@@ -237,9 +237,12 @@ func runSecureBootScenarios(t *testing.T, mode string, vms []sbVM) {
 	}
 	t.Logf("ISOs built, uploaded and detected after %s", time.Since(started).Round(100*time.Millisecond))
 
-	// GRUB's own HTTP client is slow under TCG (the 40 MB initrd takes 1–2 min with four VMs
-	// on two cores); bounded all the same.
-	timeout := 2 * defaultVMTimeout // 20 minutes
+	// The real installer, as in the other real-installer scenarios: 3× the per-VM bound (30
+	// minutes by default). GRUB's own HTTP and TFTP clients are slow under TCG: sb-pxe loads
+	// the 40 MB initrd over TFTP, one block per round trip; it reached the installer
+	// after 4m22s in a fresh CI run but after 13m50s of its former 20-minute bound on two cores
+	// shared with other test runs (load 30-40).
+	timeout := 3 * vmTimeout(t)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	times := map[string][2]time.Duration{}
