@@ -470,13 +470,24 @@ func TestTwoInstancesNeverOfferOneAddressTwice(t *testing.T) {
 		t.Errorf("%d addresses handed out (%d refusals), want all 40", len(byIP), exhausted)
 	}
 	// A lease bound through instance 0 is known to instance 1: another client cannot bind it
-	// there, and its holder renews it there.
-	a := reserve(t, dbs[0], p, macN(0), nil, t0)
-	bind(t, dbs[0], p, macN(0), a, t0)
+	// there, and its holder renews it there. The holder is a client the race gave an address
+	// (which ten of the fifty got none depends on scheduling: the pool is full).
+	var holder net.HardwareAddr
+	for i := range 50 {
+		if _, ok := byMAC[macN(i).String()]; ok {
+			holder = macN(i)
+			break
+		}
+	}
+	if holder == nil {
+		t.Fatal("no client got an address")
+	}
+	a := reserve(t, dbs[0], p, holder, nil, t0)
+	bind(t, dbs[0], p, holder, a, t0)
 	if err := dbs[1].Bind(context.Background(), LeaseRequest{Pool: p, MAC: macN(77), IP: a, Now: t0, Until: t0.Add(time.Hour)}); !errors.Is(err, ErrAddressTaken) {
 		t.Errorf("instance 1 binding instance 0's lease %s to another client: %v, want ErrAddressTaken", a, err)
 	}
-	bind(t, dbs[1], p, macN(0), a, t0.Add(time.Minute))
+	bind(t, dbs[1], p, holder, a, t0.Add(time.Minute))
 }
 
 // openLeaseFile opens fleetboot.db in dir and the lease store in dir's lease file, as the
