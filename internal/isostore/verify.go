@@ -76,14 +76,20 @@ func (v *verifier) known(sum, version string) (bool, error) {
 	if !read {
 		return false, nil
 	}
+	return v.recorded(sum, version), nil
+}
+
+// recorded reports whether the record file of image sum names version (and then remembers it
+// as verified).
+func (v *verifier) recorded(sum, version string) bool {
 	b, err := os.ReadFile(v.recordPath(sum))
 	if err != nil || strings.TrimSpace(string(b)) != version {
-		return false, nil
+		return false
 	}
 	v.mu.Lock()
 	v.good[sum] = version
 	v.mu.Unlock()
-	return true, nil
+	return true
 }
 
 // knownFile reports whether the local file st describes is the verified version of image sum:
@@ -170,9 +176,16 @@ func (s *Store) verify(ctx context.Context, iso *ISO, info ImageInfo, where stri
 // hashImage hashes the image and records the result for its version.
 func (s *Store) hashImage(iso *ISO, version, where string, open imageOpener) error {
 	ctx := context.Background()
-	// The hash may just have finished in a flight that ended as this one began.
+	// The hash may just have finished in a flight that ended as this one began. And the
+	// record file is read here whatever known remembers: a request that found the record
+	// unread may have come here while the first reader of that version was still reading it
+	// (at start-up, with requests arriving together), and hashing a multi-GB image again
+	// would keep every request for it waiting.
 	if ok, err := s.ver.known(iso.SHA256, version); ok || err != nil {
 		return err
+	}
+	if s.ver.recorded(iso.SHA256, version) {
+		return nil
 	}
 	r, info, err := open(ctx)
 	if err != nil {

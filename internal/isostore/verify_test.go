@@ -505,3 +505,31 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// A request that finds an image's verification record being read by another request (both
+// arriving together after a restart) does not hash the image: the hash reads the record
+// itself first.
+func TestConcurrentFirstOpensAfterARestartDoNotHash(t *testing.T) {
+	ctx := context.Background()
+	s, dir := newStore(t)
+	fx := makeFixture(t, isotest.SmallTree(), "-R")
+	iso, err := uploadFile(t, s, "small", fx.iso, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, dir) // a restart: the verified versions are only on disk
+	info, err := s.images.Stat(ctx, iso.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another request has claimed this version's record and is still reading it.
+	s.ver.mu.Lock()
+	s.ver.looked[iso.SHA256] = info.Version
+	s.ver.mu.Unlock()
+	if got, err := readImage(s, iso.ID); err != nil || fileSHAOf(got) != fx.sum {
+		t.Fatalf("read: %v", err)
+	}
+	if n := s.ver.hashes.Load(); n != 0 {
+		t.Fatalf("an image verified before the restart was hashed %d times", n)
+	}
+}
