@@ -51,6 +51,12 @@ var leasePostgresMigrations = []string{
 		seq        BIGINT NOT NULL
 	);
 	CREATE INDEX dhcp_leases_seq_idx ON dhcp_leases(seq);`,
+	// The servers answering on the shared table (LeaseDB.Announce): how an instance tells its
+	// HA partner's replies that name no address from a rogue server's.
+	`CREATE TABLE dhcp_servers (
+		server_ip BIGINT PRIMARY KEY,
+		seen_ms   BIGINT NOT NULL
+	);`,
 }
 
 // LeaseDB is the SQLite LeaseStore, in the "dhcp" component's tables of the shared store.
@@ -618,6 +624,33 @@ func (l *LeaseDB) PeerHolds(ctx context.Context, ip net.IP, mac net.HardwareAddr
 		return false, fmt.Errorf("read dhcp lease %s: %w", ip, err)
 	}
 	return held > 0, nil
+}
+
+// Announce implements LeaseStore.
+func (l *LeaseDB) Announce(ctx context.Context, id net.IP, now time.Time) error {
+	v, ok := ipToUint(id)
+	if l.shared == nil || !ok {
+		return nil
+	}
+	if _, err := l.shared.ExecContext(ctx, `INSERT INTO dhcp_servers (server_ip, seen_ms) VALUES (?, ?)
+		ON CONFLICT (server_ip) DO UPDATE SET seen_ms = excluded.seen_ms`, v, now.UnixMilli()); err != nil {
+		return fmt.Errorf("announce DHCP server %s: %w", id, err)
+	}
+	return nil
+}
+
+// PeerServer implements LeaseStore.
+func (l *LeaseDB) PeerServer(ctx context.Context, id net.IP, now time.Time) (bool, error) {
+	v, ok := ipToUint(id)
+	if l.shared == nil || !ok {
+		return false, nil
+	}
+	var n int
+	if err := l.shared.QueryRowContext(ctx, `SELECT count(*) FROM dhcp_servers WHERE server_ip = ? AND seen_ms > ?`,
+		v, now.Add(-PeerWindow).UnixMilli()).Scan(&n); err != nil {
+		return false, fmt.Errorf("read DHCP server %s: %w", id, err)
+	}
+	return n > 0, nil
 }
 
 // leaseWrite is one row to upsert.

@@ -97,7 +97,24 @@ type LeaseStore interface {
 	// (offered or bound, not expired): an HA partner commits that before its OFFER or ACK
 	// goes out. Always false for a table no other instance shares.
 	PeerHolds(ctx context.Context, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error)
+	// Announce records that this instance answers as DHCP server id on the shared table, at
+	// now; a server calls it when it starts and every AnnounceEvery. Nothing happens on a
+	// table no other instance shares.
+	Announce(ctx context.Context, id net.IP, now time.Time) error
+	// PeerServer reports whether an instance sharing the table announced server id within
+	// PeerWindow before now: the sender of a reply that names no address (an ACK to a
+	// DHCPINFORM), whose contents the table cannot vouch for. Always false for a table no
+	// other instance shares.
+	PeerServer(ctx context.Context, id net.IP, now time.Time) (bool, error)
 }
+
+// AnnounceEvery is how often a full-mode server sharing its lease table announces itself
+// (LeaseStore.Announce); PeerWindow is how long an announcement counts: an instance stopped
+// for longer is no partner any more, whoever answers from its address after it.
+const (
+	AnnounceEvery = time.Minute
+	PeerWindow    = 3 * AnnounceEvery
+)
 
 // Lease store errors the server turns into NAKs or ignores.
 var (

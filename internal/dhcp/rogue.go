@@ -79,7 +79,9 @@ func (s *Server) watchForeign(ctx context.Context, c *net.UDPConn) {
 // another proxyDHCP, WDS, dnsmasq with dhcp-boot) competes. An HA partner — another fleetboot
 // on the same shared lease table, answering the same segment — does not: in full mode a reply
 // whose address the shared table gives to that client is the partner's (it commits every
-// lease before its OFFER or ACK goes out), an expected event without the quirk.
+// lease before its OFFER or ACK goes out), and a reply without an address (an ACK to a
+// DHCPINFORM) is the partner's when it comes from a server that announced itself on the shared
+// table (LeaseStore.Announce) from the address it names: an expected event without the quirk.
 func (s *Server) foreignReply(ctx context.Context, m *dhcpv4.DHCPv4, from net.IP) (Event, bool) {
 	mt := m.MessageType()
 	if m.OpCode != dhcpv4.OpcodeBootReply || (mt != dhcpv4.MessageTypeOffer && mt != dhcpv4.MessageTypeAck) {
@@ -112,8 +114,20 @@ func (s *Server) foreignReply(ctx context.Context, m *dhcpv4.DHCPv4, from net.IP
 	detail := fmt.Sprintf("another DHCP server %s sent %s to %s; it %s", sid, what, m.ClientHWAddr, strings.Join(role, " and "))
 	ev := Event{Kind: EventIgnored, MAC: m.ClientHWAddr, Firmware: FirmwareOther, IP: m.YourIPAddr, BootFile: m.BootFileName,
 		Port: portClient, Reason: detail}
-	if s.cfg.Mode == ModeFull && addr {
-		partner, err := s.leases.PeerHolds(ctx, m.YourIPAddr, m.ClientHWAddr, s.now())
+	if s.cfg.Mode == ModeFull {
+		var partner bool
+		var err error
+		switch {
+		case addr:
+			// The table must give that address to that client: the partner committed it.
+			partner, err = s.leases.PeerHolds(ctx, m.YourIPAddr, m.ClientHWAddr, s.now())
+		case m.ServerIdentifier() != nil && m.ServerIdentifier().Equal(from):
+			// No address to check (an ACK to a DHCPINFORM): the sender must be an instance
+			// that announced itself on the shared table lately, and send from the address it
+			// names. Another server on the segment is reported as before, unless it
+			// impersonates a partner's address (then its address replies still are).
+			partner, err = s.leases.PeerServer(ctx, sid, s.now())
+		}
 		if err != nil {
 			s.log.Warn("dhcp: cannot tell whether another server's reply is an HA partner's", "server", sid.String(), "err", err)
 		}
@@ -135,4 +149,32 @@ func (s *Server) foreignReply(ctx context.Context, m *dhcpv4.DHCPv4, from net.IP
 			"server", sid.String(), "interface", s.cfg.Interface, "detail", detail)
 	}
 	return ev, true
+}
+
+// announce tells the instances sharing the lease table that this one answers as
+// Config.ServerIP (LeaseStore.Announce), every AnnounceEvery until ctx ends, so that they take
+// its replies for an HA partner's, not a rogue server's (foreignReply). Run announces once
+// before it answers anything (announceOnce) and then starts this; failing is whether that
+// first announcement failed.
+func (s *Server) announce(ctx context.Context, failing bool) {
+	t := time.NewTicker(AnnounceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		failing = s.announceOnce(ctx, failing)
+	}
+}
+
+// announceOnce announces this server once; it logs a failure when the last one succeeded
+// (failing: it failed), and returns whether this one failed.
+func (s *Server) announceOnce(ctx context.Context, failing bool) bool {
+	err := s.leases.Announce(ctx, s.cfg.ServerIP, s.now())
+	if err != nil && ctx.Err() == nil && !failing {
+		s.log.Warn("dhcp: cannot announce this server to its HA partners: they may report its replies to DHCPINFORM as a rogue DHCP server's", "err", err)
+	}
+	return err != nil
 }

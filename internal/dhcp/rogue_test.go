@@ -134,3 +134,70 @@ func TestHAPartnersRepliesAreNoRogueServer(t *testing.T) {
 	ip2 := reserve(t, dbs[1], s.pool, macN(4), nil, t0)
 	check("an expired hold", reply(dhcpv4.MessageTypeOffer, macN(4), ip2), true)
 }
+
+// TestHAPartnersInformRepliesAreNoRogueServer: the replies of an HA partner that name no
+// address — its ACKs to a DHCPINFORM, which it broadcasts when the client asks for broadcast —
+// cannot be checked against the shared lease table. A partner is recognised by its
+// announcement on the shared table (each server announces its server identifier at start and
+// every minute) and by sending from the address it names: in both directions. Another server
+// is still a rogue, and so is one that names a partner's identifier from another address, or
+// a partner whose announcement is older than PeerWindow (stopped; another host may have its
+// address now).
+func TestHAPartnersInformRepliesAreNoRogueServer(t *testing.T) {
+	dbs := haPair(t)
+	ctx := context.Background()
+	ids := [2]net.IP{serverIP, ip4(2)}
+	var servers [2]*Server
+	var clocks [2]*time.Time
+	var logs [2]bytes.Buffer
+	for i := range servers {
+		cfg := fullConfig()
+		cfg.ServerIP = ids[i]
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs[i], nil))
+		servers[i], clocks[i] = newTestServer(t, cfg, dbs[i])
+		if err := dbs[i].Announce(ctx, ids[i], *clocks[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What server i answers to a DHCPINFORM asking for broadcast.
+	informAck := func(i int) *dhcpv4.DHCPv4 {
+		req := msg(t, dhcpv4.MessageTypeInform, dhcpv4.WithHwAddr(macN(7)), dhcpv4.WithClientIP(ip4(50)), dhcpv4.WithBroadcast(true))
+		res := servers[i].respond(ctx, req, &net.UDPAddr{IP: ip4(50), Port: portClient}, portServer)
+		if res.reply == nil || res.reply.MessageType() != dhcpv4.MessageTypeAck || !res.reply.YourIPAddr.IsUnspecified() {
+			t.Fatalf("server %d's answer to DHCPINFORM: %v", i, res.reply)
+		}
+		return res.reply
+	}
+	check := func(what string, at int, m *dhcpv4.DHCPv4, from net.IP, rogue bool) {
+		t.Helper()
+		ev, seen := servers[at].foreignReply(ctx, m, from)
+		if !seen || (ev.Quirk == quirk.RogueDHCP) != rogue {
+			t.Errorf("%s: seen %v, event %+v; want rogue %v", what, seen, ev, rogue)
+		}
+	}
+	check("b's INFORM ACK seen by a", 0, informAck(1), ids[1], false)
+	check("a's INFORM ACK seen by b", 1, informAck(0), ids[0], false)
+	for i := range logs {
+		if strings.Contains(logs[i].String(), "level=ERROR") {
+			t.Fatalf("server %d logged its partner as a rogue server:\n%s", i, logs[i].String())
+		}
+	}
+
+	rogueIP := ip4(77)
+	rogue := informAck(1)
+	rogue.UpdateOption(dhcpv4.OptServerIdentifier(rogueIP))
+	check("another server's INFORM ACK seen by a", 0, rogue, rogueIP, true)
+	check("another server's INFORM ACK seen by b", 1, rogue, rogueIP, true)
+	check("b's server identifier sent from another address", 0, informAck(1), rogueIP, true)
+	noSID := informAck(1)
+	noSID.Options.Del(dhcpv4.OptionServerIdentifier)
+	check("an INFORM ACK without a server identifier from b's address", 0, noSID, ids[1], true)
+
+	// b stops announcing: after PeerWindow its address is nobody's partner.
+	*clocks[0] = clocks[0].Add(PeerWindow + time.Second)
+	check("the INFORM ACK of a partner silent for longer than PeerWindow", 0, informAck(1), ids[1], true)
+	if err := dbs[1].Announce(ctx, ids[1], *clocks[0]); err != nil {
+		t.Fatal(err)
+	}
+	check("the INFORM ACK of a partner that announced itself again", 0, informAck(1), ids[1], false)
+}

@@ -453,6 +453,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("dhcp: cannot watch for other DHCP servers on this segment (UDP 255.255.255.255:68); serving without rogue DHCP detection",
 			"interface", s.cfg.Interface, "err", socks.watchErr)
 	}
+	if s.cfg.Mode == ModeFull {
+		// Before the first answer: a partner must know this server when it sees its replies.
+		failing := s.announceOnce(ctx, false)
+		watching.Add(1)
+		go func() { defer watching.Done(); s.announce(ctx, failing) }()
+	}
 	var handlers sync.WaitGroup
 	errc := make(chan error, len(conns))
 	for i, c := range conns {

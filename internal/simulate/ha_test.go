@@ -929,3 +929,65 @@ func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingAMachineLock(t *testing.
 		}
 	}
 }
+
+// TestHAPairPartnersInformRepliesAreNoRogueServer: a machine with an address of its own sends
+// DHCPINFORM asking for a broadcast answer; both instances of the pair answer, and each sees
+// its partner's ACK, which names no address the shared lease table could vouch for. Each must
+// take it for its partner's (both announce themselves on the shared table), in both
+// directions: no rogue-dhcp quirk, no error.
+func TestHAPairPartnersInformRepliesAreNoRogueServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	p := startHAPair(t, ctx, 16, false)
+	ms := p.machines(t, 2)
+	static, later := ms[0], ms[1]
+	static.ip = addrAdd(poolStart, -5) // configured by hand, outside the pool
+	req, err := dhcpv4.New(dhcpv4.WithHwAddr(static.mac), dhcpv4.WithMessageType(dhcpv4.MessageTypeInform),
+		dhcpv4.WithClientIP(net.IP(static.ip.AsSlice())), dhcpv4.WithBroadcast(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.servers {
+		ack, _, err := p.wire.exchange(ctx, static.mac, static.ip, netip.AddrFrom4([4]byte{255, 255, 255, 255}), 67, serverAddr(i), req, dhcpv4.MessageTypeAck)
+		if err != nil {
+			t.Fatalf("DHCPINFORM answered by %s: %v", haSites[i], err)
+		}
+		if !ack.YourIPAddr.IsUnspecified() {
+			t.Fatalf("%s's ACK to DHCPINFORM names address %s", haSites[i], ack.YourIPAddr)
+		}
+	}
+	// Each has seen its partner's ACK (fleetboot_dhcp_packets_total{kind="ignored"}: the
+	// partner's replies are the only other server's on this segment so far)…
+	for i := range p.servers {
+		within(t, haSites[i]+" seeing its partner's ACK", func() (bool, error) {
+			return p.metric(t, ctx, i, "fleetboot_dhcp_packets_total", "kind")["ignored"] > 0, nil
+		})
+	}
+	// … and its timeline writer has delivered what came before a later machine's DHCP lines
+	// (it writes in order; a rogue-dhcp quirk would be reported by then).
+	if _, _, err := p.ch.dhcp(ctx, later, stageFirmware); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the later machine's DHCP lines by both instances", func() (bool, error) {
+		var events []struct {
+			timelineEvent
+			MAC string `json:"mac"`
+		}
+		if err := p.api[0].do(ctx, http.MethodGet, "/api/v1/events?limit=1000", nil, "", &events); err != nil {
+			return false, err
+		}
+		sites := map[string]bool{}
+		for _, e := range events {
+			if e.Kind == "dhcp" && e.MAC == later.mac.String() {
+				sites[e.Site] = true
+			}
+		}
+		return sites["a"] && sites["b"], nil
+	})
+	for i := range p.servers {
+		p.noRogueQuirks(t, ctx, i)
+		if err := p.servers[i].alive(); err != nil {
+			t.Errorf("server %s: %v", haSites[i], err)
+		}
+	}
+}
