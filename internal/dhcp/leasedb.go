@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -675,6 +676,10 @@ type leaseWriter struct {
 	closed         bool
 	kick           chan struct{}
 	done           chan struct{}
+	// failures counts the commits that failed in a row (run only); closeErr is the last
+	// commit's error when the writer stopped (read by close after done).
+	failures int
+	closeErr error
 }
 
 func newLeaseWriter(db *sql.DB) *leaseWriter {
@@ -722,11 +727,27 @@ func (w *leaseWriter) wait(ch chan error) error { return <-ch }
 // ACK by at most this much, next to the seconds a client waits before it retransmits.
 const minCommitInterval = 5 * time.Millisecond
 
+// Commit failures: the writer gives up its connection (a connection that failed may stay
+// broken: an I/O error on its file descriptors, a file replaced underneath; SQLite then fails
+// every later statement on it) and opens another for the next commit, after a pause that
+// doubles with each failure in a row, from minRetryPause up to maxRetryPause. The rows of the
+// failed batch stay queued — the in-memory copy already has them — and go with the next
+// commit; the callers waiting for the failed one get its error, so no ACK goes out for a lease
+// that is not committed.
+const (
+	minRetryPause = 50 * time.Millisecond
+	maxRetryPause = 2 * time.Second
+)
+
 func (w *leaseWriter) run() {
 	defer close(w.done)
 	var last time.Time
 	for range w.kick {
-		if wait := time.Until(last.Add(minCommitInterval)); wait > 0 {
+		pause := minCommitInterval
+		if w.failures > 0 {
+			pause = min(minRetryPause<<min(w.failures-1, 10), maxRetryPause)
+		}
+		if wait := time.Until(last.Add(pause)); wait > 0 {
 			time.Sleep(wait)
 		}
 		last = time.Now()
@@ -736,12 +757,19 @@ func (w *leaseWriter) run() {
 		w.mu.Unlock()
 		var err error
 		if len(batch) > 0 {
-			err = w.commit(batch)
+			if err = w.commit(batch); err != nil {
+				w.failed(batch)
+			} else {
+				w.failures = 0
+			}
 		}
 		for _, ch := range waiters {
 			ch <- err
 		}
-		if len(batch) > 0 {
+		if closed {
+			w.closeErr = err
+		}
+		if len(batch) > 0 && err == nil {
 			if w.commits++; w.commits >= checkpointEvery && !closed {
 				w.commits = 0
 				w.checkpoint()
@@ -753,6 +781,34 @@ func (w *leaseWriter) run() {
 				w.conn.Close()
 			}
 			return
+		}
+	}
+}
+
+// failed handles a commit of batch that failed: the connection is given up (reopened by the
+// next commit), and the batch's rows are queued again under the versions changed since, and
+// another round is kicked off (it waits out the retry pause).
+func (w *leaseWriter) failed(batch map[uint32]leaseRow) {
+	w.failures++
+	if w.conn != nil {
+		// driver.ErrBadConn from Raw makes database/sql close the connection rather than put
+		// it back in the pool, where the next Conn would get it again.
+		w.conn.Raw(func(any) error { return driver.ErrBadConn })
+		w.conn.Close()
+		w.conn = nil
+	}
+	w.mu.Lock()
+	for ip, r := range batch {
+		if _, newer := w.pending[ip]; !newer {
+			w.pending[ip] = r
+		}
+	}
+	closed := w.closed
+	w.mu.Unlock()
+	if !closed {
+		select {
+		case w.kick <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -840,6 +896,9 @@ func (w *leaseWriter) close() error {
 	<-w.done
 	if w.upsert != nil {
 		w.upsert.Close()
+	}
+	if w.closeErr != nil {
+		return fmt.Errorf("write dhcp leases at close: %w", w.closeErr)
 	}
 	return nil
 }
