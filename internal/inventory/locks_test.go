@@ -447,6 +447,11 @@ func TestHungMachineLockHoldsUpOnlyThatMachine(t *testing.T) {
 	}), "recording DHCP facts of A and D"); err != nil {
 		t.Fatal(err)
 	}
+	// All that happened while the paused instance held A's lock, not after PostgreSQL ended
+	// its session (store.IdleInTransactionTimeout) and released it.
+	if !holdsLock(t, invs[1].db, names[0], machineLock(a)) {
+		t.Fatalf("the paused instance no longer holds A's lock: the other instance's writes waited for it")
+	}
 	var n int
 	if err := invs[1].db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS s ON s.pid = l.pid
 		WHERE l.locktype = 'advisory' AND NOT l.granted AND s.application_name = ?`, names[1]).Scan(&n); err != nil {
@@ -495,4 +500,16 @@ func TestHungMachineLockHoldsUpOnlyThatMachine(t *testing.T) {
 	if m, err := invs[1].Machine(ctx, a); err != nil || m.Firmware != "uefi-http" || m.UUID != "a-uuid" {
 		t.Errorf("A after its lock was free and the next DHCP batch: %+v %v, want the deferred firmware and UUID", m, err)
 	}
+}
+
+// holdsLock reports whether a session named name holds the advisory lock key.
+func holdsLock(t *testing.T, db *store.DB, name, key string) bool {
+	t.Helper()
+	var held int
+	if err := db.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS s ON s.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = ?
+		AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(?, 0)`, name, key).Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	return held > 0
 }
