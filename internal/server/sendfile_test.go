@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -264,4 +265,82 @@ func TestSendFileYieldsPerChunkNotPerCall(t *testing.T) {
 		t.Fatalf("%d yields for %d sendfile calls of %d bytes: want at most one per %d bytes", yields, sends, size, sendfileChunk)
 	}
 	t.Logf("%d sendfile calls, %d yields", sends, yields)
+}
+
+// TestSendFileWaitsAfterAShortSend: a sendfile call that sent less than asked filled the
+// socket's buffer; the loop then waits for the socket to drain instead of calling again at
+// once only to be told EAGAIN. The client reads slowly, so the buffer fills again and again.
+func TestSendFileWaitsAfterAShortSend(t *testing.T) {
+	const size = 24 << 20
+	f, want := randomFile(t, size)
+	needCachestat(t, f)
+	var mu sync.Mutex
+	var calls, again int64
+	sendfileHook = func(bool, int64) { mu.Lock(); calls++; mu.Unlock() }
+	sendfileAgainHook = func() { mu.Lock(); again++; mu.Unlock() }
+	t.Cleanup(func() { sendfileHook, sendfileAgainHook = nil, nil })
+
+	server, client := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.(io.ReaderFrom).ReadFrom(&io.LimitedReader{R: f, N: size})
+		server.(*limitedTCPConn).CloseWrite()
+		done <- err
+	}()
+	var got []byte
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := client.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // ~100–250 MB/s at most: slower than sendfile fills
+	}
+	if err := <-done; err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("ReadFrom: %v; client got %d of %d bytes, equal %v", err, len(got), size, bytes.Equal(got, want))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d sendfile calls sent bytes, %d found the socket full", calls, again)
+	if calls < 4 {
+		t.Fatalf("only %d sendfile calls for %d bytes to a slow reader: the buffer never filled", calls, size)
+	}
+	// Without the wait nearly every call that filled the buffer was followed by an EAGAIN.
+	if again*4 > calls {
+		t.Fatalf("%d of %d sendfile calls found the socket full: the loop calls again after a short send", again, calls)
+	}
+}
+
+// TestSendFileShortAtTheEndDoesNotWait: a sendfile call that sends less than asked because
+// the file ended (a LimitedReader promising more than the file holds) is not taken for a
+// full socket: the loop must not wait for the socket to drain (no event would come: its
+// buffer is not full) but finish with the bytes the file had.
+func TestSendFileShortAtTheEndDoesNotWait(t *testing.T) {
+	const size = 3<<20 + 100
+	f, want := randomFile(t, size)
+	needCachestat(t, f)
+	server, client := tcpPair(t)
+	done := make(chan error, 1)
+	var n int64
+	go func() {
+		var err error
+		n, err = server.(io.ReaderFrom).ReadFrom(&io.LimitedReader{R: f, N: 8 << 20})
+		server.(*limitedTCPConn).CloseWrite()
+		done <- err
+	}()
+	got := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(client); got <- b }()
+	select {
+	case err := <-done:
+		b := <-got
+		if err != nil || n != size || !bytes.Equal(b, want) {
+			t.Fatalf("ReadFrom said %d, %v; client got %d of %d bytes, equal %v", n, err, len(b), size, bytes.Equal(b, want))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ReadFrom still waiting 30 s after the file's end: a short send at EOF was taken for a full socket")
+	}
 }
