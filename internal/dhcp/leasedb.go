@@ -97,6 +97,11 @@ type LeaseDB struct {
 	hint     uint32
 	hintPool string
 
+	// turn admits one shared change at a time (changeShared); changeTimeout bounds a shared
+	// change, its wait for its turn included (sharedChangeTimeout; tests shorten it).
+	turn          chan struct{}
+	changeTimeout time.Duration
+
 	w      *leaseWriter
 	closed bool         // shared: Close was called
 	own    *store.Store // the lease file OpenLeaseFile opened; closed by Close
@@ -122,6 +127,7 @@ func OpenLeaseDB(ctx context.Context, st *store.Store) (*LeaseDB, error) {
 	l := &LeaseDB{db: st.DB().SQL(), rows: map[uint32]*leaseRow{}, byMAC: map[string]map[uint32]struct{}{}}
 	if st.Dialect() == store.Postgres {
 		l.shared = st.DB() // loaded by the first call's sync; no writer goroutine
+		l.turn, l.changeTimeout = make(chan struct{}, 1), sharedChangeTimeout
 		return l, nil
 	}
 	rows, err := l.db.QueryContext(ctx, `SELECT ip, mac, state, expires_ms, hostname, updated_ms FROM dhcp_leases`)
@@ -291,13 +297,32 @@ func (l *LeaseDB) change(ctx context.Context, wait bool, decide func() ([]leaseW
 // leaseLockKey is the advisory lock every shared lease transaction takes.
 const leaseLockKey = "fleetboot:dhcp_leases"
 
+// sharedChangeTimeout bounds one shared lease change, its wait for its turn included. It is
+// above store.IdleInTransactionTimeout, so that a partner that hangs holding the lease lock
+// (PostgreSQL ends its session after that long) delays this instance's change rather than
+// failing it; and it is finite, so that a database that stops answering without closing the
+// connection (a cut-off network, no reset) fails the changes waiting on it — each DHCP
+// packet's handler gives up, the client retransmits — instead of holding every handler
+// until TCP gives up on the connection, a quarter of an hour later.
+const sharedChangeTimeout = store.IdleInTransactionTimeout + 5*time.Second
+
 func (l *LeaseDB) changeShared(ctx context.Context, decide func() ([]leaseWrite, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, l.changeTimeout)
+	defer cancel()
 	// One transaction of this instance at a time holds or waits for the lease lock. Were
 	// several of its sessions queued for it when the process hangs (frozen, its machine
 	// without power, cut off with its connections open), PostgreSQL would grant the lock to
 	// each of them in turn, and each would keep it until the server ends it for sitting idle
 	// in its transaction (store.IdleInTransactionTimeout): the other instance would wait that
-	// long once per queued session instead of once.
+	// long once per queued session instead of once. The others wait for their turn here,
+	// each within its own deadline: queued behind a change that waits on a silent database,
+	// they fail with it rather than one after another.
+	select {
+	case l.turn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for this instance's lease transaction: %w", context.Cause(ctx))
+	}
+	defer func() { <-l.turn }()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

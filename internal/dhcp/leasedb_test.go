@@ -573,3 +573,66 @@ func TestOneInstanceQueuesOneSessionForTheLeaseLock(t *testing.T) {
 	holder.Rollback()
 	wg.Wait()
 }
+
+// A shared lease change gives up within its deadline when the lease lock does not come — a
+// partner's session holding it while it runs (not idle, so PostgreSQL does not end it), as
+// a database that stops answering without closing the connection would look — and so do the
+// changes queued behind it at this instance, each within its own deadline, not one after
+// another. Once the lock is free again the store serves as before.
+func TestSharedLeaseChangeGivesUpWhenTheLockDoesNotCome(t *testing.T) {
+	open := storetest.Backends[1].Fresh(t)
+	holder, err := open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	st, db := openTestStore(t, open)
+	defer st.Close()
+	defer db.Close()
+	db.changeTimeout = time.Second
+
+	hctx, stopHolder := context.WithCancel(context.Background())
+	defer stopHolder()
+	locked, held := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(held)
+		tx, err := holder.DB().BeginTx(hctx, nil)
+		if err == nil {
+			err = tx.Lock(hctx, leaseLockKey)
+		}
+		locked <- err
+		if err == nil {
+			defer tx.Rollback()
+			tx.ExecContext(hctx, "SELECT pg_sleep(120)") // ended by stopHolder
+		}
+	}()
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+
+	p := pool(10, 49)
+	const waiting = 4
+	errs := make(chan error, waiting)
+	for i := range waiting {
+		go func() {
+			_, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(i), Now: t0, Until: t0.Add(offerHold)})
+			errs <- err
+		}()
+	}
+	for i := range waiting {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("change %d with the lock held elsewhere: %v, want it to give up at its deadline", i, err)
+			}
+		case <-time.After(liveness):
+			t.Fatalf("%d of %d changes still waiting for the lock after %s (deadline 1s)", waiting-i, waiting, liveness)
+		}
+	}
+	stopHolder()
+	<-held
+	ip, err := db.Reserve(context.Background(), LeaseRequest{Pool: p, MAC: macN(9), Now: t0, Until: t0.Add(offerHold)})
+	if err != nil || ip == nil {
+		t.Fatalf("reserve once the lock is free: %v, %v", ip, err)
+	}
+}
