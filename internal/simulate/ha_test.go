@@ -530,12 +530,19 @@ func sumPhases(ps []phaseResult) time.Duration {
 // (internal/dhcp: pg_advisory_xact_lock of hashtextextended('fleetboot:dhcp_leases', 0); an
 // int8 key shows in pg_locks as classid = its high and objid = its low 32 bits).
 func (p *haPair) holdsLeaseLock(ctx context.Context, db *sql.DB, i int) (bool, error) {
-	var n int
-	err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	pid, err := p.leaseLockHolder(ctx, db, i)
+	return pid != 0, err
+}
+
+// leaseLockHolder is the PostgreSQL backend pid of server i's session holding the lease
+// table's lock, 0 when none does.
+func (p *haPair) leaseLockHolder(ctx context.Context, db *sql.DB, i int) (int, error) {
+	var pid int
+	err := db.QueryRowContext(ctx, `SELECT coalesce(min(l.pid), 0) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE a.application_name = $1 AND l.locktype = 'advisory' AND l.granted
 		AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('fleetboot:dhcp_leases', 0)`,
-		"fleetboot-"+haSites[i]).Scan(&n)
-	return n > 0, err
+		"fleetboot-"+haSites[i]).Scan(&pid)
+	return pid, err
 }
 
 // TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock freezes instance a (SIGSTOP:
@@ -590,6 +597,16 @@ func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.
 		if caught, err = p.holdsLeaseLock(ctx, db, 0); err != nil {
 			t.Fatal(err)
 		}
+		if caught {
+			// a's last message may have left before the stop and still be on its way or
+			// running: its COMMIT would release the lock a moment later, and b would never
+			// wait (seen: first machine bound 172 ms after the "freeze"). Still held a while
+			// after the stop, the lock waits for a.
+			time.Sleep(500 * time.Millisecond)
+			if caught, err = p.holdsLeaseLock(ctx, db, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if !caught {
 			syscall.Kill(pid, syscall.SIGCONT)
 			time.Sleep(time.Duration(try%7) * time.Millisecond)
@@ -600,6 +617,10 @@ func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.
 		t.Fatal("instance a never held the lease lock while machines powered on")
 	}
 	frozen := time.Now()
+	holder, err := p.leaseLockHolder(ctx, db, 0)
+	if err != nil || holder == 0 {
+		t.Fatalf("the lease lock's holder at a: pid %d (%v)", holder, err)
+	}
 
 	// New machines while a hangs: b serves them all.
 	run := p.dhcpAllTimed(ctx, late)
@@ -618,6 +639,12 @@ func TestHAPairSurvivorServesWhileItsPartnerHangsHoldingTheLeaseLock(t *testing.
 	}
 	if held, err := p.holdsLeaseLock(ctx, db, 0); err != nil || held {
 		t.Errorf("the hung instance still holds the lease lock (%v)", err)
+	}
+	// The lock went with a's session, which PostgreSQL ended (a never committed): a session
+	// that had released it by committing would still be there, and b would not have waited.
+	var left int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, holder).Scan(&left); err != nil || left != 0 {
+		t.Errorf("a's session %d that held the lease lock is still there (%d, %v): the lock was released, not taken from a hung instance", holder, left, err)
 	}
 	t.Logf("a frozen holding the lease lock: b bound the first new machine %s after the freeze, all %d within %s (%d retransmissions; the session timeout is %s)",
 		run.firstBound().Sub(frozen).Round(time.Millisecond), len(want), served.Round(time.Millisecond), run.retries, store.IdleInTransactionTimeout)
