@@ -16,7 +16,9 @@
 #   seq1468   $SEQ downloads one after another, blksize 1468 (EDK2's request)
 #   par       $CLIENTS concurrent clients, each $PER downloads in a row, blksize 1468
 # Reported per server and workload: MB/s (10^6 bytes), server CPU ms per MB (utime+stime from
-# /proc/PID/stat of the server process; dnsmasq serves TFTP in its one process) and failures
+# /proc/PID/stat of the server process; dnsmasq serves TFTP in its one process), context
+# switches per MB (voluntary and involuntary, summed over the process's threads: a lock-step
+# transfer sleeps once per block, and every extra thread woken per block shows here) and failures
 # (curl errors, e.g. exit 28 for a download not done within 60 s, or a short download); then
 # fleetboot/dnsmasq ratios: throughput (> 1: fleetboot faster) and CPU per MB (< 1: fleetboot
 # cheaper), over the whole run and as the range of the per-round ratios. The script exits
@@ -30,7 +32,11 @@
 # Usage: sudo scripts/bench-tftp.sh   (env: FILE=ipxe.efi SEQ=20 CLIENTS=100 PER=2 ROUNDS=3
 #                                      WORKLOADS="seq512 seq1468 par" SERVER_CPU=0 LOAD_CPU=1
 #                                      PERF_OUT=file: perf record fleetboot's process meanwhile,
-#                                      or PERF_SERVER=dnsmasq's)
+#                                      or PERF_SERVER=dnsmasq's;
+#                                      FLEETBOOT_GODEBUG=...: GODEBUG for fleetboot's process, an
+#                                      experiment only, e.g. schedtrace=2147483647 keeps Go's
+#                                      sysmon thread polling instead of sleeping until the next
+#                                      system call wakes it — see docs/benchmarks.md)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,7 +98,7 @@ declare -A addr=([fleetboot]=10.215.0.1 [dnsmasq]=10.215.0.3)
 mkdir -p "$work/fleetboot.d" "$work/dnsmasq.d" "$work/root"
 cp "$src" "$work/root/$FILE"
 chmod 755 "$work/root" && chmod 644 "$work/root/$FILE"
-ip netns exec "$nss" taskset -c "$SERVER_CPU" "$work/fleetboot" serve --data "$work/fleetboot.d" --interface "$ifs" \
+ip netns exec "$nss" env ${FLEETBOOT_GODEBUG:+GODEBUG="$FLEETBOOT_GODEBUG"} taskset -c "$SERVER_CPU" "$work/fleetboot" serve --data "$work/fleetboot.d" --interface "$ifs" \
 	--advertise-ip 10.215.0.1 --http 10.215.0.1:8080 --dhcp off --tftp 10.215.0.1:69 \
 	>"$work/fleetboot.log" 2>&1 &
 pid[fleetboot]=$!
@@ -123,6 +129,12 @@ done
 # cpu_ticks NAME: user+system clock ticks of the server process so far (all its threads).
 cpu_ticks() { sed 's/.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'; }
 now() { date +%s.%N; }
+# cswitches NAME: context switches of the server process so far, summed over its threads (Go's
+# threads live as long as the process, so none takes its count away by exiting).
+cswitches() {
+	cat "/proc/${pid[$1]}"/task/*/status 2>/dev/null |
+		awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ {n += $2} END {printf "%d", n}'
+}
 
 # fetch_loop NAME BLKSIZE N FILE: N downloads in a row. Each adds the bytes it received to
 # FILE.bytes (one line); a curl error or a short file is a failure (one line in FILE).
@@ -144,11 +156,12 @@ export FILE size
 
 # run NAME WORKLOAD: one round of the workload against one server; adds to the totals.
 # MB/s and CPU per MB count the bytes received, so that failed downloads do not flatter a server.
-declare -A secs bytes ticks fails rsecs rticks rbytes
+declare -A secs bytes ticks fails rsecs rticks rbytes csw
 run() {
-	local s=$1 w=$2 f="$work/fails.$1.$2" t0 t1 c0 c1 b
+	local s=$1 w=$2 f="$work/fails.$1.$2" t0 t1 c0 c1 b x0 x1
 	: >>"$f"
 	rm -f "$f.bytes"
+	x0=$(cswitches "$s")
 	c0=$(cpu_ticks "$s")
 	t0=$(now)
 	case $w in
@@ -162,6 +175,8 @@ run() {
 	esac
 	t1=$(now)
 	c1=$(cpu_ticks "$s")
+	x1=$(cswitches "$s")
+	csw[$s,$w]=$((${csw[$s,$w]:-0} + x1 - x0))
 	secs[$s,$w]=$(awk -v a="${secs[$s,$w]:-0}" -v b="$t0" -v c="$t1" 'BEGIN{printf "%.6f", a + c - b}')
 	b=$(awk '{n += $1} END {printf "%d", n}' "$f.bytes")
 	((b > 0)) || die "$s: no bytes at all in $w"
@@ -178,6 +193,7 @@ if [[ -n ${PERF_OUT:-} ]]; then
 	perf record -q -F 1999 -g -p "${pid[${PERF_SERVER:-fleetboot}]}" -o "$PERF_OUT" 2>"$work/perf.log" &
 	pid[perf]=$!
 fi
+[[ -z ${FLEETBOOT_GODEBUG:-} ]] || log "EXPERIMENT: fleetboot runs with GODEBUG=$FLEETBOOT_GODEBUG"
 log "$FILE ($size bytes), curl $(curl -V | awk 'NR==1{print $2}'), dnsmasq $(dnsmasq --version | awk 'NR==1{print $3}')," \
 	"$(nproc) CPUs, servers on CPU $SERVER_CPU, client on CPU $LOAD_CPU, load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "per round: seq* $SEQ downloads in a row, par $CLIENTS clients × $PER downloads; $ROUNDS rounds"
@@ -201,6 +217,7 @@ fi
 hz=$(getconf CLK_TCK)
 mbps() { awk -v b="${bytes[$1,$2]}" -v t="${secs[$1,$2]}" 'BEGIN{printf "%.2f", b / t / 1e6}'; }
 cpumb() { awk -v k="${ticks[$1,$2]}" -v hz="$hz" -v b="${bytes[$1,$2]}" 'BEGIN{printf "%.2f", k * 1000 / hz / (b / 1e6)}'; }
+cswmb() { awk -v k="${csw[$1,$2]}" -v b="${bytes[$1,$2]}" 'BEGIN{printf "%.0f", k / (b / 1e6)}'; }
 # spread WORKLOAD: "min–max" of the per-round throughput and CPU-per-byte ratios.
 spread() {
 	local r tr=() cr=()
@@ -214,20 +231,21 @@ spread() {
 	printf '%s–%s× | %s–%s×' "$(printf '%s\n' "${tr[@]}" | sort -g | head -1)" "$(printf '%s\n' "${tr[@]}" | sort -g | tail -1)" \
 		"$(printf '%s\n' "${cr[@]}" | sort -g | head -1)" "$(printf '%s\n' "${cr[@]}" | sort -g | tail -1)"
 }
-printf '\n| workload | fleetboot MB/s | dnsmasq MB/s | throughput ratio | fleetboot CPU ms/MB | dnsmasq CPU ms/MB | CPU ratio | rounds: throughput ratio | rounds: CPU ratio | failures (fb/dnsmasq) |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '\n| workload | fleetboot MB/s | dnsmasq MB/s | throughput ratio | fleetboot CPU ms/MB | dnsmasq CPU ms/MB | CPU ratio | rounds: throughput ratio | rounds: CPU ratio | context switches per MB (fb/dnsmasq) | failures (fb/dnsmasq) |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 total_fails=0
 for w in $WORKLOADS; do
 	fm=$(mbps fleetboot "$w") dm=$(mbps dnsmasq "$w") fc=$(cpumb fleetboot "$w") dc=$(cpumb dnsmasq "$w")
-	printf '| %s | %s | %s | %s× | %s | %s | %s× | %s | %s/%s |\n' "$w" "$fm" "$dm" \
+	printf '| %s | %s | %s | %s× | %s | %s | %s× | %s | %s/%s | %s/%s |\n' "$w" "$fm" "$dm" \
 		"$(awk -v a="$fm" -v b="$dm" 'BEGIN{printf "%.2f", a / b}')" "$fc" "$dc" \
 		"$(awk -v a="$fc" -v b="$dc" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
-		"$(spread "$w")" "${fails[fleetboot,$w]}" "${fails[dnsmasq,$w]}"
+		"$(spread "$w")" "$(cswmb fleetboot "$w")" "$(cswmb dnsmasq "$w")" "${fails[fleetboot,$w]}" "${fails[dnsmasq,$w]}"
 	total_fails=$((total_fails + fails[fleetboot,$w] + fails[dnsmasq,$w]))
 done
 echo "(throughput ratio fleetboot/dnsmasq, > 1: fleetboot faster; CPU ratio, < 1: fleetboot cheaper per MB)"
 if ((total_fails > 0)); then
 	for f in "$work"/fails.*; do
+		[[ $f == *.bytes ]] && continue # received byte counts, not failures
 		[[ -s $f ]] && log "failures ${f##*/fails.}: $(sort "$f" | uniq -c | sort -rn | head -3 | awk '{$1 = $1 "×"; print}' | paste -sd';')"
 	done
 	die "$total_fails downloads failed"
