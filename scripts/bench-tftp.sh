@@ -248,5 +248,11 @@ if ((total_fails > 0)); then
 		[[ $f == *.bytes ]] && continue # received byte counts, not failures
 		[[ -s $f ]] && log "failures ${f##*/fails.}: $(sort "$f" | uniq -c | sort -rn | head -3 | awk '{$1 = $1 "×"; print}' | paste -sd';')"
 	done
+	# What the servers said about it (curl's exit 68 is any TFTP error code 1 from the server,
+	# which pin/tftp also sends when it gives up on a silent client).
+	log "fleetboot's failed transfers: $(grep -o 'msg="tftp \(transfer failed\|refused\)".* err=.*' "$work/fleetboot.log" |
+		sed 's/.* err=//; s/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -3 | awk '{$1 = $1 "×"; print}' | paste -sd';')"
+	log "dnsmasq's failed transfers: $(grep -i 'failed\|error' "$work/dnsmasq.log" | sed 's/.*dnsmasq-tftp\[[0-9]*\]: //; s/[0-9][0-9]*/N/g' |
+		sort | uniq -c | sort -rn | head -3 | awk '{$1 = $1 "×"; print}' | paste -sd';')"
 	die "$total_fails downloads failed"
 fi
