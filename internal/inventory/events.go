@@ -21,6 +21,16 @@ const eventsChannel = "fleetboot_events"
 // pendingEvent is an event a write transaction writes at its commit.
 type pendingEvent struct{ mac, time, kind, detail string }
 
+// storable is e with its text as both backends store it (store.StorableText). Every event
+// write passes here (flushEvents on SQLite, pgEventsArgs on PostgreSQL), whoever wrote the
+// event: its detail may carry bytes from the wire (a foreign DHCP reply's boot file name, a
+// firmware's query parameter), which PostgreSQL refuses, and there one statement writes a
+// whole batch of events, every machine's line of it lost with the one bad line.
+func (e pendingEvent) storable() pendingEvent {
+	e.mac, e.kind, e.detail = store.StorableText(e.mac), store.StorableText(e.kind), store.StorableText(e.detail)
+	return e
+}
+
 // execer runs statements: a transaction, or the database (one statement, its own transaction).
 type execer interface {
 	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
@@ -43,6 +53,7 @@ func flushEvents(ctx context.Context, q execer, site string, evs []pendingEvent)
 	}
 	trim := map[string]bool{}
 	for _, e := range evs {
+		e = e.storable()
 		if _, err := q.ExecContext(ctx, `INSERT INTO events (mac, time, kind, detail, site) VALUES (?, ?, ?, ?, ?)`, e.mac, e.time, e.kind, e.detail, site); err != nil {
 			return fmt.Errorf("record event for %s: %w", e.mac, err)
 		}
@@ -79,6 +90,7 @@ const pgEventsSQL = `WITH c AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared
 func pgEventsArgs(site string, evs []pendingEvent) []any {
 	macs, times, kinds, details := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
 	for i, e := range evs {
+		e = e.storable()
 		macs[i], times[i], kinds[i], details[i] = e.mac, e.time, e.kind, e.detail
 	}
 	return []any{catalogLock, eventLock, macs, times, kinds, details, site, maxEventsPerMachine, eventsChannel}

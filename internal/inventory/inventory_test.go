@@ -505,3 +505,49 @@ func testRecordDHCPBatches(t *testing.T, b storetest.Backend) {
 		t.Fatalf("timeline of the machine DHCP saw first: %+v", ev)
 	}
 }
+
+// Event text that is not UTF-8 or holds NUL (bytes another host sent: a foreign DHCP reply's
+// boot file name) is stored as valid text, alike on both
+// backends, whichever writer wrote it; and the other lines of its batch with it. PostgreSQL
+// refuses such text, and writes a batch of events in one statement: every line of the batch
+// was lost, while SQLite stored the raw bytes.
+func TestEventsWithBytesFromTheWireAreStoredAsText(t *testing.T) {
+	storetest.Run(t, testEventsWithBytesFromTheWireAreStoredAsText)
+}
+
+func testEventsWithBytesFromTheWireAreStoredAsText(t *testing.T, b storetest.Backend) {
+	ctx := context.Background()
+	inv, _ := openInv(t, b)
+	const raw, want = "file caf\xe9 \x00end", "file caf\uFFFD \uFFFDend" // Latin-1 é, NUL
+	macs := []string{"52:54:00:00:0b:01", "52:54:00:00:0b:02", "52:54:00:00:0b:03"}
+	// The DHCP server's batch (one statement on PostgreSQL): the bad line between good ones.
+	if err := inv.RecordDHCP(ctx, []DHCPSighting{
+		{MAC: macs[0], Detail: "offer 10.0.0.5"},
+		{MAC: macs[1], Firmware: "uefi-pxe", Detail: raw},
+		{MAC: macs[2], Detail: "ack 10.0.0.7"},
+	}); err != nil {
+		t.Fatalf("RecordDHCP: %v", err)
+	}
+	// Any other writer (on SQLite through a transaction's commit).
+	if err := inv.AddEvent(ctx, macs[0], "download", raw); err != nil {
+		t.Fatalf("AddEvent: %v", err)
+	}
+	wantLines := map[string][]string{
+		macs[0]: {"offer 10.0.0.5", want},
+		macs[1]: {want},
+		macs[2]: {"ack 10.0.0.7"},
+	}
+	for _, mac := range macs {
+		evs, err := inv.Events(ctx, mac, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Detail)
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", wantLines[mac]) {
+			t.Errorf("%s: timeline %q, want %q", mac, got, wantLines[mac])
+		}
+	}
+}

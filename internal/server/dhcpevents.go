@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/fleetboot/fleetboot/internal/dhcp"
 	"github.com/fleetboot/fleetboot/internal/inventory"
 	"github.com/fleetboot/fleetboot/internal/ipxe"
 	"github.com/fleetboot/fleetboot/internal/quirk"
+	"github.com/fleetboot/fleetboot/internal/store"
 )
 
 // dhcpTimeline returns the DHCP server's Timeline sink: it runs on the DHCP server's own
@@ -25,7 +24,9 @@ func dhcpTimeline(inv *inventory.Inventory, quirks *quirk.Reporter, log *slog.Lo
 		for _, e := range evs {
 			mac := ipxe.NormalizeMAC(e.MAC.String())
 			if e.Quirk != "" {
-				quirks.Report(ctx, quirk.Report{Kind: e.Quirk, MAC: mac, Detail: storableText(e.Reason)})
+				// The inventory stores any event's text as StorableText itself; the log line
+				// shows the same text.
+				quirks.Report(ctx, quirk.Report{Kind: e.Quirk, MAC: mac, Detail: store.StorableText(e.Reason)})
 				continue
 			}
 			batch = append(batch, inventory.DHCPSighting{MAC: mac, Firmware: bootFirmware(e.Firmware), UUID: e.UUID, Detail: dhcpDetail(e)})
@@ -58,16 +59,5 @@ func dhcpDetail(e dhcp.Event) string {
 	if e.Reason != "" {
 		detail += ": " + e.Reason
 	}
-	return storableText(detail)
-}
-
-// storableText is s as text every database stores: a timeline line may carry bytes another
-// host sent (the boot file name of a foreign DHCP reply), and PostgreSQL refuses text that is
-// not UTF-8 or holds NUL — there a batch of lines is one statement, and one such line lost
-// every line of its batch.
-func storableText(s string) string {
-	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	return detail
 }
