@@ -172,6 +172,10 @@ type Event struct {
 	// Quirk, when set, names the network problem an ignored request revealed (Reason says
 	// what was seen).
 	Quirk quirk.Kind
+	// Time is when the event happened, set for the events queued for Config.Timeline: the
+	// timeline writes them in batches, and the line's time must be the packet's, not the
+	// batch's (iPXE asks for its script tens of milliseconds after its ACK).
+	Time time.Time
 }
 
 // Server is fleetboot's DHCPv4 server. Create it with New, run it with Run.
@@ -683,6 +687,7 @@ func (s *Server) emit(ev Event) {
 		s.cfg.OnEvent(ev)
 	}
 	if s.timeline != nil && ev.Timeline() {
+		ev.Time = time.Now()
 		select {
 		case s.timeline <- ev:
 		default:

@@ -63,6 +63,7 @@ func TestSlowTimelineDoesNotDelayAnswers(t *testing.T) {
 		t.Errorf("a queue of 16 behind a blocked sink dropped nothing of %d events", answers)
 	}
 
+	released := time.Now()
 	release.Do(func() { close(hold) })
 	if err := rs.stop(); err != nil {
 		t.Fatal(err)
@@ -75,14 +76,22 @@ func TestSlowTimelineDoesNotDelayAnswers(t *testing.T) {
 		}
 	}
 	dropped = rs.srv.TimelineDropped()
-	delivered := 0
+	delivered, before := 0, 0
 	for len(got) > 0 {
 		for _, ev := range <-got {
-			if ev.Kind != "proxy-offer" || ev.Firmware != "uefi-pxe" || ev.UUID == "" {
+			if ev.Kind != "proxy-offer" || ev.Firmware != "uefi-pxe" || ev.UUID == "" || ev.Time.IsZero() {
 				t.Errorf("timeline event %+v", ev)
+			}
+			if ev.Time.Before(released) {
+				before++
 			}
 			delivered++
 		}
+	}
+	// The events queued while the sink was blocked carry the time of their packets, which is
+	// before the sink got them.
+	if before == 0 {
+		t.Errorf("none of the %d events delivered after the release carries a time before it", delivered)
 	}
 	if uint64(delivered)+dropped != uint64(answers) {
 		t.Errorf("%d events delivered + %d dropped, want the %d answers: Run must deliver what it queued before it returns",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fleetboot/fleetboot/internal/store"
 )
@@ -252,6 +253,8 @@ type DHCPSighting struct {
 	UUID string
 	// Detail is the timeline line ("offer 10.0.0.5 firmware=uefi-pxe …"); "" records none.
 	Detail string
+	// Time is when the packet was handled; zero means when the batch is written.
+	Time time.Time
 }
 
 // maxDHCPClients bounds what is remembered about machines DHCP saw but no boot script yet.
@@ -282,7 +285,11 @@ func (inv *Inventory) RecordDHCP(ctx context.Context, batch []DHCPSighting) erro
 			continue
 		}
 		if d.Detail != "" {
-			evs = append(evs, pendingEvent{mac: d.MAC, time: now, kind: "dhcp", detail: d.Detail})
+			at := now
+			if !d.Time.IsZero() {
+				at = fmtTime(d.Time)
+			}
+			evs = append(evs, pendingEvent{mac: d.MAC, time: at, kind: "dhcp", detail: d.Detail})
 		}
 		if d.Firmware == "" && d.UUID == "" {
 			continue

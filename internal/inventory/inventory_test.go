@@ -504,6 +504,16 @@ func testRecordDHCPBatches(t *testing.T, b storetest.Backend) {
 	if len(ev) != 3 || ev[0].Kind != "dhcp" || ev[2].Kind != "discovered" {
 		t.Fatalf("timeline of the machine DHCP saw first: %+v", ev)
 	}
+
+	// A line carries the time its packet was handled, not the time its batch was written.
+	at := time.Now().Add(-90 * time.Second).Truncate(time.Millisecond)
+	if err := inv.RecordDHCP(ctx, []DHCPSighting{{MAC: known, Detail: "ack 10.0.0.5", Time: at}}); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ = inv.Events(ctx, known, 0)
+	if last := ev[len(ev)-1]; last.Detail != "ack 10.0.0.5" || !last.Time.Equal(at) {
+		t.Errorf("line written with the packet's time %s: %+v", at, last)
+	}
 }
 
 // Event text that is not UTF-8 or holds NUL (bytes another host sent: a foreign DHCP reply's

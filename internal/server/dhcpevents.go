@@ -29,7 +29,7 @@ func dhcpTimeline(inv *inventory.Inventory, quirks *quirk.Reporter, log *slog.Lo
 				quirks.Report(ctx, quirk.Report{Kind: e.Quirk, MAC: mac, Detail: store.StorableText(e.Reason)})
 				continue
 			}
-			batch = append(batch, inventory.DHCPSighting{MAC: mac, Firmware: bootFirmware(e.Firmware), UUID: e.UUID, Detail: dhcpDetail(e)})
+			batch = append(batch, inventory.DHCPSighting{MAC: mac, Firmware: bootFirmware(e.Firmware), UUID: e.UUID, Detail: dhcpDetail(e), Time: e.Time})
 		}
 		if err := inv.RecordDHCP(ctx, batch); err != nil {
 			log.Warn("record dhcp events in machine timelines", "events", len(batch), "err", err)
