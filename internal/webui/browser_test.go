@@ -103,6 +103,9 @@ func startServer(t *testing.T) (base string, logs *syncBuf) {
 	c.Token = adminToken
 	c.DrainTimeout = time.Second
 	c.MaxUploads = 1 // so that one held upload makes the server busy for the page's upload
+	// The held upload sends nothing after its first 64 KiB: the default minute would cut it
+	// off, and free the slot, on a machine slow enough to take that long to the busy message.
+	c.BodyIdleTimeout = 10 * time.Minute
 	// Stand-in iPXE binaries keep the test independent of scripts/fetch-ipxe.sh.
 	dir := t.TempDir()
 	for _, n := range []string{"undionly.kpxe", "snponly.efi", "ipxe.efi"} {
