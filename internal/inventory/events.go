@@ -402,10 +402,15 @@ func (inv *Inventory) recordDHCPFacts(ctx context.Context, macs []string, byMAC 
 		if macs = took; len(macs) == 0 {
 			return nil
 		}
-		defer inv.local()()
+	}
+	release, err := inv.local(ctx)
+	if err != nil {
+		return fmt.Errorf("record DHCP facts: %w", err)
+	}
+	defer release()
+	if pg {
 		tx, err = inv.beginLocked(ctx, store.Locks{Shared: []string{catalogLock}})
 	} else {
-		defer inv.local()()
 		tx, err = inv.begin(ctx, macs...)
 	}
 	if err != nil {

@@ -197,10 +197,9 @@ type Sighting struct {
 // Inventory is the persisted inventory.
 type Inventory struct {
 	db *store.DB
-	// mu serialises this process's write transactions on SQLite (local). Across processes
-	// sharing a PostgreSQL database, transactions take the locks described at catalogLock.
-	mu sync.Mutex
-	// writers bounds this process's concurrent write transactions on PostgreSQL (local).
+	// writers holds this process's writer slots (local): one on SQLite, which serialises
+	// this process's write transactions; maxWriters on PostgreSQL. Across processes sharing a
+	// PostgreSQL database, transactions take the locks described at catalogLock.
 	writers chan struct{}
 	// gates lets one write transaction of this process at a time hold or wait for a
 	// machine's lock on PostgreSQL (enter).
@@ -405,7 +404,11 @@ func Open(ctx context.Context, st *store.Store) (*Inventory, error) {
 	if err := st.Apply(ctx, "inventory", schema); err != nil {
 		return nil, err
 	}
-	inv := &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }, writers: make(chan struct{}, maxWriters)}
+	slots := 1
+	if st.Dialect() == store.Postgres {
+		slots = maxWriters
+	}
+	inv := &Inventory{db: st.DB(), now: func() time.Time { return time.Now().UTC() }, writers: make(chan struct{}, slots)}
 	if st.Dialect() != store.Postgres {
 		if err := inv.loadKnown(ctx); err != nil {
 			return nil, err
@@ -574,14 +577,17 @@ const maxWriters = 4
 
 // local bounds this process's write transactions: on SQLite one at a time, so that they
 // queue here rather than on SQLite's busy timeout; on PostgreSQL maxWriters, ordered by the
-// database's locks (begin). It returns the release.
-func (inv *Inventory) local() func() {
-	if inv.db.Dialect() == store.Postgres {
-		inv.writers <- struct{}{}
-		return func() { <-inv.writers }
+// database's locks (begin). It returns the release, or an error wrapping ctx's when ctx ends
+// before a slot is free: while the database does not answer (PostgreSQL hung, or cut off with
+// the connections open) every slot stays taken, and without the context each request that
+// wanted to write waited here for as long, however long its client had given up before.
+func (inv *Inventory) local(ctx context.Context) (func(), error) {
+	select {
+	case inv.writers <- struct{}{}:
+		return func() { <-inv.writers }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a database write slot (all %d taken by writes the database has not finished): %w", cap(inv.writers), ctx.Err())
 	}
-	inv.mu.Lock()
-	return inv.mu.Unlock
 }
 
 // enter is local for a write transaction that will lock the machines macs (begin). On
@@ -595,20 +601,19 @@ func (inv *Inventory) local() func() {
 // every slot with waits for that machine and stalled the writes of all the others.
 func (inv *Inventory) enter(ctx context.Context, macs ...string) (func(), error) {
 	if inv.db.Dialect() != store.Postgres {
-		return inv.local(), nil
+		return inv.local(ctx)
 	}
 	open, err := inv.gates.acquire(ctx, macs)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case inv.writers <- struct{}{}:
-	case <-ctx.Done():
+	release, err := inv.local(ctx)
+	if err != nil {
 		open()
-		return nil, ctx.Err()
+		return nil, err
 	}
 	return func() {
-		<-inv.writers
+		release()
 		open()
 	}, nil
 }

@@ -215,7 +215,11 @@ func (inv *Inventory) seeKnown(ctx context.Context, s Sighting) (*Machine, error
 		return nil, nil
 	}
 	// Keep what we knew when this sighting lacks it (iPXE may not expand ${uuid}).
-	defer inv.local()()
+	release, err := inv.local(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	m, err = scanMachine(inv.db.QueryRowContext(ctx, `UPDATE machines SET uuid = COALESCE(NULLIF(?, ''), uuid), arch = COALESCE(NULLIF(?, ''), arch),
 		platform = COALESCE(NULLIF(?, ''), platform), firmware = COALESCE(NULLIF(?, ''), firmware), ip = COALESCE(NULLIF(?, ''), ip),
 		last_seen = ? WHERE mac = ? AND hardware = ? RETURNING `+machineCols,

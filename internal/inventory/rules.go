@@ -51,7 +51,11 @@ func (inv *Inventory) AddRule(ctx context.Context, r Rule) (*Rule, int, error) {
 	if r.MACPrefix == "" && len(r.Labels) == 0 && len(r.Hardware) == 0 {
 		return nil, 0, fmt.Errorf("%w: a rule needs mac_prefix, labels or hardware (a rule matching everything is a default; set it explicitly with mac_prefix of the fleet)", ErrInvalid)
 	}
-	defer inv.local()()
+	release, err := inv.local(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
 	now := fmtTime(inv.now())
 	tx, err := inv.beginCatalog(ctx)
 	if err != nil {
