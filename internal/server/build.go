@@ -120,6 +120,15 @@ func Build(ctx context.Context, cfg config.Config, res *config.Resolved, d Deps)
 		return nil, err
 	}
 	app.DB.SetLogger(log)
+	if cfg.Database != "" {
+		// A pooler that drops the startup parameter (PgBouncer) leaves the sessions without it.
+		if d, err := app.DB.SessionIdleInTransactionTimeout(ctx); err != nil {
+			log.Warn("cannot read the database sessions' idle_in_transaction_session_timeout", "err", err)
+		} else if d == 0 {
+			log.Warn("the database sessions have no idle_in_transaction_session_timeout: an instance that hangs mid-transaction holds its locks, and the other instances wait, until TCP gives up; " +
+				"behind PgBouncer, set it for fleetboot's role (README, Behind PgBouncer)")
+		}
+	}
 	defer func() {
 		if err != nil {
 			app.Close()

@@ -135,6 +135,23 @@ const IdleInTransactionTimeout = 15 * time.Second
 
 const idleInTxParam = "idle_in_transaction_session_timeout"
 
+// SessionIdleInTransactionTimeout is the idle_in_transaction_session_timeout the server
+// applies to this store's sessions (0: none; always 0 on SQLite). fleetboot asks for
+// IdleInTransactionTimeout at connect, but a connection string may set another value, and a
+// pooler in between (PgBouncer told to ignore the startup parameter) drops the request: then
+// only the server's own setting for the role or database applies (README, "Behind
+// PgBouncer").
+func (s *Store) SessionIdleInTransactionTimeout(ctx context.Context) (time.Duration, error) {
+	if s.db.dialect != Postgres {
+		return 0, nil
+	}
+	var ms int64
+	if err := s.db.QueryRowContext(ctx, `SELECT setting::bigint FROM pg_settings WHERE name = ?`, idleInTxParam).Scan(&ms); err != nil {
+		return 0, fmt.Errorf("read %s: %w", idleInTxParam, err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
 // OpenPostgres connects to the PostgreSQL database named by dsn (a postgres:// URL or a libpq
 // key=value string; see https://pkg.go.dev/github.com/jackc/pgx/v5/pgconn#ParseConfig) and
 // creates the migration bookkeeping table if needed. Several fleetboot instances may do this

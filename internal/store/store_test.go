@@ -471,3 +471,24 @@ func TestBeginLockedCommitAfterFailedStatementIsNoSilentRollback(t *testing.T) {
 		}
 	})
 }
+
+// The timeout the server applies to the sessions is what the store reports: a pooler or a
+// connection string may leave them without one, which fleetboot warns about at start.
+func TestSessionIdleInTransactionTimeout(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	for _, c := range []struct {
+		query string
+		want  time.Duration
+	}{{"", store.IdleInTransactionTimeout}, {"&idle_in_transaction_session_timeout=0", 0}, {"&idle_in_transaction_session_timeout=30000", 30 * time.Second}} {
+		s, err := store.OpenPostgres(ctx, dsn+c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SessionIdleInTransactionTimeout(ctx)
+		s.Close()
+		if err != nil || got != c.want {
+			t.Errorf("connection string %q: timeout %v (%v), want %v", c.query, got, err, c.want)
+		}
+	}
+}
