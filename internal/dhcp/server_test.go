@@ -448,24 +448,7 @@ func TestServeDropsPacketsBeyondMaxInFlight(t *testing.T) {
 		handled <- ev
 		<-release
 	}
-	s, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var handlers sync.WaitGroup
-	served := make(chan error, 1)
-	go func() { served <- s.serve(ctx, conn, portServer, &handlers) }()
+	_, client, stop := serveLoopback(t, cfg)
 
 	pkt := msg(t, dhcpv4.MessageTypeDiscover, biosPXE()...).ToBytes()
 	if _, err := client.Write(pkt); err != nil {
@@ -492,12 +475,7 @@ func TestServeDropsPacketsBeyondMaxInFlight(t *testing.T) {
 		}
 	}
 	close(release)
-	cancel()
-	conn.Close()
-	if err := <-served; err != nil {
-		t.Errorf("serve: %v", err)
-	}
-	handlers.Wait()
+	stop()
 	if len(handled) != 0 {
 		t.Errorf("%d dropped packets were handled anyway", len(handled))
 	}
@@ -563,23 +541,7 @@ func TestFullModeGivesProxmoxAnswerURLInOption250(t *testing.T) {
 func TestServeStartsAtMostMaxInFlightHandlers(t *testing.T) {
 	cfg := proxyConfig()
 	cfg.MaxInFlight = 2
-	s, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var handlers sync.WaitGroup
-	served := make(chan error, 1)
-	go func() { served <- s.serve(ctx, conn, portServer, &handlers) }()
+	s, client, stop := serveLoopback(t, cfg)
 	pkt := msg(t, dhcpv4.MessageTypeRequest, biosPXE()...).ToBytes()
 	for range 20000 {
 		if _, err := client.Write(pkt); err != nil {
@@ -587,12 +549,7 @@ func TestServeStartsAtMostMaxInFlightHandlers(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // let the reader drain what the socket holds
-	cancel()
-	conn.Close()
-	if err := <-served; err != nil {
-		t.Errorf("serve: %v", err)
-	}
-	handlers.Wait()
+	stop()
 	if n := s.handlers.Load(); n > 2 || n < 1 {
 		t.Errorf("%d handlers started for MaxInFlight 2", n)
 	}
@@ -619,4 +576,41 @@ func TestFullModeLeasesClientsWithNonUTF8HostNames(t *testing.T) {
 			}
 		}
 	})
+}
+
+// serveLoopback runs New(cfg)'s packet loop on one loopback socket, with a client socket
+// connected to it; stop ends the loop and waits for its handlers.
+func serveLoopback(t *testing.T, cfg Config) (s *Server, client *net.UDPConn, stop func()) {
+	t.Helper()
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err = net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	var handlers sync.WaitGroup
+	served := make(chan error, 1)
+	go func() { served <- s.serve(ctx, conn, portServer, &handlers) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			conn.Close()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			handlers.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return s, client, stop
 }
