@@ -636,10 +636,7 @@ func (g *machineGates) acquire(ctx context.Context, macs []string) (func(), erro
 			g.mu.Lock()
 			ch, busy := g.held[mac]
 			if !busy {
-				if g.held == nil {
-					g.held = map[string]chan struct{}{}
-				}
-				g.held[mac] = make(chan struct{})
+				g.take(mac)
 				g.mu.Unlock()
 				break
 			}
@@ -666,13 +663,18 @@ func (g *machineGates) try(macs []string) (took, held []string) {
 			held = append(held, mac)
 			continue
 		}
-		if g.held == nil {
-			g.held = map[string]chan struct{}{}
-		}
-		g.held[mac] = make(chan struct{})
+		g.take(mac)
 		took = append(took, mac)
 	}
 	return took, held
+}
+
+// take closes the gate of mac, which is open; g.mu is held.
+func (g *machineGates) take(mac string) {
+	if g.held == nil {
+		g.held = map[string]chan struct{}{}
+	}
+	g.held[mac] = make(chan struct{})
 }
 
 // open opens the gates of macs (taken by acquire or try).
