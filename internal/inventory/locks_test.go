@@ -128,6 +128,14 @@ func done[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// finishes runs fn, which must return nil within a minute (done).
+func finishes(t *testing.T, what string, fn func() error) {
+	t.Helper()
+	if err := done(t, async(fn), what); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func async(fn func() error) <-chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- fn() }()
@@ -145,26 +153,20 @@ func TestWritesOnDifferentMachinesRunSideBySide(t *testing.T) {
 	p, paused := pauseTransition(t, invs, a, c)
 	defer p.Release()
 
-	if err := done(t, async(func() error {
+	finishes(t, "creating machine B", func() error {
 		m, created, err := invs[1].See(ctx, Sighting{MAC: b, Hardware: map[string]string{"product": "X"}})
 		if err == nil && (!created || m.State != InstallPending) {
 			err = fmt.Errorf("B: created %v, %+v", created, m)
 		}
 		return err
-	}), "creating machine B"); err != nil {
-		t.Fatal(err)
-	}
-	if err := done(t, async(func() error {
+	})
+	finishes(t, "moving machine C", func() error {
 		_, err := invs[1].Transition(ctx, c, []State{InstallPending}, Installing, "handed out")
 		return err
-	}), "moving machine C"); err != nil {
-		t.Fatal(err)
-	}
-	if err := done(t, async(func() error {
+	})
+	finishes(t, "recording DHCP facts of D", func() error {
 		return invs[1].RecordDHCP(ctx, []DHCPSighting{{MAC: d, Firmware: "uefi-http", Detail: "discover"}})
-	}), "recording DHCP facts of D"); err != nil {
-		t.Fatal(err)
-	}
+	})
 	// A itself waits: the second transition of A takes A's lock after the first commits, and
 	// then finds it installing.
 	second := async(func() error {
@@ -427,26 +429,20 @@ func TestHungMachineLockHoldsUpOnlyThatMachine(t *testing.T) {
 	}
 	waitForLockWaiter(t, invs[1].db, names[1])
 
-	if err := done(t, async(func() error {
+	finishes(t, "creating machine B", func() error {
 		_, _, err := invs[1].See(ctx, Sighting{MAC: b})
 		return err
-	}), "creating machine B"); err != nil {
-		t.Fatal(err)
-	}
-	if err := done(t, async(func() error {
+	})
+	finishes(t, "moving machine C", func() error {
 		_, err := invs[1].Transition(ctx, c, []State{InstallPending}, Installing, "handed out")
 		return err
-	}), "moving machine C"); err != nil {
-		t.Fatal(err)
-	}
-	if err := done(t, async(func() error {
+	})
+	finishes(t, "recording DHCP facts of A and D", func() error {
 		return invs[1].RecordDHCP(ctx, []DHCPSighting{
 			{MAC: a, Firmware: "uefi-http", UUID: "a-uuid", Detail: "discover of A"},
 			{MAC: d, Firmware: "bios-pxe", Detail: "discover of D"},
 		})
-	}), "recording DHCP facts of A and D"); err != nil {
-		t.Fatal(err)
-	}
+	})
 	// All that happened while the paused instance held A's lock, not after PostgreSQL ended
 	// its session (store.IdleInTransactionTimeout) and released it.
 	if !holdsLock(t, invs[1].db, names[0], machineLock(a)) {
